@@ -1,0 +1,327 @@
+/*
+ * rill.h — the whole public C API of rill, an embeddable stream-processing worker core.
+ *
+ * An application creates a worker from a config, registers computations under 32-bit ids,
+ * and runs the worker's loops (on threads rill starts, or on threads it brings itself).
+ * Each loop owns one io_uring: it accepts TCP connections on the configured listeners,
+ * decodes frames, looks each frame's computation up by id and hands the computation whole
+ * batches of message views. Computations emit through an emitter, to a sink (an outbound
+ * TCP connection, framed like the input) or to another computation.
+ *
+ * Conventions (they hold for every function below unless its comment says otherwise):
+ *   - Fallible functions return int: >= 0 on success, < 0 on failure. Operating-system
+ *     failures are returned as -errno; rill's own conditions are the RILL_E* codes, which
+ *     lie far below any errno. rill_strerror()/rill_err_name() describe both.
+ *   - There is no thread-local "last error": every failure is in the return value.
+ *   - Misuse (NULL arguments, unknown ids, wrong state) returns RILL_EINVAL or RILL_ESTATE,
+ *     never undefined behaviour.
+ *   - "Any thread" means any thread, including a loop thread inside a callback, unless the
+ *     comment adds "not from a callback".
+ *
+ * Nothing here needs varargs, unions, bitfields or inline functions, so cgo and other FFIs
+ * can call every entry point directly.
+ */
+#ifndef RILL_H
+#define RILL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rill/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(RILL_STATIC)
+#define RILL_EXTERN
+#elif defined(RILL_BUILDING_LIBRARY)
+#define RILL_EXTERN __attribute__((visibility("default")))
+#else
+#define RILL_EXTERN
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+/* rill's own error codes. errno values pass through as -errno and never reach this range. */
+#define RILL_ERRNO_MAP(X)                                                         \
+    X(EINVAL, -30001, "invalid argument")                                         \
+    X(ESTATE, -30002, "operation not valid in the object's current state")        \
+    X(ENOMEM, -30003, "out of memory")                                            \
+    X(EEXIST, -30004, "a computation with this id is already registered")         \
+    X(ENOENT, -30005, "no computation with this id is registered")                \
+    X(EADDR, -30006, "cannot parse address (expected HOST:PORT)")                 \
+    X(EFRAME_SHORT, -30007, "frame length below the 12-byte minimum")             \
+    X(EFRAME_LONG, -30008, "frame length above max_frame")                        \
+    X(ELOOPTHREAD, -30009, "call not allowed from a loop thread")                 \
+    X(ERANGE, -30010, "value out of range")                                       \
+    X(EFULL, -30011, "outbound queue full")                                       \
+    X(EUNSUPPORTED, -30012, "the kernel lacks an io_uring feature rill needs")
+
+enum {
+#define RILL_ERR_ENUM_(name, value, text) RILL_##name = (value),
+    RILL_ERRNO_MAP(RILL_ERR_ENUM_)
+#undef RILL_ERR_ENUM_
+};
+
+/* Returns a static, human-readable description of err (a RILL_E* code or a -errno). */
+RILL_EXTERN const char *rill_strerror(int err);
+/* Returns a static name for err: "RILL_EINVAL", "ECONNRESET", ..., or "UNKNOWN". */
+RILL_EXTERN const char *rill_err_name(int err);
+
+/* Returns RILL_VERSION_HEX of the library actually linked. Any thread. */
+RILL_EXTERN unsigned rill_version(void);
+/* Returns the version as a static "MAJOR.MINOR.PATCH" string. Any thread. */
+RILL_EXTERN const char *rill_version_string(void);
+
+/* ---------------------------------------------------------------- config */
+
+/*
+ * A config collects settings before a worker is created. rill_worker_new() copies what it
+ * needs, so a config may be destroyed or reused right after. Configs are not thread-safe:
+ * use one from one thread at a time.
+ */
+typedef struct rill_config rill_config_t;
+
+/* Framing of a listener's byte stream. */
+typedef enum rill_framing {
+    /* v1: u32 length (12 + payload), u32 comp_id, u64 key, payload; big-endian. */
+    RILL_FRAMING_RILL = 0,
+    /* u32 big-endian payload length + payload; comp id fixed per listener,
+     * key = 64-bit hash of the payload unless the listener fixes one. */
+    RILL_FRAMING_LP = 1,
+    /* newline-terminated text (a trailing "\r" is dropped); comp id fixed per listener,
+     * key = hash of the line unless the listener fixes one. */
+    RILL_FRAMING_LINE = 2
+} rill_framing_t;
+
+/* Returns a new config with defaults (1 loop thread, max_frame 1 MiB), or NULL when out of
+ * memory. The caller owns it and frees it with rill_config_destroy(). Any thread. */
+RILL_EXTERN rill_config_t *rill_config_new(void);
+/* Frees cfg. NULL is a no-op. */
+RILL_EXTERN void rill_config_destroy(rill_config_t *cfg);
+
+/* Number of loop threads, 1..64 (default 1). Returns 0 or RILL_ERANGE. */
+RILL_EXTERN int rill_config_set_threads(rill_config_t *cfg, unsigned n);
+/* Largest accepted frame length field (12 + payload for v1; payload for lp and line),
+ * 12..1 GiB (default 1 MiB). Longer frames are protocol errors. Returns 0 or RILL_ERANGE. */
+RILL_EXTERN int rill_config_set_max_frame(rill_config_t *cfg, uint32_t bytes);
+/* Upper bound, per loop and per sink, on output bytes waiting to be sent (default 64 MiB).
+ * Output beyond it is dropped and counted in sink_dropped. Returns 0 or RILL_ERANGE. */
+RILL_EXTERN int rill_config_set_sink_buffer(rill_config_t *cfg, size_t bytes);
+/* Interval at which every computation's flush callback runs on every loop; 0 (default)
+ * means flush only when the worker stops. Returns 0 or RILL_ERANGE (above 1 hour). */
+RILL_EXTERN int rill_config_set_flush_interval_ms(rill_config_t *cfg, unsigned ms);
+
+/*
+ * Adds a TCP listener. addr is "HOST:PORT" (IPv4 dotted quad, "[v6]" or "localhost"; port 0
+ * picks a free port, see rill_worker_listener_port()). comp_id and key are used only by the
+ * lp and line framings: every message gets comp_id, and key when has_key is non-zero
+ * (otherwise a hash of the payload). Returns the listener's index (0, 1, ...) or
+ * RILL_EINVAL / RILL_EADDR / RILL_ERANGE (more than 16 listeners). The address is resolved here; nothing is bound
+ * until rill_worker_new().
+ */
+RILL_EXTERN int rill_config_add_listener(rill_config_t *cfg, const char *addr,
+                                         rill_framing_t framing, uint32_t comp_id,
+                                         int has_key, uint64_t key);
+/*
+ * Adds a sink: each loop thread opens one TCP connection to addr when it starts and sends
+ * emitted frames (v1 framing) there in batches. Returns the sink's index, which
+ * computations pass to rill_emit_sink(), or RILL_EINVAL / RILL_EADDR / RILL_ERANGE (more
+ * than 16 sinks).
+ */
+RILL_EXTERN int rill_config_add_sink(rill_config_t *cfg, const char *addr);
+/* Frames for an unregistered computation go unchanged to this sink (index from
+ * rill_config_add_sink) instead of being dropped; -1 (default) drops them. Both are
+ * counted in unknown_comp. Returns 0 or RILL_EINVAL. */
+RILL_EXTERN int rill_config_set_dead_letter_sink(rill_config_t *cfg, int sink);
+
+/* ---------------------------------------------------------------- computations */
+
+/* A view of one message. Valid only during the callback that receives it: copy what
+ * must outlive the call. */
+typedef struct rill_msg {
+    const uint8_t *data; /* payload; NULL when len == 0 */
+    uint32_t len;        /* payload bytes */
+    uint32_t comp_id;    /* computation the frame was addressed to */
+    uint64_t key;        /* partition key */
+} rill_msg_t;
+
+/* Opaque handle through which a callback emits output. Valid only during that callback. */
+typedef struct rill_emitter rill_emitter_t;
+
+/*
+ * A batch of messages for one computation. Runs on a loop thread (loop = its index,
+ * 0..threads-1). Every message of a given key is delivered on the same loop thread, in the
+ * order its source connection sent it, so per-key state kept per loop needs no lock.
+ * Returns >= 0 on success; a negative return counts the whole batch as failed
+ * (errors counter) and keeps what was already emitted. Must not block; must not call
+ * rill_worker_stop(), rill_worker_destroy() or rill_comp_unregister().
+ */
+typedef int (*rill_batch_cb)(uintptr_t ctx, unsigned loop, const rill_msg_t *msgs,
+                             size_t n, rill_emitter_t *em);
+/* Called on each loop thread when the worker flushes (every flush interval, and once
+ * when it stops), so that computations holding state can emit it. Same rules as
+ * rill_batch_cb. Optional (NULL). */
+typedef void (*rill_flush_cb)(uintptr_t ctx, unsigned loop, rill_emitter_t *em);
+/* Called exactly once when a registration ends (unregister or worker destroy), after no
+ * loop can still call the computation. Runs on the thread that unregisters or destroys.
+ * Optional (NULL). */
+typedef void (*rill_release_cb)(uintptr_t ctx);
+
+typedef struct rill_comp_ops {
+    rill_batch_cb batch;     /* required */
+    rill_flush_cb flush;     /* optional */
+    rill_release_cb release; /* optional */
+} rill_comp_ops_t;
+
+/* ---------------------------------------------------------------- worker */
+
+typedef struct rill_worker rill_worker_t;
+
+/*
+ * Creates a worker: binds every listener (so ports and address errors are known now),
+ * prepares loops. No thread starts and no connection is made until the loops run.
+ * On success stores the worker in *out (the caller owns it: rill_worker_destroy()) and
+ * returns 0; on failure stores NULL and returns -errno (bind, socket) or a RILL_E* code.
+ * Any thread.
+ */
+RILL_EXTERN int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg);
+
+/* Returns the number of loop threads. Any thread. */
+RILL_EXTERN unsigned rill_worker_threads(const rill_worker_t *w);
+/* Returns the TCP port listener i is bound to (useful with port 0), or RILL_EINVAL. */
+RILL_EXTERN int rill_worker_listener_port(const rill_worker_t *w, unsigned i);
+
+/*
+ * Starts one thread per loop and returns once they run. Returns 0, RILL_ESTATE (already
+ * started or stopped, or a loop is being run by rill_worker_run()), or -errno from thread
+ * creation (then no thread is left running). Any thread, not from a callback.
+ */
+RILL_EXTERN int rill_worker_start(rill_worker_t *w);
+
+/*
+ * Runs loop i on the calling thread until the worker stops: for embedders that bring
+ * their own threads (each of the threads loops must be run for traffic to flow, and for
+ * a stop to complete). The loop's io_uring is created on this thread. Returns 0 after a
+ * clean drain, RILL_ESTATE if loop i runs already (or the worker was started), RILL_EINVAL
+ * for a bad index, or -errno when the ring cannot be set up. Not from a callback.
+ */
+RILL_EXTERN int rill_worker_run(rill_worker_t *w, unsigned i);
+
+/*
+ * Asks every loop to drain and exit, and returns at once: loops stop accepting, close
+ * their source connections after processing what they received, deliver cross-thread
+ * work, call every computation's flush callback, send what is queued for sinks (waiting
+ * at most 5 s), then return. Idempotent. Async-signal-safe; any thread, callbacks included.
+ */
+RILL_EXTERN void rill_worker_shutdown(rill_worker_t *w);
+
+/*
+ * Waits until every loop has exited — after rill_worker_shutdown() was called from
+ * elsewhere (a signal handler, a callback, another thread) — and joins the threads
+ * rill_worker_start() created. Returns 0, RILL_EINVAL, or RILL_ELOOPTHREAD when called
+ * from a loop thread. Any other thread.
+ */
+RILL_EXTERN int rill_worker_wait(rill_worker_t *w);
+
+/*
+ * rill_worker_shutdown() followed by rill_worker_wait(): returns once the worker has
+ * drained and every loop has exited. Returns 0, RILL_EINVAL, or RILL_ELOOPTHREAD when
+ * called from a loop thread. Any other thread.
+ */
+RILL_EXTERN int rill_worker_stop(rill_worker_t *w);
+
+/*
+ * Stops the worker if needed, calls the release callback of every computation still
+ * registered, closes everything and frees w. NULL is a no-op. Not from a loop thread
+ * (it then returns without doing anything: a misuse that would otherwise deadlock).
+ */
+RILL_EXTERN void rill_worker_destroy(rill_worker_t *w);
+
+/*
+ * Registers a computation under id. name (may be NULL) is copied. ctx is opaque to rill
+ * (a pointer, an index, a Go cgo.Handle). On success returns 0 and the registration owns
+ * ctx until its release callback runs; on failure returns RILL_EEXIST / RILL_EINVAL /
+ * RILL_ENOMEM and does not call release (the caller keeps ctx). Any thread, also while
+ * traffic flows; lookups by loops never wait for it.
+ */
+RILL_EXTERN int rill_comp_register(rill_worker_t *w, uint32_t id, const char *name,
+                                   const rill_comp_ops_t *ops, uintptr_t ctx);
+
+/*
+ * Removes the computation registered under id, waits until no loop can still call it,
+ * then runs its release callback on this thread. Frames that arrive for id afterwards are
+ * counted as unknown_comp. Returns 0, RILL_ENOENT, or RILL_ELOOPTHREAD (from a loop
+ * thread, where waiting for loops would deadlock). Any thread but a loop thread.
+ */
+RILL_EXTERN int rill_comp_unregister(rill_worker_t *w, uint32_t id);
+
+/* ---------------------------------------------------------------- emitting */
+
+/*
+ * Queues one v1 frame (comp_id, key, data[0..len)) for sink `sink`; data is copied.
+ * Returns 0, RILL_EINVAL (bad sink index or len above max_frame - 12), or RILL_EFULL when
+ * the sink's buffer is full (the frame is dropped and counted in sink_dropped).
+ * Only from the callback that received em.
+ */
+RILL_EXTERN int rill_emit_sink(rill_emitter_t *em, int sink, uint32_t comp_id, uint64_t key,
+                               const void *data, size_t len);
+
+/*
+ * Sends one message to computation comp_id, routed by key like an ingested frame (it may
+ * run on another loop thread); data is copied. It is processed after the current callback
+ * returns. Returns 0 or RILL_EINVAL (len above max_frame - 12). Only from the callback
+ * that received em.
+ */
+RILL_EXTERN int rill_emit_comp(rill_emitter_t *em, uint32_t comp_id, uint64_t key,
+                               const void *data, size_t len);
+
+/* ---------------------------------------------------------------- statistics */
+
+/* Counters since the worker was created; monotonic unless noted. */
+typedef struct rill_stats {
+    uint64_t msgs_in;           /* frames decoded from sources */
+    uint64_t bytes_in;          /* bytes received from sources */
+    uint64_t msgs_dispatched;   /* messages handed to computations (incl. emit_comp) */
+    uint64_t batches;           /* computation calls */
+    uint64_t msgs_out;          /* frames queued for sinks */
+    uint64_t bytes_out;         /* bytes written to sinks */
+    uint64_t handoff_msgs;      /* messages passed to another loop thread */
+    uint64_t conns_accepted;
+    uint64_t conns_open;        /* current, not monotonic */
+    uint64_t err_frame_short;   /* connections closed: length below 12 */
+    uint64_t err_frame_long;    /* connections closed: length above max_frame */
+    uint64_t err_midframe;      /* connections that closed inside a frame */
+    uint64_t err_conn;          /* connections that failed with a socket error */
+    uint64_t unknown_comp;      /* frames for an unregistered computation */
+    uint64_t comp_errors;       /* messages in batches whose callback returned < 0 */
+    uint64_t sink_dropped;      /* frames dropped: sink buffer full or sink unreachable */
+    uint64_t sink_errors;       /* sink connection failures */
+    uint64_t enobufs;           /* recv re-arms after the buffer ring ran dry (backpressure) */
+} rill_stats_t;
+
+/*
+ * Fills out with a snapshot of the worker's counters (summed over loops; each counter is
+ * read atomically, the set is not a single instant). size = sizeof(rill_stats_t) as the
+ * caller compiled it, so an older caller keeps working with a newer library. Returns 0 or
+ * RILL_EINVAL. Any thread.
+ */
+RILL_EXTERN int rill_worker_stats(const rill_worker_t *w, rill_stats_t *out, size_t size);
+
+typedef struct rill_comp_stats {
+    uint64_t msgs;    /* messages delivered */
+    uint64_t batches; /* callback invocations */
+    uint64_t errors;  /* messages in batches that returned < 0 */
+} rill_comp_stats_t;
+
+/* Fills out with computation id's counters. Returns 0, RILL_ENOENT or RILL_EINVAL.
+ * size = sizeof(rill_comp_stats_t). Any thread. */
+RILL_EXTERN int rill_comp_stats(rill_worker_t *w, uint32_t id, rill_comp_stats_t *out,
+                                size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RILL_H */

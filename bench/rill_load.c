@@ -1,0 +1,984 @@
+/* rill-load: load generator for rill workers (v1 frames over TCP), with an optional sink
+ * listener that counts what the worker emits and measures end-to-end latency from the
+ * send time stamp each frame carries. Run with --help for the flags. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h> /* isfinite only: the target does not link libm */
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "frame/frame.h"
+#include "util/histogram.h"
+
+#define SINK_READ_CHUNK (256u * 1024u)
+#define SINK_MAX_FRAME (64u * 1024u * 1024u) /* length fields above this are a broken stream */
+#define CONNECT_RETRY_NS 5000000000ull
+#define STOP_GRACE_NS 1000000000ull /* then blocked writers are unstuck with shutdown() */
+#define MAX_SIZE (64u * 1024u * 1024u)
+#define MAX_WRITE_BYTES (16u * 1024u * 1024u)
+
+/* ------------------------------------------------------------------ options */
+
+typedef struct opts {
+    const char *target;
+    int connections;
+    int threads;
+    uint32_t size;
+    uint64_t keys;
+    double zipf;
+    uint32_t comp;
+    double rate;
+    int batch; /* 0 = not given */
+    double duration;
+    uint64_t count; /* 0 = use duration */
+    const char *sink_listen;
+    int sink_threads;
+    double drain;
+    bool json;
+    bool quiet;
+    uint64_t seed;
+} opts_t;
+
+static void usage(FILE *f)
+{
+    fputs(
+        "usage: rill-load [options]\n"
+        "Sends v1 frames (u32 length, u32 comp id, u64 key, payload; big-endian) to a rill\n"
+        "worker and, with --sink-listen, receives what the worker emits to measure throughput\n"
+        "and end-to-end latency.\n"
+        "\n"
+        "  --target HOST:PORT       worker to send to (default 127.0.0.1:7700). Connecting is\n"
+        "                           retried for up to 5 s (the worker may still be starting).\n"
+        "  --connections C          TCP connections to the target (default 1)\n"
+        "  --threads T              sender threads (default 1); connections are spread over them\n"
+        "                           and each thread writes to its connections in turn\n"
+        "  --size S                 bytes per frame on the wire, including the 16-byte header\n"
+        "                           (default 64, min 32)\n"
+        "  --keys K                 keys uniform over 0..K-1 (default 1024)\n"
+        "  --zipf A                 draw keys from a zipf distribution with exponent A over the\n"
+        "                           K keys instead (key 0 most frequent)\n"
+        "  --comp ID                computation id written in every frame (default 1)\n"
+        "  --rate R                 total frames per second across all connections; 0 = as fast\n"
+        "                           as possible (default 0). Paced in small bursts.\n"
+        "  --batch B                frames per write() call (default 256 at full speed; with\n"
+        "                           --rate, about 1 ms worth of frames per connection, <= 256)\n"
+        "  --duration SEC           send for this long (default 10; fractions allowed)\n"
+        "  --count N                instead of a duration: send exactly N frames per connection\n"
+        "  --sink-listen HOST:PORT  also act as the worker's sink: listen there from the start,\n"
+        "                           accept any number of connections, count the v1 frames and\n"
+        "                           bytes received and the latency now - send time stamp\n"
+        "  --sink-threads N         threads reading sink connections (default: CPUs, max 8)\n"
+        "  --drain SEC              after sending stops, keep reading the sink until it has\n"
+        "                           received as many frames as were sent, or SEC pass (default 3)\n"
+        "  --json                   print the final summary as one JSON object on stdout (the\n"
+        "                           human summary then goes to stderr)\n"
+        "  --quiet                  no per-second progress lines on stderr\n"
+        "  --seed N                 seed of the key generator (default 1; same seed, same keys)\n"
+        "  --help                   this text\n"
+        "\n"
+        "Payload of each frame (S - 16 bytes): bytes 0..7 send time in ns from CLOCK_MONOTONIC\n"
+        "(little-endian), 8..15 sequence number within its connection (LE), 16..19 connection\n"
+        "index (LE u32, when S >= 36), the rest filler. Latency is measured on every received\n"
+        "frame with a payload of 16 bytes or more, whatever its comp id, so sender and sink must\n"
+        "share a clock (same host).\n"
+        "\n"
+        "Progress each second on stderr: elapsed, sent/s, received/s, totals. SIGINT stops\n"
+        "sending and prints the summary (a second SIGINT skips the drain). Exit status: 0 on\n"
+        "success; 1 when a connection could not be made or failed while sending; 2 on bad usage.\n",
+        f);
+}
+
+static void die_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "rill-load: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n(see rill-load --help)\n");
+    exit(2);
+}
+
+static uint64_t parse_u64(const char *flag, const char *s, uint64_t min, uint64_t max)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-') die_usage("%s needs a non-negative integer", flag);
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || *end) die_usage("%s: not an integer", flag);
+    if (v < min || v > max) {
+        fprintf(stderr, "rill-load: %s must be between %" PRIu64 " and %" PRIu64 "\n", flag, min, max);
+        exit(2);
+    }
+    return v;
+}
+
+static double parse_double(const char *flag, const char *s, double min)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s) die_usage("%s needs a number", flag);
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v) || v < min) die_usage("%s: not a valid number", flag);
+    return v;
+}
+
+static void parse_opts(int argc, char **argv, opts_t *o)
+{
+    *o = (opts_t){.target = "127.0.0.1:7700", .connections = 1, .threads = 1, .size = 64,
+                  .keys = 1024, .comp = 1, .duration = 10, .drain = 3, .seed = 1};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        char flag[64];
+        /* Accept both "--flag value" and "--flag=value". */
+        const char *eq = strchr(a, '=');
+        if (strncmp(a, "--", 2) == 0 && eq && (size_t)(eq - a) < sizeof flag) {
+            memcpy(flag, a, (size_t)(eq - a));
+            flag[eq - a] = 0;
+            val = eq + 1;
+            a = flag;
+        }
+#define NEXT() (val ? val : (i + 1 < argc ? argv[++i] : (die_usage("%s needs a value", a), "")))
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(0);
+        } else if (!strcmp(a, "--target")) o->target = NEXT();
+        else if (!strcmp(a, "--connections")) o->connections = (int)parse_u64(a, NEXT(), 1, 65536);
+        else if (!strcmp(a, "--threads")) o->threads = (int)parse_u64(a, NEXT(), 1, 1024);
+        else if (!strcmp(a, "--size")) o->size = (uint32_t)parse_u64(a, NEXT(), 32, MAX_SIZE);
+        else if (!strcmp(a, "--keys")) o->keys = parse_u64(a, NEXT(), 1, UINT64_MAX);
+        else if (!strcmp(a, "--zipf")) o->zipf = parse_double(a, NEXT(), 0);
+        else if (!strcmp(a, "--comp")) o->comp = (uint32_t)parse_u64(a, NEXT(), 0, UINT32_MAX);
+        else if (!strcmp(a, "--rate")) o->rate = parse_double(a, NEXT(), 0);
+        else if (!strcmp(a, "--batch")) o->batch = (int)parse_u64(a, NEXT(), 1, 1 << 20);
+        else if (!strcmp(a, "--duration")) o->duration = parse_double(a, NEXT(), 0);
+        else if (!strcmp(a, "--count")) o->count = parse_u64(a, NEXT(), 1, UINT64_MAX);
+        else if (!strcmp(a, "--sink-listen")) o->sink_listen = NEXT();
+        else if (!strcmp(a, "--sink-threads")) o->sink_threads = (int)parse_u64(a, NEXT(), 1, 256);
+        else if (!strcmp(a, "--drain")) o->drain = parse_double(a, NEXT(), 0);
+        else if (!strcmp(a, "--json")) o->json = true;
+        else if (!strcmp(a, "--quiet")) o->quiet = true;
+        else if (!strcmp(a, "--seed")) o->seed = parse_u64(a, NEXT(), 0, UINT64_MAX);
+        else die_usage("unknown option %s", argv[i]);
+#undef NEXT
+        if (val && (!strcmp(a, "--json") || !strcmp(a, "--quiet") || !strcmp(a, "--help")))
+            die_usage("%s takes no value", a);
+    }
+    if (o->zipf > 0 && o->keys > 100000000) die_usage("--zipf supports at most %s keys", "100000000");
+    if (o->threads > o->connections) o->threads = o->connections;
+    if (!o->sink_threads) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        o->sink_threads = n < 1 ? 1 : n > 8 ? 8 : (int)n;
+    }
+}
+
+/* ------------------------------------------------------------------ time, signals */
+
+static inline uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_until(uint64_t t)
+{
+    struct timespec ts = {.tv_sec = (time_t)(t / 1000000000ull), .tv_nsec = (long)(t % 1000000000ull)};
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL); /* EINTR: the caller re-checks */
+}
+
+static volatile sig_atomic_t g_sigint;
+static atomic_bool g_stop_send;  /* senders stop at their next burst */
+static atomic_bool g_stop_sink;  /* sink threads exit */
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    g_sigint++;
+    atomic_store_explicit(&g_stop_send, true, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------ sockets */
+
+static int split_hostport(const char *s, char *host, size_t hostcap, char *port, size_t portcap)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || !colon[1]) return -1;
+    const char *h = s, *he = colon;
+    if (*h == '[') {
+        if (he[-1] != ']') return -1;
+        h++, he--;
+    }
+    if ((size_t)(he - h) >= hostcap || strlen(colon + 1) >= portcap) return -1;
+    memcpy(host, h, (size_t)(he - h));
+    host[he - h] = 0;
+    strcpy(port, colon + 1);
+    return 0;
+}
+
+static int resolve(const char *hostport, bool passive, struct addrinfo **out, char *err, size_t errcap)
+{
+    char host[256], port[32];
+    if (split_hostport(hostport, host, sizeof host, port, sizeof port) < 0) {
+        snprintf(err, errcap, "'%s' is not HOST:PORT", hostport);
+        return -1;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = passive ? AI_PASSIVE : 0};
+    int rc = getaddrinfo(*host ? host : NULL, port, &hints, out);
+    if (rc) {
+        snprintf(err, errcap, "cannot resolve '%s': %s", hostport, gai_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static int listen_on(const char *hostport)
+{
+    struct addrinfo *ai;
+    char err[512];
+    if (resolve(hostport, true, &ai, err, sizeof err) < 0) {
+        fprintf(stderr, "rill-load: --sink-listen: %s\n", err);
+        return -1;
+    }
+    int fd = -1, e = 0;
+    for (struct addrinfo *p = ai; p; p = p->ai_next) {
+        fd = socket(p->ai_family, p->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, p->ai_protocol);
+        if (fd < 0) { e = errno; continue; }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, p->ai_addr, p->ai_addrlen) == 0 && listen(fd, 1024) == 0) break;
+        e = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(ai);
+    if (fd < 0) fprintf(stderr, "rill-load: cannot listen on %s: %s\n", hostport, strerror(e));
+    return fd;
+}
+
+/* Connects to hostport, retrying until deadline (the worker may still be starting). */
+static int connect_retry(const char *hostport, uint64_t deadline, char *err, size_t errcap)
+{
+    int last = 0;
+    for (;;) {
+        struct addrinfo *ai;
+        if (resolve(hostport, false, &ai, err, errcap) == 0) {
+            for (struct addrinfo *p = ai; p; p = p->ai_next) {
+                int fd = socket(p->ai_family, p->ai_socktype | SOCK_CLOEXEC, p->ai_protocol);
+                if (fd < 0) { last = errno; continue; }
+                if (connect(fd, p->ai_addr, p->ai_addrlen) == 0) {
+                    int one = 1;
+                    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                    freeaddrinfo(ai);
+                    return fd;
+                }
+                last = errno;
+                close(fd);
+            }
+            freeaddrinfo(ai);
+            snprintf(err, errcap, "cannot connect to %s: %s", hostport, strerror(last));
+        }
+        if (g_sigint) {
+            snprintf(err, errcap, "interrupted while connecting to %s", hostport);
+            return -1;
+        }
+        uint64_t t = now_ns();
+        if (t >= deadline) return -1;
+        uint64_t next = t + 50000000ull;
+        sleep_until(next < deadline ? next : deadline);
+    }
+}
+
+/* Writes all of buf; returns 0 or -errno. */
+static int write_all(int fd, const uint8_t *buf, size_t len)
+{
+    while (len) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ keys */
+
+static inline uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t xorshift64s(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+/* x^-a for x >= 1 without libm (the bench target links only rill_internal): exp(-a ln x)
+ * through series that are exact to double precision on the reduced ranges. */
+static double pow_neg(double x, double a)
+{
+    uint64_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    int e = (int)((bits >> 52) & 0x7ff) - 1023;
+    bits = (bits & ~(0x7ffull << 52)) | (1023ull << 52);
+    double m, ln2 = 0.6931471805599453;
+    memcpy(&m, &bits, sizeof m); /* x = m * 2^e, m in [1, 2) */
+    double t = (m - 1) / (m + 1), t2 = t * t, term = t, lnm = 0;
+    for (int k = 1; k < 60; k += 2, term *= t2) lnm += term / k;
+    double y = -a * (2 * lnm + e * ln2); /* ln of the result, <= 0 */
+    double kf = (double)(int64_t)(y / ln2) - 1;
+    if (kf < -1020) return 0;
+    double r = y - kf * ln2, er = 1, tt = 1; /* r in [0, 2 ln 2) */
+    for (int k = 1; k < 30; k++) { tt *= r / k; er += tt; }
+    uint64_t sb = (uint64_t)((int64_t)kf + 1023) << 52;
+    double scale;
+    memcpy(&scale, &sb, sizeof scale);
+    return er * scale;
+}
+
+static double *g_zipf_cdf; /* cumulative probabilities of keys 0..K-1; last is 1 */
+/* Guide table: g_zipf_guide[j] = first key whose cdf exceeds j / ZIPF_GUIDE, so a search
+ * starts from a narrow range instead of the whole (cache-missing) table. */
+#define ZIPF_GUIDE 65536u
+static uint32_t g_zipf_guide[ZIPF_GUIDE + 1];
+
+static int zipf_build(uint64_t k, double a)
+{
+    g_zipf_cdf = malloc(k * sizeof *g_zipf_cdf);
+    if (!g_zipf_cdf) return -1;
+    double sum = 0;
+    for (uint64_t i = 0; i < k; i++) {
+        sum += pow_neg((double)(i + 1), a);
+        g_zipf_cdf[i] = sum;
+    }
+    for (uint64_t i = 0; i < k; i++) g_zipf_cdf[i] /= sum;
+    g_zipf_cdf[k - 1] = 1.0;
+    uint64_t i = 0;
+    for (uint32_t j = 0; j < ZIPF_GUIDE; j++) {
+        double u = (double)j / ZIPF_GUIDE;
+        while (i < k - 1 && g_zipf_cdf[i] <= u) i++;
+        g_zipf_guide[j] = (uint32_t)i;
+    }
+    g_zipf_guide[ZIPF_GUIDE] = (uint32_t)(k - 1);
+    return 0;
+}
+
+static inline uint64_t next_key(uint64_t *rng, uint64_t k)
+{
+    uint64_t r = xorshift64s(rng);
+    if (g_zipf_cdf) {
+        double u = (double)(r >> 11) * 0x1.0p-53;
+        uint32_t j = (uint32_t)(u * ZIPF_GUIDE);
+        uint64_t lo = g_zipf_guide[j], hi = g_zipf_guide[j + 1]; /* first i with cdf[i] > u */
+        while (lo < hi) {
+            uint64_t mid = lo + (hi - lo) / 2;
+            if (g_zipf_cdf[mid] > u) hi = mid;
+            else lo = mid + 1;
+        }
+        return lo;
+    }
+    return (uint64_t)(((unsigned __int128)r * k) >> 64);
+}
+
+/* ------------------------------------------------------------------ senders */
+
+static inline void store_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void store_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint64_t load_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+typedef struct conn {
+    int fd;
+    uint32_t index;
+    uint64_t seq; /* frames sent on it */
+    bool active;
+} conn_t;
+
+typedef struct sender {
+    _Alignas(64) atomic_uint_fast64_t frames;
+    atomic_uint_fast64_t bytes;
+    atomic_bool done;
+    pthread_t tid;
+    int id;
+    conn_t **conns;
+    int nconns;
+    uint64_t end_ns;
+    int errors;
+    uint8_t *buf;
+} sender_t;
+
+static opts_t g_o;
+static uint64_t g_start_ns;
+static int g_batch;
+
+/* Fills n frames for c into buf. Headers' length and comp fields and the filler were
+ * written once at start; only key, time stamp, sequence and connection index change. */
+static inline void fill(uint8_t *buf, uint32_t n, conn_t *c, uint64_t *rng, bool ts_per_frame)
+{
+    const uint32_t s = g_o.size;
+    const uint64_t k = g_o.keys;
+    uint64_t ts = now_ns();
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t *f = buf + (size_t)i * s;
+        rill__store_be64(f + 8, next_key(rng, k));
+        if (ts_per_frame && i) ts = now_ns();
+        store_le64(f + 16, ts);
+        store_le64(f + 24, c->seq + i);
+        if (s >= 36) store_le32(f + 32, c->index);
+    }
+}
+
+static void *sender_main(void *arg)
+{
+    sender_t *t = arg;
+    const uint32_t s = g_o.size;
+    uint64_t rng = g_o.seed ^ 0x5851f42d4c957f2dull;
+    for (int i = 0; i <= t->id; i++) splitmix64(&rng);
+    rng = splitmix64(&rng) | 1; /* xorshift state must not be 0 */
+
+    const bool paced = g_o.rate > 0;
+    /* This thread's share of the rate, in frames per ns, and the smallest burst worth a
+     * wake-up (about 100 us of frames). */
+    const double rate_ns = paced ? g_o.rate * t->nconns / g_o.connections / 1e9 : 0;
+    uint64_t min_burst = 1;
+    if (paced) {
+        double b = rate_ns * 100000.0;
+        min_burst = b < 1 ? 1 : b > g_batch ? (uint64_t)g_batch : (uint64_t)b;
+    }
+    const uint64_t end = g_o.count ? UINT64_MAX : g_start_ns + (uint64_t)(g_o.duration * 1e9);
+    uint64_t sent = 0, bytes = 0;
+    int live = 0;
+    for (int i = 0; i < t->nconns; i++) live += t->conns[i]->active;
+    int next = 0;
+
+    while (live > 0 && !atomic_load_explicit(&g_stop_send, memory_order_relaxed)) {
+        uint64_t now = now_ns();
+        if (now >= end) break;
+        uint64_t n = (uint64_t)g_batch;
+        if (paced) {
+            uint64_t target = (uint64_t)((double)(now - g_start_ns) * rate_ns);
+            uint64_t due = target > sent ? target - sent : 0;
+            if (due < min_burst) {
+                /* Sleep until min_burst frames are due, at most 10 ms at a time so that a stop
+                 * request is seen promptly. */
+                uint64_t wake = g_start_ns + (uint64_t)((double)(sent + min_burst) / rate_ns);
+                if (wake > now + 10000000ull) wake = now + 10000000ull;
+                if (wake > end) wake = end;
+                sleep_until(wake);
+                continue;
+            }
+            if (due < n) n = due;
+        }
+        conn_t *c;
+        do { c = t->conns[next]; next = (next + 1) % t->nconns; } while (!c->active);
+        if (g_o.count && n > g_o.count - c->seq) n = g_o.count - c->seq;
+
+        fill(t->buf, (uint32_t)n, c, &rng, paced);
+        int rc = write_all(c->fd, t->buf, (size_t)n * s);
+        if (rc < 0) {
+            if (!atomic_load_explicit(&g_stop_send, memory_order_relaxed)) {
+                fprintf(stderr, "rill-load: connection %u: write failed: %s; stopping it\n",
+                        c->index, strerror(-rc));
+                t->errors++;
+            }
+            c->active = false;
+            live--;
+            continue;
+        }
+        c->seq += n;
+        sent += n;
+        bytes += n * s;
+        atomic_store_explicit(&t->frames, sent, memory_order_relaxed);
+        atomic_store_explicit(&t->bytes, bytes, memory_order_relaxed);
+        if (g_o.count && c->seq >= g_o.count) {
+            c->active = false;
+            live--;
+        }
+    }
+    t->end_ns = now_ns();
+    atomic_store_explicit(&t->done, true, memory_order_release);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ sink */
+
+typedef struct sink_conn {
+    struct sink_conn *prev, *next; /* all open sink connections, to free them at exit */
+    int fd;
+    uint8_t *buf;
+    size_t have;
+    uint64_t skip; /* bytes of the current frame still to discard (frame already seen) */
+    uint64_t skip_frame_bytes;
+} sink_conn_t;
+
+typedef struct sink {
+    _Alignas(64) atomic_uint_fast64_t frames;
+    atomic_uint_fast64_t bytes;
+    atomic_uint_fast64_t last_ns; /* arrival of the last frame */
+    pthread_t tid;
+    int id;
+    int epfd;
+    int listen_fd; /* sink 0 accepts and deals connections out round-robin */
+    uint64_t accepted;
+    uint64_t errors;
+    rill__hist_t hist;
+} sink_t;
+
+static sink_t *g_sinks;
+static int g_nsinks;
+static pthread_mutex_t g_sink_conns_lock = PTHREAD_MUTEX_INITIALIZER;
+static sink_conn_t *g_sink_conns;
+
+static void sink_close(sink_t *s, sink_conn_t *c)
+{
+    epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    pthread_mutex_lock(&g_sink_conns_lock);
+    if (c->prev) c->prev->next = c->next;
+    else g_sink_conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    pthread_mutex_unlock(&g_sink_conns_lock);
+    free(c->buf);
+    free(c);
+}
+
+static void sink_accept(sink_t *s)
+{
+    for (;;) {
+        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
+                fprintf(stderr, "rill-load: sink accept: %s\n", strerror(errno));
+            return;
+        }
+        sink_conn_t *c = calloc(1, sizeof *c);
+        if (c) c->buf = malloc(SINK_READ_CHUNK);
+        if (!c || !c->buf) {
+            fprintf(stderr, "rill-load: sink: out of memory\n");
+            if (c) free(c);
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        pthread_mutex_lock(&g_sink_conns_lock);
+        c->next = g_sink_conns;
+        if (g_sink_conns) g_sink_conns->prev = c;
+        g_sink_conns = c;
+        pthread_mutex_unlock(&g_sink_conns_lock);
+        sink_t *to = &g_sinks[s->accepted++ % (uint64_t)g_nsinks];
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+        if (epoll_ctl(to->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            fprintf(stderr, "rill-load: sink epoll_ctl: %s\n", strerror(errno));
+            sink_close(to, c);
+        }
+    }
+}
+
+/* Reads once from c; returns false when the connection is finished. */
+static bool sink_read(sink_t *s, sink_conn_t *c)
+{
+    ssize_t n = read(c->fd, c->buf + c->have, SINK_READ_CHUNK - c->have);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR) return true;
+        if (errno != ECONNRESET) fprintf(stderr, "rill-load: sink read: %s\n", strerror(errno));
+        return false;
+    }
+    if (n == 0) return false;
+    const uint64_t now = now_ns();
+    size_t len = c->have + (size_t)n, off = 0;
+    uint64_t frames = 0, bytes = 0;
+
+    if (c->skip) {
+        size_t d = c->skip < len ? (size_t)c->skip : len;
+        off += d;
+        c->skip -= d;
+        if (!c->skip) {
+            frames++;
+            bytes += c->skip_frame_bytes;
+        }
+    }
+    while (len - off >= 4) {
+        const uint8_t *f = c->buf + off;
+        uint32_t flen = rill__load_be32(f);
+        if (flen < RILL_FRAME_MIN_LEN || flen > SINK_MAX_FRAME) {
+            fprintf(stderr, "rill-load: sink: bad frame length %u; closing that connection\n", flen);
+            s->errors++;
+            return false;
+        }
+        uint64_t total = 4 + (uint64_t)flen;
+        /* Needed to look at the frame: all of it, or the header and the 16 payload bytes
+         * that carry the time stamp. */
+        size_t need = total < 32 ? (size_t)total : 32;
+        if (len - off < need) break;
+        if (flen - 12 >= 16) {
+            uint64_t ts = load_le64(f + 16);
+            if (ts <= now) rill__hist_record(&s->hist, now - ts);
+        }
+        if (len - off >= total) {
+            off += (size_t)total;
+            frames++;
+            bytes += total;
+        } else {
+            /* A large frame: the rest is discarded as it arrives; counted when complete. */
+            c->skip = total - (len - off);
+            c->skip_frame_bytes = total;
+            off = len;
+        }
+    }
+    c->have = len - off;
+    if (c->have) memmove(c->buf, c->buf + off, c->have);
+    if (frames) {
+        atomic_store_explicit(&s->frames, atomic_load_explicit(&s->frames, memory_order_relaxed) + frames,
+                              memory_order_relaxed);
+        atomic_store_explicit(&s->bytes, atomic_load_explicit(&s->bytes, memory_order_relaxed) + bytes,
+                              memory_order_relaxed);
+        atomic_store_explicit(&s->last_ns, now, memory_order_relaxed);
+    }
+    return true;
+}
+
+static void *sink_main(void *arg)
+{
+    sink_t *s = arg;
+    struct epoll_event evs[64];
+    while (!atomic_load_explicit(&g_stop_sink, memory_order_relaxed)) {
+        int n = epoll_wait(s->epfd, evs, 64, 50);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fprintf(stderr, "rill-load: sink epoll_wait: %s\n", strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.ptr == NULL) {
+                sink_accept(s);
+                continue;
+            }
+            sink_conn_t *c = evs[i].data.ptr;
+            if (!sink_read(s, c)) sink_close(s, c);
+        }
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ main */
+
+static uint64_t total_sent(sender_t *ts, int n, uint64_t *bytes)
+{
+    uint64_t f = 0, b = 0;
+    for (int i = 0; i < n; i++) {
+        f += atomic_load_explicit(&ts[i].frames, memory_order_relaxed);
+        b += atomic_load_explicit(&ts[i].bytes, memory_order_relaxed);
+    }
+    if (bytes) *bytes = b;
+    return f;
+}
+
+static uint64_t total_recv(uint64_t *bytes, uint64_t *last)
+{
+    uint64_t f = 0, b = 0, l = 0;
+    for (int i = 0; i < g_nsinks; i++) {
+        f += atomic_load_explicit(&g_sinks[i].frames, memory_order_relaxed);
+        b += atomic_load_explicit(&g_sinks[i].bytes, memory_order_relaxed);
+        uint64_t x = atomic_load_explicit(&g_sinks[i].last_ns, memory_order_relaxed);
+        if (x > l) l = x;
+    }
+    if (bytes) *bytes = b;
+    if (last) *last = l;
+    return f;
+}
+
+static void fmt_rate(char *out, size_t cap, double r)
+{
+    if (r >= 1e6) snprintf(out, cap, "%.2fM", r / 1e6);
+    else if (r >= 1e3) snprintf(out, cap, "%.1fk", r / 1e3);
+    else snprintf(out, cap, "%.0f", r);
+}
+
+int main(int argc, char **argv)
+{
+    parse_opts(argc, argv, &g_o);
+    setvbuf(stderr, NULL, _IOLBF, 0);
+
+    struct sigaction sa = {.sa_handler = on_sigint}; /* no SA_RESTART: sleeps wake up */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (g_o.batch) g_batch = g_o.batch;
+    else if (g_o.rate > 0) {
+        double b = g_o.rate / g_o.connections / 1000.0; /* ~1 ms of frames per connection */
+        g_batch = b < 1 ? 1 : b > 256 ? 256 : (int)b;
+    } else g_batch = 256;
+    if ((uint64_t)g_batch * g_o.size > MAX_WRITE_BYTES) {
+        int b = (int)(MAX_WRITE_BYTES / g_o.size);
+        if (b < 1) b = 1;
+        if (!g_o.quiet)
+            fprintf(stderr, "rill-load: --batch %d x --size %u is too large for one write; using %d\n",
+                    g_batch, g_o.size, b);
+        g_batch = b;
+    }
+    if (g_o.zipf > 0 && zipf_build(g_o.keys, g_o.zipf) < 0) {
+        fprintf(stderr, "rill-load: out of memory for the zipf table of %" PRIu64 " keys\n", g_o.keys);
+        return 1;
+    }
+
+    /* The sink listens from the start, before anything connects anywhere. */
+    int listen_fd = -1;
+    if (g_o.sink_listen) {
+        listen_fd = listen_on(g_o.sink_listen);
+        if (listen_fd < 0) return 1;
+        g_nsinks = g_o.sink_threads;
+        g_sinks = aligned_alloc(64, sizeof(sink_t) * (size_t)g_nsinks);
+        if (!g_sinks) { fprintf(stderr, "rill-load: out of memory\n"); return 1; }
+        memset(g_sinks, 0, sizeof(sink_t) * (size_t)g_nsinks);
+        for (int i = 0; i < g_nsinks; i++) {
+            sink_t *s = &g_sinks[i];
+            s->id = i;
+            s->listen_fd = listen_fd;
+            rill__hist_init(&s->hist);
+            s->epfd = epoll_create1(EPOLL_CLOEXEC);
+            if (s->epfd < 0) { perror("rill-load: epoll_create1"); return 1; }
+        }
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+        epoll_ctl(g_sinks[0].epfd, EPOLL_CTL_ADD, listen_fd, &ev);
+        for (int i = 0; i < g_nsinks; i++)
+            if (pthread_create(&g_sinks[i].tid, NULL, sink_main, &g_sinks[i])) {
+                fprintf(stderr, "rill-load: cannot start sink thread\n");
+                return 1;
+            }
+    }
+    int exit_code = 0;
+
+    /* Connect everything before sending anything. */
+    conn_t *conns = calloc((size_t)g_o.connections, sizeof *conns);
+    sender_t *ts = aligned_alloc(64, sizeof(sender_t) * (size_t)g_o.threads);
+    if (!conns || !ts) { fprintf(stderr, "rill-load: out of memory\n"); return 1; }
+    memset(ts, 0, sizeof(sender_t) * (size_t)g_o.threads);
+    uint64_t deadline = now_ns() + CONNECT_RETRY_NS;
+    int nconnected = 0;
+    for (int i = 0; i < g_o.connections; i++) {
+        char err[512];
+        conns[i].fd = connect_retry(g_o.target, deadline, err, sizeof err);
+        if (conns[i].fd < 0) {
+            fprintf(stderr, "rill-load: %s%s\n", err, g_sigint ? "" : " (retried for 5 s)");
+            exit_code = 1;
+            break;
+        }
+        conns[i].index = (uint32_t)i;
+        conns[i].active = true;
+        nconnected++;
+    }
+
+    if (!exit_code) {
+        for (int i = 0; i < g_o.threads; i++) {
+            sender_t *t = &ts[i];
+            t->id = i;
+            t->conns = calloc((size_t)g_o.connections / (size_t)g_o.threads + 1, sizeof *t->conns);
+            t->buf = malloc((size_t)g_batch * g_o.size);
+            if (!t->conns || !t->buf) { fprintf(stderr, "rill-load: out of memory\n"); return 1; }
+            for (int f = 0; f < g_batch; f++) {
+                uint8_t *p = t->buf + (size_t)f * g_o.size;
+                rill__store_be32(p, g_o.size - 4);
+                rill__store_be32(p + 4, g_o.comp);
+                memset(p + 16, 0xa5, g_o.size - 16);
+            }
+        }
+        for (int i = 0; i < g_o.connections; i++) {
+            sender_t *t = &ts[i % g_o.threads];
+            t->conns[t->nconns++] = &conns[i];
+        }
+        g_start_ns = now_ns();
+        for (int i = 0; i < g_o.threads; i++)
+            if (pthread_create(&ts[i].tid, NULL, sender_main, &ts[i])) {
+                fprintf(stderr, "rill-load: cannot start sender thread\n");
+                return 1;
+            }
+
+        /* Progress and supervision until every sender is done. */
+        uint64_t last_print = g_start_ns, last_sent = 0, last_recv = 0, stop_at = 0;
+        bool shut = false;
+        for (;;) {
+            int done = 0;
+            for (int i = 0; i < g_o.threads; i++)
+                done += atomic_load_explicit(&ts[i].done, memory_order_acquire);
+            if (done == g_o.threads) break;
+            uint64_t now = now_ns();
+            if (g_sigint && !stop_at) stop_at = now;
+            /* A sender blocked in write() (the worker stopped reading) would never see the
+             * stop flag: after a grace period, shut its sockets to unblock it. */
+            if (!g_o.count && !stop_at && now >= g_start_ns + (uint64_t)(g_o.duration * 1e9)) {
+                stop_at = now;
+                atomic_store(&g_stop_send, true);
+            }
+            if (stop_at && !shut && now >= stop_at + STOP_GRACE_NS) {
+                for (int i = 0; i < nconnected; i++) shutdown(conns[i].fd, SHUT_WR);
+                shut = true;
+            }
+            if (now >= last_print + 1000000000ull) {
+                uint64_t s = total_sent(ts, g_o.threads, NULL), r = total_recv(NULL, NULL);
+                double dt = (double)(now - last_print) / 1e9;
+                if (!g_o.quiet) {
+                    char a[32], b[32];
+                    fmt_rate(a, sizeof a, (double)(s - last_sent) / dt);
+                    fmt_rate(b, sizeof b, (double)(r - last_recv) / dt);
+                    fprintf(stderr, "[%6.1fs] sent/s %-8s recv/s %-8s  sent %" PRIu64 "  recv %" PRIu64 "%s\n",
+                            (double)(now - g_start_ns) / 1e9, a, g_o.sink_listen ? b : "-", s, r,
+                            g_o.sink_listen ? "" : " (no sink)");
+                }
+                last_print = now;
+                last_sent = s;
+                last_recv = r;
+            }
+            uint64_t wake = now + 20000000ull;
+            sleep_until(wake);
+        }
+        for (int i = 0; i < g_o.threads; i++) pthread_join(ts[i].tid, NULL);
+    }
+
+    uint64_t sent_bytes = 0;
+    uint64_t sent = total_sent(ts, g_o.threads, &sent_bytes);
+    uint64_t send_end = g_start_ns;
+    int conn_errors = 0;
+    for (int i = 0; i < g_o.threads; i++) {
+        if (ts[i].end_ns > send_end) send_end = ts[i].end_ns;
+        conn_errors += ts[i].errors;
+    }
+    double send_s = exit_code ? 0 : (double)(send_end - g_start_ns) / 1e9;
+
+    /* Drain: wait for the sink to see as many frames as were sent. */
+    if (g_o.sink_listen && !exit_code) {
+        int sig0 = g_sigint;
+        uint64_t t0 = now_ns(), until = t0 + (uint64_t)(g_o.drain * 1e9), last_print = t0;
+        uint64_t last_recv = total_recv(NULL, NULL);
+        for (;;) {
+            uint64_t r = total_recv(NULL, NULL), now = now_ns();
+            if (r >= sent || now >= until || g_sigint > sig0) break;
+            if (!g_o.quiet && now >= last_print + 1000000000ull) {
+                char b[32];
+                fmt_rate(b, sizeof b, (double)(r - last_recv) / ((double)(now - last_print) / 1e9));
+                fprintf(stderr, "[%6.1fs] draining: recv/s %-8s recv %" PRIu64 " of %" PRIu64 "\n",
+                        (double)(now - g_start_ns) / 1e9, b, r, sent);
+                last_print = now;
+                last_recv = r;
+            }
+            sleep_until(now + 2000000ull);
+        }
+    }
+    for (int i = 0; i < nconnected; i++) close(conns[i].fd);
+
+    rill__hist_t hist;
+    rill__hist_init(&hist);
+    uint64_t recv = 0, recv_bytes = 0, recv_last = 0, sink_errors = 0;
+    if (g_o.sink_listen) {
+        atomic_store(&g_stop_sink, true);
+        for (int i = 0; i < g_nsinks; i++) {
+            pthread_join(g_sinks[i].tid, NULL);
+            rill__hist_merge(&hist, &g_sinks[i].hist);
+            sink_errors += g_sinks[i].errors;
+        }
+        recv = total_recv(&recv_bytes, &recv_last);
+        while (g_sink_conns) sink_close(&g_sinks[0], g_sink_conns); /* EPOLL_CTL_DEL may fail: harmless */
+        for (int i = 0; i < g_nsinks; i++) close(g_sinks[i].epfd);
+        close(listen_fd);
+        free(g_sinks);
+    }
+    for (int i = 0; i < g_o.threads; i++) {
+        free(ts[i].conns);
+        free(ts[i].buf);
+    }
+    free(ts);
+    free(conns);
+    free(g_zipf_cdf);
+    if (exit_code) {
+        if (g_o.json)
+            printf("{\"error\": \"connect failed\", \"target\": \"%s\"}\n", g_o.target);
+        return exit_code;
+    }
+    if (conn_errors) exit_code = 1;
+
+    double send_rate = send_s > 0 ? (double)sent / send_s : 0;
+    double recv_s = recv_last > g_start_ns ? (double)(recv_last - g_start_ns) / 1e9 : 0;
+    double recv_rate = recv_s > 0 ? (double)recv / recv_s : 0;
+    double p50 = (double)rill__hist_quantile(&hist, 0.50) / 1e3;
+    double p99 = (double)rill__hist_quantile(&hist, 0.99) / 1e3;
+    double p999 = (double)rill__hist_quantile(&hist, 0.999) / 1e3;
+    double pmax = (double)hist.max / 1e3;
+
+    FILE *h = g_o.json ? stderr : stdout;
+    fprintf(h, "rill-load: sent %" PRIu64 " frames (%.1f MB) of %u bytes in %.3f s over %d connection%s: %.0f frames/s, %.1f MB/s%s\n",
+            sent, (double)sent_bytes / 1e6, g_o.size, send_s, g_o.connections,
+            g_o.connections == 1 ? "" : "s", send_rate, send_s > 0 ? (double)sent_bytes / 1e6 / send_s : 0,
+            g_sigint ? " (interrupted)" : "");
+    if (conn_errors) fprintf(h, "rill-load: %d connection%s failed while sending\n", conn_errors, conn_errors == 1 ? "" : "s");
+    if (g_o.sink_listen) {
+        fprintf(h, "rill-load: received %" PRIu64 " frames (%.1f MB) at the sink: %.0f frames/s, %.1f MB/s\n",
+                recv, (double)recv_bytes / 1e6, recv_rate, recv_s > 0 ? (double)recv_bytes / 1e6 / recv_s : 0);
+        if (hist.count)
+            fprintf(h, "rill-load: latency us: p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (%" PRIu64 " samples)\n",
+                    p50, p99, p999, pmax, hist.count);
+        else fprintf(h, "rill-load: latency: no samples\n");
+        fprintf(h, "rill-load: lost %" PRId64 " (sent - received)%s\n", (int64_t)(sent - recv),
+                sink_errors ? "; the sink saw malformed frames" : "");
+    }
+    if (g_o.json) {
+        printf("{\"sent\": %" PRIu64 ", \"sent_bytes\": %" PRIu64 ", \"send_seconds\": %.6f, "
+               "\"send_rate\": %.1f, \"send_mb_per_s\": %.3f, ",
+               sent, sent_bytes, send_s, send_rate, send_s > 0 ? (double)sent_bytes / 1e6 / send_s : 0);
+        if (g_o.sink_listen) {
+            printf("\"received\": %" PRIu64 ", \"received_bytes\": %" PRIu64 ", \"recv_rate\": %.1f, "
+                   "\"lost\": %" PRId64 ", ",
+                   recv, recv_bytes, recv_rate, (int64_t)(sent - recv));
+            if (hist.count)
+                printf("\"lat_p50_us\": %.3f, \"lat_p99_us\": %.3f, \"lat_p999_us\": %.3f, \"lat_max_us\": %.3f, ",
+                       p50, p99, p999, pmax);
+            else
+                printf("\"lat_p50_us\": null, \"lat_p99_us\": null, \"lat_p999_us\": null, \"lat_max_us\": null, ");
+        } else {
+            printf("\"received\": null, \"received_bytes\": null, \"recv_rate\": null, \"lost\": null, "
+                   "\"lat_p50_us\": null, \"lat_p99_us\": null, \"lat_p999_us\": null, \"lat_max_us\": null, ");
+        }
+        printf("\"connections\": %d, \"threads\": %d, \"size\": %u, \"comp\": %u, \"keys\": %" PRIu64 ", "
+               "\"rate_target\": %.1f, \"batch\": %d, \"conn_errors\": %d, \"interrupted\": %s}\n",
+               g_o.connections, g_o.threads, g_o.size, g_o.comp, g_o.keys, g_o.rate, g_batch,
+               conn_errors, g_sigint ? "true" : "false");
+        fflush(stdout);
+    }
+    return exit_code;
+}

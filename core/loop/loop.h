@@ -1,0 +1,124 @@
+/* One loop thread: its io_uring, source connections, sink connections, cross-thread
+ * handoff rings and counters. Everything here belongs to one thread, except the
+ * counters (read by stats snapshots), the incoming handoff rings' consumer side, and
+ * the eventfd (written by other loops and by shutdown). */
+#ifndef RILL_CORE_LOOP_H
+#define RILL_CORE_LOOP_H
+
+#include <liburing.h>
+#include <stdint.h>
+
+#include "frame/frame.h"
+#include "loop/handoff.h"
+#include "worker_internal.h"
+
+#define RILL_BATCH_MAX 256 /* views handed to one dispatch call at most */
+
+/* A growable byte buffer (output staging). */
+typedef struct rill__buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    uint64_t frames; /* frames held, for drop accounting */
+} rill__buf_t;
+
+/* Per-loop counters: written only by the loop thread (RILL_STAT_ADD), read by snapshots. */
+typedef struct rill__loop_stats {
+    uint64_t msgs_in, bytes_in, msgs_dispatched, batches, msgs_out, bytes_out, handoff_msgs;
+    uint64_t conns_accepted, conns_open;
+    uint64_t err_frame_short, err_frame_long, err_midframe, err_conn, unknown_comp;
+    uint64_t comp_errors, sink_dropped, sink_errors, enobufs;
+} rill__loop_stats_t;
+
+typedef struct rill__conn {
+    int fd;
+    uint32_t gen;       /* bumped on reuse so stale completions are recognised */
+    uint8_t in_use;
+    uint8_t recv_armed; /* a multishot recv is outstanding */
+    uint8_t closing;    /* cancel sent; close when the recv's last completion arrives */
+    uint8_t listener;
+    int close_reason;   /* RILL_E* / -errno that closed it, 0 for EOF */
+    rill__decoder_t dec;
+} rill__conn_t;
+
+enum { SINK_DOWN, SINK_CONNECTING, SINK_UP };
+
+typedef struct rill__sink {
+    int fd;
+    int state;
+    uint64_t retry_at;  /* SINK_DOWN: next connect attempt (ns) */
+    uint64_t backoff;   /* ns */
+    rill__buf_t pend;   /* frames emitted, not yet sent */
+    rill__buf_t fly;    /* frames being sent (one send in flight at most) */
+    size_t fly_off;
+    int sending;
+} rill__sink_t;
+
+struct rill__loop {
+    rill_worker_t *w;
+    unsigned idx;
+    unsigned nloops;
+    struct io_uring ring;
+    int ring_ready;
+    int efd;             /* wakeups: other loops' handoffs, shutdown */
+    uint64_t efd_val;    /* read target of the pending eventfd read */
+    int efd_armed;
+
+    struct io_uring_buf_ring *br;
+    uint8_t *bufs;
+    unsigned nbufs, buf_size;
+    size_t br_len;
+
+    rill__conn_t *conns;
+    unsigned nconns, conns_cap, conns_open;
+    int accept_armed[RILL_MAX_LISTENERS];
+
+    rill__sink_t sinks[RILL_MAX_SINKS];
+    unsigned nsinks;
+
+    /* Cross-thread handoff: out[d] is this loop's ring to loop d (owned by worker),
+     * in[s] the ring from loop s; stage[d] holds bytes that did not fit yet. */
+    rill__spsc_t **out;
+    rill__spsc_t **in;
+    rill__decoder_t *in_dec;
+    rill__buf_t *stage;
+    uint64_t wake_mask[RILL_MAX_THREADS / 64];
+
+    /* emit_comp to a key this loop owns: processed after the current batch. */
+    rill__buf_t local;
+    rill__buf_t local_run; /* the generation of local being processed */
+    rill__decoder_t local_dec;
+
+    /* Dispatch scratch. */
+    rill_msg_t views[RILL_BATCH_MAX];
+    rill_msg_t mine[RILL_BATCH_MAX];
+    uint32_t cache_id;
+    const rill__comp_t *cache_comp;
+
+    uint64_t next_flush;
+    int phase;           /* drain progress, see loop.c */
+    uint64_t drain_deadline;
+    int pending_work;    /* something to do without waiting */
+
+    rill__loop_stats_t stats;
+};
+
+/* Allocates loop idx of w (no ring yet: that is created by the thread that runs it).
+ * Returns 0 or RILL_ENOMEM / -errno. */
+int rill__loop_new(rill__loop_t **out, rill_worker_t *w, unsigned idx);
+void rill__loop_free(rill__loop_t *l);
+
+/* Runs the loop on the calling thread until the worker has stopped and drained. */
+int rill__loop_run(rill__loop_t *l);
+
+/* Wakes the loop (any thread; async-signal-safe). */
+void rill__loop_wake(rill__loop_t *l);
+
+/* The loop the calling thread runs, or NULL (misuse checks: no blocking calls from loops). */
+extern __thread rill__loop_t *rill__current_loop;
+
+/* Makes room for n more bytes in b (capacity grows by doubling, never beyond max).
+ * Returns 0, or RILL_EFULL when b would exceed max or memory is short. */
+int rill__buf_reserve(rill__buf_t *b, size_t n, size_t max);
+
+#endif

@@ -1,0 +1,75 @@
+/* Computation registry: computation id -> entry, read lock-free by loop threads.
+ *
+ * A ck_hs in SPMC mode (one writer at a time, serialized by a mutex; any number of
+ * readers without locks). Readers bracket their lookups with rill__registry_enter/exit
+ * (a ck_epoch section); entries and replaced tables are freed only once no reader can
+ * still hold them. An entry's release callback runs exactly once, on the thread that
+ * unregisters it (or destroys the registry), after every reader has left the sections
+ * that could have seen it. */
+#ifndef RILL_CORE_REGISTRY_H
+#define RILL_CORE_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rill/rill.h"
+
+/* Per-loop counters of one computation, on their own cache line: each loop writes only
+ * its own slot (relaxed atomics), a stats snapshot sums the slots. */
+typedef struct rill__comp_counters {
+    uint64_t msgs;
+    uint64_t batches;
+    uint64_t errors;
+    char pad[64 - 3 * sizeof(uint64_t)];
+} rill__comp_counters_t;
+
+typedef struct rill__comp {
+    uint32_t id;
+    char *name;                      /* NUL-terminated copy; "" when none was given */
+    rill_comp_ops_t ops;
+    uintptr_t ctx;
+    rill__comp_counters_t *counters; /* nreaders slots */
+} rill__comp_t;
+
+typedef struct rill__registry rill__registry_t;
+
+/* Creates a registry whose readers are numbered 0..nreaders-1 (one per loop thread).
+ * Returns 0 or RILL_ENOMEM / RILL_EINVAL. */
+int rill__registry_new(rill__registry_t **out, unsigned nreaders);
+
+/* Releases every remaining entry (release callbacks run here) and frees r. No reader may
+ * be inside a section. */
+void rill__registry_destroy(rill__registry_t *r);
+
+/* Adds an entry. Returns 0, RILL_EEXIST, RILL_EINVAL (ops or ops->batch NULL) or RILL_ENOMEM
+ * (then ctx was not taken). Any thread; serialized with other writers. */
+int rill__registry_add(rill__registry_t *r, uint32_t id, const char *name,
+                       const rill_comp_ops_t *ops, uintptr_t ctx);
+
+/* Removes id, waits until no reader can still use the entry, runs its release callback
+ * on this thread and frees it. Returns 0 or RILL_ENOENT. Must not be called by a thread
+ * that is inside a reader section (it would wait for itself). */
+int rill__registry_remove(rill__registry_t *r, uint32_t id);
+
+/* Reader section for reader i: every pointer returned by lookup or list is valid until
+ * the matching exit. Sections are cheap (no atomic read-modify-write) and must be short:
+ * writers wait for them. */
+void rill__registry_enter(rill__registry_t *r, unsigned reader);
+void rill__registry_exit(rill__registry_t *r, unsigned reader);
+
+/* Returns the entry for id or NULL. Only inside a section. Lock-free. */
+const rill__comp_t *rill__registry_lookup(rill__registry_t *r, uint32_t id);
+
+/* Returns a consistent snapshot of all entries as an array of *count pointers (for flush
+ * callbacks). Only inside a section; the array is valid until exit. */
+const rill__comp_t *const *rill__registry_list(rill__registry_t *r, size_t *count);
+
+/* Counts one batch of msgs messages (errors = messages of it that failed, 0 when the batch
+ * succeeded) in reader `reader`'s counters of comp (only that reader's thread calls this). */
+void rill__comp_count(const rill__comp_t *comp, unsigned reader, uint64_t msgs,
+                      uint64_t errors);
+
+/* Sums id's counters over readers. Returns 0 or RILL_ENOENT. Any thread. */
+int rill__registry_stats(rill__registry_t *r, uint32_t id, rill_comp_stats_t *out);
+
+#endif /* RILL_CORE_REGISTRY_H */

@@ -1,0 +1,13 @@
+/* Diagnostics to stderr. The hot path never logs: a condition that can repeat per
+ * message or per connection is counted, and logged only the first time (rill__log_once). */
+#ifndef RILL_CORE_LOG_H
+#define RILL_CORE_LOG_H
+
+#include <stdatomic.h>
+
+void rill__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Logs only if *flag was still clear; thread-safe. */
+void rill__log_once(atomic_int *flag, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,322 @@
+/* rill_worker_*, rill_comp_*: lifecycle of a worker and its loops. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include "loop/loop.h"
+#include "util/stat.h"
+#include "worker_internal.h"
+
+/* Handoff ring per ordered loop pair: large enough to absorb a few iterations of one
+ * loop's traffic, shrinking with the thread count so that n^2 rings stay affordable. */
+static size_t handoff_ring_size(unsigned n)
+{
+    size_t total = (size_t)32 << 20;
+    size_t each = total / ((size_t)n * n);
+    return each < ((size_t)256 << 10) ? ((size_t)256 << 10) : each > ((size_t)4 << 20) ? ((size_t)4 << 20) : each;
+}
+
+static void worker_free(rill_worker_t *w)
+{
+    for (unsigned li = 0; li < w->cfg.nlisteners; li++)
+        for (unsigned i = 0; i < w->nloops; i++)
+            if (w->listen_fds[li][i] >= 0)
+                close(w->listen_fds[li][i]);
+    if (w->loops)
+        for (unsigned i = 0; i < w->nloops; i++)
+            rill__loop_free(w->loops[i]);
+    free(w->loops);
+    if (w->rings)
+        for (unsigned i = 0; i < w->nloops * w->nloops; i++)
+            rill__spsc_free(&w->rings[i]);
+    free(w->rings);
+    if (w->reg)
+        rill__registry_destroy(w->reg);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+    free(w);
+}
+
+int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg)
+{
+    if (!out)
+        return RILL_EINVAL;
+    *out = NULL;
+    if (!cfg)
+        return RILL_EINVAL;
+    rill_worker_t *w = calloc(1, sizeof *w);
+    if (!w)
+        return RILL_ENOMEM;
+    w->cfg = *cfg;
+    w->nloops = cfg->threads;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    for (unsigned li = 0; li < RILL_MAX_LISTENERS; li++)
+        for (unsigned i = 0; i < RILL_MAX_THREADS; i++)
+            w->listen_fds[li][i] = -1;
+
+    int rc = rill__registry_new(&w->reg, w->nloops);
+    if (rc < 0)
+        goto fail;
+
+    /* Every loop gets its own socket on each listener's port (SO_REUSEPORT): the kernel
+     * spreads connections, and no accept is shared between threads. */
+    for (unsigned li = 0; li < cfg->nlisteners; li++) {
+        rill__addr_t a = cfg->listeners[li].addr;
+        for (unsigned i = 0; i < w->nloops; i++) {
+            rc = rill__listen_socket(&a, 4096);
+            if (rc < 0)
+                goto fail;
+            w->listen_fds[li][i] = rc;
+            if (i == 0) {
+                rc = rill__socket_port(w->listen_fds[li][0]);
+                if (rc < 0)
+                    goto fail;
+                w->ports[li] = rc;
+                /* Port 0 picked a free port: the other loops bind that same one. */
+                if (a.ss.ss_family == AF_INET)
+                    ((struct sockaddr_in *)&a.ss)->sin_port = htons((uint16_t)rc);
+                else
+                    ((struct sockaddr_in6 *)&a.ss)->sin6_port = htons((uint16_t)rc);
+            }
+        }
+    }
+
+    w->rings = calloc((size_t)w->nloops * w->nloops, sizeof *w->rings);
+    w->loops = calloc(w->nloops, sizeof *w->loops);
+    if (!w->rings || !w->loops) {
+        rc = RILL_ENOMEM;
+        goto fail;
+    }
+    size_t ring_size = handoff_ring_size(w->nloops);
+    for (unsigned s = 0; s < w->nloops; s++)
+        for (unsigned d = 0; d < w->nloops; d++)
+            if (s != d && (rc = rill__spsc_init(&w->rings[s * w->nloops + d], ring_size)) < 0)
+                goto fail;
+    for (unsigned i = 0; i < w->nloops; i++)
+        if ((rc = rill__loop_new(&w->loops[i], w, i)) < 0)
+            goto fail;
+    *out = w;
+    return 0;
+fail:
+    worker_free(w);
+    return rc;
+}
+
+unsigned rill_worker_threads(const rill_worker_t *w) { return w ? w->nloops : 0; }
+
+int rill_worker_listener_port(const rill_worker_t *w, unsigned i)
+{
+    if (!w || i >= w->cfg.nlisteners)
+        return RILL_EINVAL;
+    return w->ports[i];
+}
+
+/* Runs loop i; the caller has marked it LOOP_RUNNING. */
+static int run_marked(rill_worker_t *w, unsigned i)
+{
+    int rc = rill__loop_run(w->loops[i]);
+    pthread_mutex_lock(&w->lock);
+    w->loop_state[i] = LOOP_DONE;
+    w->exited++;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    if (rc < 0)
+        rill_worker_shutdown(w); /* a loop that cannot run must not leave the others hanging */
+    return rc;
+}
+
+typedef struct thread_arg {
+    rill_worker_t *w;
+    unsigned i;
+} thread_arg_t;
+
+static void *thread_main(void *p)
+{
+    thread_arg_t a = *(thread_arg_t *)p;
+    free(p);
+    run_marked(a.w, a.i);
+    return NULL;
+}
+
+int rill_worker_start(rill_worker_t *w)
+{
+    if (!w)
+        return RILL_EINVAL;
+    if (rill__current_loop)
+        return RILL_ELOOPTHREAD;
+    pthread_mutex_lock(&w->lock);
+    int busy = w->started || atomic_load(&w->stopping);
+    for (unsigned i = 0; i < w->nloops; i++)
+        busy |= w->loop_state[i] != LOOP_IDLE;
+    if (busy) {
+        pthread_mutex_unlock(&w->lock);
+        return RILL_ESTATE;
+    }
+    for (unsigned i = 0; i < w->nloops; i++)
+        w->loop_state[i] = LOOP_RUNNING;
+    w->started = 1;
+    unsigned made = 0;
+    int rc = 0;
+    for (; made < w->nloops; made++) {
+        thread_arg_t *a = malloc(sizeof *a);
+        if (!a) {
+            rc = RILL_ENOMEM;
+            break;
+        }
+        a->w = w;
+        a->i = made;
+        int e = pthread_create(&w->threads[made], NULL, thread_main, a);
+        if (e) {
+            free(a);
+            rc = -e;
+            break;
+        }
+    }
+    if (rc < 0) {
+        /* Loops that got no thread are done; the others drain and exit. */
+        for (unsigned i = made; i < w->nloops; i++) {
+            w->loop_state[i] = LOOP_DONE;
+            w->exited++;
+            atomic_fetch_add(&w->drain_closed, 1);
+            atomic_fetch_add(&w->drain_flushed, 1);
+        }
+        w->started = made; /* threads to join */
+        pthread_mutex_unlock(&w->lock);
+        rill_worker_shutdown(w);
+        for (unsigned i = 0; i < made; i++)
+            pthread_join(w->threads[i], NULL);
+        pthread_mutex_lock(&w->lock);
+        w->started = 0;
+        pthread_mutex_unlock(&w->lock);
+        return rc;
+    }
+    pthread_mutex_unlock(&w->lock);
+    return 0;
+}
+
+int rill_worker_run(rill_worker_t *w, unsigned i)
+{
+    if (!w || i >= w->nloops)
+        return RILL_EINVAL;
+    if (rill__current_loop)
+        return RILL_ELOOPTHREAD;
+    pthread_mutex_lock(&w->lock);
+    if (w->started || w->loop_state[i] != LOOP_IDLE) {
+        pthread_mutex_unlock(&w->lock);
+        return RILL_ESTATE;
+    }
+    w->loop_state[i] = LOOP_RUNNING;
+    pthread_mutex_unlock(&w->lock);
+    return run_marked(w, i);
+}
+
+void rill_worker_shutdown(rill_worker_t *w)
+{
+    if (!w)
+        return;
+    atomic_store(&w->stopping, 1);
+    for (unsigned i = 0; i < w->nloops; i++)
+        rill__loop_wake(w->loops[i]);
+}
+
+int rill_worker_wait(rill_worker_t *w)
+{
+    if (!w)
+        return RILL_EINVAL;
+    if (rill__current_loop)
+        return RILL_ELOOPTHREAD;
+    pthread_mutex_lock(&w->lock);
+    while (w->exited < w->nloops) {
+        /* Once stopping, loops nobody runs will never run: count them as drained so that
+         * the running ones need not wait for them. */
+        if (atomic_load(&w->stopping)) {
+            for (unsigned i = 0; i < w->nloops; i++) {
+                if (w->loop_state[i] == LOOP_IDLE) {
+                    w->loop_state[i] = LOOP_DONE;
+                    w->exited++;
+                    atomic_fetch_add(&w->drain_closed, 1);
+                    atomic_fetch_add(&w->drain_flushed, 1);
+                }
+            }
+            if (w->exited == w->nloops)
+                break;
+        }
+        pthread_cond_wait(&w->cond, &w->lock);
+    }
+    unsigned to_join = w->started;
+    w->started = 0;
+    pthread_mutex_unlock(&w->lock);
+    if (to_join)
+        for (unsigned i = 0; i < w->nloops; i++)
+            pthread_join(w->threads[i], NULL);
+    return 0;
+}
+
+int rill_worker_stop(rill_worker_t *w)
+{
+    if (!w)
+        return RILL_EINVAL;
+    if (rill__current_loop)
+        return RILL_ELOOPTHREAD;
+    rill_worker_shutdown(w);
+    return rill_worker_wait(w);
+}
+
+void rill_worker_destroy(rill_worker_t *w)
+{
+    if (!w || rill__current_loop)
+        return;
+    rill_worker_stop(w);
+    worker_free(w);
+}
+
+int rill_comp_register(rill_worker_t *w, uint32_t id, const char *name,
+                       const rill_comp_ops_t *ops, uintptr_t ctx)
+{
+    if (!w)
+        return RILL_EINVAL;
+    return rill__registry_add(w->reg, id, name, ops, ctx);
+}
+
+int rill_comp_unregister(rill_worker_t *w, uint32_t id)
+{
+    if (!w)
+        return RILL_EINVAL;
+    if (rill__current_loop && rill__current_loop->w == w)
+        return RILL_ELOOPTHREAD; /* waiting for the loops would wait for this thread */
+    return rill__registry_remove(w->reg, id);
+}
+
+int rill_comp_stats(rill_worker_t *w, uint32_t id, rill_comp_stats_t *out, size_t size)
+{
+    if (!w || !out || size == 0)
+        return RILL_EINVAL;
+    rill_comp_stats_t s;
+    int rc = rill__registry_stats(w->reg, id, &s);
+    if (rc < 0)
+        return rc;
+    memcpy(out, &s, size < sizeof s ? size : sizeof s);
+    return 0;
+}
+
+int rill_worker_stats(const rill_worker_t *w, rill_stats_t *out, size_t size)
+{
+    if (!w || !out || size == 0)
+        return RILL_EINVAL;
+    rill_stats_t s;
+    memset(&s, 0, sizeof s);
+    for (unsigned i = 0; i < w->nloops; i++) {
+        rill__loop_stats_t *ls = &w->loops[i]->stats;
+#define SUM(f) s.f += RILL_STAT_GET(ls->f)
+        SUM(msgs_in); SUM(bytes_in); SUM(msgs_dispatched); SUM(batches); SUM(msgs_out);
+        SUM(bytes_out); SUM(handoff_msgs); SUM(conns_accepted); SUM(conns_open);
+        SUM(err_frame_short); SUM(err_frame_long); SUM(err_midframe); SUM(err_conn);
+        SUM(unknown_comp); SUM(comp_errors); SUM(sink_dropped); SUM(sink_errors); SUM(enobufs);
+#undef SUM
+    }
+    memcpy(out, &s, size < sizeof s ? size : sizeof s);
+    return 0;
+}

@@ -1,0 +1,77 @@
+/* The worker and config objects behind the public handles; shared by the core's modules. */
+#ifndef RILL_CORE_WORKER_INTERNAL_H
+#define RILL_CORE_WORKER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "loop/handoff.h"
+#include "loop/netaddr.h"
+#include "registry/registry.h"
+#include "rill/rill.h"
+
+#define RILL_MAX_THREADS 64
+#define RILL_MAX_LISTENERS 16
+#define RILL_MAX_SINKS 16
+#define RILL_DEFAULT_MAX_FRAME (1u << 20)
+#define RILL_DEFAULT_SINK_BUFFER ((size_t)64 << 20)
+enum { LOOP_IDLE, LOOP_RUNNING, LOOP_DONE };
+
+#define RILL_DRAIN_DEADLINE_NS (5ull * 1000000000ull)
+
+typedef struct rill__listener_cfg {
+    rill__addr_t addr;
+    rill_framing_t framing;
+    uint32_t comp_id;
+    int has_key;
+    uint64_t key;
+} rill__listener_cfg_t;
+
+struct rill_config {
+    unsigned threads;
+    uint32_t max_frame;
+    size_t sink_buffer;
+    unsigned flush_ms;
+    int dead_letter_sink;
+    unsigned nlisteners;
+    unsigned nsinks;
+    rill__listener_cfg_t listeners[RILL_MAX_LISTENERS];
+    rill__addr_t sinks[RILL_MAX_SINKS];
+};
+
+typedef struct rill__loop rill__loop_t;
+
+/* Log-once flags: each protocol-error reason is logged the first time it happens. */
+typedef struct rill__log_flags {
+    atomic_int frame_short, frame_long, midframe, conn_err, sink_err, comp_err, unknown;
+} rill__log_flags_t;
+
+struct rill_worker {
+    rill_config_t cfg;
+    unsigned nloops;
+    rill__registry_t *reg;
+    rill__loop_t **loops;
+    int listen_fds[RILL_MAX_LISTENERS][RILL_MAX_THREADS];
+    int ports[RILL_MAX_LISTENERS];
+    rill__spsc_t *rings;       /* nloops * nloops handoff rings: [src * nloops + dst] */
+    uint8_t loop_state[RILL_MAX_THREADS]; /* LOOP_IDLE / LOOP_RUNNING / LOOP_DONE, under lock */
+
+    /* Lifecycle. */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int started;               /* rill_worker_start() spawned threads */
+    unsigned running;          /* loops currently inside run (under lock) */
+    unsigned exited;           /* loops that finished (under lock) */
+    pthread_t threads[RILL_MAX_THREADS];
+    atomic_int stopping;
+
+    /* Drain: quiescence across loops (see loop.c). */
+    atomic_uint drain_closed;  /* loops whose sources are all closed */
+    atomic_uint drain_flushed; /* loops that ran their final flush */
+    atomic_llong inflight;     /* bytes handed between or within loops, not yet processed */
+
+    rill__log_flags_t logged;
+};
+
+#endif

@@ -1,0 +1,318 @@
+/* rill-worker: a standalone rill worker with the built-in computations, for benchmarks,
+ * demos and as a template. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <rill/rill.h>
+
+#include "builtins.h"
+
+static const char usage[] =
+    "usage: rill-worker [options]\n"
+    "\n"
+    "Runs a rill worker: accepts framed messages on TCP listeners, dispatches them to the\n"
+    "built-in computations and sends their output to a sink.\n"
+    "\n"
+    "Built-in computations:\n"
+    "  1  passthrough  every message to the sink unchanged\n"
+    "  2  count        a counter per key; emits (comp id 2, key, running count as decimal\n"
+    "                  text) every --count-every messages of a key, on each flush and at\n"
+    "                  shutdown (keys whose count changed since their last emission)\n"
+    "\n"
+    "Options:\n"
+    "  --listen ADDR[,framing=rill|lp|line][,comp=ID][,key=K]\n"
+    "                      accept connections on ADDR (HOST:PORT; port 0 picks a free port).\n"
+    "                      Repeatable. framing: rill = v1 frames (u32 length, u32 comp id,\n"
+    "                      u64 key, payload; default), lp = u32 length + payload, line =\n"
+    "                      newline-terminated text; lp and line deliver every message to\n"
+    "                      computation ID (default 1) with key K (default: hash of the\n"
+    "                      payload). Default: 127.0.0.1:7700\n"
+    "  --sink ADDR         connect to ADDR (HOST:PORT) and send output frames there (one\n"
+    "                      connection per loop thread, reconnecting with backoff). Without\n"
+    "                      it the computations run and their output is discarded.\n"
+    "  --threads N         loop threads, each with its own io_uring (1..64, default 1)\n"
+    "  --max-frame BYTES   largest accepted frame length field (default 1048576); a longer\n"
+    "                      frame closes its connection as a protocol error\n"
+    "  --count-every N     count: emit a key's count every N of its messages (default 0 =\n"
+    "                      only on flush and at shutdown)\n"
+    "  --flush-ms MS       run every computation's flush each MS milliseconds (default 0 =\n"
+    "                      only at shutdown)\n"
+    "  --dead-letter       send frames for unknown computation ids to the sink unchanged\n"
+    "                      instead of dropping them (they are counted either way)\n"
+    "  --quiet             no stats line each second\n"
+    "  --version           print the version and exit\n"
+    "  --help              this text\n"
+    "\n"
+    "Output on stderr: one 'rill-worker: listening on HOST:PORT framing=F' line per\n"
+    "listener, then 'rill-worker: ready', then a stats line each second:\n"
+    "  in, out (messages and rate), conns (open), and the error counters short / long\n"
+    "  (frame length below 12 / above max-frame), midframe (connection closed inside a\n"
+    "  frame), conn_err, unknown (unregistered computation id), comp_err (messages in\n"
+    "  failed batches), dropped (output that could not be queued or sent), sink_err.\n"
+    "SIGINT or SIGTERM: stop accepting, process what was received, flush, send what is\n"
+    "queued (up to 5 s), print final stats and exit 0.\n";
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || end == s || *end || s[0] == '-')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static const char *framing_name(rill_framing_t f)
+{
+    return f == RILL_FRAMING_LP ? "lp" : f == RILL_FRAMING_LINE ? "line" : "rill";
+}
+
+typedef struct listen_spec {
+    char addr[256];
+    rill_framing_t framing;
+    uint32_t comp;
+    int has_key;
+    uint64_t key;
+} listen_spec_t;
+
+/* "ADDR[,framing=..][,comp=..][,key=..]" */
+static int parse_listen(const char *arg, listen_spec_t *ls)
+{
+    memset(ls, 0, sizeof *ls);
+    ls->framing = RILL_FRAMING_RILL;
+    ls->comp = BUILTIN_PASSTHROUGH_ID;
+    char buf[512];
+    if (strlen(arg) >= sizeof buf)
+        return -1;
+    strcpy(buf, arg);
+    char *save = NULL;
+    char *tok = strtok_r(buf, ",", &save);
+    if (!tok || strlen(tok) >= sizeof ls->addr)
+        return -1;
+    strcpy(ls->addr, tok);
+    while ((tok = strtok_r(NULL, ",", &save))) {
+        uint64_t v;
+        if (strncmp(tok, "framing=", 8) == 0) {
+            const char *f = tok + 8;
+            if (!strcmp(f, "rill"))
+                ls->framing = RILL_FRAMING_RILL;
+            else if (!strcmp(f, "lp"))
+                ls->framing = RILL_FRAMING_LP;
+            else if (!strcmp(f, "line"))
+                ls->framing = RILL_FRAMING_LINE;
+            else
+                return -1;
+        } else if (strncmp(tok, "comp=", 5) == 0 && parse_u64(tok + 5, &v) == 0 &&
+                   v <= UINT32_MAX) {
+            ls->comp = (uint32_t)v;
+        } else if (strncmp(tok, "key=", 4) == 0 && parse_u64(tok + 4, &v) == 0) {
+            ls->has_key = 1;
+            ls->key = v;
+        } else {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void print_stats(const rill_stats_t *s, const rill_stats_t *prev, double secs,
+                        const char *tag)
+{
+    double in_rate = secs > 0 ? (double)(s->msgs_in - prev->msgs_in) / secs : 0;
+    double out_rate = secs > 0 ? (double)(s->msgs_out - prev->msgs_out) / secs : 0;
+    fprintf(stderr,
+            "rill-worker: %s in=%" PRIu64 " (%.0f/s) out=%" PRIu64 " (%.0f/s) conns=%" PRIu64
+            " short=%" PRIu64 " long=%" PRIu64 " midframe=%" PRIu64 " conn_err=%" PRIu64
+            " unknown=%" PRIu64 " comp_err=%" PRIu64 " dropped=%" PRIu64 " sink_err=%" PRIu64
+            "\n",
+            tag, s->msgs_in, in_rate, s->msgs_out, out_rate, s->conns_open, s->err_frame_short,
+            s->err_frame_long, s->err_midframe, s->err_conn, s->unknown_comp, s->comp_errors,
+            s->sink_dropped, s->sink_errors);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int fail(const char *what, const char *arg, int rc)
+{
+    fprintf(stderr, "rill-worker: %s '%s': %s\n", what, arg, rill_strerror(rc));
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    enum { O_LISTEN = 256, O_SINK, O_THREADS, O_MAXFRAME, O_COUNTEVERY, O_FLUSH, O_DEAD,
+           O_QUIET, O_VERSION, O_HELP };
+    static const struct option opts[] = {
+        {"listen", required_argument, 0, O_LISTEN},
+        {"sink", required_argument, 0, O_SINK},
+        {"threads", required_argument, 0, O_THREADS},
+        {"max-frame", required_argument, 0, O_MAXFRAME},
+        {"count-every", required_argument, 0, O_COUNTEVERY},
+        {"flush-ms", required_argument, 0, O_FLUSH},
+        {"dead-letter", no_argument, 0, O_DEAD},
+        {"quiet", no_argument, 0, O_QUIET},
+        {"version", no_argument, 0, O_VERSION},
+        {"help", no_argument, 0, O_HELP},
+        {0, 0, 0, 0},
+    };
+    rill_config_t *cfg = rill_config_new();
+    if (!cfg)
+        return 1;
+    listen_spec_t listens[16];
+    unsigned nlistens = 0;
+    const char *sink = NULL;
+    uint64_t count_every = 0, v;
+    int dead_letter = 0, quiet = 0, rc;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_LISTEN:
+            if (nlistens == 16 || parse_listen(optarg, &listens[nlistens]) < 0) {
+                fprintf(stderr, "rill-worker: bad --listen '%s' (expected "
+                                "ADDR[,framing=rill|lp|line][,comp=ID][,key=K])\n", optarg);
+                return 2;
+            }
+            nlistens++;
+            break;
+        case O_SINK:
+            sink = optarg;
+            break;
+        case O_THREADS:
+            if (parse_u64(optarg, &v) < 0 || (rc = rill_config_set_threads(cfg, (unsigned)v)) < 0 ||
+                v > 64)
+                return fail("bad --threads", optarg, RILL_ERANGE);
+            break;
+        case O_MAXFRAME:
+            if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX ||
+                (rc = rill_config_set_max_frame(cfg, (uint32_t)v)) < 0)
+                return fail("bad --max-frame", optarg, RILL_ERANGE);
+            break;
+        case O_COUNTEVERY:
+            if (parse_u64(optarg, &count_every) < 0)
+                return fail("bad --count-every", optarg, RILL_EINVAL);
+            break;
+        case O_FLUSH:
+            if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX ||
+                (rc = rill_config_set_flush_interval_ms(cfg, (unsigned)v)) < 0)
+                return fail("bad --flush-ms", optarg, RILL_ERANGE);
+            break;
+        case O_DEAD:
+            dead_letter = 1;
+            break;
+        case O_QUIET:
+            quiet = 1;
+            break;
+        case O_VERSION:
+            printf("rill-worker %s\n", rill_version_string());
+            return 0;
+        case O_HELP:
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fprintf(stderr, "rill-worker: unknown or incomplete option '%s' (see --help)\n",
+                    argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "rill-worker: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
+    }
+    if (nlistens == 0) {
+        parse_listen("127.0.0.1:7700", &listens[0]);
+        nlistens = 1;
+    }
+    for (unsigned i = 0; i < nlistens; i++) {
+        rc = rill_config_add_listener(cfg, listens[i].addr, listens[i].framing, listens[i].comp,
+                                      listens[i].has_key, listens[i].key);
+        if (rc < 0)
+            return fail("bad --listen address", listens[i].addr, rc);
+    }
+    int sink_idx = -1;
+    if (sink) {
+        sink_idx = rill_config_add_sink(cfg, sink);
+        if (sink_idx < 0)
+            return fail("bad --sink address", sink, sink_idx);
+        if (dead_letter)
+            rill_config_set_dead_letter_sink(cfg, sink_idx);
+    } else if (dead_letter) {
+        fprintf(stderr, "rill-worker: --dead-letter needs --sink\n");
+        return 2;
+    }
+
+    /* Signals are taken synchronously by the main thread; loop threads inherit the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rill_worker_t *w;
+    rc = rill_worker_new(&w, cfg);
+    if (rc < 0) {
+        fprintf(stderr, "rill-worker: cannot create the worker: %s\n", rill_strerror(rc));
+        return 1;
+    }
+    rill_config_destroy(cfg);
+    if ((rc = builtins_register(w, sink_idx, count_every)) < 0) {
+        fprintf(stderr, "rill-worker: cannot register computations: %s\n", rill_strerror(rc));
+        rill_worker_destroy(w);
+        return 1;
+    }
+    for (unsigned i = 0; i < nlistens; i++) {
+        char host[256];
+        strcpy(host, listens[i].addr);
+        char *colon = strrchr(host, ':');
+        if (colon)
+            *colon = '\0';
+        fprintf(stderr, "rill-worker: listening on %s:%d framing=%s\n", host,
+                rill_worker_listener_port(w, i), framing_name(listens[i].framing));
+    }
+    if ((rc = rill_worker_start(w)) < 0) {
+        fprintf(stderr, "rill-worker: cannot start: %s\n", rill_strerror(rc));
+        rill_worker_destroy(w);
+        return 1;
+    }
+    fprintf(stderr, "rill-worker: ready (%u loop thread%s%s%s)\n", rill_worker_threads(w),
+            rill_worker_threads(w) == 1 ? "" : "s", sink ? ", sink " : "", sink ? sink : "");
+
+    rill_stats_t prev, cur;
+    memset(&prev, 0, sizeof prev);
+    double t_prev = now_s(), t_start = t_prev;
+    struct timespec tick = {1, 0};
+    int sig;
+    for (;;) {
+        sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig == SIGINT || sig == SIGTERM)
+            break;
+        double t = now_s();
+        if (t - t_prev < 0.5)
+            continue;
+        rill_worker_stats(w, &cur, sizeof cur);
+        if (!quiet)
+            print_stats(&cur, &prev, t - t_prev, "stats");
+        prev = cur;
+        t_prev = t;
+    }
+    fprintf(stderr, "rill-worker: %s: draining\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    rill_worker_stop(w);
+    rill_worker_stats(w, &cur, sizeof cur);
+    memset(&prev, 0, sizeof prev);
+    print_stats(&cur, &prev, now_s() - t_start, "final");
+    rill_worker_destroy(w);
+    return 0;
+}
