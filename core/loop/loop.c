@@ -26,7 +26,7 @@ __thread rill__loop_t *rill__current_loop;
 /* A small buffer ring sized for the cache, not for the peak: a kernel that always finds
  * buffers keeps pulling data the loop then parses cold. -ENOBUFS is ordinary backpressure. */
 #define BUF_GROUP 1
-#define BUF_COUNT 64
+#define BUF_COUNT RILL_BUF_COUNT
 #define BUF_SIZE (16u * 1024u)
 #define RING_ENTRIES 1024
 #define CQ_ENTRIES 8192
@@ -36,6 +36,9 @@ __thread rill__loop_t *rill__current_loop;
 #define DRAIN_POLL_NS (2ull * 1000000ull)
 #define STAGE_RETRY_NS (200ull * 1000ull)
 #define LOCAL_ROUNDS 16
+/* A handoff stage above this pauses the sources; below the low mark they resume. */
+#define STAGE_HIGH ((size_t)8 << 20)
+#define STAGE_LOW ((size_t)2 << 20)
 
 /* user_data: op (8 bits) | index (24 bits) | generation (32 bits). */
 enum { OP_ACCEPT = 1, OP_RECV, OP_CANCEL, OP_EFD, OP_SINK_CONNECT, OP_SINK_SEND };
@@ -400,23 +403,11 @@ static void on_data(rill__loop_t *l, unsigned slot, const uint8_t *data, size_t 
     RILL_STAT_ADD(l->stats.msgs_in, msgs);
 }
 
-static void on_recv(rill__loop_t *l, struct io_uring_cqe *cqe)
+/* What a recv completion's result means for its connection, once its data (if any) has
+ * been processed: EOF, errors, re-arming, finishing a close. */
+static void recv_result(rill__loop_t *l, unsigned slot, int res)
 {
-    unsigned slot = UD_IDX(cqe->user_data);
-    rill__conn_t *c = slot < l->nconns ? &l->conns[slot] : NULL;
-    int valid = c && c->in_use && c->gen == UD_GEN(cqe->user_data);
-    int res = cqe->res;
-    if (cqe->flags & IORING_CQE_F_BUFFER) {
-        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-        if (res > 0 && valid && !c->closing)
-            on_data(l, slot, l->bufs + (size_t)bid * l->buf_size, (size_t)res);
-        /* The buffer goes back after the batch it fed was dispatched: views point into it. */
-        return_buffer(l, bid);
-    }
-    if (!valid)
-        return;
-    if (!(cqe->flags & IORING_CQE_F_MORE))
-        c->recv_armed = 0;
+    rill__conn_t *c = &l->conns[slot];
     if (res == 0) {
         if (rill__decoder_midframe(&c->dec)) {
             RILL_STAT_ADD(l->stats.err_midframe, 1);
@@ -437,10 +428,125 @@ static void on_recv(rill__loop_t *l, struct io_uring_cqe *cqe)
         return;
     if (c->closing)
         conn_finish_close(l, c); /* the recv's last completion: now the fd may go */
-    else if (res > 0 || res == -ENOBUFS)
-        arm_recv(l, slot); /* multishot ended (e.g. buffers ran dry): re-arm */
-    else
+    else if (res > 0 || res == -ENOBUFS) {
+        if (l->paused) {
+            c->rearm = 1; /* backpressure: leave the data in the kernel for now */
+            l->rearm_pending++;
+        }
+        else
+            arm_recv(l, slot); /* multishot ended (e.g. buffers ran dry): re-arm */
+    } else
         conn_close(l, slot, res);
+}
+
+static void on_recv(rill__loop_t *l, struct io_uring_cqe *cqe)
+{
+    unsigned slot = UD_IDX(cqe->user_data);
+    rill__conn_t *c = slot < l->nconns ? &l->conns[slot] : NULL;
+    int valid = c && c->in_use && c->gen == UD_GEN(cqe->user_data);
+    int res = cqe->res;
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        if (res > 0 && valid && !c->closing && (l->paused || l->held_count)) {
+            /* Held in arrival order (behind anything held before), processed on resume. */
+            unsigned tail = (l->held_head + l->held_count) % RILL_BUF_COUNT;
+            l->held[tail] = (struct rill__held){slot, bid, (unsigned)res, c->gen};
+            l->held_count++;
+            c->held++;
+        } else {
+            if (res > 0 && valid && !c->closing)
+                on_data(l, slot, l->bufs + (size_t)bid * l->buf_size, (size_t)res);
+            /* Back after the batch it fed was dispatched: views point into it. */
+            return_buffer(l, bid);
+        }
+    }
+    if (!valid)
+        return;
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        c->recv_armed = 0;
+    if (c->held && res <= 0 && res != -ENOBUFS) {
+        c->end_held = 1; /* EOF or error after held data: apply it once that is processed */
+        c->end_res = res;
+        return;
+    }
+    recv_result(l, slot, res);
+}
+
+static void update_paused(rill__loop_t *l)
+{
+    int high = 0, low = 1;
+    size_t sink_high = l->w->cfg.sink_buffer / 2, sink_low = l->w->cfg.sink_buffer / 4;
+    for (unsigned s = 0; s < l->nsinks; s++) {
+        high |= l->sinks[s].pend.len > sink_high;
+        low &= l->sinks[s].pend.len <= sink_low;
+    }
+    for (unsigned d = 0; d < l->nloops; d++) {
+        high |= l->stage[d].len > STAGE_HIGH;
+        low &= l->stage[d].len <= STAGE_LOW;
+    }
+    if (!l->paused && high)
+        l->paused = 1;
+    else if (l->paused && low)
+        l->paused = 0;
+}
+
+/* Processes held buffers in arrival order while the outbound queues allow it, then
+ * re-arms the connections whose recv was left unarmed. */
+static void release_held(rill__loop_t *l)
+{
+    while (l->held_count && !l->paused) {
+        struct rill__held h = l->held[l->held_head];
+        l->held_head = (l->held_head + 1) % RILL_BUF_COUNT;
+        l->held_count--;
+        rill__conn_t *c = &l->conns[h.slot];
+        if (c->in_use && c->gen == h.gen) {
+            c->held--;
+            if (!c->closing)
+                on_data(l, h.slot, l->bufs + (size_t)h.bid * l->buf_size, h.len);
+            if (c->in_use && c->held == 0 && c->end_held) {
+                c->end_held = 0;
+                recv_result(l, h.slot, c->end_res);
+            }
+        }
+        return_buffer(l, h.bid);
+        update_paused(l);
+    }
+    if (l->paused || !l->rearm_pending)
+        return;
+    l->rearm_pending = 0;
+    for (unsigned i = 0; i < l->nconns; i++) {
+        rill__conn_t *c = &l->conns[i];
+        if (c->rearm) {
+            c->rearm = 0;
+            if (c->in_use && !c->closing && !c->recv_armed)
+                arm_recv(l, i);
+        }
+    }
+}
+
+/* Drain deadline passed while sources were paused: give held data up (logged). */
+static void drop_held(rill__loop_t *l)
+{
+    size_t bytes = 0;
+    while (l->held_count) {
+        struct rill__held h = l->held[l->held_head];
+        l->held_head = (l->held_head + 1) % RILL_BUF_COUNT;
+        l->held_count--;
+        rill__conn_t *c = &l->conns[h.slot];
+        if (c->in_use && c->gen == h.gen) {
+            c->held--;
+            bytes += h.len;
+            if (c->held == 0 && c->end_held) {
+                c->end_held = 0;
+                conn_close(l, h.slot, c->end_res);
+            }
+        }
+        return_buffer(l, h.bid);
+    }
+    if (bytes)
+        rill__log("loop %u: drain deadline passed with outputs blocked; %zu received bytes "
+                  "were not processed",
+                  l->idx, bytes);
 }
 
 /* ------------------------------------------------------------------ sinks */
@@ -663,12 +769,29 @@ static void drain_step(rill__loop_t *l, uint64_t now)
                 io_uring_sqe_set_data64(sqe, UD(OP_CANCEL, 0, 0));
             }
         }
-        for (unsigned i = 0; i < l->nconns; i++)
-            if (l->conns[i].in_use)
+        for (unsigned i = 0; i < l->nconns; i++) {
+            rill__conn_t *c = &l->conns[i];
+            if (!c->in_use)
+                continue;
+            if (!c->held) {
                 conn_close(l, i, 0);
+                continue;
+            }
+            /* Data of this connection is still held: stop receiving, close after it. */
+            c->rearm = 0;
+            c->end_held = 1;
+            c->end_res = -ECANCELED;
+            if (c->recv_armed) {
+                struct io_uring_sqe *sqe = get_sqe(l);
+                io_uring_prep_cancel64(sqe, UD(OP_RECV, i, c->gen), 0);
+                io_uring_sqe_set_data64(sqe, UD(OP_CANCEL, i, c->gen));
+            }
+        }
         l->phase = PH_CLOSING;
         /* fall through */
     case PH_CLOSING:
+        if (late && l->held_count)
+            drop_held(l);
         if (l->conns_open)
             return;
         for (unsigned li = 0; li < w->cfg.nlisteners; li++)
@@ -816,6 +939,14 @@ int rill__loop_run(rill__loop_t *l)
                 l->phase != PH_DONE)
                 sink_connect(l, s, now);
             sink_kick(l, s);
+        }
+        update_paused(l);
+        if (!l->paused && (l->held_count || l->rearm_pending)) {
+            release_held(l);
+            run_local(l);
+            push_stages(l);
+            for (unsigned s = 0; s < l->nsinks; s++)
+                sink_kick(l, s);
         }
         drain_step(l, now);
         rill__registry_exit(w->reg, l->idx);

@@ -13,6 +13,7 @@
 #include "worker_internal.h"
 
 #define RILL_BATCH_MAX 256 /* views handed to one dispatch call at most */
+#define RILL_BUF_COUNT 64  /* provided buffers per loop */
 
 /* A growable byte buffer (output staging). */
 typedef struct rill__buf {
@@ -37,6 +38,10 @@ typedef struct rill__conn {
     uint8_t recv_armed; /* a multishot recv is outstanding */
     uint8_t closing;    /* cancel sent; close when the recv's last completion arrives */
     uint8_t listener;
+    uint8_t rearm;      /* recv ended while paused: re-arm on resume */
+    uint8_t end_held;   /* EOF/error seen while its data was held: apply it after */
+    int end_res;        /* that completion's result */
+    unsigned held;      /* buffers of this connection held while paused */
     int close_reason;   /* RILL_E* / -errno that closed it, 0 for EOF */
     rill__decoder_t dec;
 } rill__conn_t;
@@ -94,6 +99,17 @@ struct rill__loop {
     rill_msg_t mine[RILL_BATCH_MAX];
     uint32_t cache_id;
     const rill__comp_t *cache_comp;
+
+    /* Backpressure: while an outbound queue is above its high watermark, received buffers
+     * are held (in arrival order) instead of processed and recv is not re-armed, so the
+     * kernel runs out of buffers and TCP pushes back on the senders. */
+    int paused;
+    struct rill__held {
+        unsigned slot, bid, len;
+        uint32_t gen;
+    } held[RILL_BUF_COUNT];
+    unsigned held_head, held_count;
+    unsigned rearm_pending; /* connections with rearm set */
 
     uint64_t next_flush;
     int phase;           /* drain progress, see loop.c */

@@ -1,1 +1,386 @@
-/* placeholder */
+/* api_test: the public header as a user sees it (rill.h only, through the shared library).
+ * Versions, error names, config and registration misuse, worker lifecycle, stats, and a
+ * tiny end-to-end roundtrip with a sink made of plain sockets. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "rill/rill.h"
+
+/* ------------------------------------------------------------ version and errors */
+
+static int version(void)
+{
+    ASSERT_EQ(RILL_VERSION_HEX,
+              (RILL_VERSION_MAJOR << 16) | (RILL_VERSION_MINOR << 8) | RILL_VERSION_PATCH);
+    ASSERT_EQ(rill_version(), RILL_VERSION_HEX);
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", RILL_VERSION_MAJOR, RILL_VERSION_MINOR,
+             RILL_VERSION_PATCH);
+    ASSERT_TRUE(rill_version_string() != NULL);
+    ASSERT_STR_EQ(rill_version_string(), want);
+    return 0;
+}
+
+static int error_strings(void)
+{
+    /* every rill code: its name and its text come from the one table */
+#define CHECK_CODE_(name, value, text)                                \
+    ASSERT_EQ(RILL_##name, value);                                    \
+    ASSERT_LT(RILL_##name, -4095); /* far below any errno */          \
+    ASSERT_STR_EQ(rill_err_name(RILL_##name), "RILL_" #name);         \
+    ASSERT_STR_EQ(rill_strerror(RILL_##name), text);
+    RILL_ERRNO_MAP(CHECK_CODE_)
+#undef CHECK_CODE_
+    ASSERT_STR_EQ(rill_err_name(RILL_EINVAL), "RILL_EINVAL");
+    ASSERT_STR_EQ(rill_strerror(RILL_EINVAL), "invalid argument");
+
+    /* -errno passes through */
+    ASSERT_STR_EQ(rill_err_name(-ECONNRESET), "ECONNRESET");
+    ASSERT_STR_EQ(rill_err_name(-EINVAL), "EINVAL");
+    const char *s = rill_strerror(-ECONNRESET);
+    ASSERT_TRUE(s != NULL && s[0] != '\0');
+    ASSERT_TRUE(strcmp(s, rill_strerror(RILL_EINVAL)) != 0);
+
+    /* unknown codes */
+    ASSERT_STR_EQ(rill_err_name(-29999), "UNKNOWN");
+    ASSERT_STR_EQ(rill_err_name(-40000), "UNKNOWN");
+    ASSERT_STR_EQ(rill_err_name(123456), "UNKNOWN");
+    s = rill_strerror(-40000);
+    ASSERT_TRUE(s != NULL && s[0] != '\0');
+    return 0;
+}
+
+/* ------------------------------------------------------------ config misuse */
+
+static int config_errors(void)
+{
+    rill_config_t *cfg = rill_config_new();
+    ASSERT_TRUE(cfg != NULL);
+
+    ASSERT_EQ(rill_config_set_threads(cfg, 0), RILL_ERANGE);
+    ASSERT_EQ(rill_config_set_threads(cfg, 65), RILL_ERANGE);
+    ASSERT_EQ(rill_config_set_threads(cfg, 64), 0);
+    ASSERT_EQ(rill_config_set_threads(cfg, 1), 0);
+    ASSERT_EQ(rill_config_set_threads(NULL, 1), RILL_EINVAL);
+
+    ASSERT_EQ(rill_config_set_max_frame(cfg, 11), RILL_ERANGE);
+    ASSERT_EQ(rill_config_set_max_frame(cfg, (1u << 30) + 1), RILL_ERANGE);
+    ASSERT_EQ(rill_config_set_max_frame(cfg, 12), 0);
+    ASSERT_EQ(rill_config_set_max_frame(cfg, 1u << 20), 0);
+    ASSERT_EQ(rill_config_set_max_frame(NULL, 4096), RILL_EINVAL);
+
+    ASSERT_EQ(rill_config_set_flush_interval_ms(cfg, 3600u * 1000u + 1), RILL_ERANGE);
+    ASSERT_EQ(rill_config_set_flush_interval_ms(cfg, 0), 0);
+    ASSERT_EQ(rill_config_set_flush_interval_ms(NULL, 0), RILL_EINVAL);
+    ASSERT_EQ(rill_config_set_sink_buffer(NULL, 1 << 20), RILL_EINVAL);
+
+    ASSERT_EQ(rill_config_add_listener(NULL, "127.0.0.1:0", RILL_FRAMING_RILL, 0, 0, 0),
+              RILL_EINVAL);
+    ASSERT_EQ(rill_config_add_listener(cfg, NULL, RILL_FRAMING_RILL, 0, 0, 0), RILL_EINVAL);
+    ASSERT_EQ(rill_config_add_listener(cfg, "nonsense", RILL_FRAMING_RILL, 0, 0, 0), RILL_EADDR);
+    ASSERT_EQ(rill_config_add_listener(cfg, "127.0.0.1", RILL_FRAMING_RILL, 0, 0, 0), RILL_EADDR);
+    ASSERT_EQ(rill_config_add_listener(cfg, "127.0.0.1:99999", RILL_FRAMING_RILL, 0, 0, 0),
+              RILL_EADDR);
+    ASSERT_EQ(rill_config_add_listener(cfg, "127.0.0.1:port", RILL_FRAMING_RILL, 0, 0, 0),
+              RILL_EADDR);
+    ASSERT_EQ(rill_config_add_listener(cfg, "", RILL_FRAMING_RILL, 0, 0, 0), RILL_EADDR);
+
+    ASSERT_EQ(rill_config_add_sink(NULL, "127.0.0.1:1"), RILL_EINVAL);
+    ASSERT_EQ(rill_config_add_sink(cfg, NULL), RILL_EINVAL);
+    ASSERT_EQ(rill_config_add_sink(cfg, "bad address"), RILL_EADDR);
+    ASSERT_EQ(rill_config_set_dead_letter_sink(NULL, -1), RILL_EINVAL);
+    ASSERT_EQ(rill_config_set_dead_letter_sink(cfg, -1), 0);
+
+    /* valid listeners get indices 0, 1, ... (failed calls above added nothing) */
+    ASSERT_EQ(rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_RILL, 0, 0, 0), 0);
+    ASSERT_EQ(rill_config_add_listener(cfg, "localhost:0", RILL_FRAMING_LINE, 9, 1, 42), 1);
+
+    rill_worker_t *w = (rill_worker_t *)&w; /* garbage: must be overwritten with NULL */
+    ASSERT_EQ(rill_worker_new(&w, NULL), RILL_EINVAL);
+    ASSERT_TRUE(w == NULL);
+    ASSERT_EQ(rill_worker_new(NULL, cfg), RILL_EINVAL);
+
+    rill_config_destroy(cfg);
+    rill_config_destroy(NULL);
+    return 0;
+}
+
+/* ------------------------------------------------------------ worker and registry */
+
+typedef struct ctr {
+    int batches;
+    int releases;
+} ctr_t;
+
+static int nop_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *msgs, size_t n,
+                     rill_emitter_t *em)
+{
+    (void)ctx; (void)loop; (void)msgs; (void)n; (void)em;
+    return 0;
+}
+
+static void ctr_release(uintptr_t ctx) { ((ctr_t *)ctx)->releases++; }
+
+static int new_worker(rill_worker_t **w, unsigned threads)
+{
+    rill_config_t *cfg = rill_config_new();
+    ASSERT_TRUE(cfg != NULL);
+    ASSERT_EQ(rill_config_set_threads(cfg, threads), 0);
+    ASSERT_EQ(rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_RILL, 0, 0, 0), 0);
+    ASSERT_EQ(rill_worker_new(w, cfg), 0);
+    rill_config_destroy(cfg); /* the worker keeps its own copy */
+    ASSERT_TRUE(*w != NULL);
+    return 0;
+}
+
+static int worker_basics(void)
+{
+    rill_worker_t *w;
+    if (new_worker(&w, 2)) return 1;
+    ASSERT_EQ(rill_worker_threads(w), 2);
+    int port = rill_worker_listener_port(w, 0);
+    ASSERT_GT(port, 0);
+    ASSERT_LE(port, 65535);
+    ASSERT_EQ(rill_worker_listener_port(w, 1), RILL_EINVAL);
+    ASSERT_EQ(rill_worker_listener_port(NULL, 0), RILL_EINVAL);
+    ASSERT_EQ(rill_worker_run(w, 2), RILL_EINVAL);
+
+    /* the port is bound at rill_worker_new: binding it again fails */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_NE(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    close(fd);
+
+    ctr_t a = {0, 0}, b = {0, 0};
+    rill_comp_ops_t ops = {nop_batch, NULL, ctr_release};
+    rill_comp_ops_t no_batch = {NULL, NULL, ctr_release};
+    ASSERT_EQ(rill_comp_register(w, 7, "seven", &ops, (uintptr_t)&a), 0);
+    ASSERT_EQ(rill_comp_register(w, 7, "again", &ops, (uintptr_t)&b), RILL_EEXIST);
+    ASSERT_EQ(rill_comp_register(w, 8, NULL, NULL, (uintptr_t)&b), RILL_EINVAL);
+    ASSERT_EQ(rill_comp_register(w, 8, NULL, &no_batch, (uintptr_t)&b), RILL_EINVAL);
+    ASSERT_EQ(rill_comp_register(NULL, 8, NULL, &ops, (uintptr_t)&b), RILL_EINVAL);
+    ASSERT_EQ(b.releases, 0); /* a failed registration never releases */
+    ASSERT_EQ(rill_comp_unregister(w, 8), RILL_ENOENT);
+    ASSERT_EQ(rill_comp_unregister(NULL, 7), RILL_EINVAL);
+
+    rill_comp_stats_t cs;
+    memset(&cs, 0xFF, sizeof cs);
+    ASSERT_EQ(rill_comp_stats(w, 7, &cs, sizeof cs), 0);
+    ASSERT_U64_EQ(cs.msgs, 0);
+    ASSERT_U64_EQ(cs.batches, 0);
+    ASSERT_U64_EQ(cs.errors, 0);
+    ASSERT_EQ(rill_comp_stats(w, 8, &cs, sizeof cs), RILL_ENOENT);
+    ASSERT_EQ(rill_comp_stats(w, 7, NULL, sizeof cs), RILL_EINVAL);
+
+    ASSERT_EQ(rill_comp_unregister(w, 7), 0);
+    ASSERT_EQ(a.releases, 1);
+    ASSERT_EQ(rill_comp_unregister(w, 7), RILL_ENOENT);
+    ASSERT_EQ(a.releases, 1);
+    /* the id is free again; destroy releases what is still registered */
+    ASSERT_EQ(rill_comp_register(w, 7, "seven", &ops, (uintptr_t)&b), 0);
+    rill_worker_destroy(w);
+    ASSERT_EQ(b.releases, 1);
+    ASSERT_EQ(a.releases, 1);
+    rill_worker_destroy(NULL);
+    return 0;
+}
+
+static int stats_size(void)
+{
+    rill_worker_t *w;
+    if (new_worker(&w, 1)) return 1;
+    rill_stats_t st;
+    memset(&st, 0xFF, sizeof st);
+    ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
+    ASSERT_U64_EQ(st.msgs_in, 0);
+    ASSERT_U64_EQ(st.conns_open, 0);
+    ASSERT_U64_EQ(st.enobufs, 0);
+    ASSERT_EQ(rill_worker_stats(w, NULL, sizeof st), RILL_EINVAL);
+    ASSERT_EQ(rill_worker_stats(NULL, &st, sizeof st), RILL_EINVAL);
+
+    /* an older caller with a shorter struct: only its prefix is written */
+    unsigned char buf[sizeof(rill_stats_t) + 16];
+    memset(buf, 0xAA, sizeof buf);
+    size_t older = offsetof(rill_stats_t, msgs_out);
+    ASSERT_EQ(rill_worker_stats(w, (rill_stats_t *)(void *)buf, older), 0);
+    for (size_t i = 0; i < older; i++) ASSERT_EQ(buf[i], 0);
+    for (size_t i = older; i < sizeof buf; i++) ASSERT_EQ(buf[i], 0xAA);
+    rill_worker_destroy(w);
+    return 0;
+}
+
+static int lifecycle(void)
+{
+    rill_worker_t *w;
+    if (new_worker(&w, 2)) return 1;
+    ASSERT_EQ(rill_worker_start(w), 0);
+    ASSERT_EQ(rill_worker_start(w), RILL_ESTATE);
+    ASSERT_EQ(rill_worker_run(w, 0), RILL_ESTATE); /* loops belong to rill's threads */
+    ASSERT_EQ(rill_worker_stop(w), 0);
+    ASSERT_EQ(rill_worker_stop(w), 0); /* idempotent */
+    rill_worker_shutdown(w);           /* idempotent too */
+    ASSERT_EQ(rill_worker_start(w), RILL_ESTATE);
+    rill_worker_destroy(w);
+
+    /* stop without start, destroy without stop */
+    if (new_worker(&w, 1)) return 1;
+    ASSERT_EQ(rill_worker_stop(w), 0);
+    rill_worker_destroy(w);
+    if (new_worker(&w, 1)) return 1;
+    ASSERT_EQ(rill_worker_start(w), 0);
+    rill_worker_destroy(w);
+    ASSERT_EQ(rill_worker_start(NULL), RILL_EINVAL);
+    ASSERT_EQ(rill_worker_stop(NULL), RILL_EINVAL);
+    return 0;
+}
+
+/* ------------------------------------------------------------ roundtrip */
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8); p[3] = (unsigned char)v;
+}
+
+static uint32_t get_be32(const unsigned char *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/* Reads exactly n bytes within ms milliseconds; 0 on success. */
+static int read_n(int fd, unsigned char *buf, size_t n, int ms)
+{
+    while (n > 0) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, ms) <= 0) return -1;
+        ssize_t k = recv(fd, buf, n, 0);
+        if (k <= 0) return -1;
+        buf += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static int passthrough(uintptr_t ctx, unsigned loop, const rill_msg_t *msgs, size_t n,
+                       rill_emitter_t *em)
+{
+    (void)loop;
+    ctr_t *c = (ctr_t *)ctx;
+    c->batches++; /* one loop thread: no race */
+    for (size_t i = 0; i < n; i++)
+        if (rill_emit_sink(em, 0, msgs[i].comp_id + 100, msgs[i].key, msgs[i].data, msgs[i].len))
+            return -1;
+    return 0;
+}
+
+static int roundtrip(void)
+{
+    /* the sink: a plain listening socket */
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(lfd, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    ASSERT_EQ(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ASSERT_EQ(listen(lfd, 8), 0);
+    ASSERT_EQ(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    char sink_addr[32];
+    snprintf(sink_addr, sizeof sink_addr, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+
+    rill_config_t *cfg = rill_config_new();
+    ASSERT_TRUE(cfg != NULL);
+    ASSERT_EQ(rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_RILL, 0, 0, 0), 0);
+    ASSERT_EQ(rill_config_add_sink(cfg, sink_addr), 0);
+    rill_worker_t *w;
+    ASSERT_EQ(rill_worker_new(&w, cfg), 0);
+    rill_config_destroy(cfg);
+    ctr_t c = {0, 0};
+    rill_comp_ops_t ops = {passthrough, NULL, ctr_release};
+    ASSERT_EQ(rill_comp_register(w, 1, "pass", &ops, (uintptr_t)&c), 0);
+    ASSERT_EQ(rill_worker_start(w), 0);
+
+    /* the loop connects to the sink when it starts */
+    struct pollfd p = {lfd, POLLIN, 0};
+    ASSERT_EQ(poll(&p, 1, 20000), 1);
+    int sfd = accept(lfd, NULL, NULL);
+    ASSERT_GE(sfd, 0);
+
+    int port = rill_worker_listener_port(w, 0);
+    int cfd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(cfd, 0);
+    sa.sin_port = htons((uint16_t)port);
+    ASSERT_EQ(connect(cfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    unsigned char frame[16 + 5];
+    put_be32(frame, 12 + 5);
+    put_be32(frame + 4, 1);
+    put_be32(frame + 8, 0x01020304);
+    put_be32(frame + 12, 0x05060708);
+    memcpy(frame + 16, "hello", 5);
+    ASSERT_EQ(send(cfd, frame, sizeof frame, MSG_NOSIGNAL), (ssize_t)sizeof frame);
+
+    unsigned char got[16 + 5];
+    ASSERT_EQ(read_n(sfd, got, sizeof got, 20000), 0);
+    ASSERT_EQ(get_be32(got), 12 + 5);
+    ASSERT_EQ(get_be32(got + 4), 101);
+    ASSERT_EQ(get_be32(got + 8), 0x01020304);
+    ASSERT_EQ(get_be32(got + 12), 0x05060708);
+    ASSERT_MEM_EQ(got + 16, "hello", 5);
+
+    rill_stats_t st;
+    ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
+    ASSERT_U64_EQ(st.msgs_in, 1);
+    ASSERT_U64_EQ(st.bytes_in, sizeof frame);
+    ASSERT_U64_EQ(st.msgs_dispatched, 1);
+    ASSERT_U64_EQ(st.msgs_out, 1);
+    ASSERT_U64_EQ(st.conns_accepted, 1);
+    rill_comp_stats_t cs;
+    ASSERT_EQ(rill_comp_stats(w, 1, &cs, sizeof cs), 0);
+    ASSERT_U64_EQ(cs.msgs, 1);
+    ASSERT_U64_EQ(cs.batches, 1);
+
+    ASSERT_EQ(rill_worker_stop(w), 0);
+    /* the sink connection is closed once the loop has drained */
+    unsigned char x;
+    ASSERT_EQ(read_n(sfd, &x, 1, 20000), -1);
+    ASSERT_EQ(c.batches, 1);
+    rill_worker_destroy(w);
+    ASSERT_EQ(c.releases, 1);
+    close(cfd);
+    close(sfd);
+    close(lfd);
+    return 0;
+}
+
+static const t_case_t cases[] = {
+    {"version", version},
+    {"error_strings", error_strings},
+    {"config_errors", config_errors},
+    {"worker_basics", worker_basics},
+    {"stats_size", stats_size},
+    {"lifecycle", lifecycle},
+    {"roundtrip", roundtrip},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    return t_run("api_test", cases, argc, argv);
+}

@@ -302,22 +302,6 @@ static int passthrough(unsigned threads, unsigned nconn, unsigned per_conn)
     ASSERT_EQ(tu_send_join(snd), 0);
 
     ASSERT_EQ(rill_worker_stop(w), 0);
-    /* Loops close their sink connections when they exit: then nothing more can arrive. */
-    ASSERT_EQ(tu_sink_wait_all_closed(sink, threads, SHORT_MS), 0);
-    tu_sink_info_t si;
-    tu_sink_info(sink, &si);
-    ASSERT_EQ(si.accepted, threads); /* one sink connection per loop thread */
-    ASSERT_EQ(si.bad, 0);
-    ASSERT_EQ(si.partial, 0);
-
-    tu_sink_lock(sink);
-    uint64_t frames = ck.frames, errors = ck.errors;
-    tu_sink_unlock(sink);
-    ASSERT_U64_EQ(errors, 0);
-    ASSERT_U64_EQ(frames, t.frames); /* exactly once: no loss, no duplicate */
-    for (unsigned c = 0; c < nconn; c++)
-        for (unsigned j = 0; j < NKEYJ; j++) ASSERT_EQ(ck.next[c][j], t.gen[c].seq[j]);
-
     rill_stats_t st;
     ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
     ASSERT_U64_EQ(st.msgs_in, t.frames);
@@ -347,6 +331,21 @@ static int passthrough(unsigned threads, unsigned nconn, unsigned per_conn)
     traffic_close(&t);
     rill_worker_destroy(w);
     ASSERT_EQ(atomic_load(&pt.released), 1);
+
+    /* Destroy closed the sink connections: nothing more can arrive. */
+    ASSERT_EQ(tu_sink_wait_all_closed(sink, threads, SHORT_MS), 0);
+    tu_sink_info_t si;
+    tu_sink_info(sink, &si);
+    ASSERT_EQ(si.accepted, threads); /* one sink connection per loop thread */
+    ASSERT_EQ(si.bad, 0);
+    ASSERT_EQ(si.partial, 0);
+    tu_sink_lock(sink);
+    uint64_t frames = ck.frames, errors = ck.errors;
+    tu_sink_unlock(sink);
+    ASSERT_U64_EQ(errors, 0);
+    ASSERT_U64_EQ(frames, t.frames); /* exactly once: no loss, no duplicate */
+    for (unsigned c = 0; c < nconn; c++)
+        for (unsigned j = 0; j < NKEYJ; j++) ASSERT_EQ(ck.next[c][j], t.gen[c].seq[j]);
     tu_sink_destroy(sink);
     return 0;
 }
@@ -448,12 +447,19 @@ static int count_test(unsigned threads)
     for (unsigned l = 0; l < threads; l++) ASSERT_EQ(atomic_load(&cc->flushes[l]), 0);
 
     ASSERT_EQ(rill_worker_stop(w), 0);
-    ASSERT_EQ(tu_sink_wait_all_closed(sink, threads, SHORT_MS), 0);
-
     ASSERT_U64_EQ(atomic_load(&cc->violations), 0);
     ASSERT_U64_EQ(atomic_load(&cc->emit_fail), 0);
     /* flush interval 0: each loop flushes exactly once, when the worker stops */
     for (unsigned l = 0; l < threads; l++) ASSERT_EQ(atomic_load(&cc->flushes[l]), 1);
+    rill_stats_t st;
+    ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
+    ASSERT_U64_EQ(st.sink_dropped, 0);
+    traffic_close(&t);
+    rill_worker_destroy(w);
+    ASSERT_EQ(atomic_load(&cc->released), 1);
+    for (unsigned l = 0; l < threads; l++) ASSERT_EQ(atomic_load(&cc->flushes[l]), 1);
+    ASSERT_EQ(tu_sink_wait_all_closed(sink, threads, SHORT_MS), 0);
+    ASSERT_U64_EQ(tu_sink_count(sink), st.msgs_out);
 
     uint64_t got[MAXKEY] = {0};
     unsigned seen[MAXKEY] = {0};
@@ -489,10 +495,6 @@ static int count_test(unsigned threads)
         /* one loop owns the key and flushes once: one frame per key */
         ASSERT_EQ(seen[k], t.per_key[k] ? 1 : 0);
     }
-
-    traffic_close(&t);
-    rill_worker_destroy(w);
-    ASSERT_EQ(atomic_load(&cc->released), 1);
     free(cc);
     tu_sink_destroy(sink);
     return 0;
