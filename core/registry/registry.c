@@ -15,7 +15,6 @@
 #include "registry/registry.h"
 
 #include <assert.h>
-#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdalign.h>
@@ -52,7 +51,8 @@ void __tsan_release(void *addr);
 #endif
 
 #define CACHELINE 64
-/* Rebuild the map (dropping tombstones) once this many removals outnumber live entries. */
+/* Rebuild the map (dropping tombstones) once removals since the last rebuild exceed the
+ * live entries by this many. */
 #define TOMBSTONE_SLACK 64
 
 typedef struct reader {

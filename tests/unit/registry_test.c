@@ -457,7 +457,7 @@ static void *reader_main(void *arg)
         t->iters++;
         /* Loop threads spend time outside sections (in io_uring waits); on a small
          * machine this also lets the writer run. */
-        if ((t->iters & 63) == 0)
+        if ((t->iters & 15) == 0)
             sched_yield();
         continue;
     out:
@@ -606,7 +606,7 @@ static int t_growth(void)
         uintptr_t got = 0;
         if (lookup1(r, 2, id, &got) == NULL || got != (uintptr_t)&c[id])
             fail_line = __LINE__;
-        if ((id & 255) == 0)
+        if ((id & 31) == 0)
             sched_yield(); /* let the readers see intermediate maps */
     }
     double dt = now_s() - t0;
