@@ -150,6 +150,13 @@ static int fail(const char *what, const char *arg, int rc)
     return 2;
 }
 
+/* Early exits free the config (sanitizer builds check for leaks on every exit). */
+#define BAIL(code)                \
+    do {                          \
+        rill_config_destroy(cfg); \
+        return (code);            \
+    } while (0)
+
 int main(int argc, char **argv)
 {
     enum { O_LISTEN = 256, O_SINK, O_THREADS, O_MAXFRAME, O_COUNTEVERY, O_FLUSH, O_DEAD,
@@ -183,7 +190,7 @@ int main(int argc, char **argv)
             if (nlistens == 16 || parse_listen(optarg, &listens[nlistens]) < 0) {
                 fprintf(stderr, "rill-worker: bad --listen '%s' (expected "
                                 "ADDR[,framing=rill|lp|line][,comp=ID][,key=K])\n", optarg);
-                return 2;
+                BAIL(2);
             }
             nlistens++;
             break;
@@ -193,21 +200,21 @@ int main(int argc, char **argv)
         case O_THREADS:
             if (parse_u64(optarg, &v) < 0 || (rc = rill_config_set_threads(cfg, (unsigned)v)) < 0 ||
                 v > 64)
-                return fail("bad --threads", optarg, RILL_ERANGE);
+                BAIL(fail("bad --threads", optarg, RILL_ERANGE));
             break;
         case O_MAXFRAME:
             if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX ||
                 (rc = rill_config_set_max_frame(cfg, (uint32_t)v)) < 0)
-                return fail("bad --max-frame", optarg, RILL_ERANGE);
+                BAIL(fail("bad --max-frame", optarg, RILL_ERANGE));
             break;
         case O_COUNTEVERY:
             if (parse_u64(optarg, &count_every) < 0)
-                return fail("bad --count-every", optarg, RILL_EINVAL);
+                BAIL(fail("bad --count-every", optarg, RILL_EINVAL));
             break;
         case O_FLUSH:
             if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX ||
                 (rc = rill_config_set_flush_interval_ms(cfg, (unsigned)v)) < 0)
-                return fail("bad --flush-ms", optarg, RILL_ERANGE);
+                BAIL(fail("bad --flush-ms", optarg, RILL_ERANGE));
             break;
         case O_DEAD:
             dead_letter = 1;
@@ -217,19 +224,19 @@ int main(int argc, char **argv)
             break;
         case O_VERSION:
             printf("rill-worker %s\n", rill_version_string());
-            return 0;
+            BAIL(0);
         case O_HELP:
             fputs(usage, stdout);
-            return 0;
+            BAIL(0);
         default:
             fprintf(stderr, "rill-worker: unknown or incomplete option '%s' (see --help)\n",
                     argv[optind - 1]);
-            return 2;
+            BAIL(2);
         }
     }
     if (optind < argc) {
         fprintf(stderr, "rill-worker: unexpected argument '%s' (see --help)\n", argv[optind]);
-        return 2;
+        BAIL(2);
     }
     if (nlistens == 0) {
         parse_listen("127.0.0.1:7700", &listens[0]);
@@ -239,18 +246,18 @@ int main(int argc, char **argv)
         rc = rill_config_add_listener(cfg, listens[i].addr, listens[i].framing, listens[i].comp,
                                       listens[i].has_key, listens[i].key);
         if (rc < 0)
-            return fail("bad --listen address", listens[i].addr, rc);
+            BAIL(fail("bad --listen address", listens[i].addr, rc));
     }
     int sink_idx = -1;
     if (sink) {
         sink_idx = rill_config_add_sink(cfg, sink);
         if (sink_idx < 0)
-            return fail("bad --sink address", sink, sink_idx);
+            BAIL(fail("bad --sink address", sink, sink_idx));
         if (dead_letter)
             rill_config_set_dead_letter_sink(cfg, sink_idx);
     } else if (dead_letter) {
         fprintf(stderr, "rill-worker: --dead-letter needs --sink\n");
-        return 2;
+        BAIL(2);
     }
 
     /* Signals are taken synchronously by the main thread; loop threads inherit the mask. */
@@ -263,11 +270,11 @@ int main(int argc, char **argv)
 
     rill_worker_t *w;
     rc = rill_worker_new(&w, cfg);
+    rill_config_destroy(cfg);
     if (rc < 0) {
         fprintf(stderr, "rill-worker: cannot create the worker: %s\n", rill_strerror(rc));
         return 1;
     }
-    rill_config_destroy(cfg);
     if ((rc = builtins_register(w, sink_idx, count_every)) < 0) {
         fprintf(stderr, "rill-worker: cannot register computations: %s\n", rill_strerror(rc));
         rill_worker_destroy(w);

@@ -54,7 +54,6 @@ static int error_strings(void)
     /* unknown codes */
     ASSERT_STR_EQ(rill_err_name(-29999), "UNKNOWN");
     ASSERT_STR_EQ(rill_err_name(-40000), "UNKNOWN");
-    ASSERT_STR_EQ(rill_err_name(123456), "UNKNOWN");
     s = rill_strerror(-40000);
     ASSERT_TRUE(s != NULL && s[0] != '\0');
     return 0;

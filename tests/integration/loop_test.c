@@ -546,7 +546,8 @@ static int register_churn(void)
     static traffic_t t;
     ASSERT_EQ(traffic_open(&t, 0, 8, 20000, 1, port), 0);
     tu_sender_t *snd;
-    ASSERT_EQ(tu_send_start(&snd, t.fds, t.bufs, t.lens, t.nconn, 2, 4096), 0);
+    /* ~220 rounds of 4 KiB per connection, 4 ms apart: about a second of traffic */
+    ASSERT_EQ(tu_send_start_paced(&snd, t.fds, t.bufs, t.lens, t.nconn, 2, 4096, 4000), 0);
 
     pt_ctx_t dup;
     pt_init(&dup, threads, 1, 0);
@@ -560,7 +561,7 @@ static int register_churn(void)
         ASSERT_EQ(rill_comp_register(w, 1, "churn", &pt_ops, (uintptr_t)&regs[used++]), 0);
         ASSERT_EQ(rill_comp_register(w, 1, "dup", &pt_ops, (uintptr_t)&dup), RILL_EEXIST);
         cycles++;
-        tu_sleep_ms(1);
+        tu_sleep_ms(3);
     }
     ASSERT_EQ(tu_send_join(snd), 0);
     fprintf(stderr, "  %u unregister/register cycles during traffic\n", cycles);
@@ -601,14 +602,10 @@ static int register_churn(void)
     ASSERT_EQ(tu_sink_wait_count(sink, delivered, SHORT_MS), 0);
 
     ASSERT_EQ(rill_worker_stop(w), 0);
-    ASSERT_EQ(tu_sink_wait_all_closed(sink, threads, SHORT_MS), 0);
     ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
     ASSERT_U64_EQ(st.unknown_comp + delivered, t.frames + 200);
-    tu_sink_lock(sink);
-    uint64_t frames = ck.frames, errors = ck.errors;
-    tu_sink_unlock(sink);
-    ASSERT_U64_EQ(errors, 0); /* no duplicate, no reordering */
-    ASSERT_U64_EQ(frames, delivered);
+    ASSERT_U64_EQ(st.msgs_out, delivered);
+    ASSERT_U64_EQ(st.sink_dropped, 0);
     for (unsigned i = 0; i < used; i++) ASSERT_U64_EQ(atomic_load(&regs[i].emit_fail), 0);
 
     close(fd);
@@ -618,6 +615,13 @@ static int register_churn(void)
     for (unsigned i = 0; i < NREG; i++) ASSERT_EQ(atomic_load(&regs[i].released), i < used ? 1 : 0);
     ASSERT_EQ(atomic_load(&dup.released), 0);
     ASSERT_U64_EQ(atomic_load(&dup.msgs), 0);
+
+    ASSERT_EQ(tu_sink_wait_all_closed(sink, threads, SHORT_MS), 0);
+    tu_sink_lock(sink);
+    uint64_t frames = ck.frames, errors = ck.errors;
+    tu_sink_unlock(sink);
+    ASSERT_U64_EQ(errors, 0); /* no duplicate, no reordering */
+    ASSERT_U64_EQ(frames, delivered);
     tu_sink_destroy(sink);
     return 0;
 }
@@ -654,16 +658,6 @@ static int emit_comp_chain(void)
     ASSERT_EQ(wrc, 0);
     ASSERT_EQ(tu_send_join(snd), 0);
     ASSERT_EQ(rill_worker_stop(w), 0);
-    ASSERT_EQ(tu_sink_wait_all_closed(sink, threads, SHORT_MS), 0);
-
-    tu_sink_lock(sink);
-    uint64_t frames = ck.frames, errors = ck.errors;
-    tu_sink_unlock(sink);
-    ASSERT_U64_EQ(errors, 0);
-    ASSERT_U64_EQ(frames, t.frames);
-    for (unsigned c = 0; c < t.nconn; c++)
-        for (unsigned j = 0; j < NKEYJ; j++) ASSERT_EQ(ck.next[c][j], t.gen[c].seq[j]);
-
     ASSERT_U64_EQ(atomic_load(&first.msgs), t.frames);
     ASSERT_U64_EQ(atomic_load(&last.msgs), t.frames);
     ASSERT_U64_EQ(atomic_load(&first.emit_fail) + atomic_load(&last.emit_fail), 0);
@@ -681,6 +675,15 @@ static int emit_comp_chain(void)
     rill_worker_destroy(w);
     ASSERT_EQ(atomic_load(&first.released), 1);
     ASSERT_EQ(atomic_load(&last.released), 1);
+
+    ASSERT_EQ(tu_sink_wait_all_closed(sink, threads, SHORT_MS), 0);
+    tu_sink_lock(sink);
+    uint64_t frames = ck.frames, errors = ck.errors;
+    tu_sink_unlock(sink);
+    ASSERT_U64_EQ(errors, 0);
+    ASSERT_U64_EQ(frames, t.frames);
+    for (unsigned c = 0; c < t.nconn; c++)
+        for (unsigned j = 0; j < NKEYJ; j++) ASSERT_EQ(ck.next[c][j], t.gen[c].seq[j]);
     tu_sink_destroy(sink);
     return 0;
 }
@@ -748,18 +751,18 @@ static int worker_run_own_threads(void)
         ASSERT_EQ(join_within(thr[i], SHORT_MS), 0);
         ASSERT_EQ(ra[i].rc, 0);
     }
-    ASSERT_EQ(tu_sink_wait_all_closed(sink, threads, SHORT_MS), 0);
-    tu_sink_lock(sink);
-    uint64_t frames = ck.frames, errors = ck.errors;
-    tu_sink_unlock(sink);
-    ASSERT_U64_EQ(errors, 0);
-    ASSERT_U64_EQ(frames, t.frames);
     ASSERT_U64_EQ(atomic_load(&pt.bad_view), 0);
     ASSERT_EQ(rill_worker_start(w), RILL_ESTATE); /* stopped for good */
 
     traffic_close(&t);
     rill_worker_destroy(w);
     ASSERT_EQ(atomic_load(&pt.released), 1);
+    ASSERT_EQ(tu_sink_wait_all_closed(sink, threads, SHORT_MS), 0);
+    tu_sink_lock(sink);
+    uint64_t frames = ck.frames, errors = ck.errors;
+    tu_sink_unlock(sink);
+    ASSERT_U64_EQ(errors, 0);
+    ASSERT_U64_EQ(frames, t.frames);
     tu_sink_destroy(sink);
     return 0;
 }
@@ -801,19 +804,20 @@ static int stop_with_open_connections(void)
     }
     ASSERT_EQ(rill_worker_stop(w), 0);            /* idempotent */
     ASSERT_EQ(rill_worker_start(w), RILL_ESTATE); /* no restart */
+    rill_stats_t st;
+    ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
+    ASSERT_U64_EQ(st.conns_open, 0);
+    ASSERT_U64_EQ(st.msgs_in, t.frames);
+
+    traffic_close(&t);
+    rill_worker_destroy(w);
+    ASSERT_EQ(atomic_load(&pt.released), 1);
     ASSERT_EQ(tu_sink_wait_all_closed(sink, threads, SHORT_MS), 0);
     tu_sink_lock(sink);
     uint64_t frames = ck.frames, errors = ck.errors;
     tu_sink_unlock(sink);
     ASSERT_U64_EQ(errors, 0);
     ASSERT_U64_EQ(frames, t.frames); /* the half frame was never delivered */
-    rill_stats_t st;
-    ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
-    ASSERT_U64_EQ(st.conns_open, 0);
-
-    traffic_close(&t);
-    rill_worker_destroy(w);
-    ASSERT_EQ(atomic_load(&pt.released), 1);
     tu_sink_destroy(sink);
     return 0;
 }
@@ -870,8 +874,8 @@ static int sd_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *msgs, size_t
     for (size_t i = 0; i < n; i++) {
         rill_emit_sink(em, 0, msgs[i].comp_id, msgs[i].key, msgs[i].data, msgs[i].len);
         if (msgs[i].len == 4 && memcmp(msgs[i].data, "stop", 4) == 0) {
+            atomic_store(&c->asked, 1); /* before: another loop may close the client at once */
             rill_worker_shutdown(c->w);
-            atomic_store(&c->asked, 1);
         }
     }
     return 0;
@@ -896,10 +900,10 @@ static int shutdown_from_callback(void)
     ASSERT_TRUE(tu_closed_rc(tu_wait_peer_closed(fd, SHORT_MS)));
     ASSERT_EQ(atomic_load(&sd.asked), 1);
     ASSERT_EQ(rill_worker_stop(w), 0);
-    ASSERT_EQ(tu_sink_wait_all_closed(sink, 2, SHORT_MS), 0);
-    ASSERT_EQ(tu_sink_count(sink), 1); /* the frame processed before the drain went out */
     close(fd);
     rill_worker_destroy(w);
+    ASSERT_EQ(tu_sink_wait_all_closed(sink, 2, SHORT_MS), 0);
+    ASSERT_EQ(tu_sink_count(sink), 1); /* the frame processed before the drain went out */
     tu_sink_destroy(sink);
     return 0;
 }

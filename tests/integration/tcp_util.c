@@ -542,6 +542,7 @@ struct tu_sender {
     const size_t *lens;
     unsigned nconn, nthreads;
     size_t chunk;
+    unsigned pause_us;
     pthread_t *thr;
     unsigned started;
     atomic_uint finished;
@@ -580,6 +581,7 @@ static void *sender_thread(void *arg)
             off[m] += n;
             if (off[m] < s->lens[c]) left = 1;
         }
+        if (left && s->pause_us) usleep(s->pause_us);
     }
     free(off);
     atomic_fetch_add(&s->finished, 1);
@@ -588,6 +590,13 @@ static void *sender_thread(void *arg)
 
 int tu_send_start(tu_sender_t **out, const int *fds, uint8_t *const *bufs, const size_t *lens,
                   unsigned nconn, unsigned nthreads, size_t chunk)
+{
+    return tu_send_start_paced(out, fds, bufs, lens, nconn, nthreads, chunk, 0);
+}
+
+int tu_send_start_paced(tu_sender_t **out, const int *fds, uint8_t *const *bufs,
+                        const size_t *lens, unsigned nconn, unsigned nthreads, size_t chunk,
+                        unsigned pause_us)
 {
     *out = NULL;
     if (nthreads == 0 || chunk == 0) return -EINVAL;
@@ -600,6 +609,7 @@ int tu_send_start(tu_sender_t **out, const int *fds, uint8_t *const *bufs, const
     s->nconn = nconn;
     s->nthreads = nthreads;
     s->chunk = chunk;
+    s->pause_us = pause_us;
     s->thr = calloc(nthreads, sizeof *s->thr);
     if (!s->thr) {
         free(s);

@@ -124,6 +124,11 @@ const tu_frame_t *tu_sink_frames(tu_sink_t *s, size_t *n);
 typedef struct tu_sender tu_sender_t;
 int tu_send_start(tu_sender_t **out, const int *fds, uint8_t *const *bufs, const size_t *lens,
                   unsigned nconn, unsigned nthreads, size_t chunk);
+/* Same, sleeping pause_us after each round over a thread's connections (to spread the
+ * traffic over time, e.g. while a test changes registrations). */
+int tu_send_start_paced(tu_sender_t **out, const int *fds, uint8_t *const *bufs,
+                        const size_t *lens, unsigned nconn, unsigned nthreads, size_t chunk,
+                        unsigned pause_us);
 /* Non-zero once every thread has finished writing. */
 int tu_send_done(tu_sender_t *s);
 /* Joins and frees. Returns 0 or the first -errno a write failed with. */
