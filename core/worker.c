@@ -51,6 +51,11 @@ int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg)
         return RILL_ENOMEM;
     w->cfg = *cfg;
     w->nloops = cfg->threads;
+    /* A sink buffer must hold the largest frame with room to spare, whatever order the
+     * two settings were made in. */
+    size_t min_sink = 2 * rill__frame_size(cfg->max_frame);
+    if (w->cfg.sink_buffer < min_sink)
+        w->cfg.sink_buffer = min_sink;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
     for (unsigned li = 0; li < RILL_MAX_LISTENERS; li++)

@@ -125,7 +125,7 @@ int rill_emit_sink(rill_emitter_t *em, int sink, uint32_t comp_id, uint64_t key,
     if (!em || !em->loop || (len && !data))
         return RILL_EINVAL;
     rill__loop_t *l = em->loop;
-    if (sink < 0 || (unsigned)sink >= l->nsinks || len > l->w->cfg.max_frame - RILL_FRAME_MIN_LEN)
+    if (sink < 0 || (unsigned)sink >= l->nsinks || len > l->w->cfg.max_frame)
         return RILL_EINVAL;
     rill__sink_t *s = &l->sinks[sink];
     size_t fs = rill__frame_size(len);
@@ -146,7 +146,7 @@ int rill_emit_comp(rill_emitter_t *em, uint32_t comp_id, uint64_t key, const voi
     if (!em || !em->loop || (len && !data))
         return RILL_EINVAL;
     rill__loop_t *l = em->loop;
-    if (len > l->w->cfg.max_frame - RILL_FRAME_MIN_LEN)
+    if (len > l->w->cfg.max_frame)
         return RILL_EINVAL;
     unsigned d = l->nloops > 1 ? rill__key_loop(key, l->nloops) : l->idx;
     if (d != l->idx) {

@@ -474,19 +474,23 @@ static void on_recv(rill__loop_t *l, struct io_uring_cqe *cqe)
 
 static void update_paused(rill__loop_t *l)
 {
-    int high = 0, low = 1;
-    size_t sink_high = l->w->cfg.sink_buffer / 2, sink_low = l->w->cfg.sink_buffer / 4;
+    int sink_high = 0, sink_low = 1, stage_high = 0, stage_low = 1;
+    size_t hi = l->w->cfg.sink_buffer / 2, lo = l->w->cfg.sink_buffer / 4;
     for (unsigned s = 0; s < l->nsinks; s++) {
-        high |= l->sinks[s].pend.len > sink_high;
-        low &= l->sinks[s].pend.len <= sink_low;
+        sink_high |= l->sinks[s].pend.len > hi;
+        sink_low &= l->sinks[s].pend.len <= lo;
     }
     for (unsigned d = 0; d < l->nloops; d++) {
-        high |= l->stage[d].len > STAGE_HIGH;
-        low &= l->stage[d].len <= STAGE_LOW;
+        stage_high |= l->stage[d].len > STAGE_HIGH;
+        stage_low &= l->stage[d].len <= STAGE_LOW;
     }
-    if (!l->paused && high)
+    if (!l->sink_paused && sink_high)
+        l->sink_paused = 1;
+    else if (l->sink_paused && sink_low)
+        l->sink_paused = 0;
+    if (!l->paused && (sink_high || stage_high))
         l->paused = 1;
-    else if (l->paused && low)
+    else if (l->paused && sink_low && stage_low)
         l->paused = 0;
 }
 
@@ -653,6 +657,12 @@ static void on_sink_send(rill__loop_t *l, struct io_uring_cqe *cqe, uint64_t now
 
 static void drain_incoming(rill__loop_t *l)
 {
+    /* A loop whose sink is behind leaves handoffs in their rings, so the loops feeding it
+     * fill their stages and pause their own sources: backpressure crosses threads. (Only
+     * sink pressure does this: two loops paused on each other's stages would deadlock.)
+     * The sink's send completions wake this loop when it can go on. */
+    if (l->sink_paused)
+        return;
     for (unsigned s = 0; s < l->nloops; s++) {
         if (s == l->idx)
             continue;

@@ -104,6 +104,7 @@ struct rill__loop {
      * are held (in arrival order) instead of processed and recv is not re-armed, so the
      * kernel runs out of buffers and TCP pushes back on the senders. */
     int paused;
+    int sink_paused;     /* paused because a sink is behind: incoming handoffs wait too */
     struct rill__held {
         unsigned slot, bid, len;
         uint32_t gen;

@@ -66,7 +66,8 @@ enum {
 
 /* Returns a static, human-readable description of err (a RILL_E* code or a -errno). */
 RILL_EXTERN const char *rill_strerror(int err);
-/* Returns a static name for err: "RILL_EINVAL", "ECONNRESET", ..., or "UNKNOWN". */
+/* Returns a static name for err: "RILL_EINVAL", "ECONNRESET", ..., "OK" for err >= 0, or
+ * "UNKNOWN". */
 RILL_EXTERN const char *rill_err_name(int err);
 
 /* Returns RILL_VERSION_HEX of the library actually linked. Any thread. */
@@ -106,8 +107,10 @@ RILL_EXTERN int rill_config_set_threads(rill_config_t *cfg, unsigned n);
 /* Largest accepted frame length field (12 + payload for v1; payload for lp and line),
  * 12..1 GiB (default 1 MiB). Longer frames are protocol errors. Returns 0 or RILL_ERANGE. */
 RILL_EXTERN int rill_config_set_max_frame(rill_config_t *cfg, uint32_t bytes);
-/* Upper bound, per loop and per sink, on output bytes waiting to be sent (default 64 MiB).
- * Output beyond it is dropped and counted in sink_dropped. Returns 0 or RILL_ERANGE. */
+/* Upper bound, per loop and per sink, on output bytes waiting to be sent (default 64 MiB;
+ * raised at rill_worker_new() to twice the largest frame if smaller). Above half of it the
+ * loop stops reading its sources (backpressure) until it is below a quarter; output that
+ * still does not fit is dropped and counted in sink_dropped. Returns 0 or RILL_ERANGE. */
 RILL_EXTERN int rill_config_set_sink_buffer(rill_config_t *cfg, size_t bytes);
 /* Interval at which every computation's flush callback runs on every loop; 0 (default)
  * means flush only when the worker stops. Returns 0 or RILL_ERANGE (above 1 hour). */
@@ -194,8 +197,9 @@ RILL_EXTERN unsigned rill_worker_threads(const rill_worker_t *w);
 RILL_EXTERN int rill_worker_listener_port(const rill_worker_t *w, unsigned i);
 
 /*
- * Starts one thread per loop and returns once they run. Returns 0, RILL_ESTATE (already
- * started or stopped, or a loop is being run by rill_worker_run()), or -errno from thread
+ * Starts one thread per loop and returns once they run. Returns 0, RILL_EINVAL (w NULL),
+ * RILL_ESTATE (already started or stopped, or a loop is being run by rill_worker_run()),
+ * RILL_ELOOPTHREAD (called from a loop thread), or RILL_ENOMEM / -errno from thread
  * creation (then no thread is left running). Any thread, not from a callback.
  */
 RILL_EXTERN int rill_worker_start(rill_worker_t *w);
@@ -205,15 +209,18 @@ RILL_EXTERN int rill_worker_start(rill_worker_t *w);
  * their own threads (each of the threads loops must be run for traffic to flow, and for
  * a stop to complete). The loop's io_uring is created on this thread. Returns 0 after a
  * clean drain, RILL_ESTATE if loop i runs already (or the worker was started), RILL_EINVAL
- * for a bad index, or -errno when the ring cannot be set up. Not from a callback.
+ * for a bad index, RILL_ELOOPTHREAD from a loop thread, or -errno / RILL_EUNSUPPORTED /
+ * RILL_ENOMEM when the ring cannot be set up. Not from a callback.
  */
 RILL_EXTERN int rill_worker_run(rill_worker_t *w, unsigned i);
 
 /*
  * Asks every loop to drain and exit, and returns at once: loops stop accepting, close
- * their source connections after processing what they received, deliver cross-thread
- * work, call every computation's flush callback, send what is queued for sinks (waiting
- * at most 5 s), then return. Idempotent. Async-signal-safe; any thread, callbacks included.
+ * their source connections (data rill already received is processed; data still in the
+ * kernel's socket buffers is not read), deliver cross-thread work, call every
+ * computation's flush callback (bounded by a 5 s deadline), send what is queued for
+ * sinks (another 5 s at most), then return. Idempotent. Async-signal-safe; any thread,
+ * callbacks included.
  */
 RILL_EXTERN void rill_worker_shutdown(rill_worker_t *w);
 
@@ -261,8 +268,8 @@ RILL_EXTERN int rill_comp_unregister(rill_worker_t *w, uint32_t id);
 
 /*
  * Queues one v1 frame (comp_id, key, data[0..len)) for sink `sink`; data is copied.
- * Returns 0, RILL_EINVAL (bad sink index or len above max_frame - 12), or RILL_EFULL when
- * the sink's buffer is full (the frame is dropped and counted in sink_dropped).
+ * Returns 0, RILL_EINVAL (bad sink index, or len above max_frame), or RILL_EFULL when the
+ * sink's buffer is full (the frame is dropped and counted in sink_dropped).
  * Only from the callback that received em.
  */
 RILL_EXTERN int rill_emit_sink(rill_emitter_t *em, int sink, uint32_t comp_id, uint64_t key,
@@ -271,8 +278,8 @@ RILL_EXTERN int rill_emit_sink(rill_emitter_t *em, int sink, uint32_t comp_id, u
 /*
  * Sends one message to computation comp_id, routed by key like an ingested frame (it may
  * run on another loop thread); data is copied. It is processed after the current callback
- * returns. Returns 0 or RILL_EINVAL (len above max_frame - 12). Only from the callback
- * that received em.
+ * returns. Returns 0, RILL_EINVAL (len above max_frame) or RILL_ENOMEM (dropped, counted
+ * in sink_dropped). Only from the callback that received em.
  */
 RILL_EXTERN int rill_emit_comp(rill_emitter_t *em, uint32_t comp_id, uint64_t key,
                                const void *data, size_t len);
@@ -283,7 +290,8 @@ RILL_EXTERN int rill_emit_comp(rill_emitter_t *em, uint32_t comp_id, uint64_t ke
 typedef struct rill_stats {
     uint64_t msgs_in;           /* frames decoded from sources */
     uint64_t bytes_in;          /* bytes received from sources */
-    uint64_t msgs_dispatched;   /* messages handed to computations (incl. emit_comp) */
+    uint64_t msgs_dispatched;   /* messages routed to a computation id (incl. emit_comp and
+                                   unknown ids) */
     uint64_t batches;           /* computation calls */
     uint64_t msgs_out;          /* frames queued for sinks */
     uint64_t bytes_out;         /* bytes written to sinks */
@@ -293,10 +301,12 @@ typedef struct rill_stats {
     uint64_t err_frame_short;   /* connections closed: length below 12 */
     uint64_t err_frame_long;    /* connections closed: length above max_frame */
     uint64_t err_midframe;      /* connections that closed inside a frame */
-    uint64_t err_conn;          /* connections that failed with a socket error */
+    uint64_t err_conn;          /* socket errors, failed accepts, no memory for a connection */
     uint64_t unknown_comp;      /* frames for an unregistered computation */
     uint64_t comp_errors;       /* messages in batches whose callback returned < 0 */
-    uint64_t sink_dropped;      /* frames dropped: sink buffer full or sink unreachable */
+    uint64_t sink_dropped;      /* frames dropped: sink buffer full, lost with a failed sink
+                                   connection, still queued at the stop deadline, or no
+                                   memory for a handoff */
     uint64_t sink_errors;       /* sink connection failures */
     uint64_t enobufs;           /* recv re-arms after the buffer ring ran dry (backpressure) */
 } rill_stats_t;
