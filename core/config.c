@@ -13,6 +13,8 @@ rill_config_t *rill_config_new(void)
     cfg->max_frame = RILL_DEFAULT_MAX_FRAME;
     cfg->sink_buffer = RILL_DEFAULT_SINK_BUFFER;
     cfg->dead_letter_sink = -1;
+    cfg->max_conns = RILL_DEFAULT_MAX_CONNS;
+    cfg->idle_ms = RILL_DEFAULT_IDLE_MS;
     return cfg;
 }
 
@@ -96,5 +98,25 @@ int rill_config_set_dead_letter_sink(rill_config_t *cfg, int sink)
     if (!cfg || sink < -1 || sink >= (int)cfg->nsinks)
         return RILL_EINVAL;
     cfg->dead_letter_sink = sink;
+    return 0;
+}
+
+int rill_config_set_max_conns(rill_config_t *cfg, unsigned n)
+{
+    if (!cfg)
+        return RILL_EINVAL;
+    if (n < 1 || n > 1000000)
+        return RILL_ERANGE;
+    cfg->max_conns = n;
+    return 0;
+}
+
+int rill_config_set_idle_timeout_ms(rill_config_t *cfg, unsigned ms)
+{
+    if (!cfg)
+        return RILL_EINVAL;
+    if (ms > 3600u * 1000u)
+        return RILL_ERANGE;
+    cfg->idle_ms = ms;
     return 0;
 }

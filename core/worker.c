@@ -320,6 +320,7 @@ int rill_worker_stats(const rill_worker_t *w, rill_stats_t *out, size_t size)
         SUM(bytes_out); SUM(handoff_msgs); SUM(conns_accepted); SUM(conns_open);
         SUM(err_frame_short); SUM(err_frame_long); SUM(err_midframe); SUM(err_conn);
         SUM(unknown_comp); SUM(comp_errors); SUM(sink_dropped); SUM(sink_errors); SUM(enobufs);
+        SUM(conns_refused); SUM(err_idle); SUM(paused);
 #undef SUM
     }
     memcpy(out, &s, size < sizeof s ? size : sizeof s);

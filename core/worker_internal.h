@@ -18,6 +18,8 @@
 #define RILL_DEFAULT_SINK_BUFFER ((size_t)64 << 20)
 enum { LOOP_IDLE, LOOP_RUNNING, LOOP_DONE };
 
+#define RILL_DEFAULT_MAX_CONNS 10000u
+#define RILL_DEFAULT_IDLE_MS 30000u
 #define RILL_DRAIN_DEADLINE_NS (5ull * 1000000000ull)
 
 typedef struct rill__listener_cfg {
@@ -33,6 +35,8 @@ struct rill_config {
     uint32_t max_frame;
     size_t sink_buffer;
     unsigned flush_ms;
+    unsigned max_conns;
+    unsigned idle_ms;
     int dead_letter_sink;
     unsigned nlisteners;
     unsigned nsinks;
@@ -44,7 +48,7 @@ typedef struct rill__loop rill__loop_t;
 
 /* Log-once flags: each protocol-error reason is logged the first time it happens. */
 typedef struct rill__log_flags {
-    atomic_int frame_short, frame_long, midframe, conn_err, sink_err, comp_err, unknown;
+    atomic_int frame_short, frame_long, midframe, conn_err, sink_err, comp_err, unknown, refused, idle;
 } rill__log_flags_t;
 
 struct rill_worker {
@@ -70,6 +74,7 @@ struct rill_worker {
     atomic_uint drain_closed;  /* loops whose sources are all closed */
     atomic_uint drain_flushed; /* loops that ran their final flush */
     atomic_llong inflight;     /* bytes handed between or within loops, not yet processed */
+    atomic_uint conns_open;    /* source connections over all loops (max_conns) */
 
     rill__log_flags_t logged;
 };

@@ -303,6 +303,7 @@ static void conn_finish_close(rill__loop_t *l, rill__conn_t *c)
     c->closing = 0;
     c->gen++;
     l->conns_open--;
+    atomic_fetch_sub_explicit(&l->w->conns_open, 1, memory_order_relaxed);
     RILL_STAT_SET(l->stats.conns_open, l->conns_open);
 }
 
@@ -337,9 +338,18 @@ static void on_accept(rill__loop_t *l, struct io_uring_cqe *cqe)
             RILL_STAT_ADD(l->stats.err_conn, 1);
     } else if (l->phase != PH_RUN) {
         close(cqe->res);
+    } else if (atomic_fetch_add_explicit(&l->w->conns_open, 1, memory_order_relaxed) >=
+               l->w->cfg.max_conns) {
+        atomic_fetch_sub_explicit(&l->w->conns_open, 1, memory_order_relaxed);
+        close(cqe->res);
+        RILL_STAT_ADD(l->stats.conns_refused, 1);
+        rill__log_once(&l->w->logged.refused,
+                       "refusing connections beyond max_conns %u (counted in conns_refused)",
+                       l->w->cfg.max_conns);
     } else {
         int slot = conn_slot(l);
         if (slot < 0) {
+            atomic_fetch_sub_explicit(&l->w->conns_open, 1, memory_order_relaxed);
             close(cqe->res);
             RILL_STAT_ADD(l->stats.err_conn, 1);
         } else {
@@ -351,6 +361,7 @@ static void on_accept(rill__loop_t *l, struct io_uring_cqe *cqe)
             c->recv_armed = 0;
             c->listener = (uint8_t)li;
             c->close_reason = 0;
+            c->last_rx = l->now;
             rill__decoder_init(&c->dec, lc->framing, l->w->cfg.max_frame, lc->comp_id,
                                lc->has_key, lc->key);
             l->conns_open++;
@@ -462,6 +473,7 @@ static void on_recv(rill__loop_t *l, struct io_uring_cqe *cqe)
     }
     if (!valid)
         return;
+    c->last_rx = l->now;
     if (!(cqe->flags & IORING_CQE_F_MORE))
         c->recv_armed = 0;
     if (c->held && res <= 0 && res != -ENOBUFS) {
@@ -488,8 +500,10 @@ static void update_paused(rill__loop_t *l)
         l->sink_paused = 1;
     else if (l->sink_paused && sink_low)
         l->sink_paused = 0;
-    if (!l->paused && (sink_high || stage_high))
+    if (!l->paused && (sink_high || stage_high)) {
         l->paused = 1;
+        RILL_STAT_ADD(l->stats.paused, 1);
+    }
     else if (l->paused && sink_low && stage_low)
         l->paused = 0;
 }
@@ -742,6 +756,32 @@ static int stages_empty(const rill__loop_t *l)
     return 1;
 }
 
+/* Half the idle timeout, between 10 ms and 1 s: a stalled connection goes within 1.5x. */
+static uint64_t sweep_interval(const rill_worker_t *w)
+{
+    uint64_t ns = (uint64_t)w->cfg.idle_ms * 500000u;
+    return ns < 10000000u ? 10000000u : ns > 1000000000u ? 1000000000u : ns;
+}
+
+/* Closes connections that stopped inside a frame longer than idle_ms ago (a slow or
+ * stuck sender holding a carry buffer); connections idle between frames stay. */
+static void sweep_idle(rill__loop_t *l, uint64_t now)
+{
+    uint64_t limit = (uint64_t)l->w->cfg.idle_ms * 1000000u;
+    for (unsigned i = 0; i < l->nconns; i++) {
+        rill__conn_t *c = &l->conns[i];
+        if (c->in_use && !c->closing && !c->held && now - c->last_rx > limit &&
+            rill__decoder_midframe(&c->dec)) {
+            RILL_STAT_ADD(l->stats.err_idle, 1);
+            rill__log_once(&l->w->logged.idle,
+                           "closing a connection stalled inside a frame for over %u ms (further "
+                           "cases only counted in err_idle)",
+                           l->w->cfg.idle_ms);
+            conn_close(l, i, -ETIMEDOUT);
+        }
+    }
+}
+
 /* ------------------------------------------------------------------ drain */
 
 static int sinks_idle(const rill__loop_t *l)
@@ -854,6 +894,8 @@ static uint64_t next_wait(rill__loop_t *l, uint64_t now)
             wait = UNTIL(l->sinks[s].retry_at);
     if (l->w->cfg.flush_ms && l->phase == PH_RUN && UNTIL(l->next_flush) < wait)
         wait = UNTIL(l->next_flush);
+    if (l->w->cfg.idle_ms && l->conns_open && UNTIL(l->next_sweep) < wait)
+        wait = UNTIL(l->next_sweep);
     if (!stages_empty(l) && STAGE_RETRY_NS < wait)
         wait = STAGE_RETRY_NS;
     if (l->phase != PH_RUN && DRAIN_POLL_NS < wait)
@@ -896,6 +938,8 @@ int rill__loop_run(rill__loop_t *l)
     }
     rill__current_loop = l;
     uint64_t now = rill__now_ns();
+    l->now = now;
+    l->next_sweep = now + sweep_interval(w);
     if (w->cfg.flush_ms)
         l->next_flush = now + (uint64_t)w->cfg.flush_ms * 1000000u;
     arm_efd(l);
@@ -920,6 +964,7 @@ int rill__loop_run(rill__loop_t *l)
             break;
         }
         now = rill__now_ns();
+        l->now = now;
         /* One registry read section per iteration: every dispatch below runs inside it,
          * and it ends before the loop can block. */
         rill__registry_enter(w->reg, l->idx);
@@ -938,6 +983,10 @@ int rill__loop_run(rill__loop_t *l)
         push_stages(l);
         if (!l->efd_armed)
             arm_efd(l);
+        if (w->cfg.idle_ms && now >= l->next_sweep) {
+            sweep_idle(l, now);
+            l->next_sweep = now + sweep_interval(w);
+        }
         if (w->cfg.flush_ms && l->phase == PH_RUN && now >= l->next_flush) {
             rill__dispatch_flush(l);
             l->next_flush = now + (uint64_t)w->cfg.flush_ms * 1000000u;

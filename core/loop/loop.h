@@ -29,6 +29,7 @@ typedef struct rill__loop_stats {
     uint64_t conns_accepted, conns_open;
     uint64_t err_frame_short, err_frame_long, err_midframe, err_conn, unknown_comp;
     uint64_t comp_errors, sink_dropped, sink_errors, enobufs;
+    uint64_t conns_refused, err_idle, paused;
 } rill__loop_stats_t;
 
 typedef struct rill__conn {
@@ -43,6 +44,7 @@ typedef struct rill__conn {
     int end_res;        /* that completion's result */
     unsigned held;      /* buffers of this connection held while paused */
     int close_reason;   /* RILL_E* / -errno that closed it, 0 for EOF */
+    uint64_t last_rx;   /* when data last arrived (iteration time, ns) */
     rill__decoder_t dec;
 } rill__conn_t;
 
@@ -113,6 +115,8 @@ struct rill__loop {
     unsigned rearm_pending; /* connections with rearm set */
 
     uint64_t next_flush;
+    uint64_t next_sweep; /* idle-connection check, once a second */
+    uint64_t now;        /* time of the current iteration */
     int phase;           /* drain progress, see loop.c */
     uint64_t drain_deadline;
     int pending_work;    /* something to do without waiting */

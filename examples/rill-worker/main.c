@@ -43,6 +43,13 @@ static const char usage[] =
     "                      only on flush and at shutdown)\n"
     "  --flush-ms MS       run every computation's flush each MS milliseconds (default 0 =\n"
     "                      only at shutdown)\n"
+    "  --max-conns N       most source connections open at once (default 10000); more are\n"
+    "                      closed right after accept and counted (refused=)\n"
+    "  --idle-timeout-ms MS  close a connection that stopped inside a frame for MS ms\n"
+    "                      (default 30000, 0 = never; counted as idle=)\n"
+    "  --sink-buffer BYTES output bytes queued per loop for the sink (default 67108864);\n"
+    "                      above half of it the loop stops reading its sources until the\n"
+    "                      sink catches up (backpressure; counted as paused=)\n"
     "  --dead-letter       send frames for unknown computation ids to the sink unchanged\n"
     "                      instead of dropping them (they are counted either way)\n"
     "  --quiet             no stats line each second\n"
@@ -54,7 +61,9 @@ static const char usage[] =
     "  in, out (messages and rate), conns (open), and the error counters short / long\n"
     "  (frame length below 12 / above max-frame), midframe (connection closed inside a\n"
     "  frame), conn_err, unknown (unregistered computation id), comp_err (messages in\n"
-    "  failed batches), dropped (output that could not be queued or sent), sink_err.\n"
+    "  failed batches), dropped (output that could not be queued or sent), sink_err,\n"
+    "  refused (connections beyond --max-conns), idle (closed by --idle-timeout-ms),\n"
+    "  paused (times the sources were paused for backpressure).\n"
     "SIGINT or SIGTERM: stop accepting, process what was received, flush, send what is\n"
     "queued (up to 5 s), print final stats and exit 0.\n";
 
@@ -131,10 +140,10 @@ static void print_stats(const rill_stats_t *s, const rill_stats_t *prev, double 
             "rill-worker: %s in=%" PRIu64 " (%.0f/s) out=%" PRIu64 " (%.0f/s) conns=%" PRIu64
             " short=%" PRIu64 " long=%" PRIu64 " midframe=%" PRIu64 " conn_err=%" PRIu64
             " unknown=%" PRIu64 " comp_err=%" PRIu64 " dropped=%" PRIu64 " sink_err=%" PRIu64
-            "\n",
+            " refused=%" PRIu64 " idle=%" PRIu64 " paused=%" PRIu64 "\n",
             tag, s->msgs_in, in_rate, s->msgs_out, out_rate, s->conns_open, s->err_frame_short,
             s->err_frame_long, s->err_midframe, s->err_conn, s->unknown_comp, s->comp_errors,
-            s->sink_dropped, s->sink_errors);
+            s->sink_dropped, s->sink_errors, s->conns_refused, s->err_idle, s->paused);
 }
 
 static double now_s(void)
@@ -160,7 +169,7 @@ static int fail(const char *what, const char *arg, int rc)
 int main(int argc, char **argv)
 {
     enum { O_LISTEN = 256, O_SINK, O_THREADS, O_MAXFRAME, O_COUNTEVERY, O_FLUSH, O_DEAD,
-           O_QUIET, O_VERSION, O_HELP };
+           O_QUIET, O_VERSION, O_HELP, O_MAXCONNS, O_IDLE, O_SINKBUF };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
         {"sink", required_argument, 0, O_SINK},
@@ -169,6 +178,9 @@ int main(int argc, char **argv)
         {"count-every", required_argument, 0, O_COUNTEVERY},
         {"flush-ms", required_argument, 0, O_FLUSH},
         {"dead-letter", no_argument, 0, O_DEAD},
+        {"max-conns", required_argument, 0, O_MAXCONNS},
+        {"idle-timeout-ms", required_argument, 0, O_IDLE},
+        {"sink-buffer", required_argument, 0, O_SINKBUF},
         {"quiet", no_argument, 0, O_QUIET},
         {"version", no_argument, 0, O_VERSION},
         {"help", no_argument, 0, O_HELP},
@@ -218,6 +230,20 @@ int main(int argc, char **argv)
             break;
         case O_DEAD:
             dead_letter = 1;
+            break;
+        case O_MAXCONNS:
+            if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX ||
+                rill_config_set_max_conns(cfg, (unsigned)v) < 0)
+                BAIL(fail("bad --max-conns", optarg, RILL_ERANGE));
+            break;
+        case O_IDLE:
+            if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX ||
+                rill_config_set_idle_timeout_ms(cfg, (unsigned)v) < 0)
+                BAIL(fail("bad --idle-timeout-ms", optarg, RILL_ERANGE));
+            break;
+        case O_SINKBUF:
+            if (parse_u64(optarg, &v) < 0 || rill_config_set_sink_buffer(cfg, (size_t)v) < 0)
+                BAIL(fail("bad --sink-buffer", optarg, RILL_ERANGE));
             break;
         case O_QUIET:
             quiet = 1;

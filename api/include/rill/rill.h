@@ -112,6 +112,14 @@ RILL_EXTERN int rill_config_set_max_frame(rill_config_t *cfg, uint32_t bytes);
  * loop stops reading its sources (backpressure) until it is below a quarter; output that
  * still does not fit is dropped and counted in sink_dropped. Returns 0 or RILL_ERANGE. */
 RILL_EXTERN int rill_config_set_sink_buffer(rill_config_t *cfg, size_t bytes);
+/* Most source connections open at once across all loops (default 10000); beyond it new
+ * connections are closed right after accept and counted in conns_refused. 1..1000000.
+ * Returns 0 or RILL_ERANGE. */
+RILL_EXTERN int rill_config_set_max_conns(rill_config_t *cfg, unsigned n);
+/* A source connection that has sent part of a frame and then nothing for this long is
+ * closed and counted in err_idle (default 30000 ms; 0 = never). Connections idle between
+ * frames are left alone. Returns 0 or RILL_ERANGE (above 1 hour). */
+RILL_EXTERN int rill_config_set_idle_timeout_ms(rill_config_t *cfg, unsigned ms);
 /* Interval at which every computation's flush callback runs on every loop; 0 (default)
  * means flush only when the worker stops. Returns 0 or RILL_ERANGE (above 1 hour). */
 RILL_EXTERN int rill_config_set_flush_interval_ms(rill_config_t *cfg, unsigned ms);
@@ -309,6 +317,9 @@ typedef struct rill_stats {
                                    memory for a handoff */
     uint64_t sink_errors;       /* sink connection failures */
     uint64_t enobufs;           /* recv re-arms after the buffer ring ran dry (backpressure) */
+    uint64_t conns_refused;     /* connections closed at once: max_conns reached */
+    uint64_t err_idle;          /* connections closed: stalled inside a frame past idle_timeout */
+    uint64_t paused;            /* times a loop stopped reading its sources (backpressure) */
 } rill_stats_t;
 
 /*
