@@ -19,6 +19,8 @@ if(ZooKeeper_FOUND AND NOT TARGET ZooKeeper::zookeeper_mt)
   add_library(ZooKeeper::zookeeper_mt UNKNOWN IMPORTED)
   set_target_properties(ZooKeeper::zookeeper_mt PROPERTIES
     IMPORTED_LOCATION "${ZooKeeper_LIBRARY}"
-    INTERFACE_INCLUDE_DIRECTORIES "${ZooKeeper_INCLUDE_DIR}")
+    INTERFACE_INCLUDE_DIRECTORIES "${ZooKeeper_INCLUDE_DIR}"
+    # The multi-threaded client declares its synchronous API only with THREADED.
+    INTERFACE_COMPILE_DEFINITIONS THREADED)
 endif()
 mark_as_advanced(ZooKeeper_INCLUDE_DIR ZooKeeper_LIBRARY)

@@ -5,7 +5,9 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h"
 #include "loop/loop.h"
+#include "util/log.h"
 #include "util/stat.h"
 #include "worker_internal.h"
 
@@ -20,6 +22,8 @@ static size_t handoff_ring_size(unsigned n)
 
 static void worker_free(rill_worker_t *w)
 {
+    rill__cluster_free(w->cluster);
+    explicit_bzero(w->cfg.auth, sizeof w->cfg.auth);
     for (unsigned li = 0; li < w->cfg.nlisteners; li++)
         for (unsigned i = 0; i < w->nloops; i++)
             if (w->listen_fds[li][i] >= 0)
@@ -62,14 +66,29 @@ int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg)
         for (unsigned i = 0; i < RILL_MAX_THREADS; i++)
             w->listen_fds[li][i] = -1;
 
+    w->peer_listener = -1;
     int rc = rill__registry_new(&w->reg, w->nloops);
     if (rc < 0)
         goto fail;
+    if (cfg->clustered) {
+        /* Members forward frames to a listener of their own; its connections are marked
+         * so that their frames are never forwarded again. */
+        if (w->cfg.nlisteners == RILL_MAX_LISTENERS) {
+            rc = RILL_ERANGE;
+            goto fail;
+        }
+        rill__listener_cfg_t *pl = &w->cfg.listeners[w->cfg.nlisteners];
+        memset(pl, 0, sizeof *pl);
+        pl->addr = cfg->peer_addr;
+        pl->framing = RILL_FRAMING_RILL;
+        pl->peer = 1;
+        w->peer_listener = (int)w->cfg.nlisteners++;
+    }
 
     /* Every loop gets its own socket on each listener's port (SO_REUSEPORT): the kernel
      * spreads connections, and no accept is shared between threads. */
-    for (unsigned li = 0; li < cfg->nlisteners; li++) {
-        rill__addr_t a = cfg->listeners[li].addr;
+    for (unsigned li = 0; li < w->cfg.nlisteners; li++) {
+        rill__addr_t a = w->cfg.listeners[li].addr;
         for (unsigned i = 0; i < w->nloops; i++) {
             rc = rill__listen_socket(&a, 4096);
             if (rc < 0)
@@ -103,6 +122,9 @@ int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg)
     for (unsigned i = 0; i < w->nloops; i++)
         if ((rc = rill__loop_new(&w->loops[i], w, i)) < 0)
             goto fail;
+    if (cfg->clustered &&
+        (rc = rill__cluster_new(&w->cluster, w, w->ports[w->peer_listener])) < 0)
+        goto fail;
     *out = w;
     return 0;
 fail:
@@ -114,7 +136,7 @@ unsigned rill_worker_threads(const rill_worker_t *w) { return w ? w->nloops : 0;
 
 int rill_worker_listener_port(const rill_worker_t *w, unsigned i)
 {
-    if (!w || i >= w->cfg.nlisteners)
+    if (!w || i >= w->cfg.nlisteners || (int)i == w->peer_listener)
         return RILL_EINVAL;
     return w->ports[i];
 }
@@ -198,6 +220,8 @@ int rill_worker_start(rill_worker_t *w)
         pthread_mutex_unlock(&w->lock);
         return rc;
     }
+    if (w->cluster && (rc = rill__cluster_start(w->cluster)) < 0)
+        rill__log("cannot start the cluster thread: %s", rill_strerror(rc));
     pthread_mutex_unlock(&w->lock);
     return 0;
 }
@@ -214,7 +238,10 @@ int rill_worker_run(rill_worker_t *w, unsigned i)
         return RILL_ESTATE;
     }
     w->loop_state[i] = LOOP_RUNNING;
+    int rc = w->cluster ? rill__cluster_start(w->cluster) : 0; /* once, by the first loop */
     pthread_mutex_unlock(&w->lock);
+    if (rc < 0)
+        rill__log("cannot start the cluster thread: %s", rill_strerror(rc));
     return run_marked(w, i);
 }
 
@@ -257,6 +284,8 @@ int rill_worker_wait(rill_worker_t *w)
     if (to_join)
         for (unsigned i = 0; i < w->nloops; i++)
             pthread_join(w->threads[i], NULL);
+    if (w->cluster && atomic_load(&w->stopping))
+        rill__cluster_stop(w->cluster);
     return 0;
 }
 
@@ -321,8 +350,25 @@ int rill_worker_stats(const rill_worker_t *w, rill_stats_t *out, size_t size)
         SUM(err_frame_short); SUM(err_frame_long); SUM(err_midframe); SUM(err_conn);
         SUM(unknown_comp); SUM(comp_errors); SUM(sink_dropped); SUM(sink_errors); SUM(enobufs);
         SUM(conns_refused); SUM(err_idle); SUM(paused);
+        SUM(forwarded); SUM(peer_in); SUM(misrouted); SUM(rerouted);
 #undef SUM
     }
+    s.view_changes = rill__cluster_view_changes(w->cluster);
+    s.zk_errors = rill__cluster_zk_errors(w->cluster);
     memcpy(out, &s, size < sizeof s ? size : sizeof s);
     return 0;
+}
+
+rill_view_t *rill_worker_view(rill_worker_t *w)
+{
+    return w && w->cluster ? rill__cluster_view_copy(w->cluster) : NULL;
+}
+
+int rill_worker_view_wait(rill_worker_t *w, uint64_t epoch, int timeout_ms)
+{
+    if (!w || !w->cluster)
+        return RILL_EINVAL;
+    if (rill__current_loop)
+        return RILL_ELOOPTHREAD;
+    return rill__cluster_view_wait(w->cluster, epoch, timeout_ms);
 }

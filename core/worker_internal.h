@@ -20,6 +20,10 @@ enum { LOOP_IDLE, LOOP_RUNNING, LOOP_DONE };
 
 #define RILL_DEFAULT_MAX_CONNS 10000u
 #define RILL_DEFAULT_IDLE_MS 30000u
+#define RILL_DEFAULT_SESSION_MS 10000u
+/* After leaving the cluster, keep serving this long so frames the others sent before
+ * they saw the new view are still processed here. */
+#define RILL_LEAVE_GRACE_NS (300ull * 1000000ull)
 #define RILL_DRAIN_DEADLINE_NS (5ull * 1000000000ull)
 
 typedef struct rill__listener_cfg {
@@ -28,6 +32,7 @@ typedef struct rill__listener_cfg {
     uint32_t comp_id;
     int has_key;
     uint64_t key;
+    int peer;       /* frames forwarded by other cluster members */
 } rill__listener_cfg_t;
 
 struct rill_config {
@@ -42,13 +47,25 @@ struct rill_config {
     unsigned nsinks;
     rill__listener_cfg_t listeners[RILL_MAX_LISTENERS];
     rill__addr_t sinks[RILL_MAX_SINKS];
+
+    /* Cluster (clustered != 0). */
+    int clustered;
+    char zk_hosts[1024];
+    char root[256];
+    char worker_id[64];
+    rill__addr_t peer_addr;
+    unsigned session_ms;
+    char auth[256];          /* "user:password", never logged */
+    rill_view_cb view_cb;
+    uintptr_t view_ctx;
 };
 
 typedef struct rill__loop rill__loop_t;
 
 /* Log-once flags: each protocol-error reason is logged the first time it happens. */
 typedef struct rill__log_flags {
-    atomic_int frame_short, frame_long, midframe, conn_err, sink_err, comp_err, unknown, refused, idle;
+    atomic_int frame_short, frame_long, midframe, conn_err, sink_err, comp_err, unknown, refused, idle,
+        peer_err;
 } rill__log_flags_t;
 
 struct rill_worker {
@@ -77,6 +94,9 @@ struct rill_worker {
     atomic_uint conns_open;    /* source connections over all loops (max_conns) */
 
     rill__log_flags_t logged;
+
+    struct rill__cluster *cluster; /* NULL unless clustered */
+    int peer_listener;             /* index of the peer listener, -1 when not clustered */
 };
 
 #endif

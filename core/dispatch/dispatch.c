@@ -67,13 +67,30 @@ static void call(rill__loop_t *l, const rill__comp_t *c, const rill_msg_t *v, si
 
 void rill__dispatch(rill__loop_t *l, const rill_msg_t *v, size_t n, int route)
 {
-    if (route && l->nloops > 1) {
-        /* Keep this loop's frames (in order) and stage the others for their owners. */
+    const rill_view_t *view = route ? l->view : NULL;
+    if (view && view->n == 0)
+        view = NULL;
+    if (view || (route && l->nloops > 1)) {
+        /* Keep this loop's frames (in order); stage the others for their owners: another
+         * member of the cluster, or another loop of this worker. */
         size_t m = 0;
         unsigned me = l->idx;
-        uint64_t handed = 0;
+        uint64_t handed = 0, forwarded = 0, misrouted = 0;
         for (size_t i = 0; i < n; i++) {
-            unsigned d = rill__key_loop(v[i].key, l->nloops);
+            if (view) {
+                int owner = rill__view_owner(view, v[i].key);
+                if (owner != view->self) {
+                    if (route == 1) {
+                        rill__peer_forward(l, owner, &v[i]);
+                        forwarded++;
+                        continue;
+                    }
+                    /* Forwarded by a member whose view differs: process it here, never
+                     * send it back (no ping-pong while views converge). */
+                    misrouted++;
+                }
+            }
+            unsigned d = l->nloops > 1 ? rill__key_loop(v[i].key, l->nloops) : me;
             if (d == me) {
                 l->mine[m++] = v[i];
             } else {
@@ -81,7 +98,12 @@ void rill__dispatch(rill__loop_t *l, const rill_msg_t *v, size_t n, int route)
                 handed++;
             }
         }
-        RILL_STAT_ADD(l->stats.handoff_msgs, handed);
+        if (handed)
+            RILL_STAT_ADD(l->stats.handoff_msgs, handed);
+        if (forwarded)
+            RILL_STAT_ADD(l->stats.forwarded, forwarded);
+        if (misrouted)
+            RILL_STAT_ADD(l->stats.misrouted, misrouted);
         v = l->mine;
         n = m;
     }
@@ -148,6 +170,16 @@ int rill_emit_comp(rill_emitter_t *em, uint32_t comp_id, uint64_t key, const voi
     rill__loop_t *l = em->loop;
     if (len > l->w->cfg.max_frame)
         return RILL_EINVAL;
+    const rill_view_t *view = l->view;
+    if (view && view->n) {
+        int owner = rill__view_owner(view, key);
+        if (owner != view->self) {
+            rill_msg_t m = {data, (uint32_t)len, comp_id, key};
+            rill__peer_forward(l, owner, &m);
+            RILL_STAT_ADD(l->stats.forwarded, 1);
+            return 0;
+        }
+    }
     unsigned d = l->nloops > 1 ? rill__key_loop(key, l->nloops) : l->idx;
     if (d != l->idx) {
         rill__stage_frame(l, d, comp_id, key, data, (uint32_t)len);

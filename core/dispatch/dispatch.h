@@ -25,8 +25,10 @@ static inline unsigned rill__key_loop(uint64_t key, unsigned n)
     return (unsigned)(((unsigned __int128)key * n) >> 64);
 }
 
-/* Dispatches n views received by loop l. route != 0: views may belong to other loops
- * (source traffic); route == 0: they are known to be l's (handoff and local traffic). */
+/* Dispatches n views received by loop l. route 1: source traffic, which may belong to
+ * another member of the cluster or another loop; route 2: frames forwarded by a member,
+ * which stay in this worker (they may still belong to another loop); route 0: frames
+ * known to be l's (handoff and local traffic). */
 void rill__dispatch(rill__loop_t *l, const rill_msg_t *v, size_t n, int route);
 
 /* Runs every registered computation's flush callback on loop l. */

@@ -10,12 +10,14 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h"
 #include "dispatch/dispatch.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -75,6 +77,29 @@ static void buf_free(rill__buf_t *b)
     memset(b, 0, sizeof *b);
 }
 
+/* Output links share one index space: sinks 0..RILL_MAX_SINKS-1, then peer links. */
+#define PEER_BASE RILL_MAX_SINKS
+
+static rill__sink_t *link_at(rill__loop_t *l, unsigned li)
+{
+    return li < PEER_BASE ? &l->sinks[li] : &l->peers[li - PEER_BASE];
+}
+
+static void link_free(rill__sink_t *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    buf_free(&s->pend);
+    buf_free(&s->fly);
+    s->in_use = 0;
+    s->retiring = 0;
+    s->sending = 0;
+    s->op_pending = 0;
+    s->state = SINK_DOWN;
+    s->gen++;
+}
+
 int rill__loop_new(rill__loop_t **out, rill_worker_t *w, unsigned idx)
 {
     rill__loop_t *l = aligned_alloc(64, (sizeof *l + 63) & ~(size_t)63);
@@ -109,8 +134,12 @@ int rill__loop_new(rill__loop_t **out, rill_worker_t *w, unsigned idx)
     }
     rill__decoder_init(&l->local_dec, RILL_FRAMING_RILL, inner_max, 0, 0, 0);
     l->nsinks = w->cfg.nsinks;
-    for (unsigned s = 0; s < l->nsinks; s++)
+    for (unsigned s = 0; s < l->nsinks; s++) {
         l->sinks[s].fd = -1;
+        l->sinks[s].addr = w->cfg.sinks[s];
+    }
+    for (unsigned p = 0; p < RILL_MAX_MEMBERS; p++)
+        l->peers[p].fd = -1;
     l->conns_cap = 0;
     *out = l;
     return 0;
@@ -129,12 +158,8 @@ void rill__loop_free(rill__loop_t *l)
         }
     }
     free(l->conns);
-    for (unsigned s = 0; s < l->nsinks; s++) {
-        if (l->sinks[s].fd >= 0)
-            close(l->sinks[s].fd);
-        buf_free(&l->sinks[s].pend);
-        buf_free(&l->sinks[s].fly);
-    }
+    for (unsigned li = 0; li < PEER_BASE + RILL_MAX_MEMBERS; li++)
+        link_free(link_at(l, li));
     if (l->in_dec)
         for (unsigned d = 0; d < l->nloops; d++)
             rill__decoder_free(&l->in_dec[d]);
@@ -362,6 +387,7 @@ static void on_accept(rill__loop_t *l, struct io_uring_cqe *cqe)
             c->listener = (uint8_t)li;
             c->close_reason = 0;
             c->last_rx = l->now;
+            c->peer = (uint8_t)lc->peer;
             rill__decoder_init(&c->dec, lc->framing, l->w->cfg.max_frame, lc->comp_id,
                                lc->has_key, lc->key);
             l->conns_open++;
@@ -408,10 +434,13 @@ static void on_data(rill__loop_t *l, unsigned slot, const uint8_t *data, size_t 
         }
         if (n > 0) {
             msgs += (uint64_t)n;
-            rill__dispatch(l, l->views, (size_t)n, 1);
+            rill__dispatch(l, l->views, (size_t)n, c->peer ? 2 : 1);
         }
     }
-    RILL_STAT_ADD(l->stats.msgs_in, msgs);
+    if (c->peer)
+        RILL_STAT_ADD(l->stats.peer_in, msgs);
+    else
+        RILL_STAT_ADD(l->stats.msgs_in, msgs);
 }
 
 /* What a recv completion's result means for its connection, once its data (if any) has
@@ -492,6 +521,12 @@ static void update_paused(rill__loop_t *l)
         sink_high |= l->sinks[s].pend.len > hi;
         sink_low &= l->sinks[s].pend.len <= lo;
     }
+    if (l->w->cluster) {
+        for (unsigned p = 0; p < RILL_MAX_MEMBERS; p++) {
+            sink_high |= l->peers[p].pend.len > hi;
+            sink_low &= l->peers[p].pend.len <= lo;
+        }
+    }
     for (unsigned d = 0; d < l->nloops; d++) {
         stage_high |= l->stage[d].len > STAGE_HIGH;
         stage_low &= l->stage[d].len <= STAGE_LOW;
@@ -567,7 +602,7 @@ static void drop_held(rill__loop_t *l)
                   l->idx, bytes);
 }
 
-/* ------------------------------------------------------------------ sinks */
+/* ------------------------------------------------------------------ sinks and peer links */
 
 static void sink_down(rill__loop_t *l, rill__sink_t *s, int err, uint64_t now)
 {
@@ -581,17 +616,22 @@ static void sink_down(rill__loop_t *l, rill__sink_t *s, int err, uint64_t now)
     s->retry_at = now + s->backoff;
     RILL_STAT_ADD(l->stats.sink_errors, 1);
     char addr[96];
-    rill__addr_format(&l->w->cfg.sinks[s - l->sinks], addr, sizeof addr);
-    rill__log_once(&l->w->logged.sink_err,
-                   "sink %s: %s; retrying with backoff (failures counted in sink_errors)", addr,
-                   rill_strerror(err));
+    rill__addr_format(&s->addr, addr, sizeof addr);
+    if (s->id[0])
+        rill__log_once(&l->w->logged.peer_err,
+                       "peer %s at %s: %s; retrying with backoff (failures counted in "
+                       "sink_errors)",
+                       s->id, addr, rill_strerror(err));
+    else
+        rill__log_once(&l->w->logged.sink_err,
+                       "sink %s: %s; retrying with backoff (failures counted in sink_errors)",
+                       addr, rill_strerror(err));
 }
 
-static void sink_connect(rill__loop_t *l, unsigned si, uint64_t now)
+static void sink_connect(rill__loop_t *l, unsigned li, uint64_t now)
 {
-    rill__sink_t *s = &l->sinks[si];
-    const rill__addr_t *a = &l->w->cfg.sinks[si];
-    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    rill__sink_t *s = link_at(l, li);
+    int fd = socket(s->addr.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         sink_down(l, s, -errno, now);
         return;
@@ -600,26 +640,27 @@ static void sink_connect(rill__loop_t *l, unsigned si, uint64_t now)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     s->fd = fd;
     s->state = SINK_CONNECTING;
+    s->op_pending = 1;
     struct io_uring_sqe *sqe = get_sqe(l);
-    io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&a->ss, a->len);
-    io_uring_sqe_set_data64(sqe, UD(OP_SINK_CONNECT, si, 0));
+    io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&s->addr.ss, s->addr.len);
+    io_uring_sqe_set_data64(sqe, UD(OP_SINK_CONNECT, li, s->gen));
 }
 
-static void sink_send_fly(rill__loop_t *l, unsigned si)
+static void sink_send_fly(rill__loop_t *l, unsigned li)
 {
-    rill__sink_t *s = &l->sinks[si];
+    rill__sink_t *s = link_at(l, li);
     struct io_uring_sqe *sqe = get_sqe(l);
     io_uring_prep_send(sqe, s->fd, s->fly.data + s->fly_off, s->fly.len - s->fly_off,
                        MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sqe, UD(OP_SINK_SEND, si, 0));
+    io_uring_sqe_set_data64(sqe, UD(OP_SINK_SEND, li, s->gen));
     s->sending = 1;
 }
 
-/* At most one send in flight per sink: emits made meanwhile accumulate in pend and
+/* At most one send in flight per link: emits made meanwhile accumulate in pend and
  * leave in one send when the current one completes. */
-static void sink_kick(rill__loop_t *l, unsigned si)
+static void sink_kick(rill__loop_t *l, unsigned li)
 {
-    rill__sink_t *s = &l->sinks[si];
+    rill__sink_t *s = link_at(l, li);
     if (s->state != SINK_UP || s->sending || s->pend.len == 0)
         return;
     rill__buf_t t = s->fly;
@@ -628,12 +669,29 @@ static void sink_kick(rill__loop_t *l, unsigned si)
     s->pend.len = 0;
     s->pend.frames = 0;
     s->fly_off = 0;
-    sink_send_fly(l, si);
+    sink_send_fly(l, li);
+}
+
+/* A completion for a link: NULL when it belongs to an earlier use of a peer slot. */
+static rill__sink_t *link_of_cqe(rill__loop_t *l, struct io_uring_cqe *cqe)
+{
+    unsigned li = UD_IDX(cqe->user_data);
+    if (li >= PEER_BASE + RILL_MAX_MEMBERS)
+        return NULL;
+    rill__sink_t *s = link_at(l, li);
+    return s->gen == UD_GEN(cqe->user_data) ? s : NULL;
 }
 
 static void on_sink_connect(rill__loop_t *l, struct io_uring_cqe *cqe, uint64_t now)
 {
-    rill__sink_t *s = &l->sinks[UD_IDX(cqe->user_data)];
+    rill__sink_t *s = link_of_cqe(l, cqe);
+    if (!s)
+        return;
+    s->op_pending = 0;
+    if (s->retiring) {
+        link_free(s);
+        return;
+    }
     if (cqe->res < 0) {
         sink_down(l, s, cqe->res, now);
         return;
@@ -644,27 +702,148 @@ static void on_sink_connect(rill__loop_t *l, struct io_uring_cqe *cqe, uint64_t 
 
 static void on_sink_send(rill__loop_t *l, struct io_uring_cqe *cqe, uint64_t now)
 {
-    unsigned si = UD_IDX(cqe->user_data);
-    rill__sink_t *s = &l->sinks[si];
+    unsigned li = UD_IDX(cqe->user_data);
+    rill__sink_t *s = link_of_cqe(l, cqe);
+    if (!s)
+        return;
     s->sending = 0;
     if (cqe->res <= 0) {
-        /* What was in flight is lost with the connection; what is pending waits for the
-         * reconnect. */
+        /* What was in flight is lost with the connection (a peer that died may not have
+         * read it); what is pending waits for the reconnect, or is re-routed. */
         RILL_STAT_ADD(l->stats.sink_dropped, s->fly.frames);
         s->fly.len = 0;
         s->fly.frames = 0;
+        if (s->retiring) {
+            link_free(s);
+            return;
+        }
         sink_down(l, s, cqe->res ? cqe->res : -EPIPE, now);
         return;
     }
     RILL_STAT_ADD(l->stats.bytes_out, (uint64_t)cqe->res);
     s->fly_off += (size_t)cqe->res;
     if (s->fly_off < s->fly.len) {
-        sink_send_fly(l, si); /* short send: the rest, before anything newer */
+        sink_send_fly(l, li); /* short send: the rest, before anything newer */
         return;
     }
     s->fly.len = 0;
     s->fly.frames = 0;
-    sink_kick(l, si);
+    if (s->retiring) {
+        link_free(s);
+        return;
+    }
+    sink_kick(l, li);
+}
+
+void rill__peer_forward(rill__loop_t *l, int member, const rill_msg_t *m)
+{
+    int pi = l->peer_of[member];
+    rill__sink_t *s = &l->peers[pi];
+    size_t fs = rill__frame_size(m->len);
+    if (rill__buf_reserve(&s->pend, fs, l->w->cfg.sink_buffer) < 0) {
+        RILL_STAT_ADD(l->stats.sink_dropped, 1);
+        return;
+    }
+    rill__frame_encode(s->pend.data + s->pend.len, m->comp_id, m->key, m->data, m->len);
+    s->pend.len += fs;
+    s->pend.frames++;
+}
+
+/* A member left: route what was queued for it again, under the new view. */
+static void peer_retire(rill__loop_t *l, unsigned pi)
+{
+    rill__sink_t *s = &l->peers[pi];
+    rill__buf_t queued = s->pend;
+    memset(&s->pend, 0, sizeof s->pend);
+    s->retiring = 1;
+    if (s->sending || s->op_pending) {
+        if (s->fd >= 0)
+            shutdown(s->fd, SHUT_RDWR); /* completes the outstanding operation promptly */
+    } else {
+        link_free(s);
+    }
+    if (queued.len) {
+        rill__decoder_t dec;
+        rill__decoder_init(&dec, RILL_FRAMING_RILL, UINT32_MAX, 0, 0, 0);
+        size_t pos = 0;
+        while (pos < queued.len) {
+            int n = rill__decode(&dec, queued.data, queued.len, &pos, l->views, RILL_BATCH_MAX);
+            if (n < 0)
+                break;
+            RILL_STAT_ADD(l->stats.rerouted, (uint64_t)n);
+            rill__dispatch(l, l->views, (size_t)n, 1);
+        }
+        rill__decoder_free(&dec);
+    }
+    buf_free(&queued);
+}
+
+/* Adopts a new view: links to new members, re-routing for members that left. Inside the
+ * iteration's registry section (the view lives as long as the section). */
+static void view_sync(rill__loop_t *l)
+{
+    uint64_t gen;
+    const rill_view_t *v = rill__cluster_view(l->w->cluster, &gen);
+    l->view = v;
+    if (gen == l->view_gen || !v)
+        return;
+    l->view_gen = gen;
+    int keep[RILL_MAX_MEMBERS] = {0};
+    for (unsigned i = 0; i < v->n; i++) {
+        l->peer_of[i] = -1;
+        if ((int)i == v->self)
+            continue;
+        int found = -1, free_slot = -1;
+        for (int p = 0; p < RILL_MAX_MEMBERS; p++) {
+            rill__sink_t *s = &l->peers[p];
+            if (s->in_use && !s->retiring && strcmp(s->id, v->m[i].id) == 0 &&
+                memcmp(&s->addr, &v->m[i].sa, sizeof s->addr) == 0)
+                found = p;
+            else if (!s->in_use && !s->retiring && free_slot < 0)
+                free_slot = p;
+        }
+        if (found < 0 && free_slot >= 0) {
+            rill__sink_t *s = &l->peers[free_slot];
+            uint32_t gen_keep = s->gen;
+            memset(s, 0, sizeof *s);
+            s->gen = gen_keep + 1;
+            s->fd = -1;
+            s->addr = v->m[i].sa;
+            snprintf(s->id, sizeof s->id, "%s", v->m[i].id);
+            s->in_use = 1;
+            s->state = SINK_DOWN;
+            s->retry_at = 0; /* connect on this iteration */
+            found = free_slot;
+        }
+        if (found >= 0) {
+            keep[found] = 1;
+            l->peer_of[i] = (int16_t)found;
+        }
+    }
+    for (int p = 0; p < RILL_MAX_MEMBERS; p++)
+        if (l->peers[p].in_use && !l->peers[p].retiring && !keep[p])
+            peer_retire(l, (unsigned)p);
+    if (l->idx == 0 && l->w->cfg.view_cb)
+        l->w->cfg.view_cb(l->w->cfg.view_ctx, v);
+}
+
+static void service_link(rill__loop_t *l, unsigned li, uint64_t now)
+{
+    rill__sink_t *s = link_at(l, li);
+    if (s->state == SINK_DOWN && now >= s->retry_at && l->phase != PH_DONE)
+        sink_connect(l, li, now);
+    sink_kick(l, li);
+}
+
+/* Connect attempts due, and a send for every link with output waiting. */
+static void service_links(rill__loop_t *l, uint64_t now)
+{
+    for (unsigned si = 0; si < l->nsinks; si++)
+        service_link(l, si, now);
+    if (l->w->cluster)
+        for (unsigned p = 0; p < RILL_MAX_MEMBERS; p++)
+            if (l->peers[p].in_use && !l->peers[p].retiring)
+                service_link(l, PEER_BASE + p, now);
 }
 
 /* ------------------------------------------------------------------ handoff & local */
@@ -789,6 +968,10 @@ static int sinks_idle(const rill__loop_t *l)
     for (unsigned s = 0; s < l->nsinks; s++)
         if (l->sinks[s].pend.len || l->sinks[s].sending)
             return 0;
+    if (l->w->cluster)
+        for (unsigned p = 0; p < RILL_MAX_MEMBERS; p++)
+            if (l->peers[p].in_use && (l->peers[p].pend.len || l->peers[p].sending))
+                return 0;
     return 1;
 }
 
@@ -811,6 +994,16 @@ static void drain_step(rill__loop_t *l, uint64_t now)
     case PH_RUN:
         if (!atomic_load_explicit(&w->stopping, memory_order_acquire))
             return;
+        if (!l->drain_deadline)
+            l->drain_deadline = now + RILL_DRAIN_DEADLINE_NS;
+        late = now > l->drain_deadline;
+        if (w->cluster && !late) {
+            /* Leave first and keep serving a moment: members that forwarded frames here
+             * before they saw the new view still get them processed. */
+            uint64_t left = rill__cluster_left_at(w->cluster);
+            if (!left || now < left + RILL_LEAVE_GRACE_NS)
+                return;
+        }
         l->drain_deadline = now + RILL_DRAIN_DEADLINE_NS;
         for (unsigned li = 0; li < w->cfg.nlisteners; li++) {
             if (l->accept_armed[li]) {
@@ -871,9 +1064,10 @@ static void drain_step(rill__loop_t *l, uint64_t now)
     case PH_SINKS:
         if (!sinks_idle(l) && !late)
             return;
-        for (unsigned s = 0; s < l->nsinks; s++)
-            RILL_STAT_ADD(l->stats.sink_dropped, l->sinks[s].pend.frames +
-                                                     (l->sinks[s].sending ? l->sinks[s].fly.frames : 0));
+        for (unsigned li = 0; li < PEER_BASE + RILL_MAX_MEMBERS; li++) {
+            rill__sink_t *k = link_at(l, li);
+            RILL_STAT_ADD(l->stats.sink_dropped, k->pend.frames + (k->sending ? k->fly.frames : 0));
+        }
         l->phase = PH_DONE;
         return;
     default:
@@ -892,6 +1086,11 @@ static uint64_t next_wait(rill__loop_t *l, uint64_t now)
     for (unsigned s = 0; s < l->nsinks; s++)
         if (l->sinks[s].state == SINK_DOWN && UNTIL(l->sinks[s].retry_at) < wait)
             wait = UNTIL(l->sinks[s].retry_at);
+    if (l->w->cluster)
+        for (unsigned p = 0; p < RILL_MAX_MEMBERS; p++)
+            if (l->peers[p].in_use && !l->peers[p].retiring && l->peers[p].state == SINK_DOWN &&
+                UNTIL(l->peers[p].retry_at) < wait)
+                wait = UNTIL(l->peers[p].retry_at);
     if (l->w->cfg.flush_ms && l->phase == PH_RUN && UNTIL(l->next_flush) < wait)
         wait = UNTIL(l->next_flush);
     if (l->w->cfg.idle_ms && l->conns_open && UNTIL(l->next_sweep) < wait)
@@ -971,6 +1170,8 @@ int rill__loop_run(rill__loop_t *l)
         l->cache_comp = NULL;
         unsigned head, seen = 0;
         struct io_uring_cqe *cqe;
+        if (w->cluster)
+            view_sync(l);
         io_uring_for_each_cqe(&l->ring, head, cqe)
         {
             handle_cqe(l, cqe, now);
@@ -993,29 +1194,24 @@ int rill__loop_run(rill__loop_t *l)
             run_local(l);
             push_stages(l);
         }
-        for (unsigned s = 0; s < l->nsinks; s++) {
-            if (l->sinks[s].state == SINK_DOWN && now >= l->sinks[s].retry_at &&
-                l->phase != PH_DONE)
-                sink_connect(l, s, now);
-            sink_kick(l, s);
-        }
+        service_links(l, now);
         update_paused(l);
         if (!l->paused && (l->held_count || l->rearm_pending)) {
             release_held(l);
             run_local(l);
             push_stages(l);
-            for (unsigned s = 0; s < l->nsinks; s++)
-                sink_kick(l, s);
+            service_links(l, now);
         }
         drain_step(l, now);
         rill__registry_exit(w->reg, l->idx);
     }
 
     ring_teardown(l);
-    for (unsigned s = 0; s < l->nsinks; s++) {
-        if (l->sinks[s].fd >= 0)
-            close(l->sinks[s].fd);
-        l->sinks[s].fd = -1;
+    for (unsigned li = 0; li < PEER_BASE + RILL_MAX_MEMBERS; li++) {
+        rill__sink_t *k = link_at(l, li);
+        if (k->fd >= 0)
+            close(k->fd);
+        k->fd = -1;
     }
     rill__current_loop = NULL;
     return rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN ? rc : 0;

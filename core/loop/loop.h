@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "frame/frame.h"
+#include "cluster/view.h"
 #include "loop/handoff.h"
 #include "worker_internal.h"
 
@@ -30,6 +31,7 @@ typedef struct rill__loop_stats {
     uint64_t err_frame_short, err_frame_long, err_midframe, err_conn, unknown_comp;
     uint64_t comp_errors, sink_dropped, sink_errors, enobufs;
     uint64_t conns_refused, err_idle, paused;
+    uint64_t forwarded, peer_in, misrouted, rerouted;
 } rill__loop_stats_t;
 
 typedef struct rill__conn {
@@ -40,6 +42,7 @@ typedef struct rill__conn {
     uint8_t closing;    /* cancel sent; close when the recv's last completion arrives */
     uint8_t listener;
     uint8_t rearm;      /* recv ended while paused: re-arm on resume */
+    uint8_t peer;       /* accepted on the peer listener: frames forwarded by members */
     uint8_t end_held;   /* EOF/error seen while its data was held: apply it after */
     int end_res;        /* that completion's result */
     unsigned held;      /* buffers of this connection held while paused */
@@ -53,6 +56,12 @@ enum { SINK_DOWN, SINK_CONNECTING, SINK_UP };
 typedef struct rill__sink {
     int fd;
     int state;
+    rill__addr_t addr;
+    uint32_t gen;       /* peer links: bumped on reuse so stale completions are recognised */
+    uint8_t in_use;     /* peer links: slot holds a member's link */
+    uint8_t retiring;   /* peer links: member left; freed once its last operation completes */
+    int op_pending;     /* a connect is outstanding */
+    char id[64];        /* peer links: member id */
     uint64_t retry_at;  /* SINK_DOWN: next connect attempt (ns) */
     uint64_t backoff;   /* ns */
     rill__buf_t pend;   /* frames emitted, not yet sent */
@@ -82,6 +91,13 @@ struct rill__loop {
 
     rill__sink_t sinks[RILL_MAX_SINKS];
     unsigned nsinks;
+
+    /* Cluster: one link per other member, the member -> link map of the current view,
+     * and the view itself (valid inside the iteration's registry section only). */
+    rill__sink_t peers[RILL_MAX_MEMBERS];
+    int16_t peer_of[RILL_MAX_MEMBERS];
+    const rill_view_t *view;
+    uint64_t view_gen;
 
     /* Cross-thread handoff: out[d] is this loop's ring to loop d (owned by worker),
      * in[s] the ring from loop s; stage[d] holds bytes that did not fit yet. */
@@ -141,5 +157,8 @@ extern __thread rill__loop_t *rill__current_loop;
 /* Makes room for n more bytes in b (capacity grows by doubling, never beyond max).
  * Returns 0, or RILL_EFULL when b would exceed max or memory is short. */
 int rill__buf_reserve(rill__buf_t *b, size_t n, size_t max);
+
+/* Appends one v1 frame to this loop's link to view member `member` (cluster forwarding). */
+void rill__peer_forward(rill__loop_t *l, int member, const rill_msg_t *m);
 
 #endif

@@ -462,3 +462,29 @@ int rill__registry_stats(rill__registry_t *r, uint32_t id, rill_comp_stats_t *ou
     *out = st;
     return 0;
 }
+
+size_t rill__registry_ids(rill__registry_t *r, uint32_t *ids, char (*names)[64], size_t max)
+{
+    if (r == NULL)
+        return 0;
+    pthread_mutex_lock(&r->lock); /* the snapshot cannot be replaced or freed meanwhile */
+    const snapshot_t *s = r->snap;
+    size_t n = s->n;
+    for (size_t i = 0; i < n && i < max; i++) {
+        if (ids)
+            ids[i] = s->items[i]->id;
+        if (names) {
+            size_t len = strnlen(s->items[i]->name, 63);
+            memcpy(names[i], s->items[i]->name, len);
+            names[i][len] = '\0';
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+void rill__registry_wait_readers(rill__registry_t *r)
+{
+    ck_epoch_synchronize_wait(&r->epoch, wait_cb, NULL);
+    acquire_readers(r);
+}

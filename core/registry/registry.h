@@ -69,7 +69,18 @@ const rill__comp_t *const *rill__registry_list(rill__registry_t *r, size_t *coun
 void rill__comp_count(const rill__comp_t *comp, unsigned reader, uint64_t msgs,
                       uint64_t errors);
 
+/* Copies the ids (and names, truncated to 63 bytes + NUL; names may be NULL) of up to max
+ * registered computations, in registration order, into ids[] / names[]. Returns how many
+ * are registered (which may exceed max). Taken under the writer mutex, not in a reader
+ * section: any thread but one inside a reader section. */
+size_t rill__registry_ids(rill__registry_t *r, uint32_t *ids, char (*names)[64], size_t max);
+
 /* Sums id's counters over readers. Returns 0 or RILL_ENOENT. Any thread. */
 int rill__registry_stats(rill__registry_t *r, uint32_t id, rill_comp_stats_t *out);
+
+/* Waits until every reader section that began before the call has ended: afterwards,
+ * memory that readers could only reach through a pointer replaced before the call may be
+ * freed (cluster views use this). Not from inside a section. */
+void rill__registry_wait_readers(rill__registry_t *r);
 
 #endif /* RILL_CORE_REGISTRY_H */

@@ -84,6 +84,9 @@ RILL_EXTERN const char *rill_version_string(void);
  */
 typedef struct rill_config rill_config_t;
 
+/* A worker: its loops, listeners, sinks, registry and (optionally) cluster membership. */
+typedef struct rill_worker rill_worker_t;
+
 /* Framing of a listener's byte stream. */
 typedef enum rill_framing {
     /* v1: u32 length (12 + payload), u32 comp_id, u64 key, payload; big-endian. */
@@ -147,6 +150,62 @@ RILL_EXTERN int rill_config_add_sink(rill_config_t *cfg, const char *addr);
  * counted in unknown_comp. Returns 0 or RILL_EINVAL. */
 RILL_EXTERN int rill_config_set_dead_letter_sink(rill_config_t *cfg, int sink);
 
+/* ---------------------------------------------------------------- cluster */
+
+/*
+ * Makes the worker a member of a cluster coordinated by ZooKeeper. zk_hosts is the
+ * ZooKeeper connect string ("127.0.0.1:2181,..."), root the cluster's path ("/rill/demo"),
+ * worker_id this worker's name in the cluster (1..63 characters of [A-Za-z0-9_.-]; NULL
+ * generates "w-<host>-<pid>-<random>", stable for the life of the process), and peer_addr the
+ * HOST:PORT on which this worker accepts frames forwarded by other members (port 0 picks a
+ * free port; the address must be reachable by the other members).
+ * Once its loops run, the worker creates the ephemeral znode <root>/members/<worker_id>,
+ * watches <root>/members, and routes every frame to the member that owns its key
+ * (rendezvous hashing over the current view). Returns 0, RILL_EINVAL or RILL_EADDR.
+ */
+RILL_EXTERN int rill_config_set_cluster(rill_config_t *cfg, const char *zk_hosts,
+                                        const char *root, const char *worker_id,
+                                        const char *peer_addr);
+/* ZooKeeper session timeout (default 10000 ms; 1000..120000). After losing the connection
+ * for this long the worker considers its membership given up (it keeps serving with the
+ * last view and rejoins when it reconnects). Returns 0 or RILL_ERANGE. */
+RILL_EXTERN int rill_config_set_session_timeout_ms(rill_config_t *cfg, unsigned ms);
+/* Digest authentication "user:password" (copied; never logged). The cluster's znodes are
+ * then created with an ACL that lets anyone read them and only this identity change
+ * them. NULL clears it. Returns 0 or RILL_EINVAL (no ':'). */
+RILL_EXTERN int rill_config_set_cluster_auth(rill_config_t *cfg, const char *user_password);
+
+/* A snapshot of the cluster's membership: the members sorted by id, and an epoch that
+ * grows with every change ZooKeeper records in the members' parent (its cversion). */
+typedef struct rill_view rill_view_t;
+
+/* Called on loop thread 0 each time the view changes (v is valid during the call only).
+ * Same rules as rill_batch_cb: must not block. */
+typedef void (*rill_view_cb)(uintptr_t ctx, const rill_view_t *v);
+/* Registers a view-change callback. Returns 0 or RILL_EINVAL. */
+RILL_EXTERN int rill_config_set_view_cb(rill_config_t *cfg, rill_view_cb cb, uintptr_t ctx);
+
+/* Returns a copy of the current view, owned by the caller (rill_view_destroy), or NULL
+ * when w is not clustered or has no view yet (or memory is short). Any thread. */
+RILL_EXTERN rill_view_t *rill_worker_view(rill_worker_t *w);
+/*
+ * Waits until the view's epoch differs from `epoch` (pass 0 to wait for the first view),
+ * at most timeout_ms (-1 = no limit). Returns 1 when it changed, 0 on timeout or when
+ * the worker stops (rill_worker_shutdown wakes every waiter), RILL_EINVAL. Any thread but
+ * a loop thread; meant for a thread that feeds membership changes to an application.
+ */
+RILL_EXTERN int rill_worker_view_wait(rill_worker_t *w, uint64_t epoch, int timeout_ms);
+RILL_EXTERN void rill_view_destroy(rill_view_t *v);
+RILL_EXTERN uint64_t rill_view_epoch(const rill_view_t *v);
+RILL_EXTERN unsigned rill_view_size(const rill_view_t *v);
+/* Member i's id and peer address (valid while v lives), or NULL for a bad index. */
+RILL_EXTERN const char *rill_view_member(const rill_view_t *v, unsigned i);
+RILL_EXTERN const char *rill_view_member_addr(const rill_view_t *v, unsigned i);
+/* Index of this worker in v, or -1 when it is not (or no longer) a member. */
+RILL_EXTERN int rill_view_self(const rill_view_t *v);
+/* Index of the member that owns key in v (rendezvous hashing), or -1 for an empty view. */
+RILL_EXTERN int rill_view_owner(const rill_view_t *v, uint64_t key);
+
 /* ---------------------------------------------------------------- computations */
 
 /* A view of one message. Valid only during the callback that receives it: copy what
@@ -187,8 +246,6 @@ typedef struct rill_comp_ops {
 } rill_comp_ops_t;
 
 /* ---------------------------------------------------------------- worker */
-
-typedef struct rill_worker rill_worker_t;
 
 /*
  * Creates a worker: binds every listener (so ports and address errors are known now),
@@ -320,6 +377,14 @@ typedef struct rill_stats {
     uint64_t conns_refused;     /* connections closed at once: max_conns reached */
     uint64_t err_idle;          /* connections closed: stalled inside a frame past idle_timeout */
     uint64_t paused;            /* times a loop stopped reading its sources (backpressure) */
+    uint64_t forwarded;         /* frames sent to the member that owns their key */
+    uint64_t peer_in;           /* frames received from other members */
+    uint64_t misrouted;         /* frames received from a member although this worker does
+                                   not own their key in its view (views briefly disagree);
+                                   processed here, never sent back */
+    uint64_t rerouted;          /* frames queued for a member that left, routed again */
+    uint64_t view_changes;      /* views this worker adopted */
+    uint64_t zk_errors;         /* ZooKeeper failures, malformed member data */
 } rill_stats_t;
 
 /*

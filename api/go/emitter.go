@@ -1,0 +1,113 @@
+package rill
+
+/*
+#include "shim.h"
+*/
+import "C"
+
+import "unsafe"
+
+// Emitter sends a computation's output. It is valid only during the Batch or Flush call
+// that received it, on that call's goroutine. Emits are copied into the loop's C scratch
+// buffer and handed to rill, in order, when the call returns (or earlier, when the buffer
+// fills up); a payload larger than the buffer (256 KiB) is handed over at once.
+type Emitter struct {
+	w    *Worker
+	em   *C.rill_emitter_t // nil outside a call
+	scr  *C.rillgo_scratch_t
+	recs []C.rillgo_rec_t // views of scr's C memory
+	data []byte
+	nrec int
+	used int
+}
+
+func (e *Emitter) init(w *Worker, scr *C.rillgo_scratch_t) {
+	e.w = w
+	e.scr = scr
+	e.recs = unsafe.Slice(scr.recs, int(scr.caprec))
+	e.data = unsafe.Slice((*byte)(unsafe.Pointer(scr.data)), int(scr.cap))
+}
+
+func (e *Emitter) begin(em *C.rill_emitter_t) {
+	e.em = em
+	e.nrec = 0
+	e.used = 0
+}
+
+// end publishes the call's result and records for the shim, and retires the emitter.
+func (e *Emitter) end(rc int) *C.rillgo_scratch_t {
+	e.scr.nrec = C.uint32_t(e.nrec)
+	e.scr.rc = C.int(rc)
+	e.em = nil
+	return e.scr
+}
+
+// ToSink queues a v1 frame (compID, key, data) for sink number sink (its index in
+// Config.Sinks); data is copied. Returns [ErrInvalid] for a bad sink index or a payload
+// above MaxFrame-12, [ErrState] outside a callback. A frame that does not fit the sink's
+// buffer is dropped and counted in Stats.SinkDropped, not reported here.
+func (e *Emitter) ToSink(sink int, compID uint32, key uint64, data []byte) error {
+	if uint(sink) >= uint(e.w.nsinks) {
+		return ErrInvalid
+	}
+	return e.put(int32(sink), compID, key, data)
+}
+
+// ToComp sends a message to computation compID, routed by key like an ingested frame (it
+// may run on another loop); data is copied. It is processed after the current call.
+// Returns [ErrInvalid] for a payload above MaxFrame-12, [ErrState] outside a callback.
+func (e *Emitter) ToComp(compID uint32, key uint64, data []byte) error {
+	return e.put(-1, compID, key, data)
+}
+
+func (e *Emitter) put(sink int32, compID uint32, key uint64, data []byte) error {
+	if e.em == nil {
+		return ErrState
+	}
+	n := len(data)
+	if n > e.w.maxPayload {
+		return ErrInvalid
+	}
+	if e.nrec == len(e.recs) || n > len(e.data)-e.used {
+		if err := e.spill(); err != nil {
+			return err
+		}
+		if n > len(e.data) {
+			var p unsafe.Pointer
+			if n > 0 {
+				p = unsafe.Pointer(&data[0]) // rill copies it during the call
+			}
+			if rc := C.rillgo_emit(e.em, C.int32_t(sink), C.uint32_t(compID), C.uint64_t(key),
+				p, C.size_t(n)); rc < 0 && rc != C.RILL_EFULL {
+				return Errno(rc)
+			}
+			return nil
+		}
+	}
+	r := &e.recs[e.nrec]
+	r.key = C.uint64_t(key)
+	r.comp_id = C.uint32_t(compID)
+	r.sink = C.int32_t(sink)
+	r.off = C.uint32_t(e.used)
+	r.len = C.uint32_t(n)
+	copy(e.data[e.used:], data)
+	e.used += n
+	e.nrec++
+	return nil
+}
+
+// spill hands the recorded emits to rill now (one cgo call for the whole buffer).
+func (e *Emitter) spill() error {
+	if e.nrec == 0 {
+		e.used = 0
+		return nil
+	}
+	e.scr.nrec = C.uint32_t(e.nrec)
+	rc := C.rillgo_replay(e.scr, e.em)
+	e.nrec = 0
+	e.used = 0
+	if rc < 0 {
+		return Errno(rc)
+	}
+	return nil
+}

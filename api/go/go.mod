@@ -1,0 +1,3 @@
+module rill
+
+go 1.21

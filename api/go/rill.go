@@ -1,0 +1,585 @@
+// Package rill embeds the rill stream-processing worker core (a C library) in a Go
+// program, and lets computations written in Go process its traffic.
+//
+// A [Worker] listens on TCP, decodes frames and hands each registered [Computation] whole
+// batches of messages on rill's loop threads; what a computation emits goes to a sink (an
+// outbound TCP connection) or to another computation. All messages of one key reach one
+// loop, in the order their connection sent them, so per-key state kept per loop index
+// needs no lock.
+//
+// # Crossing the cgo boundary
+//
+// Each batch is one C→Go call, whatever its size. Message payloads are zero-copy views of
+// rill's receive buffers: [Message.Data] and the msgs slice itself are valid only until
+// Batch returns, and the memory is reused for later traffic right after. Copy what must
+// outlive the call (bytes.Clone, string(m.Data()), append). Emits are copied by the
+// [Emitter] into a C scratch buffer of the loop and handed to rill when the callback
+// returns, so emitting costs a copy, not a cgo call per message.
+//
+// C holds no Go pointers: each registration stores one [runtime/cgo.Handle] as rill's
+// context value; it is deleted when rill's release callback runs (after [Worker.Unregister]
+// or [Worker.Close]), once no loop can still call the computation.
+//
+// # Building
+//
+// The package finds the C library with pkg-config (#cgo pkg-config: rill). Against a CMake
+// build tree of rill, use its uninstalled .pc file, which also sets an rpath to the tree:
+//
+//	PKG_CONFIG_PATH=$REPO/build/pkgconfig go test ./...
+//
+// The Go build cache does not notice a rebuilt librill or changed headers; api/go/gotool
+// (used by the scripts) sets CGO_CFLAGS=-DRILL_LIB_HASH=<sha256 of the library and
+// headers> so that any change to them changes the cache key. See docs/go-api.md.
+package rill
+
+/*
+#cgo pkg-config: rill
+#include <stdlib.h>
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"runtime"
+	"runtime/cgo"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// Framing is the framing of a listener's byte stream.
+type Framing int
+
+const (
+	// FramingRill is rill's v1 framing: u32 length (12 + payload), u32 computation id,
+	// u64 key, payload; big-endian.
+	FramingRill Framing = C.RILL_FRAMING_RILL
+	// FramingLP is a u32 big-endian payload length followed by the payload (Wallaroo's
+	// TCP source framing). Every message goes to the listener's CompID.
+	FramingLP Framing = C.RILL_FRAMING_LP
+	// FramingLine is newline-terminated text (a trailing "\r" is dropped). Every line
+	// goes to the listener's CompID.
+	FramingLine Framing = C.RILL_FRAMING_LINE
+)
+
+// String returns "rill", "lp" or "line".
+func (f Framing) String() string {
+	switch f {
+	case FramingRill:
+		return "rill"
+	case FramingLP:
+		return "lp"
+	case FramingLine:
+		return "line"
+	}
+	return fmt.Sprintf("Framing(%d)", int(f))
+}
+
+// Listener configures one TCP listener.
+type Listener struct {
+	// Addr is "HOST:PORT" (IPv4, "[v6]" or "localhost"); port 0 picks a free port, see
+	// [Worker.ListenerPort].
+	Addr string
+	// Framing of the incoming byte stream.
+	Framing Framing
+	// CompID receives every message of an lp or line listener (unused for FramingRill).
+	CompID uint32
+	// HasKey makes every message of an lp or line listener use Key; otherwise the key is
+	// a hash of the payload.
+	HasKey bool
+	// Key is the fixed key used when HasKey is set.
+	Key uint64
+}
+
+// LoopMode says which threads run a worker's loops when [Worker.Start] is called.
+type LoopMode int
+
+const (
+	// LoopsDefault picks the measured faster mode, LoopsOnRillThreads (see
+	// docs/go-api.md for the numbers).
+	LoopsDefault LoopMode = iota
+	// LoopsOnRillThreads: rill creates one pthread per loop (rill_worker_start). Go
+	// callbacks then run on threads C created.
+	LoopsOnRillThreads
+	// LoopsOnGoThreads: Start runs each loop on a goroutine locked to its OS thread
+	// (runtime.LockOSThread + rill_worker_run), as [Worker.Run] does.
+	LoopsOnGoThreads
+)
+
+// Config holds a worker's settings. The zero value is usable: one loop thread, 1 MiB
+// frames, no listeners, no sinks.
+type Config struct {
+	// Threads is the number of loop threads, 1..64 (0 means 1).
+	Threads int
+	// MaxFrame is the largest accepted frame length field in bytes (12 + payload for
+	// FramingRill; payload for lp and line); 0 means the default, 1 MiB.
+	MaxFrame uint32
+	// SinkBuffer bounds, per loop and per sink, the output bytes waiting to be sent; 0
+	// means the default (64 MiB). Output beyond it is dropped and counted.
+	SinkBuffer int
+	// FlushInterval is how often every [Flusher] runs on every loop; 0 means only when
+	// the worker stops. Rounded up to whole milliseconds.
+	FlushInterval time.Duration
+	// Listeners are bound by [NewWorker].
+	Listeners []Listener
+	// Sinks are "HOST:PORT" addresses; each loop opens one connection to each when it
+	// starts. Emitters name a sink by its index in this slice.
+	Sinks []string
+	// DeadLetter sends frames for unregistered computations to sink DeadLetterSink
+	// instead of dropping them (both are counted in Stats.UnknownComp).
+	DeadLetter bool
+	// DeadLetterSink is the index in Sinks used when DeadLetter is set.
+	DeadLetterSink int
+	// Loops selects the threads that [Worker.Start] runs the loops on.
+	Loops LoopMode
+	// OnPanic, when set, is called with every panic recovered from a computation; by
+	// default the panic is logged with the standard log package. It runs on the loop
+	// thread: it must not block.
+	OnPanic func(*PanicError)
+}
+
+// PanicError describes a panic recovered from a computation's Batch or Flush.
+type PanicError struct {
+	CompID uint32 // the computation's id
+	Name   string // the name it was registered with
+	Loop   int    // the loop thread it ran on
+	Value  any    // the value passed to panic
+	Stack  []byte // the panicking goroutine's stack
+}
+
+// Error returns a one-line description (without the stack).
+func (p *PanicError) Error() string {
+	return fmt.Sprintf("rill: computation %d (%s) panicked on loop %d: %v", p.CompID, p.Name,
+		p.Loop, p.Value)
+}
+
+// Message is one message of a batch: a view into rill's receive buffers, valid only
+// during the Batch call that received it. Its layout is rill_msg_t's, so a batch reaches
+// Go without a copy.
+type Message struct {
+	data   *byte
+	len    uint32
+	CompID uint32 // the computation the frame was addressed to
+	Key    uint64 // the partition key
+}
+
+// Data returns the payload: a zero-copy view of C memory that is valid only until the
+// Batch call returns (rill reuses the memory for later traffic). Copy it to keep it.
+func (m *Message) Data() []byte {
+	if m.len == 0 {
+		return nil
+	}
+	return unsafe.Slice(m.data, m.len)
+}
+
+// Len returns the payload length.
+func (m *Message) Len() int { return int(m.len) }
+
+// Computation processes batches of messages for one computation id.
+type Computation interface {
+	// Batch runs on loop thread `loop` (0..Threads-1) with messages that are all
+	// addressed to this computation; messages of one key always arrive on the same loop,
+	// in order. msgs, their payloads and em are valid only during the call. Batch must not
+	// block and must not call Stop, Close or Unregister. A non-nil error (or a panic,
+	// which is recovered) counts the whole batch as failed in rill's comp_errors; what was
+	// emitted before is kept.
+	Batch(loop int, msgs []Message, em *Emitter) error
+}
+
+// Flusher is implemented by computations that hold state to emit periodically: Flush
+// runs on every loop every Config.FlushInterval and once when the worker stops, with the
+// same rules as Batch.
+type Flusher interface {
+	Flush(loop int, em *Emitter)
+}
+
+// Releaser is implemented by computations that want to know when their registration has
+// ended: Release runs exactly once, after Unregister or Close, when no loop can call the
+// computation any more, on the goroutine that called Unregister or Close.
+type Releaser interface {
+	Release()
+}
+
+// BatchFunc adapts a function to the Computation interface.
+type BatchFunc func(loop int, msgs []Message, em *Emitter) error
+
+// Batch calls f.
+func (f BatchFunc) Batch(loop int, msgs []Message, em *Emitter) error { return f(loop, msgs, em) }
+
+// Sizes of each loop's emit scratch area: payloads beyond scratchBytes are emitted
+// directly, and a full area is replayed to rill in the middle of the call.
+const (
+	scratchRecs  = 4096
+	scratchBytes = 256 << 10
+)
+
+// Worker is one rill worker: its listeners, loops, sinks and registered computations.
+// Its methods may be called from any goroutine.
+type Worker struct {
+	life sync.RWMutex // Close takes it exclusively; every other C call shares it
+	c    *C.rill_worker_t
+
+	threads    int
+	nsinks     int
+	maxPayload int
+	loops      LoopMode
+	onPanic    func(*PanicError)
+
+	scratch  *C.rillgo_scratch_t
+	emitters []Emitter // one per loop, reused by every callback on that loop
+
+	mu    sync.Mutex // guards comps
+	comps map[uint32]*compEntry
+
+	stopping atomic.Bool      // Shutdown was called
+	goLoops  sync.WaitGroup   // loops that Start runs on goroutines
+	loopMu  sync.Mutex
+	loopErr error
+}
+
+// compEntry is what a registration's cgo.Handle refers to.
+type compEntry struct {
+	w        *Worker
+	id       uint32
+	name     string
+	comp     Computation
+	flusher  Flusher
+	releaser Releaser
+	handle   cgo.Handle
+	panics   atomic.Uint64
+	released bool // guarded by w.mu
+}
+
+// liveHandles counts the cgo.Handles of registrations whose release has not run yet.
+var liveHandles atomic.Int64
+
+// ErrClosed is returned by methods of a Worker after Close.
+var ErrClosed = errors.New("rill: worker closed")
+
+// NewWorker creates a worker from cfg: it binds every listener (so port and address errors
+// show here) but starts no loop and opens no sink connection until [Worker.Start] or
+// [Worker.Run]. The caller must Close the worker.
+func NewWorker(cfg Config) (*Worker, error) {
+	cc := C.rill_config_new()
+	if cc == nil {
+		return nil, ErrNoMem
+	}
+	defer C.rill_config_destroy(cc)
+	threads := cfg.Threads
+	if threads == 0 {
+		threads = 1
+	}
+	if threads < 0 {
+		return nil, fmt.Errorf("rill: Threads %d: %w", threads, ErrRange)
+	}
+	if rc := C.rill_config_set_threads(cc, C.unsigned(threads)); rc < 0 {
+		return nil, fmt.Errorf("rill: Threads %d: %w", threads, Errno(rc))
+	}
+	maxFrame := cfg.MaxFrame
+	if maxFrame == 0 {
+		maxFrame = 1 << 20
+	}
+	if rc := C.rill_config_set_max_frame(cc, C.uint32_t(maxFrame)); rc < 0 {
+		return nil, fmt.Errorf("rill: MaxFrame %d: %w", maxFrame, Errno(rc))
+	}
+	if cfg.SinkBuffer < 0 {
+		return nil, fmt.Errorf("rill: SinkBuffer %d: %w", cfg.SinkBuffer, ErrRange)
+	}
+	if cfg.SinkBuffer > 0 {
+		if rc := C.rill_config_set_sink_buffer(cc, C.size_t(cfg.SinkBuffer)); rc < 0 {
+			return nil, fmt.Errorf("rill: SinkBuffer %d: %w", cfg.SinkBuffer, Errno(rc))
+		}
+	}
+	if cfg.FlushInterval < 0 {
+		return nil, fmt.Errorf("rill: FlushInterval %v: %w", cfg.FlushInterval, ErrRange)
+	}
+	if cfg.FlushInterval > 0 {
+		ms := (cfg.FlushInterval + time.Millisecond - 1) / time.Millisecond
+		if ms > time.Hour/time.Millisecond {
+			return nil, fmt.Errorf("rill: FlushInterval %v: %w", cfg.FlushInterval, ErrRange)
+		}
+		if rc := C.rill_config_set_flush_interval_ms(cc, C.unsigned(ms)); rc < 0 {
+			return nil, fmt.Errorf("rill: FlushInterval %v: %w", cfg.FlushInterval, Errno(rc))
+		}
+	}
+	for i, l := range cfg.Listeners {
+		addr := C.CString(l.Addr)
+		hasKey := C.int(0)
+		if l.HasKey {
+			hasKey = 1
+		}
+		rc := C.rill_config_add_listener(cc, addr, C.rill_framing_t(l.Framing),
+			C.uint32_t(l.CompID), hasKey, C.uint64_t(l.Key))
+		C.free(unsafe.Pointer(addr))
+		if rc < 0 {
+			return nil, fmt.Errorf("rill: listener %d (%q): %w", i, l.Addr, Errno(rc))
+		}
+	}
+	for i, s := range cfg.Sinks {
+		addr := C.CString(s)
+		rc := C.rill_config_add_sink(cc, addr)
+		C.free(unsafe.Pointer(addr))
+		if rc < 0 {
+			return nil, fmt.Errorf("rill: sink %d (%q): %w", i, s, Errno(rc))
+		}
+	}
+	if cfg.DeadLetter {
+		if rc := C.rill_config_set_dead_letter_sink(cc, C.int(cfg.DeadLetterSink)); rc < 0 {
+			return nil, fmt.Errorf("rill: DeadLetterSink %d: %w", cfg.DeadLetterSink, Errno(rc))
+		}
+	}
+	switch cfg.Loops {
+	case LoopsDefault, LoopsOnRillThreads, LoopsOnGoThreads:
+	default:
+		return nil, fmt.Errorf("rill: Loops %d: %w", cfg.Loops, ErrInvalid)
+	}
+
+	w := &Worker{
+		threads:    threads,
+		nsinks:     len(cfg.Sinks),
+		maxPayload: int(maxFrame) - 12,
+		loops:      cfg.Loops,
+		onPanic:    cfg.OnPanic,
+		comps:      make(map[uint32]*compEntry),
+	}
+	if w.loops == LoopsDefault {
+		w.loops = LoopsOnRillThreads
+	}
+	w.scratch = C.rillgo_scratch_new(C.unsigned(threads), scratchRecs, scratchBytes)
+	if w.scratch == nil {
+		return nil, ErrNoMem
+	}
+	if rc := C.rill_worker_new(&w.c, cc); rc < 0 {
+		C.rillgo_scratch_free(w.scratch, C.unsigned(threads))
+		return nil, fmt.Errorf("rill: NewWorker: %w", Errno(rc))
+	}
+	scr := unsafe.Slice(w.scratch, threads)
+	w.emitters = make([]Emitter, threads)
+	for i := range w.emitters {
+		w.emitters[i].init(w, &scr[i])
+	}
+	return w, nil
+}
+
+// Threads returns the number of loop threads.
+func (w *Worker) Threads() int { return w.threads }
+
+// ListenerPort returns the TCP port that listener i (its index in Config.Listeners) is
+// bound to; useful with port 0.
+func (w *Worker) ListenerPort(i int) (int, error) {
+	w.life.RLock()
+	defer w.life.RUnlock()
+	if w.c == nil {
+		return 0, ErrClosed
+	}
+	if i < 0 {
+		return 0, ErrInvalid
+	}
+	rc := C.rill_worker_listener_port(w.c, C.unsigned(i))
+	if rc < 0 {
+		return 0, Errno(rc)
+	}
+	return int(rc), nil
+}
+
+// Register registers comp under id (name is informational, used in logs and Stats). It
+// may be called before or while traffic flows, also from inside a computation. The
+// computation may also implement [Flusher] and [Releaser]. Returns [ErrExist] when id is
+// taken.
+func (w *Worker) Register(id uint32, name string, comp Computation) error {
+	if comp == nil {
+		return ErrInvalid
+	}
+	w.life.RLock()
+	defer w.life.RUnlock()
+	if w.c == nil {
+		return ErrClosed
+	}
+	e := &compEntry{w: w, id: id, name: name, comp: comp}
+	e.flusher, _ = comp.(Flusher)
+	e.releaser, _ = comp.(Releaser)
+	e.handle = cgo.NewHandle(e)
+	liveHandles.Add(1)
+	cname := C.CString(name)
+	withFlush := C.int(0)
+	if e.flusher != nil {
+		withFlush = 1
+	}
+	rc := C.rillgo_register(w.c, C.uint32_t(id), cname, C.uintptr_t(e.handle), withFlush)
+	C.free(unsafe.Pointer(cname))
+	if rc < 0 {
+		// rill did not take ctx and will not call release: the handle is ours to delete.
+		e.handle.Delete()
+		liveHandles.Add(-1)
+		return Errno(rc)
+	}
+	w.mu.Lock()
+	if !e.released { // an Unregister may already have run between the C call and here
+		w.comps[id] = e
+	}
+	w.mu.Unlock()
+	return nil
+}
+
+// Unregister removes the computation registered under id: it waits until no loop can still
+// call it, runs its Release (if any) on this goroutine, and deletes its handle. Frames that
+// arrive for id afterwards count as unknown. Returns [ErrNotFound] for an unknown id, and
+// [ErrLoopThread] when called from inside a computation.
+func (w *Worker) Unregister(id uint32) error {
+	w.life.RLock()
+	defer w.life.RUnlock()
+	if w.c == nil {
+		return ErrClosed
+	}
+	if rc := C.rill_comp_unregister(w.c, C.uint32_t(id)); rc < 0 {
+		return Errno(rc)
+	}
+	return nil
+}
+
+// Start runs the worker's loops in the background, on rill's threads or on locked
+// goroutines as Config.Loops says, and returns. Returns [ErrState] when the worker was
+// started, is being run with Run, or was stopped.
+func (w *Worker) Start() error {
+	w.life.RLock()
+	defer w.life.RUnlock()
+	if w.c == nil {
+		return ErrClosed
+	}
+	if w.loops == LoopsOnRillThreads {
+		if rc := C.rill_worker_start(w.c); rc < 0 {
+			return Errno(rc)
+		}
+		return nil
+	}
+	for i := 0; i < w.threads; i++ {
+		w.goLoops.Add(1)
+		go func(i int) {
+			defer w.goLoops.Done()
+			err := w.Run(i)
+			if errors.Is(err, ErrState) && w.stopping.Load() {
+				err = nil // stopped before this loop got to run: nothing to drain
+			}
+			if err != nil {
+				w.loopMu.Lock()
+				if w.loopErr == nil {
+					w.loopErr = fmt.Errorf("rill: loop %d: %w", i, err)
+				}
+				w.loopMu.Unlock()
+				w.Shutdown() // a loop that cannot run would keep the others from stopping
+			}
+		}(i)
+	}
+	return nil
+}
+
+// Run runs loop i (0..Threads-1) on the calling goroutine, locked to its OS thread, until
+// the worker stops; every loop must be run (by Run or Start) for traffic to flow and for a
+// stop to complete. The OS thread is not reused by Go afterwards (it exits with the
+// goroutine's lock). Returns nil after a clean drain, [ErrState] if loop i runs already
+// or the worker was started, [ErrInvalid] for a bad index.
+func (w *Worker) Run(i int) error {
+	if i < 0 || i >= w.threads {
+		return ErrInvalid
+	}
+	w.life.RLock()
+	defer w.life.RUnlock()
+	if w.c == nil {
+		return ErrClosed
+	}
+	// Not unlocked: rill may leave thread state behind (the ring was set up with
+	// SINGLE_ISSUER for this thread), so the thread ends with this goroutine.
+	runtime.LockOSThread()
+	if rc := C.rill_worker_run(w.c, C.unsigned(i)); rc < 0 {
+		return Errno(rc)
+	}
+	return nil
+}
+
+// Shutdown asks every loop to drain and exit, and returns at once. Idempotent; may be
+// called from anywhere, computations included. Use Wait or Stop to wait for the drain.
+func (w *Worker) Shutdown() {
+	w.stopping.Store(true)
+	w.life.RLock()
+	defer w.life.RUnlock()
+	if w.c != nil {
+		C.rill_worker_shutdown(w.c)
+	}
+}
+
+// Wait waits until every loop has exited after Shutdown, and returns the error of a loop
+// that Start could not run, if any. Not from inside a computation ([ErrLoopThread]).
+func (w *Worker) Wait() error {
+	w.life.RLock()
+	defer w.life.RUnlock()
+	if w.c == nil {
+		return ErrClosed
+	}
+	if rc := C.rill_worker_wait(w.c); rc < 0 {
+		return Errno(rc)
+	}
+	w.goLoops.Wait()
+	w.loopMu.Lock()
+	defer w.loopMu.Unlock()
+	return w.loopErr
+}
+
+// Stop drains the worker and returns when every loop has exited: loops stop accepting,
+// process what they received, run every Flusher, and send what is queued for sinks
+// (waiting at most 5 s). Idempotent. Not from inside a computation ([ErrLoopThread]).
+func (w *Worker) Stop() error {
+	w.Shutdown()
+	return w.Wait()
+}
+
+// Close stops the worker if needed, releases every computation still registered (their
+// Release methods run on this goroutine), and frees the worker. Further calls return
+// ErrClosed. Not from inside a computation ([ErrLoopThread]).
+func (w *Worker) Close() error {
+	if err := w.Stop(); err != nil {
+		if errors.Is(err, ErrClosed) || errors.Is(err, ErrLoopThread) {
+			return err
+		}
+		// a loop failed to run; the worker has stopped all the same: go on closing.
+	}
+	w.life.Lock()
+	defer w.life.Unlock()
+	if w.c == nil {
+		return ErrClosed
+	}
+	C.rill_worker_destroy(w.c) // runs the remaining release callbacks
+	w.c = nil
+	C.rillgo_scratch_free(w.scratch, C.unsigned(w.threads))
+	w.scratch = nil
+	for i := range w.emitters {
+		w.emitters[i] = Emitter{}
+	}
+	return nil
+}
+
+// report hands a recovered panic to Config.OnPanic, or logs it.
+func (w *Worker) report(p *PanicError) {
+	if w.onPanic != nil {
+		defer func() { _ = recover() }() // a panicking handler must not take the loop down
+		w.onPanic(p)
+		return
+	}
+	log.Printf("%v\n%s", p, p.Stack)
+}
+
+// sortComps returns the registered computations by id.
+func (w *Worker) sortedComps() []*compEntry {
+	w.mu.Lock()
+	out := make([]*compEntry, 0, len(w.comps))
+	for _, e := range w.comps {
+		out = append(out, e)
+	}
+	w.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}

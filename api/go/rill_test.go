@@ -1,0 +1,493 @@
+package rill
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestEndToEndExactlyOnce(t *testing.T) {
+	for _, mode := range []LoopMode{LoopsOnRillThreads, LoopsOnGoThreads} {
+		t.Run(fmt.Sprint("mode", int(mode)), func(t *testing.T) {
+			s := newSink(t)
+			w := mustWorker(t, Config{Threads: 2, Loops: mode, Sinks: []string{s.addr()},
+				Listeners: []Listener{{Addr: "127.0.0.1:0"}}})
+			if err := w.Register(1, "forward", forward); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Start(); err != nil {
+				t.Fatal(err)
+			}
+			const conns, per = 4, 5000
+			var wg sync.WaitGroup
+			for c := 0; c < conns; c++ {
+				conn := dial(t, w, 0)
+				wg.Add(1)
+				go func(c int) {
+					defer wg.Done()
+					var buf []byte
+					for i := 0; i < per; i++ {
+						seq := uint64(c*per + i)
+						var p [8]byte
+						binary.BigEndian.PutUint64(p[:], seq)
+						buf = appendFrame(buf, 1, seq%97, p[:])
+						if len(buf) > 32<<10 || i == per-1 {
+							if _, err := conn.Write(buf); err != nil {
+								t.Error(err)
+								return
+							}
+							buf = buf[:0]
+						}
+					}
+				}(c)
+			}
+			wg.Wait()
+			s.waitFor(t, conns*per, 20*time.Second)
+			if err := w.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			seen := make([]int, conns*per)
+			lastPerKey := map[uint64]uint64{}
+			for _, f := range s.snapshot() {
+				seq := binary.BigEndian.Uint64(f.data)
+				if f.comp != 1 || f.key != seq%97 {
+					t.Fatalf("frame %d: comp %d key %d", seq, f.comp, f.key)
+				}
+				seen[seq]++
+				// one key, one connection -> order kept (seq grows per connection and key)
+				ck := f.key<<8 | seq/per
+				if last, ok := lastPerKey[ck]; ok && last >= seq {
+					t.Fatalf("key %d: %d after %d", f.key, seq, last)
+				}
+				lastPerKey[ck] = seq
+			}
+			for seq, n := range seen {
+				if n != 1 {
+					t.Fatalf("frame %d arrived %d times", seq, n)
+				}
+			}
+			st, err := w.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.MsgsIn != conns*per || st.MsgsOut != conns*per || st.CompErrors != 0 {
+				t.Fatalf("stats: in %d out %d errors %d", st.MsgsIn, st.MsgsOut, st.CompErrors)
+			}
+			if len(st.Comps) != 1 || st.Comps[0].ID != 1 || st.Comps[0].Name != "forward" ||
+				st.Comps[0].Msgs != conns*per {
+				t.Fatalf("comp stats: %+v", st.Comps)
+			}
+		})
+	}
+}
+
+func TestPanicRecovered(t *testing.T) {
+	s := newSink(t)
+	var reported []*PanicError
+	var mu sync.Mutex
+	w := mustWorker(t, Config{Sinks: []string{s.addr()},
+		Listeners: []Listener{{Addr: "127.0.0.1:0", Framing: FramingLine, CompID: 3}},
+		OnPanic: func(p *PanicError) {
+			mu.Lock()
+			reported = append(reported, p)
+			mu.Unlock()
+		}})
+	comp := BatchFunc(func(loop int, msgs []Message, em *Emitter) error {
+		for i := range msgs {
+			if string(msgs[i].Data()) == "boom" {
+				panic("boom requested")
+			}
+			if err := em.ToSink(0, 3, msgs[i].Key, msgs[i].Data()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err := w.Register(3, "fragile", comp); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, w, 0)
+	send := func(line string) {
+		if _, err := c.Write([]byte(line + "\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("before")
+	s.waitFor(t, 1, 5*time.Second)
+	send("boom")
+	waitUntil(t, 5*time.Second, "the panic report", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(reported) == 1
+	})
+	send("after")
+	s.waitFor(t, 2, 5*time.Second)
+	if got := s.snapshot(); string(got[0].data) != "before" || string(got[1].data) != "after" {
+		t.Fatalf("sink got %q, %q", got[0].data, got[1].data)
+	}
+	cs, err := w.CompStats(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := w.Stats()
+	if cs.Panics != 1 || cs.Errors != 1 || st.CompErrors != 1 || cs.Msgs != 3 {
+		t.Fatalf("comp stats %+v, worker comp_errors %d", cs, st.CompErrors)
+	}
+	p := reported[0]
+	if p.CompID != 3 || p.Name != "fragile" || p.Value != "boom requested" ||
+		!strings.Contains(string(p.Stack), "TestPanicRecovered") ||
+		!strings.Contains(p.Error(), "panicked") {
+		t.Fatalf("report: %v\n%s", p, p.Stack)
+	}
+}
+
+type releaseCounter struct {
+	Computation
+	n *atomic.Int64
+}
+
+func (r releaseCounter) Release() { r.n.Add(1) }
+
+func TestRegisterUnregisterWhileTrafficFlows(t *testing.T) {
+	base := liveHandles.Load()
+	s := newSink(t)
+	w := mustWorker(t, Config{Threads: 2, Sinks: []string{s.addr()},
+		Listeners: []Listener{{Addr: "127.0.0.1:0"}}})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	const ids = 8
+	stop := make(chan struct{})
+	var traffic sync.WaitGroup
+	for c := 0; c < 2; c++ {
+		conn := dial(t, w, 0)
+		traffic.Add(1)
+		go func(c int) {
+			defer traffic.Done()
+			var buf []byte
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				buf = buf[:0]
+				for j := 0; j < 64; j++ {
+					buf = appendFrame(buf, uint32(1+(i+j)%ids), uint64(i*64+j), []byte("x"))
+				}
+				if _, err := conn.Write(buf); err != nil {
+					t.Error(err)
+					return
+				}
+				time.Sleep(100 * time.Microsecond)
+			}
+		}(c)
+	}
+	var registered, released atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				id := uint32(1 + (g*7+i)%ids)
+				err := w.Register(id, "churn", releaseCounter{forward, &released})
+				switch {
+				case err == nil:
+					registered.Add(1)
+				case errors.Is(err, ErrExist):
+				default:
+					t.Errorf("register %d: %v", id, err)
+					return
+				}
+				if err := w.Unregister(uint32(1 + (g*3+i)%ids)); err != nil &&
+					!errors.Is(err, ErrNotFound) {
+					t.Errorf("unregister: %v", err)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	traffic.Wait()
+	st, err := w.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.MsgsIn == 0 || st.MsgsDispatched == 0 || st.UnknownComp == 0 {
+		t.Fatalf("traffic did not flow through both states: %+v", st)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if registered.Load() == 0 || released.Load() != registered.Load() {
+		t.Fatalf("registered %d, released %d", registered.Load(), released.Load())
+	}
+	if n := liveHandles.Load(); n != base {
+		t.Fatalf("%d handles still live", n-base)
+	}
+	t.Logf("%d registrations, %d frames in, %d dispatched, %d unknown", registered.Load(),
+		st.MsgsIn, st.MsgsDispatched, st.UnknownComp)
+}
+
+func TestCloseReleasesEveryHandle(t *testing.T) {
+	base := liveHandles.Load()
+	s := newSink(t)
+	w, err := NewWorker(Config{Threads: 2, Sinks: []string{s.addr()},
+		Listeners: []Listener{{Addr: "127.0.0.1:0"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var released atomic.Int64
+	for id := uint32(1); id <= 10; id++ {
+		if err := w.Register(id, fmt.Sprint("c", id), releaseCounter{forward, &released}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Unregister(10); err != nil {
+		t.Fatal(err)
+	}
+	if released.Load() != 1 || liveHandles.Load() != base+9 {
+		t.Fatalf("after one unregister: released %d, live %d", released.Load(),
+			liveHandles.Load()-base)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, w, 0)
+	var buf []byte
+	for id := uint32(1); id <= 9; id++ {
+		buf = appendFrame(buf, id, uint64(id), []byte("hi"))
+	}
+	c.Write(buf)
+	s.waitFor(t, 9, 5*time.Second)
+	if err := w.Close(); err != nil { // computations 1..9 still registered
+		t.Fatal(err)
+	}
+	if released.Load() != 10 || liveHandles.Load() != base {
+		t.Fatalf("after Close: released %d of 10, %d handles live", released.Load(),
+			liveHandles.Load()-base)
+	}
+	if err := w.Close(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := w.Stats(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Stats after Close: %v", err)
+	}
+	if err := w.Register(1, "late", forward); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Register after Close: %v", err)
+	}
+}
+
+// The views handed to Batch are rill's receive buffers: a view kept past the call sees
+// later traffic overwrite it; a copy does not change.
+func TestPayloadViewNeedsCopy(t *testing.T) {
+	const first = "first-message-payload-0123456789"
+	var kept, copied []byte
+	var got atomic.Bool
+	w := mustWorker(t, Config{
+		Listeners: []Listener{{Addr: "127.0.0.1:0", Framing: FramingLine, CompID: 1}}})
+	w.Register(1, "keeper", BatchFunc(func(loop int, msgs []Message, em *Emitter) error {
+		if !got.Load() {
+			kept = msgs[0].Data()                     // WRONG outside the call: a view
+			copied = bytes.Clone(msgs[0].Data())      // right: a copy
+			got.Store(true)
+		}
+		return nil
+	}))
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, w, 0)
+	c.Write([]byte(first + "\n"))
+	waitUntil(t, 5*time.Second, "the first message", got.Load)
+	// More traffic, one small write at a time, cycles through rill's buffer ring.
+	other := strings.Repeat("z", len(first)) + "\n"
+	deadline := time.Now().Add(10 * time.Second)
+	for string(kept) == first && time.Now().Before(deadline) {
+		c.Write([]byte(other))
+		time.Sleep(200 * time.Microsecond)
+	}
+	if string(kept) == first {
+		t.Fatal("the kept view never changed")
+	}
+	if string(copied) != first {
+		t.Fatalf("the copy changed: %q", copied)
+	}
+	t.Logf("kept view now reads %q; the copy still reads %q", kept, copied)
+}
+
+type flushCounter struct {
+	mu     sync.Mutex
+	counts map[int]int // loop -> messages since the last flush
+}
+
+func (f *flushCounter) Batch(loop int, msgs []Message, em *Emitter) error {
+	f.mu.Lock() // only for the race detector's sake: each loop touches its own key
+	f.counts[loop] += len(msgs)
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *flushCounter) Flush(loop int, em *Emitter) {
+	f.mu.Lock()
+	n := f.counts[loop]
+	f.counts[loop] = 0
+	f.mu.Unlock()
+	if n > 0 {
+		em.ToSink(0, 9, uint64(loop), []byte(fmt.Sprint(n)))
+	}
+}
+
+func TestFlushAtStopAndEmitToComp(t *testing.T) {
+	s := newSink(t)
+	fc := &flushCounter{counts: map[int]int{}}
+	w := mustWorker(t, Config{Threads: 2, Sinks: []string{s.addr()},
+		Listeners: []Listener{{Addr: "127.0.0.1:0"}}})
+	// 1 relays to 2 through ToComp; 2 counts and emits its counts when flushed.
+	w.Register(1, "relay", BatchFunc(func(loop int, msgs []Message, em *Emitter) error {
+		for i := range msgs {
+			if err := em.ToComp(2, msgs[i].Key, msgs[i].Data()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	w.Register(2, "counter", fc)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, w, 0)
+	var buf []byte
+	for i := 0; i < 1000; i++ {
+		buf = appendFrame(buf, 1, uint64(i), []byte("v"))
+	}
+	c.Write(buf)
+	waitUntil(t, 5*time.Second, "relayed messages", func() bool {
+		cs, _ := w.CompStats(2)
+		return cs.Msgs == 1000
+	})
+	if err := w.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, f := range s.snapshot() {
+		var n int
+		fmt.Sscan(string(f.data), &n)
+		total += n
+	}
+	if total != 1000 {
+		t.Fatalf("flushed counts add up to %d, want 1000", total)
+	}
+}
+
+func TestEmitterLimits(t *testing.T) {
+	s := newSink(t)
+	big := bytes.Repeat([]byte("b"), scratchBytes+1000) // beyond the scratch area
+	var errs []error
+	w := mustWorker(t, Config{Sinks: []string{s.addr()},
+		Listeners: []Listener{{Addr: "127.0.0.1:0", Framing: FramingLine, CompID: 1}}})
+	var saved *Emitter
+	w.Register(1, "limits", BatchFunc(func(loop int, msgs []Message, em *Emitter) error {
+		saved = em
+		errs = append(errs, em.ToSink(1, 1, 0, nil))                       // no sink 1
+		errs = append(errs, em.ToSink(0, 1, 0, make([]byte, 1<<20)))      // above MaxFrame-12
+		errs = append(errs, w.Unregister(1))                               // loop thread
+		for i := 0; i < scratchRecs+10; i++ {                              // spills once
+			if err := em.ToSink(0, 1, uint64(i), []byte("s")); err != nil {
+				return err
+			}
+		}
+		return em.ToSink(0, 2, 0, big)
+	}))
+	w.Start()
+	c := dial(t, w, 0)
+	c.Write([]byte("go\n"))
+	s.waitFor(t, scratchRecs+11, 10*time.Second)
+	want := []error{ErrInvalid, ErrInvalid, ErrLoopThread}
+	for i := range want {
+		if !errors.Is(errs[i], want[i]) {
+			t.Fatalf("error %d: %v, want %v", i, errs[i], want[i])
+		}
+	}
+	if err := saved.ToSink(0, 1, 0, nil); !errors.Is(err, ErrState) {
+		t.Fatalf("emit after the call: %v", err)
+	}
+	fr := s.snapshot()
+	for i := 0; i < scratchRecs+10; i++ { // in order, across the spill
+		if fr[i].key != uint64(i) {
+			t.Fatalf("frame %d has key %d", i, fr[i].key)
+		}
+	}
+	if last := fr[len(fr)-1]; last.comp != 2 || !bytes.Equal(last.data, big) {
+		t.Fatalf("big frame: comp %d, %d bytes", last.comp, len(last.data))
+	}
+}
+
+func TestErrorsAndRun(t *testing.T) {
+	if _, err := NewWorker(Config{Listeners: []Listener{{Addr: "nonsense"}}}); !errors.Is(err, ErrAddr) {
+		t.Fatalf("bad address: %v", err)
+	}
+	if _, err := NewWorker(Config{Threads: 65}); !errors.Is(err, ErrRange) {
+		t.Fatalf("65 threads: %v", err)
+	}
+	s := newSink(t)
+	w := mustWorker(t, Config{Threads: 2, Sinks: []string{s.addr()},
+		Listeners: []Listener{{Addr: "127.0.0.1:0"}}})
+	if err := w.Register(5, "f", forward); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Register(5, "again", forward); !errors.Is(err, ErrExist) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	if err := w.Unregister(6); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown: %v", err)
+	}
+	if _, err := w.CompStats(6); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown stats: %v", err)
+	}
+	if _, err := w.ListenerPort(3); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("listener 3: %v", err)
+	}
+	// The embedder brings the loop threads.
+	var runs sync.WaitGroup
+	runErr := make([]error, 2)
+	for i := 0; i < 2; i++ {
+		runs.Add(1)
+		go func(i int) { defer runs.Done(); runErr[i] = w.Run(i) }(i)
+	}
+	c := dial(t, w, 0)
+	var buf []byte
+	for i := 0; i < 100; i++ {
+		buf = appendFrame(buf, 5, uint64(i), []byte("r"))
+	}
+	c.Write(buf)
+	s.waitFor(t, 100, 5*time.Second)
+	if err := w.Start(); !errors.Is(err, ErrState) {
+		t.Fatalf("Start while running: %v", err)
+	}
+	if err := w.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	runs.Wait()
+	if runErr[0] != nil || runErr[1] != nil {
+		t.Fatalf("Run: %v, %v", runErr[0], runErr[1])
+	}
+	if ErrInvalid.Name() != "RILL_EINVAL" || !strings.Contains(ErrInvalid.Error(), "invalid") {
+		t.Fatalf("Errno: %q %q", ErrInvalid.Name(), ErrInvalid.Error())
+	}
+	if Version() == "" {
+		t.Fatal("no version")
+	}
+}

@@ -1,0 +1,101 @@
+package rill
+
+/*
+#include <rill/rill.h>
+*/
+import "C"
+
+import "unsafe"
+
+// Stats is a snapshot of a worker's counters since it was created (each read atomically;
+// the set is not one instant), plus one entry per registered computation.
+type Stats struct {
+	MsgsIn         uint64 // frames decoded from sources
+	BytesIn        uint64 // bytes received from sources
+	MsgsDispatched uint64 // messages handed to computations (including ToComp)
+	Batches        uint64 // computation calls
+	MsgsOut        uint64 // frames queued for sinks
+	BytesOut       uint64 // bytes written to sinks
+	HandoffMsgs    uint64 // messages passed to another loop thread
+	ConnsAccepted  uint64 // source connections accepted
+	ConnsOpen      uint64 // source connections open now (not monotonic)
+	ErrFrameShort  uint64 // connections closed: length below 12
+	ErrFrameLong   uint64 // connections closed: length above MaxFrame
+	ErrMidframe    uint64 // connections that closed inside a frame
+	ErrConn        uint64 // connections that failed with a socket error
+	UnknownComp    uint64 // frames for an unregistered computation
+	CompErrors     uint64 // messages in batches that failed (error or panic)
+	SinkDropped    uint64 // frames dropped: sink buffer full or sink unreachable
+	SinkErrors     uint64 // sink connection failures
+	ENOBUFS        uint64 // receive re-arms after the buffer ring ran dry (backpressure)
+
+	Comps []CompStats // registered computations, by id
+}
+
+// CompStats are one registered computation's counters.
+type CompStats struct {
+	ID      uint32
+	Name    string
+	Msgs    uint64 // messages delivered
+	Batches uint64 // Batch calls
+	Errors  uint64 // messages in batches that returned an error or panicked
+	Panics  uint64 // panics recovered from Batch and Flush
+}
+
+// Stats returns the worker's counters and those of every registered computation.
+func (w *Worker) Stats() (Stats, error) {
+	w.life.RLock()
+	defer w.life.RUnlock()
+	if w.c == nil {
+		return Stats{}, ErrClosed
+	}
+	var st C.rill_stats_t
+	if rc := C.rill_worker_stats(w.c, &st, C.size_t(unsafe.Sizeof(st))); rc < 0 {
+		return Stats{}, Errno(rc)
+	}
+	s := Stats{
+		MsgsIn: uint64(st.msgs_in), BytesIn: uint64(st.bytes_in),
+		MsgsDispatched: uint64(st.msgs_dispatched), Batches: uint64(st.batches),
+		MsgsOut: uint64(st.msgs_out), BytesOut: uint64(st.bytes_out),
+		HandoffMsgs: uint64(st.handoff_msgs), ConnsAccepted: uint64(st.conns_accepted),
+		ConnsOpen: uint64(st.conns_open), ErrFrameShort: uint64(st.err_frame_short),
+		ErrFrameLong: uint64(st.err_frame_long), ErrMidframe: uint64(st.err_midframe),
+		ErrConn: uint64(st.err_conn), UnknownComp: uint64(st.unknown_comp),
+		CompErrors: uint64(st.comp_errors), SinkDropped: uint64(st.sink_dropped),
+		SinkErrors: uint64(st.sink_errors), ENOBUFS: uint64(st.enobufs),
+	}
+	for _, e := range w.sortedComps() {
+		cs, err := w.compStats(e)
+		if err != nil {
+			continue // unregistered meanwhile
+		}
+		s.Comps = append(s.Comps, cs)
+	}
+	return s, nil
+}
+
+// CompStats returns the counters of the computation registered under id, or
+// [ErrNotFound].
+func (w *Worker) CompStats(id uint32) (CompStats, error) {
+	w.life.RLock()
+	defer w.life.RUnlock()
+	if w.c == nil {
+		return CompStats{}, ErrClosed
+	}
+	w.mu.Lock()
+	e := w.comps[id]
+	w.mu.Unlock()
+	if e == nil {
+		return CompStats{}, ErrNotFound
+	}
+	return w.compStats(e)
+}
+
+func (w *Worker) compStats(e *compEntry) (CompStats, error) {
+	var cs C.rill_comp_stats_t
+	if rc := C.rill_comp_stats(w.c, C.uint32_t(e.id), &cs, C.size_t(unsafe.Sizeof(cs))); rc < 0 {
+		return CompStats{}, Errno(rc)
+	}
+	return CompStats{ID: e.id, Name: e.name, Msgs: uint64(cs.msgs),
+		Batches: uint64(cs.batches), Errors: uint64(cs.errors), Panics: e.panics.Load()}, nil
+}

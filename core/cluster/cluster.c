@@ -1,0 +1,500 @@
+#include "cluster/cluster.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zookeeper/zookeeper.h>
+
+#include "loop/loop.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "worker_internal.h"
+
+#define POLL_MS 50             /* the thread notices a stop this often */
+#define RETRY_MIN_MS 100
+#define RETRY_MAX_MS 5000
+#define DATA_MAX 1024
+
+struct rill__cluster {
+    rill_worker_t *w;
+    pthread_t thread;
+    int started;
+
+    /* Filled by the ZooKeeper completion thread (watcher), drained by the cluster thread. */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int ev_state;              /* latest session state reported, 0 = none pending */
+    int ev_children;           /* a children event arrived */
+
+    /* Cluster thread only. */
+    zhandle_t *zh;
+    int connected;
+    int node_created;
+    uint64_t disconnected_at;  /* ns; 0 while connected */
+    int given_up;
+    uint64_t retry_at;
+    unsigned retry_ms;
+    char members_path[512];
+    char node_path[600];
+    char node_data[256];
+    struct ACL acl[2];
+    struct ACL_vector acl_vec;
+    int ever_connected;
+
+    /* Published view: under mu, plus an atomic copy of the pointer for loops. */
+    rill_view_t *view;
+    _Atomic(rill_view_t *) view_pub;
+    atomic_ullong view_gen;
+    atomic_ullong left_at;
+    atomic_ullong view_changes;
+    atomic_ullong zk_errors;
+    atomic_int logged_bad_member, logged_unreachable, logged_id_taken;
+};
+
+static const char *zk_state_name(int s)
+{
+    if (s == ZOO_CONNECTED_STATE)
+        return "connected";
+    if (s == ZOO_CONNECTING_STATE)
+        return "connecting";
+    if (s == ZOO_ASSOCIATING_STATE)
+        return "associating";
+    if (s == ZOO_EXPIRED_SESSION_STATE)
+        return "session expired";
+    if (s == ZOO_AUTH_FAILED_STATE)
+        return "authentication failed";
+    return "not connected";
+}
+
+/* ZooKeeper's error codes collide with -errno (ZCONNECTIONLOSS is -4): report them by
+ * name, never pass them on as rill codes. */
+static void zk_error(rill__cluster_t *c, const char *what, int zrc)
+{
+    atomic_fetch_add(&c->zk_errors, 1);
+    rill__log("cluster: %s: %s", what, zerror(zrc));
+}
+
+/* Runs on ZooKeeper's completion thread: record and wake, nothing else. */
+static void watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+    (void)zh, (void)path;
+    rill__cluster_t *c = ctx;
+    pthread_mutex_lock(&c->mu);
+    if (type == ZOO_SESSION_EVENT)
+        c->ev_state = state;
+    else if (type == ZOO_CHILD_EVENT)
+        c->ev_children = 1;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->mu);
+}
+
+int rill__cluster_new(rill__cluster_t **out, rill_worker_t *w, int peer_port)
+{
+    rill__cluster_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return RILL_ENOMEM;
+    c->w = w;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cond, NULL);
+    const rill_config_t *cfg = &w->cfg;
+    snprintf(c->members_path, sizeof c->members_path, "%s/members", cfg->root);
+    snprintf(c->node_path, sizeof c->node_path, "%s/%s", c->members_path, cfg->worker_id);
+    rill__addr_t a = cfg->peer_addr;
+    if (a.ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&a.ss)->sin_port = htons((uint16_t)peer_port);
+    else
+        ((struct sockaddr_in6 *)&a.ss)->sin6_port = htons((uint16_t)peer_port);
+    char addr[96];
+    rill__addr_format(&a, addr, sizeof addr);
+    if (rill__member_format(c->node_data, sizeof c->node_data, cfg->worker_id, addr) < 0) {
+        free(c);
+        return RILL_EINVAL;
+    }
+    c->retry_ms = RETRY_MIN_MS;
+    *out = c;
+    return 0;
+}
+
+static struct ACL_vector *node_acl(rill__cluster_t *c)
+{
+    /* With auth: anyone may read, only the authenticated identity may change. */
+    if (!c->w->cfg.auth[0])
+        return &ZOO_OPEN_ACL_UNSAFE;
+    c->acl[0].perms = ZOO_PERM_READ;
+    c->acl[0].id = ZOO_ANYONE_ID_UNSAFE;
+    c->acl[1].perms = ZOO_PERM_ALL;
+    c->acl[1].id = ZOO_AUTH_IDS;
+    c->acl_vec.count = 2;
+    c->acl_vec.data = c->acl;
+    return &c->acl_vec;
+}
+
+/* Creates every missing ancestor of path (an existing one is fine). */
+static int create_parents(rill__cluster_t *c, const char *path)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s", path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        int rc = zoo_create(c->zh, p, NULL, -1, node_acl(c), 0, NULL, 0);
+        *s = '/';
+        if (rc != ZOK && rc != ZNODEEXISTS)
+            return rc;
+    }
+    int rc = zoo_create(c->zh, path, NULL, -1, node_acl(c), 0, NULL, 0);
+    return rc == ZNODEEXISTS ? ZOK : rc;
+}
+
+static void register_node(rill__cluster_t *c)
+{
+    int rc = create_parents(c, c->members_path);
+    if (rc != ZOK) {
+        zk_error(c, "creating the cluster path", rc);
+        return;
+    }
+    rc = zoo_create(c->zh, c->node_path, c->node_data, (int)strlen(c->node_data), node_acl(c),
+                    ZOO_EPHEMERAL, NULL, 0);
+    if (rc == ZOK) {
+        c->node_created = 1;
+        rill__log("cluster: joined as %s", c->node_path);
+        return;
+    }
+    if (rc == ZNODEEXISTS) {
+        /* Our own node from an expired session lingers until the server drops it; another
+         * live worker with the same id would hold it for good. Either way: retry. */
+        rill__log_once(&c->logged_id_taken,
+                       "cluster: %s exists (an earlier session of this id, or a duplicate "
+                       "worker id); retrying until it is free",
+                       c->node_path);
+        return;
+    }
+    zk_error(c, "creating the member node", rc);
+}
+
+static void publish(rill__cluster_t *c, rill_view_t *v)
+{
+    pthread_mutex_lock(&c->mu);
+    rill_view_t *old = c->view;
+    c->view = v;
+    atomic_store_explicit(&c->view_pub, v, memory_order_release);
+    atomic_fetch_add_explicit(&c->view_gen, 1, memory_order_release);
+    atomic_fetch_add(&c->view_changes, 1);
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->mu);
+    for (unsigned i = 0; i < c->w->nloops; i++)
+        rill__loop_wake(c->w->loops[i]);
+    if (old) {
+        /* Loops read views inside their registry sections only. */
+        rill__registry_wait_readers(c->w->reg);
+        free(old);
+    }
+}
+
+/* Reads the member list (re-arming the children watch) and every member's data. */
+static void reread(rill__cluster_t *c)
+{
+    struct String_vector kids = {0, NULL};
+    struct Stat st;
+    int rc = zoo_wget_children2(c->zh, c->members_path, watcher, c, &kids, &st);
+    if (rc == ZNONODE) {
+        rc = create_parents(c, c->members_path);
+        if (rc == ZOK)
+            rc = zoo_wget_children2(c->zh, c->members_path, watcher, c, &kids, &st);
+    }
+    if (rc != ZOK) {
+        zk_error(c, "reading the member list", rc);
+        c->ev_children = 1; /* try again on the next turn */
+        return;
+    }
+    unsigned n = kids.count > RILL_MAX_MEMBERS ? RILL_MAX_MEMBERS : (unsigned)kids.count;
+    rill_view_t *v = rill__view_alloc(n);
+    if (!v) {
+        deallocate_String_vector(&kids);
+        return;
+    }
+    unsigned k = 0;
+    for (unsigned i = 0; i < n; i++) {
+        char path[700], data[DATA_MAX];
+        int len = sizeof data - 1;
+        snprintf(path, sizeof path, "%s/%s", c->members_path, kids.data[i]);
+        rc = zoo_get(c->zh, path, 0, data, &len, NULL);
+        if (rc == ZNONODE)
+            continue; /* left between the two reads; the next event brings the list */
+        if (rc != ZOK) {
+            zk_error(c, "reading member data", rc);
+            continue;
+        }
+        if (len < 0 || rill__member_parse(&v->m[k], kids.data[i], data, (size_t)len) < 0) {
+            atomic_fetch_add(&c->zk_errors, 1);
+            rill__log_once(&c->logged_bad_member,
+                           "cluster: member %s has malformed data; it is not routed to "
+                           "(further cases only counted in zk_errors)",
+                           kids.data[i]);
+            continue;
+        }
+        k++;
+    }
+    deallocate_String_vector(&kids);
+    v->n = k;
+    v->epoch = (uint64_t)(uint32_t)st.cversion;
+    rill__view_finish(v, c->w->cfg.worker_id);
+    pthread_mutex_lock(&c->mu);
+    int same = c->view && c->view->epoch == v->epoch && rill__view_same_members(c->view, v);
+    pthread_mutex_unlock(&c->mu);
+    if (same) {
+        free(v);
+        return;
+    }
+    publish(c, v);
+}
+
+static void close_session(rill__cluster_t *c)
+{
+    /* Unpublish under mu, close outside it: zookeeper_close joins the completion thread,
+     * whose watcher takes mu. */
+    pthread_mutex_lock(&c->mu);
+    zhandle_t *zh = c->zh;
+    c->zh = NULL;
+    pthread_mutex_unlock(&c->mu);
+    if (zh)
+        zookeeper_close(zh); /* on this thread, never from a callback */
+    c->connected = 0;
+    c->node_created = 0;
+}
+
+static void open_session(rill__cluster_t *c, uint64_t now)
+{
+    zhandle_t *zh = zookeeper_init(c->w->cfg.zk_hosts, watcher, (int)c->w->cfg.session_ms, NULL,
+                                   c, 0);
+    pthread_mutex_lock(&c->mu);
+    c->zh = zh;
+    pthread_mutex_unlock(&c->mu);
+    if (!c->zh) {
+        rill__log_once(&c->logged_unreachable,
+                       "cluster: cannot start a ZooKeeper session with %s (%s); retrying "
+                       "with backoff",
+                       c->w->cfg.zk_hosts, strerror(errno));
+        c->retry_at = now + (uint64_t)c->retry_ms * 1000000u;
+        c->retry_ms = c->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : c->retry_ms * 2;
+        return;
+    }
+    if (c->w->cfg.auth[0]) {
+        int rc = zoo_add_auth(c->zh, "digest", c->w->cfg.auth, (int)strlen(c->w->cfg.auth),
+                              NULL, NULL);
+        if (rc != ZOK)
+            zk_error(c, "adding digest authentication", rc);
+    }
+    if (!c->disconnected_at)
+        c->disconnected_at = now;
+}
+
+static void on_state(rill__cluster_t *c, int state, uint64_t now)
+{
+    if (state == ZOO_CONNECTED_STATE) {
+        if (!c->connected)
+            rill__log("cluster: %s to ZooKeeper", c->given_up ? "reconnected" : "connected");
+        c->connected = 1;
+        c->ever_connected = 1;
+        c->disconnected_at = 0;
+        c->given_up = 0;
+        c->retry_ms = RETRY_MIN_MS;
+        c->ev_children = 1; /* re-read: events may have been missed while away */
+    } else if (state == ZOO_EXPIRED_SESSION_STATE || state == ZOO_AUTH_FAILED_STATE) {
+        atomic_fetch_add(&c->zk_errors, 1);
+        rill__log("cluster: %s; opening a new session", zk_state_name(state));
+        close_session(c);
+        c->disconnected_at = now;
+        c->retry_at = now; /* reconnect at once: the worker keeps its last view meanwhile */
+    } else if (c->connected) {
+        c->connected = 0;
+        c->disconnected_at = now;
+        rill__log("cluster: lost the ZooKeeper connection (%s); serving with the last view",
+                  zk_state_name(state));
+    }
+}
+
+static void *cluster_main(void *arg)
+{
+    rill__cluster_t *c = arg;
+    rill_worker_t *w = c->w;
+    /* The client's DEBUG level hits ZOOKEEPER-4809; keep it at WARN. */
+    zoo_set_debug_level(ZOO_LOG_LEVEL_WARN);
+    while (!atomic_load(&w->stopping)) {
+        uint64_t now = rill__now_ns();
+        if (!c->zh && now >= c->retry_at)
+            open_session(c, now);
+
+        pthread_mutex_lock(&c->mu);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += POLL_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!c->ev_state && !c->ev_children && !atomic_load(&w->stopping))
+            if (pthread_cond_timedwait(&c->cond, &c->mu, &until) == ETIMEDOUT)
+                break;
+        int state = c->ev_state, children = c->ev_children;
+        c->ev_state = 0;
+        c->ev_children = 0;
+        pthread_mutex_unlock(&c->mu);
+
+        now = rill__now_ns();
+        if (state)
+            on_state(c, state, now);
+        if (!c->zh)
+            continue;
+        if (c->connected && !c->node_created)
+            register_node(c);
+        if (c->connected && (children || !c->view))
+            reread(c);
+        if (!c->connected && !c->given_up && c->disconnected_at &&
+            now - c->disconnected_at > (uint64_t)w->cfg.session_ms * 1000000u) {
+            c->given_up = 1;
+            if (c->ever_connected)
+                rill__log("cluster: no ZooKeeper session for %u ms: membership given up; "
+                          "serving with the last view until it is back",
+                          w->cfg.session_ms);
+            else
+                rill__log("cluster: cannot reach ZooKeeper at %s for %u ms; still trying "
+                          "(serving alone meanwhile)",
+                          w->cfg.zk_hosts, w->cfg.session_ms);
+        }
+    }
+    /* Leave: delete the node so that the others take our keys over at once, instead of
+     * after the session times out. Skipped when ZooKeeper is unreachable. */
+    if (c->zh && c->connected && c->node_created) {
+        int rc = zoo_delete(c->zh, c->node_path, -1);
+        if (rc != ZOK && rc != ZNONODE)
+            zk_error(c, "deleting the member node", rc);
+        else
+            rill__log("cluster: left (%s deleted)", c->node_path);
+    }
+    close_session(c);
+    atomic_store(&c->left_at, rill__now_ns());
+    return NULL;
+}
+
+int rill__cluster_start(rill__cluster_t *c)
+{
+    if (c->started)
+        return 0;
+    int e = pthread_create(&c->thread, NULL, cluster_main, c);
+    if (e)
+        return -e;
+    c->started = 1;
+    return 0;
+}
+
+void rill__cluster_stop(rill__cluster_t *c)
+{
+    if (!c || !c->started)
+        return;
+    pthread_mutex_lock(&c->mu);
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thread, NULL);
+    c->started = 0;
+}
+
+void rill__cluster_free(rill__cluster_t *c)
+{
+    if (!c)
+        return;
+    rill__cluster_stop(c);
+    close_session(c);
+    free(c->view);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cond);
+    free(c);
+}
+
+uint64_t rill__cluster_left_at(const rill__cluster_t *c)
+{
+    return atomic_load(&((rill__cluster_t *)c)->left_at);
+}
+
+const rill_view_t *rill__cluster_view(const rill__cluster_t *c, uint64_t *gen)
+{
+    rill__cluster_t *m = (rill__cluster_t *)c;
+    *gen = atomic_load_explicit(&m->view_gen, memory_order_acquire);
+    return atomic_load_explicit(&m->view_pub, memory_order_acquire);
+}
+
+rill_view_t *rill__cluster_view_copy(rill__cluster_t *c)
+{
+    rill_view_t *copy = NULL;
+    pthread_mutex_lock(&c->mu);
+    if (c->view) {
+        size_t size = sizeof *c->view + (size_t)c->view->n * sizeof c->view->m[0];
+        copy = malloc(size);
+        if (copy)
+            memcpy(copy, c->view, size);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return copy;
+}
+
+int rill__cluster_view_wait(rill__cluster_t *c, uint64_t epoch, int timeout_ms)
+{
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
+                                       : rill__now_ns() + (uint64_t)timeout_ms * 1000000u;
+    int changed = 0;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        if (c->view && c->view->epoch != epoch) {
+            changed = 1;
+            break;
+        }
+        /* rill_worker_shutdown is async-signal-safe and cannot signal a condition
+         * variable: waiters poll the stop flag instead. */
+        if (atomic_load(&c->w->stopping) || rill__now_ns() >= deadline)
+            break;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += POLL_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&c->cond, &c->mu, &until);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return changed;
+}
+
+int rill__cluster_client_id(rill_worker_t *w, int64_t *session_id, char passwd[16])
+{
+    rill__cluster_t *c = w ? w->cluster : NULL;
+    if (!c)
+        return RILL_EINVAL;
+    /* The handle changes only under mu and is closed only after it was unpublished. */
+    int rc = RILL_ESTATE;
+    pthread_mutex_lock(&c->mu);
+    if (c->zh && zoo_state(c->zh) == ZOO_CONNECTED_STATE) {
+        const clientid_t *id = zoo_client_id(c->zh);
+        *session_id = id->client_id;
+        memcpy(passwd, id->passwd, 16);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+uint64_t rill__cluster_view_changes(const rill__cluster_t *c)
+{
+    return c ? atomic_load(&((rill__cluster_t *)c)->view_changes) : 0;
+}
+
+uint64_t rill__cluster_zk_errors(const rill__cluster_t *c)
+{
+    return c ? atomic_load(&((rill__cluster_t *)c)->zk_errors) : 0;
+}

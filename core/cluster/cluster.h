@@ -1,0 +1,47 @@
+/* Cluster membership over ZooKeeper.
+ *
+ * One thread per clustered worker owns the ZooKeeper handle. ZooKeeper's callbacks run
+ * on the client's completion thread and only record the event and wake that thread; every
+ * ZooKeeper request and zookeeper_close() happen on the cluster thread, never in a
+ * callback. The thread keeps <root>/members/<id> alive, re-reads the full member list
+ * after every children event (re-arming the watch with the same read), and publishes each
+ * new view to the loops. */
+#ifndef RILL_CORE_CLUSTER_H
+#define RILL_CORE_CLUSTER_H
+
+#include <stdint.h>
+
+#include "cluster/view.h"
+#include "rill/rill.h"
+
+typedef struct rill__cluster rill__cluster_t;
+
+/* Prepares (does not start) the cluster state of w; peer_port is the bound port of the
+ * worker's peer listener. Returns 0 or RILL_ENOMEM. */
+int rill__cluster_new(rill__cluster_t **out, rill_worker_t *w, int peer_port);
+/* Starts the cluster thread (once). Returns 0 or -errno. */
+int rill__cluster_start(rill__cluster_t *c);
+/* Leaves the cluster (deletes the member node, closes the session) and joins the thread. */
+void rill__cluster_stop(rill__cluster_t *c);
+void rill__cluster_free(rill__cluster_t *c);
+
+/* Monotonic time (ns) at which this worker left the cluster during a stop, 0 before. */
+uint64_t rill__cluster_left_at(const rill__cluster_t *c);
+
+/* The current view (loops: inside their registry section only) and its generation. */
+const rill_view_t *rill__cluster_view(const rill__cluster_t *c, uint64_t *gen);
+
+/* A copy of the current view (caller frees), or NULL. */
+rill_view_t *rill__cluster_view_copy(rill__cluster_t *c);
+/* See rill_worker_view_wait. */
+int rill__cluster_view_wait(rill__cluster_t *c, uint64_t epoch, int timeout_ms);
+
+/* Session id and password of the live ZooKeeper session (tests expire it on purpose).
+ * Returns 0, or RILL_ESTATE when not connected. */
+int rill__cluster_client_id(rill_worker_t *w, int64_t *session_id, char passwd[16]);
+
+/* Counters for rill_worker_stats. */
+uint64_t rill__cluster_view_changes(const rill__cluster_t *c);
+uint64_t rill__cluster_zk_errors(const rill__cluster_t *c);
+
+#endif

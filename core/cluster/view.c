@@ -1,0 +1,113 @@
+#include "cluster/view.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame/frame.h"
+
+rill_view_t *rill__view_alloc(unsigned n)
+{
+    rill_view_t *v = calloc(1, sizeof *v + (size_t)n * sizeof v->m[0]);
+    if (v)
+        v->self = -1;
+    return v;
+}
+
+static int by_id(const void *a, const void *b)
+{
+    return strcmp(((const rill__member_t *)a)->id, ((const rill__member_t *)b)->id);
+}
+
+void rill__view_finish(rill_view_t *v, const char *self_id)
+{
+    qsort(v->m, v->n, sizeof v->m[0], by_id);
+    v->self = -1;
+    for (unsigned i = 0; i < v->n; i++) {
+        v->m[i].h = rill__hash_bytes(v->m[i].id, strlen(v->m[i].id));
+        if (self_id && strcmp(v->m[i].id, self_id) == 0)
+            v->self = (int)i;
+    }
+}
+
+int rill__view_same_members(const rill_view_t *a, const rill_view_t *b)
+{
+    if (!a || !b || a->n != b->n)
+        return 0;
+    for (unsigned i = 0; i < a->n; i++)
+        if (strcmp(a->m[i].id, b->m[i].id) || strcmp(a->m[i].addr, b->m[i].addr))
+            return 0;
+    return 1;
+}
+
+/* Finds "name":"value" in a flat JSON object and copies value. Member data is written by
+ * rill itself, so a strict subset is enough; anything else is rejected as malformed. */
+static int json_string(const char *data, size_t len, const char *name, char *out, size_t size)
+{
+    char key[32];
+    int kl = snprintf(key, sizeof key, "\"%s\"", name);
+    for (size_t i = 0; i + (size_t)kl <= len; i++) {
+        if (memcmp(data + i, key, (size_t)kl) != 0)
+            continue;
+        size_t j = i + (size_t)kl;
+        while (j < len && (data[j] == ' ' || data[j] == ':'))
+            j++;
+        if (j >= len || data[j] != '"')
+            return -1;
+        j++;
+        size_t o = 0;
+        while (j < len && data[j] != '"') {
+            if (data[j] == '\\' || (unsigned char)data[j] < 0x20 || o + 1 >= size)
+                return -1;
+            out[o++] = data[j++];
+        }
+        if (j >= len)
+            return -1;
+        out[o] = '\0';
+        return 0;
+    }
+    return -1;
+}
+
+int rill__member_parse(rill__member_t *m, const char *id, const char *data, size_t len)
+{
+    memset(m, 0, sizeof *m);
+    if (!id || strlen(id) >= sizeof m->id || !data || len < 2 || data[0] != '{' ||
+        data[len - 1] != '}')
+        return RILL_EINVAL;
+    strcpy(m->id, id);
+    if (json_string(data, len, "addr", m->addr, sizeof m->addr) < 0)
+        return RILL_EINVAL;
+    if (rill__addr_parse(&m->sa, m->addr) < 0)
+        return RILL_EINVAL;
+    return 0;
+}
+
+int rill__member_format(char *buf, size_t size, const char *id, const char *addr)
+{
+    int n = snprintf(buf, size, "{\"id\":\"%s\",\"addr\":\"%s\",\"version\":\"%s\"}", id, addr,
+                     rill_version_string());
+    return n < 0 || (size_t)n >= size ? RILL_ERANGE : n;
+}
+
+/* ---------------------------------------------------------------- public accessors */
+
+void rill_view_destroy(rill_view_t *v) { free(v); }
+uint64_t rill_view_epoch(const rill_view_t *v) { return v ? v->epoch : 0; }
+unsigned rill_view_size(const rill_view_t *v) { return v ? v->n : 0; }
+int rill_view_self(const rill_view_t *v) { return v ? v->self : -1; }
+
+const char *rill_view_member(const rill_view_t *v, unsigned i)
+{
+    return v && i < v->n ? v->m[i].id : NULL;
+}
+
+const char *rill_view_member_addr(const rill_view_t *v, unsigned i)
+{
+    return v && i < v->n ? v->m[i].addr : NULL;
+}
+
+int rill_view_owner(const rill_view_t *v, uint64_t key)
+{
+    return v && v->n ? rill__view_owner(v, key) : -1;
+}

@@ -1,0 +1,560 @@
+/* Metrics endpoint (see metrics.h): one thread, one poll() loop, non-blocking sockets.
+ *
+ * A client's whole exchange (request, answer, the close) has a fixed deadline, so a slow
+ * or idle client costs one slot for a few seconds at most; beyond MAX_CLIENTS new
+ * connections are closed at once. After the answer the write side is shut down and the
+ * socket read until the client closes (briefly): closing with unread request bytes would
+ * send a reset that can destroy the answer before the client has read it. */
+#include "metrics/metrics.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/stat.h"
+#include "worker_internal.h"
+
+#define MAX_CLIENTS 32
+#define REQUEST_MAX 8192
+#define CLIENT_DEADLINE_MS 5000 /* request + answer */
+#define LINGER_MS 500           /* after the answer: wait this long for the client's close */
+#define LISTEN_BACKLOG 64
+
+enum { C_READ, C_WRITE, C_LINGER };
+
+typedef struct client {
+    int fd;
+    int state;
+    int64_t deadline;
+    size_t req_len;
+    char req[REQUEST_MAX];
+    char *resp;
+    size_t resp_len, resp_off;
+} client_t;
+
+struct rill__metrics {
+    rill_worker_t *w;
+    int lfd;
+    int efd; /* stop request */
+    int port;
+    pthread_t thr;
+    client_t *clients[MAX_CLIENTS];
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------ rendering */
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} sbuf_t;
+
+static void sb_printf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf_t *b, const char *fmt, ...)
+{
+    if (b->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = 1;
+            return;
+        }
+        if (b->p && (size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + (size_t)n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+}
+
+/* Label values escape backslash, double quote and newline (exposition format 0.0.4). */
+static void sb_label_value(sbuf_t *b, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\')
+            sb_printf(b, "\\\\");
+        else if (*v == '"')
+            sb_printf(b, "\\\"");
+        else if (*v == '\n')
+            sb_printf(b, "\\n");
+        else
+            sb_printf(b, "%c", *v);
+    }
+}
+
+static void family(sbuf_t *b, const char *name, const char *type, const char *help)
+{
+    sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+#define STAT(f) offsetof(rill_stats_t, f), sizeof(((rill_stats_t *)0)->f)
+
+/* Plain (label-less) metrics, one per rill_stats_t field. */
+static const struct plain_metric {
+    const char *name, *type, *help;
+    size_t off, size;
+} plain_metrics[] = {
+    {"rill_msgs_in_total", "counter", "Frames decoded from source connections.", STAT(msgs_in)},
+    {"rill_bytes_in_total", "counter", "Bytes received from source connections.", STAT(bytes_in)},
+    {"rill_msgs_dispatched_total", "counter",
+     "Messages routed to a computation id (including emit_comp and unknown ids).",
+     STAT(msgs_dispatched)},
+    {"rill_batches_total", "counter", "Computation callback invocations.", STAT(batches)},
+    {"rill_msgs_out_total", "counter", "Frames queued for sinks.", STAT(msgs_out)},
+    {"rill_bytes_out_total", "counter", "Bytes written to sinks.", STAT(bytes_out)},
+    {"rill_handoff_msgs_total", "counter", "Messages passed to another loop thread.",
+     STAT(handoff_msgs)},
+    {"rill_conns_accepted_total", "counter", "Source connections accepted.", STAT(conns_accepted)},
+    {"rill_conns_open", "gauge", "Source connections open now.", STAT(conns_open)},
+    {"rill_conns_refused_total", "counter",
+     "Source connections closed right after accept because max_conns was reached.",
+     STAT(conns_refused)},
+    {"rill_conn_errors_total", "counter",
+     "Source socket errors, failed accepts, connections without memory.", STAT(err_conn)},
+    {"rill_unknown_comp_total", "counter", "Frames for an unregistered computation id.",
+     STAT(unknown_comp)},
+    {"rill_failed_msgs_total", "counter",
+     "Messages in batches whose callback returned an error (all computations).",
+     STAT(comp_errors)},
+    {"rill_sink_dropped_total", "counter",
+     "Frames dropped: sink buffer full, lost with a failed sink connection, still queued at "
+     "the stop deadline, or no memory for a handoff.",
+     STAT(sink_dropped)},
+    {"rill_sink_errors_total", "counter", "Sink connection failures.", STAT(sink_errors)},
+    {"rill_recv_enobufs_total", "counter",
+     "Receive re-arms after the loop's buffer ring ran dry.", STAT(enobufs)},
+    {"rill_paused_total", "counter",
+     "Times a loop stopped reading its sources because an outbound queue was above its "
+     "high watermark (backpressure).",
+     STAT(paused)},
+};
+
+static const struct reason_metric {
+    const char *reason;
+    size_t off, size;
+} protocol_reasons[] = {
+    {"frame_short", STAT(err_frame_short)},
+    {"frame_long", STAT(err_frame_long)},
+    {"midframe", STAT(err_midframe)},
+    {"idle", STAT(err_idle)},
+};
+
+static uint64_t stat_at(const rill_stats_t *st, size_t off, size_t size)
+{
+    uint64_t v = 0;
+    if (size == sizeof v)
+        memcpy(&v, (const char *)st + off, sizeof v);
+    return v;
+}
+
+int rill__metrics_render(rill_worker_t *w, char **out, size_t *len)
+{
+    if (!w || !out || !len)
+        return RILL_EINVAL;
+    *out = NULL;
+    *len = 0;
+    rill_stats_t st;
+    int rc = rill_worker_stats(w, &st, sizeof st);
+    if (rc < 0)
+        return rc;
+    sbuf_t b = {0};
+
+    family(&b, "rill_build_info", "gauge", "Always 1; the version of the rill library.");
+    sb_printf(&b, "rill_build_info{version=\"%s\"} 1\n", rill_version_string());
+    family(&b, "rill_loops", "gauge", "Loop threads of the worker.");
+    sb_printf(&b, "rill_loops %u\n", rill_worker_threads(w));
+
+    for (size_t i = 0; i < sizeof plain_metrics / sizeof plain_metrics[0]; i++) {
+        const struct plain_metric *m = &plain_metrics[i];
+        family(&b, m->name, m->type, m->help);
+        sb_printf(&b, "%s %" PRIu64 "\n", m->name, stat_at(&st, m->off, m->size));
+    }
+
+    family(&b, "rill_protocol_errors_total", "counter",
+           "Source connections closed for a protocol reason: frame_short (length below 12), "
+           "frame_long (above max_frame), midframe (closed inside a frame), idle (stalled "
+           "inside a frame past idle_timeout).");
+    for (size_t i = 0; i < sizeof protocol_reasons / sizeof protocol_reasons[0]; i++)
+        sb_printf(&b, "rill_protocol_errors_total{reason=\"%s\"} %" PRIu64 "\n",
+                  protocol_reasons[i].reason,
+                  stat_at(&st, protocol_reasons[i].off, protocol_reasons[i].size));
+
+    /* Per computation: ids first (under the registry's writer mutex), then each one's
+     * counters; one unregistered in between is skipped. */
+    size_t n = rill__registry_ids(w->reg, NULL, NULL, 0), got = 0;
+    uint32_t *ids = NULL;
+    char(*names)[64] = NULL;
+    rill_comp_stats_t *cs = NULL;
+    if (n) {
+        n += 8; /* registrations racing with this scrape */
+        ids = malloc(n * sizeof *ids);
+        names = malloc(n * sizeof *names);
+        cs = malloc(n * sizeof *cs);
+        if (!ids || !names || !cs)
+            b.oom = 1;
+        else {
+            size_t all = rill__registry_ids(w->reg, ids, names, n);
+            n = all < n ? all : n;
+            for (size_t i = 0; i < n; i++) {
+                if (rill_comp_stats(w, ids[i], &cs[got], sizeof cs[got]) == 0) {
+                    if (got != i) {
+                        ids[got] = ids[i];
+                        memcpy(names[got], names[i], sizeof names[got]);
+                    }
+                    got++;
+                }
+            }
+        }
+    }
+    static const struct {
+        const char *name, *help;
+    } comp_families[] = {
+        {"rill_comp_messages_total", "Messages delivered to the computation."},
+        {"rill_comp_batches_total", "Callback invocations of the computation."},
+        {"rill_comp_errors_total", "Messages in the computation's batches that returned an error."},
+    };
+    for (size_t f = 0; f < 3; f++) {
+        family(&b, comp_families[f].name, "counter", comp_families[f].help);
+        for (size_t i = 0; i < got; i++) {
+            uint64_t v = f == 0 ? cs[i].msgs : f == 1 ? cs[i].batches : cs[i].errors;
+            sb_printf(&b, "%s{id=\"%" PRIu32 "\",name=\"", comp_families[f].name, ids[i]);
+            sb_label_value(&b, names[i]);
+            sb_printf(&b, "\"} %" PRIu64 "\n", v);
+        }
+    }
+    free(ids);
+    free(names);
+    free(cs);
+    if (b.oom) {
+        free(b.p);
+        return RILL_ENOMEM;
+    }
+    *out = b.p;
+    *len = b.len;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ HTTP */
+
+static void client_free(client_t *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c->resp);
+    free(c);
+}
+
+static int respond(client_t *c, int status, const char *reason, const char *ctype,
+                   const char *extra_hdr, const char *body, size_t body_len, int head_only)
+{
+    sbuf_t b = {0};
+    sb_printf(&b,
+              "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sConnection: "
+              "close\r\n\r\n",
+              status, reason, ctype, body_len, extra_hdr ? extra_hdr : "");
+    if (!b.oom && !head_only && body_len) {
+        if (b.cap - b.len < body_len) {
+            char *p = realloc(b.p, b.len + body_len);
+            if (!p)
+                b.oom = 1;
+            else {
+                b.p = p;
+                b.cap = b.len + body_len;
+            }
+        }
+        if (!b.oom) {
+            memcpy(b.p + b.len, body, body_len);
+            b.len += body_len;
+        }
+    }
+    if (b.oom) {
+        free(b.p);
+        return -1;
+    }
+    c->resp = b.p;
+    c->resp_len = b.len;
+    c->resp_off = 0;
+    c->state = C_WRITE;
+    return 0;
+}
+
+static int respond_text(client_t *c, int status, const char *reason, const char *extra_hdr,
+                        const char *text, int head_only)
+{
+    return respond(c, status, reason, "text/plain; charset=utf-8", extra_hdr, text, strlen(text),
+                   head_only);
+}
+
+/* The request is complete (headers ended): choose the answer. Returns 0 or -1 (no memory:
+ * close). */
+static int handle_request(rill__metrics_t *m, client_t *c)
+{
+    char *sp1 = memchr(c->req, ' ', c->req_len);
+    char *eol = memchr(c->req, '\n', c->req_len);
+    if (!sp1 || !eol || sp1 > eol)
+        return respond_text(c, 400, "Bad Request", NULL, "bad request\n", 0);
+    char *target = sp1 + 1;
+    char *sp2 = memchr(target, ' ', (size_t)(eol - target));
+    if (!sp2 || (size_t)(eol - sp2) < 9 || memcmp(sp2 + 1, "HTTP/1.", 7) != 0)
+        return respond_text(c, 400, "Bad Request", NULL, "bad request\n", 0);
+    size_t mlen = (size_t)(sp1 - c->req), tlen = (size_t)(sp2 - target);
+    int get = mlen == 3 && memcmp(c->req, "GET", 3) == 0;
+    int head = mlen == 4 && memcmp(c->req, "HEAD", 4) == 0;
+    if (!get && !head)
+        return respond_text(c, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n",
+                            "method not allowed\n", 0);
+    char *q = memchr(target, '?', tlen);
+    size_t plen = q ? (size_t)(q - target) : tlen;
+    if (plen != 8 || memcmp(target, "/metrics", 8) != 0)
+        return respond_text(c, 404, "Not Found", NULL, "not found; try /metrics\n", head);
+    char *body;
+    size_t len;
+    if (rill__metrics_render(m->w, &body, &len) < 0)
+        return respond_text(c, 503, "Service Unavailable", NULL, "out of memory\n", head);
+    int rc = respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, body, len,
+                     head);
+    free(body);
+    return rc;
+}
+
+static int headers_complete(const client_t *c)
+{
+    for (size_t i = 0; i + 1 < c->req_len; i++) {
+        if (c->req[i] == '\n' &&
+            (c->req[i + 1] == '\n' ||
+             (c->req[i + 1] == '\r' && i + 2 < c->req_len && c->req[i + 2] == '\n')))
+            return 1;
+    }
+    return 0;
+}
+
+/* Advances one client after poll said it is ready. Returns 0 to keep it, -1 to close. */
+static int client_step(rill__metrics_t *m, client_t *c, int64_t now)
+{
+    if (c->state == C_READ) {
+        ssize_t k = recv(c->fd, c->req + c->req_len, sizeof c->req - c->req_len, 0);
+        if (k < 0)
+            return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        if (k == 0)
+            return -1; /* closed before a whole request */
+        c->req_len += (size_t)k;
+        if (headers_complete(c)) {
+            if (handle_request(m, c) < 0)
+                return -1;
+        } else if (c->req_len == sizeof c->req) {
+            if (respond_text(c, 431, "Request Header Fields Too Large", NULL,
+                             "request too large\n", 0) < 0)
+                return -1;
+        } else {
+            return 0;
+        }
+        /* fall through to write at once: usually the answer fits the socket buffer */
+    }
+    if (c->state == C_WRITE) {
+        while (c->resp_off < c->resp_len) {
+            ssize_t k = send(c->fd, c->resp + c->resp_off, c->resp_len - c->resp_off,
+                             MSG_NOSIGNAL);
+            if (k < 0)
+                return errno == EAGAIN || errno == EINTR ? 0 : -1;
+            c->resp_off += (size_t)k;
+        }
+        shutdown(c->fd, SHUT_WR);
+        c->state = C_LINGER;
+        c->deadline = now + LINGER_MS;
+        return 0;
+    }
+    /* C_LINGER: discard whatever the client still sends until it closes. */
+    char junk[1024];
+    for (;;) {
+        ssize_t k = recv(c->fd, junk, sizeof junk, 0);
+        if (k > 0)
+            continue;
+        if (k < 0 && (errno == EAGAIN || errno == EINTR))
+            return 0;
+        return -1;
+    }
+}
+
+static void accept_clients(rill__metrics_t *m, int64_t now)
+{
+    for (;;) {
+        int fd = accept4(m->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return; /* EAGAIN, or a transient error (ECONNABORTED, EMFILE): next poll */
+        int slot = -1;
+        for (int i = 0; i < MAX_CLIENTS; i++)
+            if (!m->clients[i]) {
+                slot = i;
+                break;
+            }
+        client_t *c = slot >= 0 ? malloc(sizeof *c) : NULL;
+        if (!c) {
+            close(fd); /* too many scrapes at once: the scraper retries */
+            continue;
+        }
+        c->fd = fd;
+        c->state = C_READ;
+        c->deadline = now + CLIENT_DEADLINE_MS;
+        c->req_len = 0;
+        c->resp = NULL;
+        c->resp_len = c->resp_off = 0;
+        m->clients[slot] = c;
+    }
+}
+
+static void *metrics_thread(void *arg)
+{
+    rill__metrics_t *m = arg;
+    struct pollfd pfds[2 + MAX_CLIENTS];
+    int idx[2 + MAX_CLIENTS];
+    for (;;) {
+        int64_t now = now_ms(), wait = 1000;
+        nfds_t n = 0;
+        pfds[n++] = (struct pollfd){m->efd, POLLIN, 0};
+        pfds[n++] = (struct pollfd){m->lfd, POLLIN, 0};
+        for (int i = 0; i < MAX_CLIENTS; i++) {
+            client_t *c = m->clients[i];
+            if (!c)
+                continue;
+            if (now >= c->deadline) {
+                client_free(c);
+                m->clients[i] = NULL;
+                continue;
+            }
+            if (c->deadline - now < wait)
+                wait = c->deadline - now;
+            idx[n] = i;
+            pfds[n++] = (struct pollfd){c->fd, c->state == C_WRITE ? POLLOUT : POLLIN, 0};
+        }
+        int r = poll(pfds, n, (int)wait);
+        if (r < 0 && errno != EINTR)
+            break;
+        if (r <= 0)
+            continue;
+        if (pfds[0].revents)
+            break;
+        now = now_ms();
+        for (nfds_t k = 2; k < n; k++) {
+            if (!pfds[k].revents)
+                continue;
+            client_t *c = m->clients[idx[k]];
+            if (client_step(m, c, now) < 0) {
+                client_free(c);
+                m->clients[idx[k]] = NULL;
+            }
+        }
+        if (pfds[1].revents)
+            accept_clients(m, now);
+    }
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        if (m->clients[i]) {
+            client_free(m->clients[i]);
+            m->clients[i] = NULL;
+        }
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ life cycle */
+
+int rill__metrics_start(rill__metrics_t **out, rill_worker_t *w, const rill__addr_t *addr)
+{
+    if (!out)
+        return RILL_EINVAL;
+    *out = NULL;
+    if (!w || !addr)
+        return RILL_EINVAL;
+    rill__metrics_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return RILL_ENOMEM;
+    m->w = w;
+    m->efd = -1;
+    int rc;
+    m->lfd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (m->lfd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    int one = 1;
+    setsockopt(m->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(m->lfd, (const struct sockaddr *)&addr->ss, addr->len) < 0 ||
+        listen(m->lfd, LISTEN_BACKLOG) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if ((rc = rill__socket_port(m->lfd)) < 0)
+        goto fail;
+    m->port = rc;
+    m->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (m->efd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    /* The server thread takes no signals: the embedding process decides where they go. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int e = pthread_create(&m->thr, NULL, metrics_thread, m);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e) {
+        rc = -e;
+        goto fail;
+    }
+    *out = m;
+    return 0;
+fail:
+    if (m->lfd >= 0)
+        close(m->lfd);
+    if (m->efd >= 0)
+        close(m->efd);
+    free(m);
+    return rc;
+}
+
+int rill__metrics_port(const rill__metrics_t *m)
+{
+    return m ? m->port : RILL_EINVAL;
+}
+
+void rill__metrics_stop(rill__metrics_t *m)
+{
+    if (!m)
+        return;
+    uint64_t one = 1;
+    while (write(m->efd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+    pthread_join(m->thr, NULL);
+    close(m->lfd);
+    close(m->efd);
+    free(m);
+}
