@@ -380,6 +380,8 @@ static void *cluster_main(void *arg)
     }
     close_session(c);
     atomic_store(&c->left_at, rill__now_ns());
+    for (unsigned i = 0; i < w->nloops; i++)
+        rill__loop_wake(w->loops[i]);
     return NULL;
 }
 

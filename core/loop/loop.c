@@ -1097,7 +1097,8 @@ static uint64_t next_wait(rill__loop_t *l, uint64_t now)
         wait = UNTIL(l->next_sweep);
     if (!stages_empty(l) && STAGE_RETRY_NS < wait)
         wait = STAGE_RETRY_NS;
-    if (l->phase != PH_RUN && DRAIN_POLL_NS < wait)
+    if ((l->phase != PH_RUN || atomic_load_explicit(&l->w->stopping, memory_order_relaxed)) &&
+        DRAIN_POLL_NS < wait)
         wait = DRAIN_POLL_NS;
 #undef UNTIL
     return wait;

@@ -52,6 +52,17 @@ static const char usage[] =
     "                      sink catches up (backpressure; counted as paused=)\n"
     "  --dead-letter       send frames for unknown computation ids to the sink unchanged\n"
     "                      instead of dropping them (they are counted either way)\n"
+    "  --zk HOSTS          join a cluster coordinated by ZooKeeper at HOSTS\n"
+    "                      (host:port[,host:port...]); frames are routed to the member that\n"
+    "                      owns their key (rendezvous hashing over the members)\n"
+    "  --cluster-root PATH the cluster's znode path (default /rill/default)\n"
+    "  --worker-id ID      this worker's member name ([A-Za-z0-9_.-], default generated)\n"
+    "  --peer-listen ADDR  where other members send forwarded frames (default\n"
+    "                      127.0.0.1:0; must be reachable by them)\n"
+    "  --session-timeout-ms MS  ZooKeeper session timeout (default 10000)\n"
+    "  --zk-auth-file PATH digest credentials 'user:password' for the cluster's znodes, read\n"
+    "                      from PATH (or from the environment variable RILL_ZK_AUTH); never\n"
+    "                      logged. The znodes then only let that identity change them.\n"
     "  --quiet             no stats line each second\n"
     "  --version           print the version and exit\n"
     "  --help              this text\n"
@@ -63,7 +74,9 @@ static const char usage[] =
     "  frame), conn_err, unknown (unregistered computation id), comp_err (messages in\n"
     "  failed batches), dropped (output that could not be queued or sent), sink_err,\n"
     "  refused (connections beyond --max-conns), idle (closed by --idle-timeout-ms),\n"
-    "  paused (times the sources were paused for backpressure).\n"
+    "  paused (times the sources were paused for backpressure); clustered: fwd (frames\n"
+    "  forwarded to their owner), peer_in, misrouted, rerouted, zk_err. Each cluster view\n"
+    "  change is logged as 'rill-worker: view epoch=N members=a,b,c self=a'.\n"
     "SIGINT or SIGTERM: stop accepting, process what was received, flush, send what is\n"
     "queued (up to 5 s), print final stats and exit 0.\n";
 
@@ -140,10 +153,12 @@ static void print_stats(const rill_stats_t *s, const rill_stats_t *prev, double 
             "rill-worker: %s in=%" PRIu64 " (%.0f/s) out=%" PRIu64 " (%.0f/s) conns=%" PRIu64
             " short=%" PRIu64 " long=%" PRIu64 " midframe=%" PRIu64 " conn_err=%" PRIu64
             " unknown=%" PRIu64 " comp_err=%" PRIu64 " dropped=%" PRIu64 " sink_err=%" PRIu64
-            " refused=%" PRIu64 " idle=%" PRIu64 " paused=%" PRIu64 "\n",
+            " refused=%" PRIu64 " idle=%" PRIu64 " paused=%" PRIu64 " fwd=%" PRIu64
+            " peer_in=%" PRIu64 " misrouted=%" PRIu64 " rerouted=%" PRIu64 " zk_err=%" PRIu64 "\n",
             tag, s->msgs_in, in_rate, s->msgs_out, out_rate, s->conns_open, s->err_frame_short,
             s->err_frame_long, s->err_midframe, s->err_conn, s->unknown_comp, s->comp_errors,
-            s->sink_dropped, s->sink_errors, s->conns_refused, s->err_idle, s->paused);
+            s->sink_dropped, s->sink_errors, s->conns_refused, s->err_idle, s->paused,
+            s->forwarded, s->peer_in, s->misrouted, s->rerouted, s->zk_errors);
 }
 
 static double now_s(void)
@@ -151,6 +166,53 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Cluster credentials from a file (first line) or RILL_ZK_AUTH: returns 1 when found, 0
+ * when none was given, -1 on error (reported). Never printed. */
+static int read_auth(const char *path, char *out, size_t size)
+{
+    if (!path) {
+        const char *env = getenv("RILL_ZK_AUTH");
+        if (!env || !*env)
+            return 0;
+        if (strlen(env) >= size) {
+            fprintf(stderr, "rill-worker: RILL_ZK_AUTH is too long\n");
+            return -1;
+        }
+        strcpy(out, env);
+        return 1;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "rill-worker: cannot read --zk-auth-file '%s': %s\n", path, strerror(errno));
+        return -1;
+    }
+    int ok = fgets(out, (int)size, f) != NULL;
+    fclose(f);
+    if (!ok) {
+        fprintf(stderr, "rill-worker: --zk-auth-file '%s' is empty\n", path);
+        return -1;
+    }
+    out[strcspn(out, "\r\n")] = '\0';
+    return 1;
+}
+
+/* Runs on loop 0 at each view change: one line, as operators and tests read it. */
+static void log_view(uintptr_t ctx, const rill_view_t *v)
+{
+    (void)ctx;
+    char line[4096];
+    size_t off = 0;
+    unsigned n = rill_view_size(v);
+    for (unsigned i = 0; i < n && off < sizeof line - 80; i++)
+        off += (size_t)snprintf(line + off, sizeof line - off, "%s%s", i ? "," : "",
+                                rill_view_member(v, i));
+    line[off] = '\0';
+    int self = rill_view_self(v);
+    fprintf(stderr, "rill-worker: view epoch=%llu members=%s self=%s\n",
+            (unsigned long long)rill_view_epoch(v), n ? line : "-",
+            self >= 0 ? rill_view_member(v, (unsigned)self) : "-");
 }
 
 static int fail(const char *what, const char *arg, int rc)
@@ -169,7 +231,8 @@ static int fail(const char *what, const char *arg, int rc)
 int main(int argc, char **argv)
 {
     enum { O_LISTEN = 256, O_SINK, O_THREADS, O_MAXFRAME, O_COUNTEVERY, O_FLUSH, O_DEAD,
-           O_QUIET, O_VERSION, O_HELP, O_MAXCONNS, O_IDLE, O_SINKBUF };
+           O_QUIET, O_VERSION, O_HELP, O_MAXCONNS, O_IDLE, O_SINKBUF, O_ZK, O_ROOT, O_ID,
+           O_PEER, O_SESSION, O_AUTHFILE };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
         {"sink", required_argument, 0, O_SINK},
@@ -181,6 +244,12 @@ int main(int argc, char **argv)
         {"max-conns", required_argument, 0, O_MAXCONNS},
         {"idle-timeout-ms", required_argument, 0, O_IDLE},
         {"sink-buffer", required_argument, 0, O_SINKBUF},
+        {"zk", required_argument, 0, O_ZK},
+        {"cluster-root", required_argument, 0, O_ROOT},
+        {"worker-id", required_argument, 0, O_ID},
+        {"peer-listen", required_argument, 0, O_PEER},
+        {"session-timeout-ms", required_argument, 0, O_SESSION},
+        {"zk-auth-file", required_argument, 0, O_AUTHFILE},
         {"quiet", no_argument, 0, O_QUIET},
         {"version", no_argument, 0, O_VERSION},
         {"help", no_argument, 0, O_HELP},
@@ -194,6 +263,8 @@ int main(int argc, char **argv)
     const char *sink = NULL;
     uint64_t count_every = 0, v;
     int dead_letter = 0, quiet = 0, rc;
+    const char *zk = NULL, *root = "/rill/default", *worker_id = NULL;
+    const char *peer = "127.0.0.1:0", *auth_file = NULL;
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -241,6 +312,26 @@ int main(int argc, char **argv)
                 rill_config_set_idle_timeout_ms(cfg, (unsigned)v) < 0)
                 BAIL(fail("bad --idle-timeout-ms", optarg, RILL_ERANGE));
             break;
+        case O_ZK:
+            zk = optarg;
+            break;
+        case O_ROOT:
+            root = optarg;
+            break;
+        case O_ID:
+            worker_id = optarg;
+            break;
+        case O_PEER:
+            peer = optarg;
+            break;
+        case O_SESSION:
+            if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX ||
+                rill_config_set_session_timeout_ms(cfg, (unsigned)v) < 0)
+                BAIL(fail("bad --session-timeout-ms", optarg, RILL_ERANGE));
+            break;
+        case O_AUTHFILE:
+            auth_file = optarg;
+            break;
         case O_SINKBUF:
             if (parse_u64(optarg, &v) < 0 || rill_config_set_sink_buffer(cfg, (size_t)v) < 0)
                 BAIL(fail("bad --sink-buffer", optarg, RILL_ERANGE));
@@ -283,6 +374,27 @@ int main(int argc, char **argv)
             rill_config_set_dead_letter_sink(cfg, sink_idx);
     } else if (dead_letter) {
         fprintf(stderr, "rill-worker: --dead-letter needs --sink\n");
+        BAIL(2);
+    }
+    if (zk) {
+        if ((rc = rill_config_set_cluster(cfg, zk, root, worker_id, peer)) < 0) {
+            fprintf(stderr, "rill-worker: bad cluster settings (--zk '%s', --cluster-root '%s', "
+                            "--worker-id, --peer-listen '%s'): %s\n",
+                    zk, root, peer, rill_strerror(rc));
+            BAIL(2);
+        }
+        char auth[256];
+        if ((rc = read_auth(auth_file, auth, sizeof auth)) < 0)
+            BAIL(2);
+        if (rc > 0 && rill_config_set_cluster_auth(cfg, auth) < 0) {
+            fprintf(stderr, "rill-worker: the cluster credentials must read user:password\n");
+            explicit_bzero(auth, sizeof auth);
+            BAIL(2);
+        }
+        explicit_bzero(auth, sizeof auth);
+        rill_config_set_view_cb(cfg, log_view, 0);
+    } else if (auth_file || worker_id) {
+        fprintf(stderr, "rill-worker: --zk-auth-file and --worker-id need --zk\n");
         BAIL(2);
     }
 
