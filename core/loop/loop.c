@@ -738,9 +738,9 @@ static void on_sink_send(rill__loop_t *l, struct io_uring_cqe *cqe, uint64_t now
 void rill__peer_forward(rill__loop_t *l, int member, const rill_msg_t *m)
 {
     int pi = l->peer_of[member];
-    rill__sink_t *s = &l->peers[pi];
     size_t fs = rill__frame_size(m->len);
-    if (rill__buf_reserve(&s->pend, fs, l->w->cfg.sink_buffer) < 0) {
+    rill__sink_t *s = pi >= 0 ? &l->peers[pi] : NULL;
+    if (!s || rill__buf_reserve(&s->pend, fs, l->w->cfg.sink_buffer) < 0) {
         RILL_STAT_ADD(l->stats.sink_dropped, 1);
         return;
     }
