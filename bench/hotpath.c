@@ -1,0 +1,158 @@
+/* hotpath: a deterministic in-process driver of rill's per-message path, for callgrind.
+ *
+ * Creates a worker (never started: no threads, no io_uring, no sockets but an unconnected
+ * sink slot), registers passthrough (id 1, emitting to sink 0) and count (id 2), and feeds
+ * a prepared 16 KiB piece of 64-byte v1 frames (the size of one provided buffer) through
+ * rill__decode + rill__dispatch of loop 0 inside a registry read section, the way
+ * on_data() does, resetting the sink's pending buffer between pieces. Only user-space
+ * work is measured: decode + lookup + dispatch + the computation + emit.
+ *
+ * With --impl peer the same bytes go through the baseline peers' decoder and table
+ * (bench/peers/peer_common.c) instead.
+ *
+ * Instructions per message = (Ir(N2) - Ir(N1)) / (N2 - N1) over two runs under
+ * `valgrind --tool=callgrind`: set-up costs cancel out.
+ *
+ *   hotpath --frames N [--comp 1|2] [--size 64] [--impl rill|peer] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dispatch/dispatch.h"
+#include "frame/frame.h"
+#include "loop/loop.h"
+#include "peers/peer_common.h"
+#include "registry/registry.h"
+#include "worker_internal.h"
+
+#define PIECE (16u * 1024u)
+
+static int passthrough_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n,
+                             rill_emitter_t *em)
+{
+    (void)ctx, (void)loop;
+    for (size_t i = 0; i < n; i++)
+        rill_emit_sink(em, 0, m[i].comp_id, m[i].key, m[i].data, m[i].len);
+    return 0;
+}
+
+/* The same open-addressing counter as rill-worker's count (examples/rill-worker/builtins.c). */
+typedef struct { uint64_t key, count; } slot_t;
+static slot_t *slots;
+static size_t cap = 1u << 16, used;
+
+static int count_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n,
+                       rill_emitter_t *em)
+{
+    (void)ctx, (void)loop, (void)em;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k = m[i].key;
+        k ^= k >> 31;
+        k *= 0x7fb5d329728ea185ull;
+        k ^= k >> 27;
+        size_t j = (size_t)k & (cap - 1);
+        while (slots[j].count && slots[j].key != m[i].key)
+            j = (j + 1) & (cap - 1);
+        if (!slots[j].count) {
+            slots[j].key = m[i].key;
+            used++;
+        }
+        slots[j].count++;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    long frames = 100000, size = 64;
+    unsigned comp = 1;
+    int peer = 0;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--frames"))
+            frames = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--size"))
+            size = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--comp"))
+            comp = (unsigned)atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--impl"))
+            peer = !strcmp(argv[i + 1], "peer");
+        else {
+            fprintf(stderr, "usage: hotpath --frames N [--comp 1|2] [--size 64] [--impl rill|peer]\n");
+            return 2;
+        }
+    }
+    if (size < 32 || size > (long)PIECE || frames <= 0 || (comp != 1 && comp != 2)) {
+        fprintf(stderr, "hotpath: bad arguments\n");
+        return 2;
+    }
+    slots = calloc(cap, sizeof *slots);
+
+    /* One piece of whole frames; keys cycle over 1024 values. */
+    size_t per_piece = PIECE / (size_t)size, piece_len = per_piece * (size_t)size;
+    uint8_t *piece = calloc(1, piece_len);
+    uint8_t payload[PIECE];
+    memset(payload, 0xab, sizeof payload);
+    for (size_t i = 0; i < per_piece; i++)
+        rill__frame_encode(piece + i * (size_t)size, comp, (uint64_t)(i * 7919u % 1024u),
+                           payload, (uint32_t)(size - 16));
+
+    long done = 0;
+    if (peer) {
+        peer_ctx_t p;
+        peer_ctx_init(&p, 1);
+        peer_conn_dec_t d;
+        memset(&d, 0, sizeof d);
+        while (done < frames) {
+            if (peer_feed(&p, &d, piece, piece_len) < 0)
+                return 1;
+            p.out.len = p.out.off = 0;
+            done += (long)per_piece;
+        }
+        printf("hotpath: impl=peer comp=%u frames=%ld in=%llu\n", comp, done,
+               (unsigned long long)p.st.msgs_in);
+        peer_ctx_free(&p);
+        return 0;
+    }
+
+    rill_config_t *cfg = rill_config_new();
+    rill_config_set_threads(cfg, 1);
+    if (rill_config_add_sink(cfg, "127.0.0.1:9") < 0)
+        return 1;
+    rill_worker_t *w;
+    if (rill_worker_new(&w, cfg) < 0)
+        return 1;
+    rill_config_destroy(cfg);
+    static const rill_comp_ops_t pt = {passthrough_batch, NULL, NULL};
+    static const rill_comp_ops_t ct = {count_batch, NULL, NULL};
+    rill_comp_register(w, 1, "passthrough", &pt, 0);
+    rill_comp_register(w, 2, "count", &ct, 0);
+
+    rill__loop_t *l = w->loops[0];
+    rill__decoder_t dec;
+    rill__decoder_init(&dec, RILL_FRAMING_RILL, 1u << 20, 0, 0, 0);
+    uint64_t in = 0;
+    while (done < frames) {
+        /* on_data(), minus the socket: one piece, decoded and dispatched in batches. */
+        rill__registry_enter(w->reg, 0);
+        l->cache_comp = NULL;
+        size_t pos = 0;
+        while (pos < piece_len) {
+            int n = rill__decode(&dec, piece, piece_len, &pos, l->views, RILL_BATCH_MAX);
+            if (n < 0)
+                return 1;
+            in += (uint64_t)n;
+            rill__dispatch(l, l->views, (size_t)n, 1);
+        }
+        rill__registry_exit(w->reg, 0);
+        l->sinks[0].pend.len = 0;
+        l->sinks[0].pend.frames = 0;
+        done += (long)per_piece;
+    }
+    printf("hotpath: impl=rill comp=%u frames=%ld in=%llu out=%llu\n", comp, done,
+           (unsigned long long)in, (unsigned long long)l->stats.msgs_out);
+    rill__decoder_free(&dec);
+    rill_worker_destroy(w);
+    free(piece);
+    free(slots);
+    return 0;
+}
