@@ -34,6 +34,15 @@ void rill__stage_frame(rill__loop_t *l, unsigned dst, uint32_t comp_id, uint64_t
     atomic_fetch_add_explicit(&l->w->inflight, (long long)fs, memory_order_relaxed);
 }
 
+/* rill_emit_sink counts in a plain field; stats see it once per callback. */
+static inline void publish_emitted(rill__loop_t *l)
+{
+    if (l->emitted) {
+        RILL_STAT_ADD(l->stats.msgs_out, l->emitted);
+        l->emitted = 0;
+    }
+}
+
 static void unknown(rill__loop_t *l, const rill_msg_t *v, size_t n)
 {
     rill_worker_t *w = l->w;
@@ -48,12 +57,14 @@ static void unknown(rill__loop_t *l, const rill_msg_t *v, size_t n)
     struct rill_emitter em = {l};
     for (size_t i = 0; i < n; i++)
         rill_emit_sink(&em, dl, v[i].comp_id, v[i].key, v[i].data, v[i].len);
+    publish_emitted(l);
 }
 
 static void call(rill__loop_t *l, const rill__comp_t *c, const rill_msg_t *v, size_t n)
 {
     struct rill_emitter em = {l};
     int rc = c->ops.batch(c->ctx, l->idx, v, n, &em);
+    publish_emitted(l);
     uint64_t errors = 0;
     if (rc < 0) {
         errors = n;
@@ -137,6 +148,7 @@ void rill__dispatch_flush(rill__loop_t *l)
         if (all[i]->ops.flush) {
             struct rill_emitter em = {l};
             all[i]->ops.flush(all[i]->ctx, l->idx, &em);
+            publish_emitted(l);
         }
     }
 }
@@ -147,18 +159,20 @@ int rill_emit_sink(rill_emitter_t *em, int sink, uint32_t comp_id, uint64_t key,
     if (!em || !em->loop || (len && !data))
         return RILL_EINVAL;
     rill__loop_t *l = em->loop;
-    if (sink < 0 || (unsigned)sink >= l->nsinks || len > l->w->cfg.max_frame)
+    if ((unsigned)sink >= l->nsinks || len > l->w->cfg.max_frame)
         return RILL_EINVAL;
     rill__sink_t *s = &l->sinks[sink];
     size_t fs = rill__frame_size(len);
-    if (rill__buf_reserve(&s->pend, fs, l->w->cfg.sink_buffer) < 0) {
+    /* Fast path: room in the buffer (the usual case once it has grown). */
+    if (__builtin_expect(s->pend.len + fs > s->pend.cap, 0) &&
+        rill__buf_reserve(&s->pend, fs, l->w->cfg.sink_buffer) < 0) {
         RILL_STAT_ADD(l->stats.sink_dropped, 1);
         return RILL_EFULL;
     }
     rill__frame_encode(s->pend.data + s->pend.len, comp_id, key, data, (uint32_t)len);
     s->pend.len += fs;
     s->pend.frames++;
-    RILL_STAT_ADD(l->stats.msgs_out, 1);
+    l->emitted++;
     return 0;
 }
 

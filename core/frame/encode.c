@@ -3,22 +3,6 @@
 
 #include "frame/frame.h"
 
-void rill__frame_put_header(uint8_t *out, uint32_t comp_id, uint64_t key, uint32_t len)
-{
-    rill__store_be32(out, RILL_FRAME_MIN_LEN + len);
-    rill__store_be32(out + 4, comp_id);
-    rill__store_be64(out + 8, key);
-}
-
-size_t rill__frame_encode(uint8_t *out, uint32_t comp_id, uint64_t key, const void *data,
-                          uint32_t len)
-{
-    rill__frame_put_header(out, comp_id, key, len);
-    if (len)
-        memcpy(out + RILL_FRAME_HEADER, data, len);
-    return rill__frame_size(len);
-}
-
 /*
  * Hash: 16-byte blocks folded with a 64x64->128 multiply whose halves are xored (one wide
  * multiply mixes every input bit into the middle of the product), then a splitmix-style

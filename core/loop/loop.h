@@ -115,6 +115,7 @@ struct rill__loop {
     /* Dispatch scratch. */
     rill_msg_t views[RILL_BATCH_MAX];
     rill_msg_t mine[RILL_BATCH_MAX];
+    uint64_t emitted;    /* frames emitted to sinks, not yet added to stats.msgs_out */
     uint32_t cache_id;
     const rill__comp_t *cache_comp;
 
