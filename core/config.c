@@ -212,3 +212,14 @@ int rill_config_set_view_cb(rill_config_t *cfg, rill_view_cb cb, uintptr_t ctx)
     cfg->view_ctx = ctx;
     return 0;
 }
+
+int rill_config_set_metrics_listener(rill_config_t *cfg, const char *addr)
+{
+    if (!cfg || !addr)
+        return RILL_EINVAL;
+    int rc = rill__addr_parse(&cfg->metrics_addr, addr);
+    if (rc < 0)
+        return rc;
+    cfg->has_metrics = 1;
+    return 0;
+}

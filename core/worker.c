@@ -7,6 +7,7 @@
 
 #include "cluster/cluster.h"
 #include "loop/loop.h"
+#include "metrics/metrics.h"
 #include "util/log.h"
 #include "util/stat.h"
 #include "worker_internal.h"
@@ -22,6 +23,8 @@ static size_t handoff_ring_size(unsigned n)
 
 static void worker_free(rill_worker_t *w)
 {
+    if (w->metrics)
+        rill__metrics_stop(w->metrics);
     rill__cluster_free(w->cluster);
     explicit_bzero(w->cfg.auth, sizeof w->cfg.auth);
     for (unsigned li = 0; li < w->cfg.nlisteners; li++)
@@ -125,6 +128,8 @@ int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg)
     if (cfg->clustered &&
         (rc = rill__cluster_new(&w->cluster, w, w->ports[w->peer_listener])) < 0)
         goto fail;
+    if (cfg->has_metrics && (rc = rill__metrics_start(&w->metrics, w, &cfg->metrics_addr)) < 0)
+        goto fail;
     *out = w;
     return 0;
 fail:
@@ -133,6 +138,11 @@ fail:
 }
 
 unsigned rill_worker_threads(const rill_worker_t *w) { return w ? w->nloops : 0; }
+
+int rill_worker_metrics_port(const rill_worker_t *w)
+{
+    return w && w->metrics ? rill__metrics_port(w->metrics) : RILL_EINVAL;
+}
 
 int rill_worker_listener_port(const rill_worker_t *w, unsigned i)
 {
@@ -351,6 +361,7 @@ int rill_worker_stats(const rill_worker_t *w, rill_stats_t *out, size_t size)
         SUM(unknown_comp); SUM(comp_errors); SUM(sink_dropped); SUM(sink_errors); SUM(enobufs);
         SUM(conns_refused); SUM(err_idle); SUM(paused);
         SUM(forwarded); SUM(peer_in); SUM(misrouted); SUM(rerouted);
+        SUM(sink_queued_bytes); SUM(stage_queued_bytes); SUM(held_buffers);
 #undef SUM
     }
     s.view_changes = rill__cluster_view_changes(w->cluster);

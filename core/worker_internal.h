@@ -48,6 +48,9 @@ struct rill_config {
     rill__listener_cfg_t listeners[RILL_MAX_LISTENERS];
     rill__addr_t sinks[RILL_MAX_SINKS];
 
+    int has_metrics;
+    rill__addr_t metrics_addr;
+
     /* Cluster (clustered != 0). */
     int clustered;
     char zk_hosts[1024];
@@ -96,6 +99,7 @@ struct rill_worker {
     rill__log_flags_t logged;
 
     struct rill__cluster *cluster; /* NULL unless clustered */
+    struct rill__metrics *metrics; /* NULL unless configured */
     int peer_listener;             /* index of the peer listener, -1 when not clustered */
 };
 

@@ -38,6 +38,7 @@ __thread rill__loop_t *rill__current_loop;
 #define DRAIN_POLL_NS (2ull * 1000000ull)
 #define STAGE_RETRY_NS (200ull * 1000ull)
 #define LOCAL_ROUNDS 16
+#define HANDOFF_STEP ((size_t)256 << 10)
 /* A handoff stage above this pauses the sources; below the low mark they resume. */
 #define STAGE_HIGH ((size_t)8 << 20)
 #define STAGE_LOW ((size_t)2 << 20)
@@ -48,6 +49,8 @@ enum { OP_ACCEPT = 1, OP_RECV, OP_CANCEL, OP_EFD, OP_SINK_CONNECT, OP_SINK_SEND 
 #define UD_OP(ud) ((unsigned)((ud) >> 56))
 #define UD_IDX(ud) ((unsigned)(((ud) >> 32) & 0xffffffu))
 #define UD_GEN(ud) ((uint32_t)(ud))
+
+static void update_paused(rill__loop_t *l);
 
 /* Drain phases, in order (see drain_step). */
 enum { PH_RUN, PH_CLOSING, PH_WAIT_CLOSED, PH_WAIT_FLUSHED, PH_SINKS, PH_DONE };
@@ -494,8 +497,12 @@ static void on_recv(rill__loop_t *l, struct io_uring_cqe *cqe)
             l->held_count++;
             c->held++;
         } else {
-            if (res > 0 && valid && !c->closing)
+            if (res > 0 && valid && !c->closing) {
                 on_data(l, slot, l->bufs + (size_t)bid * l->buf_size, (size_t)res);
+                /* Per buffer, not per iteration: one iteration may bring 64 buffers, more
+                 * than the headroom above the high watermark. */
+                update_paused(l);
+            }
             /* Back after the batch it fed was dispatched: views point into it. */
             return_buffer(l, bid);
         }
@@ -862,8 +869,13 @@ static void drain_incoming(rill__loop_t *l)
         rill__spsc_t *r = l->in[s];
         const uint8_t *p;
         size_t len;
-        /* Two spans at most per ring and iteration (the wrap), to stay fair to sockets. */
-        for (int spans = 0; spans < 2 && (len = rill__spsc_peek(r, &p)) > 0; spans++) {
+        /* Steps of at most HANDOFF_STEP bytes (a frame cut by a step waits in the decoder's
+         * carry), so that a loop whose output fills checks its watermark often; 4 MiB at
+         * most per ring and iteration, to stay fair to sockets. */
+        for (int steps = 0; steps < 16 && !l->sink_paused && (len = rill__spsc_peek(r, &p)) > 0;
+             steps++) {
+            if (len > HANDOFF_STEP)
+                len = HANDOFF_STEP;
             size_t pos = 0;
             while (pos < len) {
                 int n = rill__decode(&l->in_dec[s], p, len, &pos, l->views, RILL_BATCH_MAX);
@@ -876,6 +888,7 @@ static void drain_incoming(rill__loop_t *l)
             }
             rill__spsc_consume(r, len);
             atomic_fetch_sub_explicit(&l->w->inflight, (long long)len, memory_order_release);
+            update_paused(l);
         }
         if (rill__spsc_used(r) > 0)
             l->pending_work = 1;
@@ -1075,6 +1088,23 @@ static void drain_step(rill__loop_t *l, uint64_t now)
     }
 }
 
+/* Queue depths for stats and metrics, once per iteration. */
+static void publish_gauges(rill__loop_t *l)
+{
+    size_t sinkq = 0, stageq = 0;
+    for (unsigned si = 0; si < l->nsinks; si++)
+        sinkq += l->sinks[si].pend.len + (l->sinks[si].sending ? l->sinks[si].fly.len : 0);
+    if (l->w->cluster)
+        for (unsigned p = 0; p < RILL_MAX_MEMBERS; p++)
+            if (l->peers[p].in_use)
+                sinkq += l->peers[p].pend.len + (l->peers[p].sending ? l->peers[p].fly.len : 0);
+    for (unsigned d = 0; d < l->nloops; d++)
+        stageq += l->stage[d].len;
+    RILL_STAT_SET(l->stats.sink_queued_bytes, sinkq);
+    RILL_STAT_SET(l->stats.stage_queued_bytes, stageq);
+    RILL_STAT_SET(l->stats.held_buffers, l->held_count);
+}
+
 /* ------------------------------------------------------------------ the loop */
 
 static uint64_t next_wait(rill__loop_t *l, uint64_t now)
@@ -1204,6 +1234,7 @@ int rill__loop_run(rill__loop_t *l)
             service_links(l, now);
         }
         drain_step(l, now);
+        publish_gauges(l);
         rill__registry_exit(w->reg, l->idx);
     }
 

@@ -32,6 +32,7 @@ typedef struct rill__loop_stats {
     uint64_t comp_errors, sink_dropped, sink_errors, enobufs;
     uint64_t conns_refused, err_idle, paused;
     uint64_t forwarded, peer_in, misrouted, rerouted;
+    uint64_t sink_queued_bytes, stage_queued_bytes, held_buffers; /* gauges */
 } rill__loop_stats_t;
 
 typedef struct rill__conn {

@@ -157,6 +157,24 @@ static const struct plain_metric {
      "Times a loop stopped reading its sources because an outbound queue was above its "
      "high watermark (backpressure).",
      STAT(paused)},
+    {"rill_forwarded_total", "counter", "Frames sent to the cluster member that owns their key.",
+     STAT(forwarded)},
+    {"rill_peer_in_total", "counter", "Frames received from other cluster members.",
+     STAT(peer_in)},
+    {"rill_misrouted_total", "counter",
+     "Frames a member forwarded here although this worker's view says another owns them.",
+     STAT(misrouted)},
+    {"rill_rerouted_total", "counter", "Frames queued for a member that left, routed again.",
+     STAT(rerouted)},
+    {"rill_view_changes_total", "counter", "Cluster views adopted.", STAT(view_changes)},
+    {"rill_zk_errors_total", "counter", "ZooKeeper failures and malformed member data.",
+     STAT(zk_errors)},
+    {"rill_sink_queued_bytes", "gauge", "Output bytes waiting for sinks and peer links.",
+     STAT(sink_queued_bytes)},
+    {"rill_stage_queued_bytes", "gauge", "Bytes waiting to be handed to another loop thread.",
+     STAT(stage_queued_bytes)},
+    {"rill_held_buffers", "gauge", "Received buffers held back by backpressure.",
+     STAT(held_buffers)},
 };
 
 static const struct reason_metric {

@@ -63,6 +63,7 @@ static const char usage[] =
     "  --zk-auth-file PATH digest credentials 'user:password' for the cluster's znodes, read\n"
     "                      from PATH (or from the environment variable RILL_ZK_AUTH); never\n"
     "                      logged. The znodes then only let that identity change them.\n"
+    "  --metrics ADDR      serve counters at http://ADDR/metrics (Prometheus text format)\n"
     "  --quiet             no stats line each second\n"
     "  --version           print the version and exit\n"
     "  --help              this text\n"
@@ -232,7 +233,7 @@ int main(int argc, char **argv)
 {
     enum { O_LISTEN = 256, O_SINK, O_THREADS, O_MAXFRAME, O_COUNTEVERY, O_FLUSH, O_DEAD,
            O_QUIET, O_VERSION, O_HELP, O_MAXCONNS, O_IDLE, O_SINKBUF, O_ZK, O_ROOT, O_ID,
-           O_PEER, O_SESSION, O_AUTHFILE };
+           O_PEER, O_SESSION, O_AUTHFILE, O_METRICS };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
         {"sink", required_argument, 0, O_SINK},
@@ -250,6 +251,7 @@ int main(int argc, char **argv)
         {"peer-listen", required_argument, 0, O_PEER},
         {"session-timeout-ms", required_argument, 0, O_SESSION},
         {"zk-auth-file", required_argument, 0, O_AUTHFILE},
+        {"metrics", required_argument, 0, O_METRICS},
         {"quiet", no_argument, 0, O_QUIET},
         {"version", no_argument, 0, O_VERSION},
         {"help", no_argument, 0, O_HELP},
@@ -331,6 +333,10 @@ int main(int argc, char **argv)
             break;
         case O_AUTHFILE:
             auth_file = optarg;
+            break;
+        case O_METRICS:
+            if ((rc = rill_config_set_metrics_listener(cfg, optarg)) < 0)
+                BAIL(fail("bad --metrics address", optarg, rc));
             break;
         case O_SINKBUF:
             if (parse_u64(optarg, &v) < 0 || rill_config_set_sink_buffer(cfg, (size_t)v) < 0)
@@ -432,6 +438,8 @@ int main(int argc, char **argv)
         rill_worker_destroy(w);
         return 1;
     }
+    if (rill_worker_metrics_port(w) > 0)
+        fprintf(stderr, "rill-worker: metrics on port %d\n", rill_worker_metrics_port(w));
     fprintf(stderr, "rill-worker: ready (%u loop thread%s%s%s)\n", rill_worker_threads(w),
             rill_worker_threads(w) == 1 ? "" : "s", sink ? ", sink " : "", sink ? sink : "");
 

@@ -150,6 +150,12 @@ RILL_EXTERN int rill_config_add_sink(rill_config_t *cfg, const char *addr);
  * counted in unknown_comp. Returns 0 or RILL_EINVAL. */
 RILL_EXTERN int rill_config_set_dead_letter_sink(rill_config_t *cfg, int sink);
 
+/* Serves the worker's counters at http://addr/metrics in the Prometheus text format
+ * (0.0.4), from a small thread of its own, from rill_worker_new() until
+ * rill_worker_destroy(). addr is HOST:PORT (port 0 picks one: rill_worker_metrics_port).
+ * Returns 0, RILL_EINVAL or RILL_EADDR. */
+RILL_EXTERN int rill_config_set_metrics_listener(rill_config_t *cfg, const char *addr);
+
 /* ---------------------------------------------------------------- cluster */
 
 /*
@@ -258,6 +264,8 @@ RILL_EXTERN int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg);
 
 /* Returns the number of loop threads. Any thread. */
 RILL_EXTERN unsigned rill_worker_threads(const rill_worker_t *w);
+/* Returns the port of the metrics endpoint, or RILL_EINVAL when none is configured. */
+RILL_EXTERN int rill_worker_metrics_port(const rill_worker_t *w);
 /* Returns the TCP port listener i is bound to (useful with port 0), or RILL_EINVAL. */
 RILL_EXTERN int rill_worker_listener_port(const rill_worker_t *w, unsigned i);
 
@@ -385,6 +393,9 @@ typedef struct rill_stats {
     uint64_t rerouted;          /* frames queued for a member that left, routed again */
     uint64_t view_changes;      /* views this worker adopted */
     uint64_t zk_errors;         /* ZooKeeper failures, malformed member data */
+    uint64_t sink_queued_bytes; /* gauge: output waiting for sinks and peer links */
+    uint64_t stage_queued_bytes;/* gauge: frames waiting to be handed to another loop */
+    uint64_t held_buffers;      /* gauge: received buffers held back by backpressure */
 } rill_stats_t;
 
 /*

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of the decoder fuzzers (tests/fuzz/corpus/decode_<framing>/).
+
+Input layout (see fuzz_decode.c): max_frame byte (255 = 1 MiB), cap byte, flags byte, then
+pieces of <length byte><bytes>. Run from anywhere; rewrites the seed files."""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def pieces(stream, cuts):
+    """Splits stream at the given offsets and adds the length bytes."""
+    out, last = b"", 0
+    for c in list(cuts) + [len(stream)]:
+        part = stream[last:c]
+        while len(part) > 255:
+            out += bytes([255]) + part[:255]
+            part = part[255:]
+        out += bytes([len(part)]) + part
+        last = c
+    return out
+
+
+def v1(comp, key, payload):
+    return struct.pack(">IIQ", 12 + len(payload), comp, key) + payload
+
+
+def lp(payload):
+    return struct.pack(">I", len(payload)) + payload
+
+
+def seeds(framing):
+    s = {}
+    if framing == "rill":
+        good = v1(1, 7, b"hello") + v1(2, 8, b"") + v1(3, 9, b"x" * 40)
+        s["good_whole"] = (bytes([100, 7, 0]), good, [])
+        s["good_split"] = (bytes([100, 0, 0]), good, [1, 3, 4, 17, 20, 30])
+        s["good_big"] = (bytes([255, 3, 0]), v1(5, 5, b"y" * 600) + v1(6, 6, b"z"), [2, 300])
+        s["short"] = (bytes([100, 2, 0]), v1(1, 1, b"a") + struct.pack(">I", 3) + b"abc", [])
+        s["long"] = (bytes([20, 2, 0]), v1(1, 1, b"a") + v1(1, 2, b"b" * 30), [5])
+        s["midframe"] = (bytes([100, 1, 0]), v1(1, 1, b"abc") + v1(1, 2, b"defg")[:9], [])
+    elif framing == "lp":
+        good = lp(b"hello") + lp(b"") + lp(b"w" * 40)
+        s["good_whole"] = (bytes([100, 7, 0]), good, [])
+        s["good_split"] = (bytes([100, 0, 1]), good, [2, 5, 9, 13])
+        s["good_big"] = (bytes([255, 3, 0]), lp(b"q" * 700) + lp(b"r"), [3, 400])
+        s["long"] = (bytes([10, 2, 0]), lp(b"ok") + lp(b"t" * 11), [6])
+        s["midframe"] = (bytes([100, 1, 0]), lp(b"abc") + lp(b"defg")[:6], [])
+    else:
+        good = b"one\ntwo\r\n\nthree\r\n\r\nfour\n"
+        s["good_whole"] = (bytes([100, 7, 0]), good, [])
+        s["good_split"] = (bytes([100, 0, 1]), good, [1, 4, 8, 9, 16])
+        s["good_big"] = (bytes([255, 3, 0]), b"L" * 700 + b"\n" + b"m\n", [100, 500])
+        s["long"] = (bytes([5, 2, 0]), b"abc\nabcdefgh\n", [2])
+        s["long_pending"] = (bytes([5, 2, 0]), b"abc\n" + b"x" * 9, [5, 7])
+        s["cr_at_limit"] = (bytes([5, 2, 0]), b"abcde\r\nfghij\r", [6])
+        s["midframe"] = (bytes([100, 1, 0]), b"abc\ndef", [])
+    return s
+
+
+def main():
+    for framing in ("rill", "lp", "line"):
+        d = os.path.join(HERE, "corpus", "decode_" + framing)
+        os.makedirs(d, exist_ok=True)
+        for name, (hdr, stream, cuts) in seeds(framing).items():
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(hdr + pieces(stream, cuts))
+
+
+if __name__ == "__main__":
+    main()

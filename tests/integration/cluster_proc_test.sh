@@ -1,0 +1,343 @@
+#!/usr/bin/env bash
+# cluster_proc_test.sh RILL_WORKER RILL_LOAD ZK_SERVER — a cluster of rill-worker processes
+# coordinated by a real ZooKeeper server (scripts/zk-server): join, graceful leave
+# (SIGTERM), crash (SIGKILL) of one member, convergence of the survivors' views (read from
+# their 'rill-worker: view epoch=N members=... self=...' log lines), and delivery of every
+# frame sent to a survivor after convergence (rill-load as sender and sink, passthrough).
+# Prints PASS/FAIL per check and "cluster_proc: N passed, N failed"; exits 1 on any
+# failure, 77 when java, zookeeperd or bash's /dev/tcp are missing.
+set -u
+
+if [ $# -ne 3 ]; then
+    echo "usage: $0 <rill-worker> <rill-load> <scripts/zk-server>" >&2
+    exit 2
+fi
+WORKER=$1
+LOAD=$2
+ZKS=$3
+for b in "$WORKER" "$LOAD" "$ZKS"; do
+    [ -x "$b" ] || { echo "cluster_proc: $b is not an executable" >&2; exit 1; }
+done
+if ! command -v java >/dev/null 2>&1; then
+    echo "cluster_proc: SKIP: java is not installed (zookeeperd pulls a JRE; run scripts/setup)"
+    exit 77
+fi
+if [ ! -r /usr/share/java/zookeeper.jar ]; then
+    echo "cluster_proc: SKIP: /usr/share/java/zookeeper.jar is missing (zookeeperd; run scripts/setup)"
+    exit 77
+fi
+probe=$( (exec 3<>/dev/tcp/127.0.0.1/1) 2>&1 )
+case "$probe" in
+*"No such file"*|*"not supported"*)
+    echo "cluster_proc: SKIP: this bash has no /dev/tcp support ($probe)"
+    exit 77 ;;
+esac
+
+SESSION_MS=3000 # crash bound: session timeout + 2 s
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/cluster_proc.XXXXXX")
+ROOT=/rill/proc-$$
+declare -A WPID WLOG WPORT
+passed=0
+failed=0
+zk_started=0
+
+cleanup()
+{
+    local id p
+    for id in "${!WPID[@]}"; do
+        p=${WPID[$id]}
+        [ -n "$p" ] && kill -TERM "$p" 2>/dev/null
+    done
+    for id in "${!WPID[@]}"; do
+        p=${WPID[$id]}
+        [ -n "$p" ] || continue
+        for _ in $(seq 50); do
+            kill -0 "$p" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
+    [ "$zk_started" = 1 ] && "$ZKS" stop "$TMP/zk"
+    if [ "$failed" -gt 0 ] || [ -n "${KEEP_TMP:-}" ]; then
+        echo "cluster_proc: logs kept in $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+}
+trap cleanup EXIT
+trap 'echo "cluster_proc: interrupted"; exit 1' INT TERM
+
+pass() { passed=$((passed + 1)); echo "PASS: $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+show_log()
+{
+    echo "    --- last lines of $1:"
+    grep -v '^rill-worker: stats ' "$1" 2>/dev/null | tail -n 15 | sed 's/^/    | /'
+}
+now_ms() { local t; t=$(date +%s%N); echo $((t / 1000000)); }
+
+free_port()
+{
+    local low=32768 p _
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range
+    [ "$low" -gt 11024 ] || low=32768
+    for _ in $(seq 200); do
+        p=$((10000 + (RANDOM * 32768 + RANDOM) % (low - 11000)))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# ------------------------------------------------------------------ ZooKeeper
+
+ZKPORT=$("$ZKS" start "$TMP/zk")
+rc=$?
+if [ $rc = 77 ]; then
+    echo "cluster_proc: SKIP: zk-server cannot run here"
+    exit 77
+fi
+if [ $rc != 0 ] || [ -z "$ZKPORT" ]; then
+    echo "cluster_proc: FAIL: cannot start ZooKeeper (see $TMP/zk/zk.log)"
+    failed=1
+    exit 1
+fi
+zk_started=1
+ZK=127.0.0.1:$ZKPORT
+SINK_PORT=$(free_port) || { echo "cluster_proc: no free port"; exit 1; }
+echo "cluster_proc: ZooKeeper on $ZK, cluster root $ROOT, sink port $SINK_PORT"
+
+# ------------------------------------------------------------------ workers
+
+# start_worker ID: rill-worker with a passthrough and a count computation, its sink on
+# SINK_PORT (rill-load listens there later; until then the sink reconnects with backoff).
+start_worker()
+{
+    local id=$1 log=$TMP/$1.log
+    "$WORKER" --listen 127.0.0.1:0 --sink "127.0.0.1:$SINK_PORT" --zk "$ZK" \
+        --cluster-root "$ROOT" --worker-id "$id" --peer-listen 127.0.0.1:0 \
+        --session-timeout-ms "$SESSION_MS" --quiet </dev/null >"$log" 2>&1 &
+    WPID[$id]=$!
+    WLOG[$id]=$log
+    WPORT[$id]=""
+}
+
+# wait_ready ID: waits up to 10 s for "rill-worker: ready"; sets WPORT[ID].
+wait_ready()
+{
+    local id=$1 _
+    for _ in $(seq 100); do
+        if grep -q '^rill-worker: ready' "${WLOG[$id]}"; then
+            WPORT[$id]=$(sed -n 's/^rill-worker: listening on [^ ]*:\([0-9][0-9]*\) framing=rill.*/\1/p' \
+                "${WLOG[$id]}" | head -n1)
+            [ -n "${WPORT[$id]}" ] && return 0
+        fi
+        kill -0 "${WPID[$id]}" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# last_view ID: "EPOCH MEMBERS SELF" from the worker's last view line, or nothing.
+last_view()
+{
+    sed -n 's/^rill-worker: view epoch=\([0-9]*\) members=\([^ ]*\) self=\([^ ]*\)$/\1 \2 \3/p' \
+        "${WLOG[$1]}" | tail -n1
+}
+
+# agree MEMBERS ID...: true when every ID's last view has exactly MEMBERS, one epoch, and
+# names itself. Sets AGREED_EPOCH.
+agree()
+{
+    local want=$1 id e m s epoch=""
+    shift
+    for id in "$@"; do
+        read -r e m s <<<"$(last_view "$id")"
+        [ "$m" = "$want" ] && [ "$s" = "$id" ] || return 1
+        if [ -z "$epoch" ]; then epoch=$e; elif [ "$e" != "$epoch" ]; then return 1; fi
+    done
+    AGREED_EPOCH=$epoch
+    return 0
+}
+
+# wait_agree MS MEMBERS ID...: polls agree every 20 ms; sets AGREE_MS (ms waited).
+wait_agree()
+{
+    local limit=$1 t0 t
+    shift
+    t0=$(now_ms)
+    while :; do
+        if agree "$@"; then
+            t=$(now_ms)
+            AGREE_MS=$((t - t0))
+            return 0
+        fi
+        t=$(now_ms)
+        [ $((t - t0)) -lt "$limit" ] || break
+        sleep 0.02
+    done
+    local want=$1 id
+    shift
+    echo "    views did not agree on [$want] within $limit ms:"
+    for id in "$@"; do echo "    $id: $(last_view "$id")"; done
+    return 1
+}
+
+# final_stat ID FIELD: a counter from the worker's final stats line.
+final_stat()
+{
+    grep '^rill-worker: final ' "${WLOG[$1]}" | tail -n1 | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+
+# stop_worker ID SIGNAL: sends SIGNAL and waits up to 15 s; sets WRC.
+stop_worker()
+{
+    local id=$1 p=${WPID[$1]} _
+    kill "-$2" "$p" 2>/dev/null
+    WRC=timeout
+    for _ in $(seq 150); do
+        if ! kill -0 "$p" 2>/dev/null; then
+            wait "$p"
+            WRC=$?
+            break
+        fi
+        sleep 0.1
+    done
+    if [ "$WRC" = timeout ]; then
+        kill -KILL "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    fi
+    WPID[$id]=""
+}
+
+# ------------------------------------------------------------------ join
+
+t0=$(now_ms)
+for id in w1 w2 w3; do start_worker "$id"; done
+ok=1
+for id in w1 w2 w3; do
+    wait_ready "$id" || { ok=0; fail "$id did not get ready"; show_log "${WLOG[$id]}"; }
+done
+[ "$ok" = 1 ] || exit 1
+t_ready=$(now_ms)
+if wait_agree 20000 w1,w2,w3 w1 w2 w3; then
+    pass "join: w1, w2, w3 agree on epoch $AGREED_EPOCH, $((t_ready + AGREE_MS - t0)) ms after the first start"
+else
+    fail "join: three workers never agreed"
+    for id in w1 w2 w3; do show_log "${WLOG[$id]}"; done
+    exit 1
+fi
+
+# Traffic for the count computation (no sink output until shutdown) through w1 only.
+"$LOAD" --target "127.0.0.1:${WPORT[w1]}" --comp 2 --keys 10000 --count 30000 --quiet --json \
+    >"$TMP/load-count.json" 2>"$TMP/load-count.err"
+if grep -q '"sent": 30000' "$TMP/load-count.json"; then
+    pass "count traffic: 30000 frames sent to w1"
+else
+    fail "count traffic to w1: $(cat "$TMP/load-count.json" "$TMP/load-count.err" | tail -n 3)"
+fi
+
+# ------------------------------------------------------------------ graceful leave
+
+start_worker w4
+if wait_ready w4 && wait_agree 20000 w1,w2,w3,w4 w1 w2 w3 w4; then
+    pass "a fourth worker joins: all four agree on epoch $AGREED_EPOCH"
+    t0=$(now_ms)
+    stop_worker w4 TERM
+    stop_ms=$(($(now_ms) - t0))
+    if [ "$WRC" = 0 ]; then pass "SIGTERM: w4 drained and exited 0 in $stop_ms ms"; else fail "SIGTERM: w4 exit status $WRC"; show_log "${WLOG[w4]}"; fi
+    if wait_agree 20000 w1,w2,w3 w1 w2 w3; then
+        conv=$(($(now_ms) - t0))
+        if [ "$conv" -le 2000 ]; then
+            pass "graceful leave: w1..w3 agree without w4 $conv ms after SIGTERM (epoch $AGREED_EPOCH)"
+        else
+            fail "graceful leave: w1..w3 agreed only $conv ms after SIGTERM (bound 2000 ms)"
+        fi
+    else
+        fail "graceful leave: survivors did not converge"
+    fi
+    if grep -q 'cluster: left' "${WLOG[w4]}"; then
+        pass "w4 logged that it left the cluster"
+    else
+        fail "w4 did not log leaving the cluster"
+        show_log "${WLOG[w4]}"
+    fi
+else
+    fail "w4 did not join"
+    show_log "${WLOG[w4]}"
+fi
+
+# ------------------------------------------------------------------ crash
+
+# Traffic to w1 while w3 is killed (count computation again: its output only at shutdown).
+"$LOAD" --target "127.0.0.1:${WPORT[w1]}" --comp 2 --keys 10000 --rate 20000 --duration 3 \
+    --quiet --json >"$TMP/load-crash.json" 2>"$TMP/load-crash.err" &
+load_pid=$!
+sleep 1
+t_kill=$(now_ms)
+kill -KILL "${WPID[w3]}"
+wait "${WPID[w3]}" 2>/dev/null
+WPID[w3]=""
+bound=$((SESSION_MS + 2000))
+if wait_agree 30000 w1,w2 w1 w2; then
+    conv=$(($(now_ms) - t_kill))
+    if [ "$conv" -le "$bound" ]; then
+        pass "crash: w1 and w2 agree without w3 $conv ms after SIGKILL (session timeout $SESSION_MS ms, bound $bound ms)"
+    else
+        fail "crash: w1 and w2 agreed $conv ms after SIGKILL, above session timeout + 2 s = $bound ms"
+    fi
+else
+    fail "crash: the survivors never converged"
+    show_log "${WLOG[w1]}"
+    show_log "${WLOG[w2]}"
+fi
+wait "$load_pid"
+load_rc=$?
+if [ "$load_rc" = 0 ]; then
+    pass "w1 kept accepting traffic while w3 crashed ($(sed -n 's/.*"sent": \([0-9]*\).*/\1/p' "$TMP/load-crash.json") frames)"
+else
+    fail "rill-load to w1 during the crash exited $load_rc: $(tail -n 2 "$TMP/load-crash.err")"
+fi
+for id in w1 w2; do
+    if kill -0 "${WPID[$id]}" 2>/dev/null; then pass "$id survived the crash of w3"; else fail "$id died"; show_log "${WLOG[$id]}"; fi
+done
+
+# ------------------------------------------------------------------ delivery after convergence
+
+# rill-load is now the sink (the workers' sink connections come up within their backoff).
+N=40000
+"$LOAD" --target "127.0.0.1:${WPORT[w2]}" --sink-listen "127.0.0.1:$SINK_PORT" --comp 1 \
+    --keys 5000 --count "$N" --drain 20 --quiet --json >"$TMP/load-pass.json" 2>"$TMP/load-pass.err"
+sent=$(sed -n 's/.*"sent": \([0-9]*\).*/\1/p' "$TMP/load-pass.json")
+recv=$(sed -n 's/.*"received": \([0-9]*\).*/\1/p' "$TMP/load-pass.json")
+if [ "$sent" = "$N" ] && [ "$recv" = "$N" ]; then
+    pass "after convergence: all $N frames sent to w2 reached the sink (some through w1)"
+else
+    fail "after convergence: sent ${sent:-?}, the sink received ${recv:-?} of $N"
+    cat "$TMP/load-pass.err" | tail -n 5
+fi
+
+# ------------------------------------------------------------------ shutdown
+
+for id in w1 w2; do
+    stop_worker "$id" TERM
+    [ "$WRC" = 0 ] || { fail "$id exit status $WRC after SIGTERM"; show_log "${WLOG[$id]}"; }
+done
+fwd1=$(final_stat w1 fwd)
+pin2=$(final_stat w2 peer_in)
+fwd2=$(final_stat w2 fwd)
+mis=$(( $(final_stat w1 misrouted || echo 0) + $(final_stat w2 misrouted || echo 0) ))
+echo "    w1 final: in=$(final_stat w1 in) fwd=$fwd1 peer_in=$(final_stat w1 peer_in) dropped=$(final_stat w1 dropped) rerouted=$(final_stat w1 rerouted)"
+echo "    w2 final: in=$(final_stat w2 in) fwd=$fwd2 peer_in=$pin2 dropped=$(final_stat w2 dropped) rerouted=$(final_stat w2 rerouted)"
+if [ -n "$fwd1" ] && [ "$fwd1" -gt 0 ] && [ -n "$fwd2" ] && [ "$fwd2" -gt 0 ]; then
+    pass "both survivors forwarded frames to their owners (w1 fwd=$fwd1, w2 fwd=$fwd2)"
+else
+    fail "forwarding counters: w1 fwd=${fwd1:-?} w2 fwd=${fwd2:-?}"
+fi
+echo "    misrouted (w1+w2): $mis"
+
+echo "cluster_proc: $passed passed, $failed failed"
+[ "$failed" = 0 ]
