@@ -109,6 +109,11 @@ int rill__loop_new(rill__loop_t **out, rill_worker_t *w, unsigned idx)
     if (!l)
         return RILL_ENOMEM;
     memset(l, 0, sizeof *l);
+    /* Every link slot starts without a descriptor (0 would be stdin: never close it). */
+    for (unsigned s = 0; s < RILL_MAX_SINKS; s++)
+        l->sinks[s].fd = -1;
+    for (unsigned p = 0; p < RILL_MAX_MEMBERS; p++)
+        l->peers[p].fd = -1;
     l->w = w;
     l->idx = idx;
     l->nloops = w->nloops;
@@ -137,12 +142,9 @@ int rill__loop_new(rill__loop_t **out, rill_worker_t *w, unsigned idx)
     }
     rill__decoder_init(&l->local_dec, RILL_FRAMING_RILL, inner_max, 0, 0, 0);
     l->nsinks = w->cfg.nsinks;
-    for (unsigned s = 0; s < l->nsinks; s++) {
-        l->sinks[s].fd = -1;
+    for (unsigned s = 0; s < l->nsinks; s++)
         l->sinks[s].addr = w->cfg.sinks[s];
-    }
-    for (unsigned p = 0; p < RILL_MAX_MEMBERS; p++)
-        l->peers[p].fd = -1;
+
     l->conns_cap = 0;
     *out = l;
     return 0;
