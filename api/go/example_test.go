@@ -115,3 +115,41 @@ func Example_perKeyState() {
 	fmt.Println(total["a"], total["b"], total["c"])
 	// Output: 3 1 1
 }
+
+// A clustered worker (a ZooKeeper server must be running at the address given): each
+// frame is processed by the member that owns its key, and Membership reports the views
+// as members join and leave. Not run by go test (it has no Output comment).
+func ExampleWorker_Membership() {
+	w, err := rill.NewWorker(rill.Config{
+		Threads:   2,
+		Listeners: []rill.Listener{{Addr: "127.0.0.1:7700", Framing: rill.FramingRill}},
+		Cluster: rill.ClusterConfig{
+			ZKHosts:  "127.0.0.1:2181",
+			Root:     "/rill/demo",
+			WorkerID: "worker-1",
+			PeerAddr: "127.0.0.1:7701",
+			Auth:     "demo:secret", // printed as [redacted]
+		},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer w.Close()
+	views := w.Membership() // before Start, so that the first view is not missed
+	if err := w.Start(); err != nil {
+		fmt.Println(err)
+		return
+	}
+	go func() {
+		time.Sleep(time.Minute)
+		w.Shutdown() // ends the channel, and the loop below
+	}()
+	for v := range views { // always the latest view; intermediate ones may be skipped
+		fmt.Printf("epoch %d: %d members, this worker is member %d\n", v.Epoch,
+			len(v.Members), v.Self) // Self is -1 once this worker has left
+		if owner, epoch := w.Owner(42); epoch == v.Epoch && owner >= 0 {
+			fmt.Printf("key 42 belongs to %s\n", v.Members[owner].ID)
+		}
+	}
+}

@@ -141,6 +141,9 @@ type Config struct {
 	// default the panic is logged with the standard log package. It runs on the loop
 	// thread: it must not block.
 	OnPanic func(*PanicError)
+	// Cluster makes the worker a member of a ZooKeeper-coordinated cluster when
+	// Cluster.ZKHosts is set; see [ClusterConfig], [Worker.Membership].
+	Cluster ClusterConfig
 }
 
 // PanicError describes a panic recovered from a computation's Batch or Flush.
@@ -237,9 +240,17 @@ type Worker struct {
 	comps map[uint32]*compEntry
 
 	stopping atomic.Bool    // Shutdown was called
+	started  atomic.Bool    // Start was called
+	userRuns atomic.Int32   // loops being run by callers of Run
 	goLoops  sync.WaitGroup // loops that Start runs on goroutines
 	loopMu   sync.Mutex
 	loopErr  error
+
+	clustered     bool           // Config.Cluster.ZKHosts was set
+	memberMu      sync.Mutex     // guards memberCh, memberClosing
+	memberCh      chan View      // Membership's channel, made on the first call
+	memberClosing bool           // Close has begun: no feeder starts any more
+	memberWG      sync.WaitGroup // the Membership feeder goroutine
 }
 
 // compEntry is what a registration's cgo.Handle refers to.
@@ -333,6 +344,9 @@ func NewWorker(cfg Config) (*Worker, error) {
 			return nil, fmt.Errorf("rill: DeadLetterSink %d: %w", cfg.DeadLetterSink, Errno(rc))
 		}
 	}
+	if err := applyCluster(cc, &cfg.Cluster); err != nil {
+		return nil, err
+	}
 	switch cfg.Loops {
 	case LoopsDefault, LoopsOnRillThreads, LoopsOnGoThreads:
 	default:
@@ -346,6 +360,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 		loops:      cfg.Loops,
 		onPanic:    cfg.OnPanic,
 		comps:      make(map[uint32]*compEntry),
+		clustered:  cfg.Cluster.ZKHosts != "",
 	}
 	if w.loops == LoopsDefault {
 		w.loops = LoopsOnGoThreads
@@ -453,8 +468,12 @@ func (w *Worker) Start() error {
 	if w.c == nil {
 		return ErrClosed
 	}
+	if w.stopping.Load() || w.userRuns.Load() > 0 || !w.started.CompareAndSwap(false, true) {
+		return ErrState
+	}
 	if w.loops == LoopsOnRillThreads {
 		if rc := C.rill_worker_start(w.c); rc < 0 {
+			w.started.Store(false)
 			return Errno(rc)
 		}
 		return nil
@@ -463,7 +482,7 @@ func (w *Worker) Start() error {
 		w.goLoops.Add(1)
 		go func(i int) {
 			defer w.goLoops.Done()
-			err := w.Run(i)
+			err := w.run(i)
 			if errors.Is(err, ErrState) && w.stopping.Load() {
 				err = nil // stopped before this loop got to run: nothing to drain
 			}
@@ -489,6 +508,15 @@ func (w *Worker) Run(i int) error {
 	if i < 0 || i >= w.threads {
 		return ErrInvalid
 	}
+	if w.started.Load() {
+		return ErrState
+	}
+	w.userRuns.Add(1)
+	defer w.userRuns.Add(-1)
+	return w.run(i)
+}
+
+func (w *Worker) run(i int) error {
 	w.life.RLock()
 	defer w.life.RUnlock()
 	if w.c == nil {
@@ -539,7 +567,8 @@ func (w *Worker) Stop() error {
 	return w.Wait()
 }
 
-// Close stops the worker if needed, releases every computation still registered (their
+// Close stops the worker if needed, waits for the [Worker.Membership] goroutine to end
+// (its channel is closed), releases every computation still registered (their
 // Release methods run on this goroutine), and frees the worker. Further calls return
 // ErrClosed. Not from inside a computation ([ErrLoopThread]).
 func (w *Worker) Close() error {
@@ -549,6 +578,9 @@ func (w *Worker) Close() error {
 		}
 		// a loop failed to run; the worker has stopped all the same: go on closing.
 	}
+	// The worker is shut down, so the Membership feeder's wait in C returns within 50 ms;
+	// it must be gone before the C worker is freed.
+	w.stopMembership()
 	w.life.Lock()
 	defer w.life.Unlock()
 	if w.c == nil {

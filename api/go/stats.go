@@ -29,6 +29,14 @@ type Stats struct {
 	SinkErrors     uint64 // sink connection failures
 	ENOBUFS        uint64 // receive re-arms after the buffer ring ran dry (backpressure)
 
+	// Cluster counters (zero for a worker that is not clustered).
+	Forwarded   uint64 // frames sent to the member that owns their key
+	PeerIn      uint64 // frames received from other members
+	Misrouted   uint64 // frames from a member although this worker's view gives them elsewhere
+	Rerouted    uint64 // frames queued for a member that left, routed again
+	ViewChanges uint64 // views this worker adopted
+	ZKErrors    uint64 // ZooKeeper failures, malformed member data
+
 	Comps []CompStats // registered computations, by id
 }
 
@@ -63,6 +71,9 @@ func (w *Worker) Stats() (Stats, error) {
 		ErrConn: uint64(st.err_conn), UnknownComp: uint64(st.unknown_comp),
 		CompErrors: uint64(st.comp_errors), SinkDropped: uint64(st.sink_dropped),
 		SinkErrors: uint64(st.sink_errors), ENOBUFS: uint64(st.enobufs),
+		Forwarded: uint64(st.forwarded), PeerIn: uint64(st.peer_in),
+		Misrouted: uint64(st.misrouted), Rerouted: uint64(st.rerouted),
+		ViewChanges: uint64(st.view_changes), ZKErrors: uint64(st.zk_errors),
 	}
 	for _, e := range w.sortedComps() {
 		cs, err := w.compStats(e)

@@ -134,16 +134,20 @@ static struct ACL_vector *node_acl(rill__cluster_t *c)
     return &c->acl_vec;
 }
 
-/* Creates every missing ancestor of path (an existing one is fine). */
+/* Creates every missing ancestor of path (an existing one is fine). The cluster's own
+ * nodes (the root and below) get the cluster's ACL; ancestors above the root are shared
+ * namespace (other clusters live beside this one) and stay open. */
 static int create_parents(rill__cluster_t *c, const char *path)
 {
     char p[600];
+    size_t root_len = strlen(c->w->cfg.root);
     snprintf(p, sizeof p, "%s", path);
     for (char *s = p + 1; *s; s++) {
         if (*s != '/')
             continue;
         *s = '\0';
-        int rc = zoo_create(c->zh, p, NULL, -1, node_acl(c), 0, NULL, 0);
+        struct ACL_vector *acl = (size_t)(s - p) < root_len ? &ZOO_OPEN_ACL_UNSAFE : node_acl(c);
+        int rc = zoo_create(c->zh, p, NULL, -1, acl, 0, NULL, 0);
         *s = '/';
         if (rc != ZOK && rc != ZNODEEXISTS)
             return rc;

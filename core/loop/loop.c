@@ -391,7 +391,7 @@ static void on_accept(rill__loop_t *l, struct io_uring_cqe *cqe)
             c->recv_armed = 0;
             c->listener = (uint8_t)li;
             c->close_reason = 0;
-            c->last_rx = l->now;
+            c->frame_since = 0;
             c->peer = (uint8_t)lc->peer;
             rill__decoder_init(&c->dec, lc->framing, l->w->cfg.max_frame, lc->comp_id,
                                lc->has_key, lc->key);
@@ -446,6 +446,11 @@ static void on_data(rill__loop_t *l, unsigned slot, const uint8_t *data, size_t 
         RILL_STAT_ADD(l->stats.peer_in, msgs);
     else
         RILL_STAT_ADD(l->stats.msgs_in, msgs);
+    /* When did the frame now pending begin? A new one if frames completed here. */
+    if (!rill__decoder_midframe(&c->dec))
+        c->frame_since = 0;
+    else if (msgs || !c->frame_since)
+        c->frame_since = l->now;
 }
 
 /* What a recv completion's result means for its connection, once its data (if any) has
@@ -511,7 +516,6 @@ static void on_recv(rill__loop_t *l, struct io_uring_cqe *cqe)
     }
     if (!valid)
         return;
-    c->last_rx = l->now;
     if (!(cqe->flags & IORING_CQE_F_MORE))
         c->recv_armed = 0;
     if (c->held && res <= 0 && res != -ENOBUFS) {
@@ -957,15 +961,16 @@ static uint64_t sweep_interval(const rill_worker_t *w)
     return ns < 10000000u ? 10000000u : ns > 1000000000u ? 1000000000u : ns;
 }
 
-/* Closes connections that stopped inside a frame longer than idle_ms ago (a slow or
- * stuck sender holding a carry buffer); connections idle between frames stay. */
+/* Closes connections that have been inside one frame for longer than idle_ms: a stuck
+ * sender, or one trickling bytes to hold a carry buffer (slowloris). Connections idle
+ * between frames stay. */
 static void sweep_idle(rill__loop_t *l, uint64_t now)
 {
     uint64_t limit = (uint64_t)l->w->cfg.idle_ms * 1000000u;
     for (unsigned i = 0; i < l->nconns; i++) {
         rill__conn_t *c = &l->conns[i];
-        if (c->in_use && !c->closing && !c->held && now - c->last_rx > limit &&
-            rill__decoder_midframe(&c->dec)) {
+        if (c->in_use && !c->closing && !c->held && c->frame_since &&
+            now - c->frame_since > limit) {
             RILL_STAT_ADD(l->stats.err_idle, 1);
             rill__log_once(&l->w->logged.idle,
                            "closing a connection stalled inside a frame for over %u ms (further "

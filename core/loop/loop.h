@@ -48,7 +48,7 @@ typedef struct rill__conn {
     int end_res;        /* that completion's result */
     unsigned held;      /* buffers of this connection held while paused */
     int close_reason;   /* RILL_E* / -errno that closed it, 0 for EOF */
-    uint64_t last_rx;   /* when data last arrived (iteration time, ns) */
+    uint64_t frame_since; /* when the frame now pending began (ns), 0 between frames */
     rill__decoder_t dec;
 } rill__conn_t;
 

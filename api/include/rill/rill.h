@@ -119,9 +119,9 @@ RILL_EXTERN int rill_config_set_sink_buffer(rill_config_t *cfg, size_t bytes);
  * connections are closed right after accept and counted in conns_refused. 1..1000000.
  * Returns 0 or RILL_ERANGE. */
 RILL_EXTERN int rill_config_set_max_conns(rill_config_t *cfg, unsigned n);
-/* A source connection that has sent part of a frame and then nothing for this long is
- * closed and counted in err_idle (default 30000 ms; 0 = never). Connections idle between
- * frames are left alone. Returns 0 or RILL_ERANGE (above 1 hour). */
+/* A source connection that has been inside one frame for this long — stalled, or
+ * trickling bytes — is closed and counted in err_idle (default 30000 ms; 0 = never).
+ * Connections idle between frames are left alone. Returns 0 or RILL_ERANGE (above 1 hour). */
 RILL_EXTERN int rill_config_set_idle_timeout_ms(rill_config_t *cfg, unsigned ms);
 /* Interval at which every computation's flush callback runs on every loop; 0 (default)
  * means flush only when the worker stops. Returns 0 or RILL_ERANGE (above 1 hour). */
