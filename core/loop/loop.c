@@ -8,6 +8,7 @@
 #include "loop/loop.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -44,7 +45,7 @@ __thread rill__loop_t *rill__current_loop;
 #define STAGE_LOW ((size_t)2 << 20)
 
 /* user_data: op (8 bits) | index (24 bits) | generation (32 bits). */
-enum { OP_ACCEPT = 1, OP_RECV, OP_CANCEL, OP_EFD, OP_SINK_CONNECT, OP_SINK_SEND };
+enum { OP_ACCEPT = 1, OP_RECV, OP_CANCEL, OP_EFD, OP_SINK_CONNECT, OP_SINK_SEND, OP_SINK_HUP };
 #define UD(op, idx, gen) (((uint64_t)(op) << 56) | ((uint64_t)(idx) << 32) | (uint32_t)(gen))
 #define UD_OP(ud) ((unsigned)((ud) >> 56))
 #define UD_IDX(ud) ((unsigned)(((ud) >> 32) & 0xffffffu))
@@ -617,8 +618,25 @@ static void drop_held(rill__loop_t *l)
 
 /* ------------------------------------------------------------------ sinks and peer links */
 
+/* Stops watching a link's connection for hang-up (before its fd is closed). */
+static void hup_cancel(rill__loop_t *l, rill__sink_t *s, unsigned li)
+{
+    if (!s->hup_armed)
+        return;
+    struct io_uring_sqe *sqe = get_sqe(l);
+    io_uring_prep_cancel64(sqe, UD(OP_SINK_HUP, li, s->conn_seq), 0);
+    io_uring_sqe_set_data64(sqe, UD(OP_CANCEL, 0, 0));
+    s->hup_armed = 0;
+}
+
+static unsigned link_index(rill__loop_t *l, const rill__sink_t *s)
+{
+    return s >= l->peers ? PEER_BASE + (unsigned)(s - l->peers) : (unsigned)(s - l->sinks);
+}
+
 static void sink_down(rill__loop_t *l, rill__sink_t *s, int err, uint64_t now)
 {
+    hup_cancel(l, s, link_index(l, s));
     if (s->fd >= 0)
         close(s->fd);
     s->fd = -1;
@@ -711,6 +729,72 @@ static void on_sink_connect(rill__loop_t *l, struct io_uring_cqe *cqe, uint64_t 
     }
     s->state = SINK_UP;
     s->backoff = 0;
+    /* Nothing is ever read from a sink: watch for its hang-up instead, so a sink that goes
+     * away is noticed at once, not by the first send after it (which the kernel would
+     * still accept, and lose). */
+    unsigned li = UD_IDX(cqe->user_data);
+    s->conn_seq = ++l->conn_seq;
+    struct io_uring_sqe *sqe = get_sqe(l);
+    io_uring_prep_poll_add(sqe, s->fd, POLLRDHUP | POLLHUP | POLLERR);
+    io_uring_sqe_set_data64(sqe, UD(OP_SINK_HUP, li, s->conn_seq));
+    s->hup_armed = 1;
+}
+
+static void on_sink_hup(rill__loop_t *l, struct io_uring_cqe *cqe, uint64_t now)
+{
+    unsigned li = UD_IDX(cqe->user_data);
+    if (li >= PEER_BASE + RILL_MAX_MEMBERS || cqe->res == -ECANCELED)
+        return;
+    rill__sink_t *s = link_at(l, li);
+    if (!s->hup_armed || s->conn_seq != UD_GEN(cqe->user_data))
+        return; /* an earlier connection of this link */
+    s->hup_armed = 0;
+    if (s->sending) {
+        /* Make the send in flight fail: its frames are then queued again. */
+        shutdown(s->fd, SHUT_RDWR);
+        return;
+    }
+    sink_down(l, s, cqe->res < 0 ? cqe->res : -ECONNRESET, now);
+}
+
+static void reroute_buf(rill__loop_t *l, rill__buf_t *b);
+
+/* A send failed: nothing of it reached the kernel, and the bytes before fly_off did (the
+ * earlier short sends). Frames from the one cut at fly_off onwards go back in front of
+ * pend, to be sent again whole after the reconnect (or re-routed). Frames the kernel
+ * had taken are beyond rill's knowledge: TCP without acknowledgements cannot tell
+ * whether the other side read them, so they are not counted as dropped either.
+ * Returns the frames given back. */
+static uint64_t requeue_unsent(rill__loop_t *l, rill__sink_t *s)
+{
+    size_t off = 0, keep = s->fly.len;
+    uint64_t frames = 0;
+    while (off + 4 <= s->fly.len) {
+        size_t next = off + 4 + rill__load_be32(s->fly.data + off);
+        if (next > s->fly_off) { /* the first frame not wholly handed to the kernel */
+            if (keep == s->fly.len)
+                keep = off;
+            frames++;
+        }
+        off = next;
+    }
+    size_t rest = s->fly.len - keep;
+    if (rest && rill__buf_reserve(&s->fly, s->pend.len, SIZE_MAX) == 0) {
+        memmove(s->fly.data, s->fly.data + keep, rest);
+        memcpy(s->fly.data + rest, s->pend.data, s->pend.len);
+        s->fly.len = rest + s->pend.len;
+        s->fly.frames = frames + s->pend.frames;
+        rill__buf_t t = s->pend;
+        s->pend = s->fly;
+        s->fly = t;
+    } else if (rest) {
+        RILL_STAT_ADD(l->stats.sink_dropped, frames); /* no memory to merge them */
+        frames = 0;
+    }
+    s->fly.len = 0;
+    s->fly.frames = 0;
+    s->fly_off = 0;
+    return frames;
 }
 
 static void on_sink_send(rill__loop_t *l, struct io_uring_cqe *cqe, uint64_t now)
@@ -721,13 +805,13 @@ static void on_sink_send(rill__loop_t *l, struct io_uring_cqe *cqe, uint64_t now
         return;
     s->sending = 0;
     if (cqe->res <= 0) {
-        /* What was in flight is lost with the connection (a peer that died may not have
-         * read it); what is pending waits for the reconnect, or is re-routed. */
-        RILL_STAT_ADD(l->stats.sink_dropped, s->fly.frames);
-        s->fly.len = 0;
-        s->fly.frames = 0;
+        requeue_unsent(l, s);
         if (s->retiring) {
+            /* The member left: what it did not take goes to the keys' new owners. */
+            rill__buf_t queued = s->pend;
+            memset(&s->pend, 0, sizeof s->pend);
             link_free(s);
+            reroute_buf(l, &queued);
             return;
         }
         sink_down(l, s, cqe->res ? cqe->res : -EPIPE, now);
@@ -769,18 +853,26 @@ static void peer_retire(rill__loop_t *l, unsigned pi)
     rill__buf_t queued = s->pend;
     memset(&s->pend, 0, sizeof s->pend);
     s->retiring = 1;
+    hup_cancel(l, s, PEER_BASE + pi);
     if (s->sending || s->op_pending) {
         if (s->fd >= 0)
             shutdown(s->fd, SHUT_RDWR); /* completes the outstanding operation promptly */
     } else {
         link_free(s);
     }
-    if (queued.len) {
+    reroute_buf(l, &queued);
+}
+
+/* Routes the frames of b (rill's own v1 encoding) again under the current view, and
+ * frees b. */
+static void reroute_buf(rill__loop_t *l, rill__buf_t *b)
+{
+    if (b->len) {
         rill__decoder_t dec;
         rill__decoder_init(&dec, RILL_FRAMING_RILL, UINT32_MAX, 0, 0, 0);
         size_t pos = 0;
-        while (pos < queued.len) {
-            int n = rill__decode(&dec, queued.data, queued.len, &pos, l->views, RILL_BATCH_MAX);
+        while (pos < b->len) {
+            int n = rill__decode(&dec, b->data, b->len, &pos, l->views, RILL_BATCH_MAX);
             if (n < 0)
                 break;
             RILL_STAT_ADD(l->stats.rerouted, (uint64_t)n);
@@ -788,7 +880,7 @@ static void peer_retire(rill__loop_t *l, unsigned pi)
         }
         rill__decoder_free(&dec);
     }
-    buf_free(&queued);
+    buf_free(b);
 }
 
 /* Adopts a new view: links to new members, re-routing for members that left. Inside the
@@ -1158,6 +1250,9 @@ static void handle_cqe(rill__loop_t *l, struct io_uring_cqe *cqe, uint64_t now)
         break;
     case OP_SINK_SEND:
         on_sink_send(l, cqe, now);
+        break;
+    case OP_SINK_HUP:
+        on_sink_hup(l, cqe, now);
         break;
     default: /* OP_CANCEL: the cancelled operation reports on its own */
         break;

@@ -62,6 +62,8 @@ typedef struct rill__sink {
     uint8_t in_use;     /* peer links: slot holds a member's link */
     uint8_t retiring;   /* peer links: member left; freed once its last operation completes */
     int op_pending;     /* a connect is outstanding */
+    int hup_armed;      /* a poll for the peer's hang-up is outstanding */
+    uint32_t conn_seq;  /* which connection of the link that poll watches */
     char id[64];        /* peer links: member id */
     uint64_t retry_at;  /* SINK_DOWN: next connect attempt (ns) */
     uint64_t backoff;   /* ns */
@@ -99,6 +101,7 @@ struct rill__loop {
     int16_t peer_of[RILL_MAX_MEMBERS];
     const rill_view_t *view;
     uint64_t view_gen;
+    uint32_t conn_seq;  /* numbers link connections (hang-up polls name theirs) */
 
     /* Cross-thread handoff: out[d] is this loop's ring to loop d (owned by worker),
      * in[s] the ring from loop s; stage[d] holds bytes that did not fit yet. */
