@@ -377,9 +377,9 @@ typedef struct rill_stats {
     uint64_t err_conn;          /* socket errors, failed accepts, no memory for a connection */
     uint64_t unknown_comp;      /* frames for an unregistered computation */
     uint64_t comp_errors;       /* messages in batches whose callback returned < 0 */
-    uint64_t sink_dropped;      /* frames dropped: sink buffer full, lost with a failed sink
-                                   connection, still queued at the stop deadline, or no
-                                   memory for a handoff */
+    uint64_t sink_dropped;      /* frames dropped: sink buffer full, still queued at the
+                                   stop deadline, or no memory (a failed send's frames are
+                                   queued again, not dropped) */
     uint64_t sink_errors;       /* sink connection failures */
     uint64_t enobufs;           /* recv re-arms after the buffer ring ran dry (backpressure) */
     uint64_t conns_refused;     /* connections closed at once: max_conns reached */
