@@ -14,7 +14,9 @@
 #include "worker_internal.h"
 
 #define RILL_BATCH_MAX 256 /* views handed to one dispatch call at most */
-#define RILL_BUF_COUNT 64  /* provided buffers per loop */
+#ifndef RILL_BUF_COUNT
+#define RILL_BUF_COUNT 64 /* provided buffers per loop */
+#endif
 
 /* A growable byte buffer (output staging). */
 typedef struct rill__buf {
