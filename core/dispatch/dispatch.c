@@ -55,8 +55,7 @@ static void unknown(rill__loop_t *l, const rill_msg_t *v, size_t n)
     if (dl < 0)
         return;
     struct rill_emitter em = {l};
-    for (size_t i = 0; i < n; i++)
-        rill_emit_sink(&em, dl, v[i].comp_id, v[i].key, v[i].data, v[i].len);
+    rill_emit_sink_msgs(&em, dl, v, n);
     publish_emitted(l);
 }
 
@@ -174,6 +173,39 @@ int rill_emit_sink(rill_emitter_t *em, int sink, uint32_t comp_id, uint64_t key,
     s->pend.frames++;
     l->emitted++;
     return 0;
+}
+
+int rill_emit_sink_msgs(rill_emitter_t *em, int sink, const rill_msg_t *msgs, size_t n)
+{
+    if (!em || !em->loop || (n && !msgs))
+        return RILL_EINVAL;
+    rill__loop_t *l = em->loop;
+    if ((unsigned)sink >= l->nsinks)
+        return RILL_EINVAL;
+    uint32_t max = l->w->cfg.max_frame;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (msgs[i].len > max || (msgs[i].len && !msgs[i].data))
+            return RILL_EINVAL;
+        bytes += rill__frame_size(msgs[i].len);
+    }
+    rill__sink_t *s = &l->sinks[sink];
+    /* One capacity check for the batch; if it does not fit whole, frame by frame. */
+    if (s->pend.len + bytes > s->pend.cap &&
+        rill__buf_reserve(&s->pend, bytes, l->w->cfg.sink_buffer) < 0) {
+        size_t queued = 0; /* each frame that does not fit is counted by rill_emit_sink */
+        for (size_t i = 0; i < n; i++)
+            queued += rill_emit_sink(em, sink, msgs[i].comp_id, msgs[i].key, msgs[i].data,
+                                     msgs[i].len) == 0;
+        return (int)queued;
+    }
+    uint8_t *out = s->pend.data + s->pend.len;
+    for (size_t i = 0; i < n; i++)
+        out += rill__frame_encode(out, msgs[i].comp_id, msgs[i].key, msgs[i].data, msgs[i].len);
+    s->pend.len += bytes;
+    s->pend.frames += n;
+    l->emitted += n;
+    return (int)n;
 }
 
 int rill_emit_comp(rill_emitter_t *em, uint32_t comp_id, uint64_t key, const void *data,

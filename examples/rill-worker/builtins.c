@@ -11,8 +11,7 @@ static int passthrough_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, 
     int sink = (int)ctx - 1;
     if (sink < 0)
         return 0;
-    for (size_t i = 0; i < n; i++)
-        rill_emit_sink(em, sink, m[i].comp_id, m[i].key, m[i].data, m[i].len);
+    rill_emit_sink_msgs(em, sink, m, n); /* what does not fit is counted as dropped */
     return 0;
 }
 

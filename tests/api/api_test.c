@@ -287,7 +287,22 @@ static int passthrough(uintptr_t ctx, unsigned loop, const rill_msg_t *msgs, siz
     return 0;
 }
 
-static int roundtrip(void)
+/* Passes whole batches on with rill_emit_sink_msgs, after checking its misuse errors. */
+static int passthrough_msgs(uintptr_t ctx, unsigned loop, const rill_msg_t *msgs, size_t n,
+                            rill_emitter_t *em)
+{
+    (void)loop;
+    ctr_t *c = (ctr_t *)ctx;
+    c->batches++;
+    if (rill_emit_sink_msgs(em, 1, msgs, n) != RILL_EINVAL || /* no sink 1 */
+        rill_emit_sink_msgs(em, 0, NULL, n) != RILL_EINVAL)
+        return -1;
+    return rill_emit_sink_msgs(em, 0, msgs, n) == (int)n ? 0 : -1;
+}
+
+/* A worker between a client socket and a sink socket: frames (comp 1, key k, "msg-k") in,
+ * checked at the sink with the comp id the computation gives them. */
+static int run_roundtrip(rill_batch_cb cb, unsigned nframes, uint32_t comp_out)
 {
     /* the sink: a plain listening socket */
     int lfd = socket(AF_INET, SOCK_STREAM, 0);
@@ -311,7 +326,7 @@ static int roundtrip(void)
     ASSERT_EQ(rill_worker_new(&w, cfg), 0);
     rill_config_destroy(cfg);
     ctr_t c = {0, 0};
-    rill_comp_ops_t ops = {passthrough, NULL, ctr_release};
+    rill_comp_ops_t ops = {cb, NULL, ctr_release};
     ASSERT_EQ(rill_comp_register(w, 1, "pass", &ops, (uintptr_t)&c), 0);
     ASSERT_EQ(rill_worker_start(w), 0);
 
@@ -326,39 +341,46 @@ static int roundtrip(void)
     ASSERT_GE(cfd, 0);
     sa.sin_port = htons((uint16_t)port);
     ASSERT_EQ(connect(cfd, (struct sockaddr *)&sa, sizeof sa), 0);
-    unsigned char frame[16 + 5];
-    put_be32(frame, 12 + 5);
-    put_be32(frame + 4, 1);
-    put_be32(frame + 8, 0x01020304);
-    put_be32(frame + 12, 0x05060708);
-    memcpy(frame + 16, "hello", 5);
-    ASSERT_EQ(send(cfd, frame, sizeof frame, MSG_NOSIGNAL), (ssize_t)sizeof frame);
+    unsigned char frames[8][16 + 5];
+    ASSERT_LE(nframes, 8);
+    for (unsigned i = 0; i < nframes; i++) {
+        put_be32(frames[i], 12 + 5);
+        put_be32(frames[i] + 4, 1);
+        put_be32(frames[i] + 8, 0x01020304);
+        put_be32(frames[i] + 12, 0x05060700 + i);
+        memcpy(frames[i] + 16, "msg-", 4);
+        frames[i][20] = (unsigned char)('0' + i);
+    }
+    size_t total = nframes * sizeof frames[0];
+    ASSERT_EQ(send(cfd, frames, total, MSG_NOSIGNAL), (ssize_t)total);
 
-    unsigned char got[16 + 5];
-    ASSERT_EQ(read_n(sfd, got, sizeof got, 20000), 0);
-    ASSERT_EQ(get_be32(got), 12 + 5);
-    ASSERT_EQ(get_be32(got + 4), 101);
-    ASSERT_EQ(get_be32(got + 8), 0x01020304);
-    ASSERT_EQ(get_be32(got + 12), 0x05060708);
-    ASSERT_MEM_EQ(got + 16, "hello", 5);
+    for (unsigned i = 0; i < nframes; i++) {
+        unsigned char got[16 + 5];
+        ASSERT_EQ(read_n(sfd, got, sizeof got, 20000), 0);
+        ASSERT_EQ(get_be32(got), 12 + 5);
+        ASSERT_EQ(get_be32(got + 4), comp_out);
+        ASSERT_EQ(get_be32(got + 8), 0x01020304);
+        ASSERT_EQ(get_be32(got + 12), 0x05060700 + i); /* in order */
+        ASSERT_MEM_EQ(got + 16, frames[i] + 16, 5);
+    }
 
     rill_stats_t st;
     ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
-    ASSERT_U64_EQ(st.msgs_in, 1);
-    ASSERT_U64_EQ(st.bytes_in, sizeof frame);
-    ASSERT_U64_EQ(st.msgs_dispatched, 1);
-    ASSERT_U64_EQ(st.msgs_out, 1);
+    ASSERT_U64_EQ(st.msgs_in, nframes);
+    ASSERT_U64_EQ(st.bytes_in, total);
+    ASSERT_U64_EQ(st.msgs_dispatched, nframes);
+    ASSERT_U64_EQ(st.msgs_out, nframes);
+    ASSERT_U64_EQ(st.comp_errors, 0);
     ASSERT_U64_EQ(st.conns_accepted, 1);
     rill_comp_stats_t cs;
     ASSERT_EQ(rill_comp_stats(w, 1, &cs, sizeof cs), 0);
-    ASSERT_U64_EQ(cs.msgs, 1);
-    ASSERT_U64_EQ(cs.batches, 1);
+    ASSERT_U64_EQ(cs.msgs, nframes);
+    ASSERT_U64_EQ(cs.batches, c.batches);
 
     ASSERT_EQ(rill_worker_stop(w), 0);
     /* the sink connection is closed once the loop has drained */
     unsigned char x;
     ASSERT_EQ(read_n(sfd, &x, 1, 20000), -1);
-    ASSERT_EQ(c.batches, 1);
     rill_worker_destroy(w);
     ASSERT_EQ(c.releases, 1);
     close(cfd);
@@ -366,6 +388,9 @@ static int roundtrip(void)
     close(lfd);
     return 0;
 }
+
+static int roundtrip(void) { return run_roundtrip(passthrough, 1, 101); }
+static int roundtrip_batch(void) { return run_roundtrip(passthrough_msgs, 5, 1); }
 
 static const t_case_t cases[] = {
     {"version", version},
@@ -375,6 +400,7 @@ static const t_case_t cases[] = {
     {"stats_size", stats_size},
     {"lifecycle", lifecycle},
     {"roundtrip", roundtrip},
+    {"roundtrip_batch", roundtrip_batch},
     {NULL, NULL},
 };
 

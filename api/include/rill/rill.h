@@ -349,6 +349,16 @@ RILL_EXTERN int rill_emit_sink(rill_emitter_t *em, int sink, uint32_t comp_id, u
                                const void *data, size_t len);
 
 /*
+ * Queues msgs[0..n) for sink `sink` as v1 frames, each with its own comp_id, key and
+ * payload (copied): a whole batch passed on in one call. Returns the number queued (n,
+ * or fewer when the sink's buffer filled: the rest are dropped and counted in
+ * sink_dropped), or RILL_EINVAL (bad sink index, a NULL argument, or a payload above
+ * max_frame). Only from the callback that received em.
+ */
+RILL_EXTERN int rill_emit_sink_msgs(rill_emitter_t *em, int sink, const rill_msg_t *msgs,
+                                    size_t n);
+
+/*
  * Sends one message to computation comp_id, routed by key like an ingested frame (it may
  * run on another loop thread); data is copied. It is processed after the current callback
  * returns. Returns 0, RILL_EINVAL (len above max_frame) or RILL_ENOMEM (dropped, counted
