@@ -375,9 +375,9 @@ static int run_roundtrip(rill_batch_cb cb, unsigned nframes, uint32_t comp_out)
     rill_comp_stats_t cs;
     ASSERT_EQ(rill_comp_stats(w, 1, &cs, sizeof cs), 0);
     ASSERT_U64_EQ(cs.msgs, nframes);
-    ASSERT_U64_EQ(cs.batches, c.batches);
 
     ASSERT_EQ(rill_worker_stop(w), 0);
+    ASSERT_U64_EQ(cs.batches, c.batches); /* read after the loop thread has been joined */
     /* the sink connection is closed once the loop has drained */
     unsigned char x;
     ASSERT_EQ(read_n(sfd, &x, 1, 20000), -1);
