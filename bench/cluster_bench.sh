@@ -82,17 +82,7 @@ zkport=$(./scripts/zk-server start "$tmp/zk") || { rc=$?; say "cannot start ZooK
 zk_up=1
 ZK=127.0.0.1:$zkport
 
-free_port()
-{
-    local low=32768 p _
-    read -r low _ </proc/sys/net/ipv4/ip_local_port_range
-    [ "$low" -gt 11024 ] || low=32768
-    for _ in $(seq 200); do
-        p=$((10000 + (RANDOM * 32768 + RANDOM) % (low - 11000)))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-    done
-    return 1
-}
+. scripts/lib/free-port.sh # free_port (the working directory is the repository root)
 
 # start ID ROOT [extra args]: a worker (ROOT "-" = not clustered); sets pid/log/port.
 start()

@@ -77,20 +77,7 @@ show_log()
 }
 now_ms() { local t; t=$(date +%s%N); echo $((t / 1000000)); }
 
-free_port()
-{
-    local low=32768 p _
-    read -r low _ </proc/sys/net/ipv4/ip_local_port_range
-    [ "$low" -gt 11024 ] || low=32768
-    for _ in $(seq 200); do
-        p=$((10000 + (RANDOM * 32768 + RANDOM) % (low - 11000)))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../scripts/lib/free-port.sh" # free_port
 
 # ------------------------------------------------------------------ ZooKeeper
 

@@ -77,22 +77,7 @@ show_log()
     tail -n 15 "$1" 2>/dev/null | sed 's/^/    | /'
 }
 
-# A loopback port nobody listens on, below the ephemeral range (so no outgoing connection
-# holds it).
-free_port()
-{
-    local low=32768 p _
-    read -r low _ </proc/sys/net/ipv4/ip_local_port_range
-    [ "$low" -gt 11024 ] || low=32768
-    for _ in $(seq 200); do
-        p=$((10000 + (RANDOM * 32768 + RANDOM) % (low - 11000)))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../scripts/lib/free-port.sh" # free_port
 
 # tcp_state PORT WHICH STATE: true when /proc/net/tcp has a socket whose local (WHICH=local)
 # or remote (WHICH=rem) port is PORT in STATE (0A = LISTEN, 01 = ESTABLISHED).
