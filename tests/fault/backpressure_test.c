@@ -47,16 +47,6 @@
 #define MIB ((size_t)1 << 20)
 #define WAIT_MS 60000
 
-static int pass_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n,
-                      rill_emitter_t *em)
-{
-    (void)ctx;
-    (void)loop;
-    for (size_t i = 0; i < n; i++)
-        rill_emit_sink(em, 0, m[i].comp_id, m[i].key, m[i].data, m[i].len);
-    return 0;
-}
-
 typedef struct pay {
     uint32_t magic, conn;
     uint64_t seq;
@@ -390,7 +380,7 @@ static int worker_up(rill_worker_t **w, const char *sink, unsigned threads, size
     rill_config_destroy(cfg);
     if (rc < 0)
         return rc;
-    rill_comp_ops_t ops = {pass_batch, NULL, NULL};
+    rill_comp_ops_t ops = {tu_pass_batch, NULL, NULL};
     if ((rc = rill_comp_register(*w, COMP, "passthrough", &ops, 0)) < 0)
         return rc;
     return rill_worker_start(*w);

@@ -25,16 +25,6 @@
 #define MAGIC 0x52494c4cu /* payloads of well-behaved senders start with it */
 #define WAIT_MS 30000
 
-static int pass_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n,
-                      rill_emitter_t *em)
-{
-    (void)ctx;
-    (void)loop;
-    for (size_t i = 0; i < n; i++)
-        rill_emit_sink(em, 0, m[i].comp_id, m[i].key, m[i].data, m[i].len);
-    return 0;
-}
-
 /* ------------------------------------------------------------ exactly-once checker */
 
 /* Payload of a checked frame: magic, connection, sequence (key = connection: one key per
@@ -117,7 +107,7 @@ static int fix_up(fix_t *f, unsigned threads, unsigned max_conns, unsigned idle_
     rill_config_destroy(cfg);
     if (rc < 0)
         return -1;
-    rill_comp_ops_t ops = {pass_batch, NULL, NULL};
+    rill_comp_ops_t ops = {tu_pass_batch, NULL, NULL};
     if (rill_comp_register(f->w, COMP, "passthrough", &ops, 0) < 0 || rill_worker_start(f->w) < 0)
         return -1;
     f->port = (uint16_t)rill_worker_listener_port(f->w, 0);

@@ -31,16 +31,6 @@
 #define N_FAIL 10
 #define N_UNKNOWN 5
 
-static int pass_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n,
-                      rill_emitter_t *em)
-{
-    (void)ctx;
-    (void)loop;
-    for (size_t i = 0; i < n; i++)
-        rill_emit_sink(em, 0, m[i].comp_id, m[i].key, m[i].data, m[i].len);
-    return 0;
-}
-
 static int fail_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n,
                       rill_emitter_t *em)
 {
@@ -334,7 +324,7 @@ static int fix_up(fix_t *f)
         fprintf(stderr, "  rill_worker_new: %s\n", rill_strerror(rc));
         return -1;
     }
-    rill_comp_ops_t pass = {pass_batch, NULL, NULL}, fail = {fail_batch, NULL, NULL};
+    rill_comp_ops_t pass = {tu_pass_batch, NULL, NULL}, fail = {fail_batch, NULL, NULL};
     if (rill_comp_register(f->w, COMP_PASS, "passthrough", &pass, 0) < 0 ||
         rill_comp_register(f->w, COMP_FAIL, FAIL_NAME, &fail, 0) < 0 ||
         rill_worker_start(f->w) < 0)

@@ -80,16 +80,6 @@ typedef struct cl {
     unsigned session_ms;
 } cl_t;
 
-static int pass_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n,
-                      rill_emitter_t *em)
-{
-    (void)ctx;
-    (void)loop;
-    for (size_t i = 0; i < n; i++)
-        rill_emit_sink(em, 0, m[i].comp_id, m[i].key, m[i].data, m[i].len);
-    return 0;
-}
-
 static int count_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n,
                        rill_emitter_t *em)
 {
@@ -160,7 +150,7 @@ static int cl_start(cl_t *c, unsigned i, const char *id)
         return rc;
     }
     t->port = (uint16_t)rill_worker_listener_port(t->w, 0);
-    static const rill_comp_ops_t pass = {pass_batch, NULL, NULL};
+    static const rill_comp_ops_t pass = {tu_pass_batch, NULL, NULL};
     static const rill_comp_ops_t count = {count_batch, NULL, NULL};
     if ((rc = rill_comp_register(t->w, COMP_PASS, "pass", &pass, 0)) < 0 ||
         (rc = rill_comp_register(t->w, COMP_COUNT, "count", &count, (uintptr_t)t)) < 0 ||

@@ -153,4 +153,8 @@ int tu_wait_stat_ge(const rill_worker_t *w, size_t off, uint64_t min, int timeou
 int tu_wait_stat_eq(const rill_worker_t *w, size_t off, uint64_t val, int timeout_ms,
                     uint64_t *last);
 
+/* A computation that passes every message to sink 0 unchanged, frame by frame. */
+int tu_pass_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n,
+                  rill_emitter_t *em);
+
 #endif /* RILL_TESTS_TCP_UTIL_H */
