@@ -4,7 +4,7 @@
  * sink slot), registers passthrough (id 1, emitting to sink 0) and count (id 2), and feeds
  * a prepared 16 KiB piece of 64-byte v1 frames (the size of one provided buffer) through
  * rill__decode + rill__dispatch of loop 0 inside a registry read section, the way
- * on_data() does, resetting the sink's pending buffer between pieces. Only user-space
+ * on_data() does, discarding what the sink queued between pieces. Only user-space
  * work is measured: decode + lookup + dispatch + the computation + emit.
  *
  * With --impl peer the same bytes go through the baseline peers' decoder and table
@@ -133,18 +133,17 @@ int main(int argc, char **argv)
     while (done < frames) {
         /* on_data(), minus the socket: one piece, decoded and dispatched in batches. */
         rill__registry_enter(w->reg, 0);
-        l->cache_comp = NULL;
+        rill__dispatch_begin(&l->dispatch, NULL);
         size_t pos = 0;
         while (pos < piece_len) {
             int n = rill__decode(&dec, piece, piece_len, &pos, l->views, RILL_BATCH_MAX);
             if (n < 0)
                 return 1;
             in += (uint64_t)n;
-            rill__dispatch(l, l->views, (size_t)n, 1);
+            rill__dispatch(&l->dispatch, l->views, (size_t)n, RILL_ROUTE_SOURCE);
         }
         rill__registry_exit(w->reg, 0);
-        l->sinks[0].pend.len = 0;
-        l->sinks[0].pend.frames = 0;
+        rill__link_discard(&l->links.sinks[0]);
         done += (long)per_piece;
     }
     printf("hotpath: impl=rill comp=%u frames=%ld in=%llu out=%llu\n", comp, done,

@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "frame/frame.h"
-#include "util/histogram.h"
+#include "histogram.h"
 
 #define SINK_READ_CHUNK (256u * 1024u)
 #define SINK_MAX_FRAME (64u * 1024u * 1024u) /* length fields above this are a broken stream */

@@ -21,6 +21,14 @@ static size_t handoff_ring_size(unsigned n)
     return each < ((size_t)256 << 10) ? ((size_t)256 << 10) : each > ((size_t)4 << 20) ? ((size_t)4 << 20) : each;
 }
 
+/* The cluster's notification: every loop looks at the new view (or the departure). */
+static void wake_loops(void *ctx)
+{
+    rill_worker_t *w = ctx;
+    for (unsigned i = 0; i < w->nloops; i++)
+        rill__loop_wake(w->loops[i]);
+}
+
 static void worker_free(rill_worker_t *w)
 {
     if (w->metrics)
@@ -125,8 +133,8 @@ int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg)
     for (unsigned i = 0; i < w->nloops; i++)
         if ((rc = rill__loop_new(&w->loops[i], w, i)) < 0)
             goto fail;
-    if (cfg->clustered &&
-        (rc = rill__cluster_new(&w->cluster, w, w->ports[w->peer_listener])) < 0)
+    if (cfg->clustered && (rc = rill__cluster_new(&w->cluster, w, w->ports[w->peer_listener],
+                                                  wake_loops, w)) < 0)
         goto fail;
     if (cfg->has_metrics && (rc = rill__metrics_start(&w->metrics, w, &cfg->metrics_addr)) < 0)
         goto fail;
@@ -151,13 +159,27 @@ int rill_worker_listener_port(const rill_worker_t *w, unsigned i)
     return w->ports[i];
 }
 
-/* Runs loop i; the caller has marked it LOOP_RUNNING. */
-static int run_marked(rill_worker_t *w, unsigned i)
+/* A started loop's ring exists, or could not be created (rc < 0). */
+static void loop_ready(void *ctx, int rc)
 {
-    int rc = rill__loop_run(w->loops[i]);
+    rill_worker_t *w = ctx;
+    pthread_mutex_lock(&w->lock);
+    w->ready++;
+    if (rc < 0 && !w->start_error)
+        w->start_error = rc;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Runs loop i; the caller has marked it LOOP_RUNNING. */
+static int run_marked(rill_worker_t *w, unsigned i, int started)
+{
+    int rc = rill__loop_run(w->loops[i], started ? loop_ready : NULL, w);
     pthread_mutex_lock(&w->lock);
     w->loop_state[i] = LOOP_DONE;
     w->exited++;
+    if (rc < 0 && !w->loop_error)
+        w->loop_error = rc;
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->lock);
     if (rc < 0)
@@ -174,8 +196,34 @@ static void *thread_main(void *p)
 {
     thread_arg_t a = *(thread_arg_t *)p;
     free(p);
-    run_marked(a.w, a.i);
+    run_marked(a.w, a.i, 1);
     return NULL;
+}
+
+/* Loop i will never run: it counts as exited and drained, so that the running ones need
+ * not wait for it. Under the lock. */
+static void retire_loop(rill_worker_t *w, unsigned i)
+{
+    w->loop_state[i] = LOOP_DONE;
+    w->exited++;
+    atomic_fetch_add(&w->drain_closed, 1);
+    atomic_fetch_add(&w->drain_flushed, 1);
+}
+
+/* A start failed after made threads were created: stop them and wait for them, so that
+ * no thread is left running. Called with the lock held; returns with it released. */
+static void abandon_start(rill_worker_t *w, unsigned made)
+{
+    for (unsigned i = made; i < w->nloops; i++)
+        retire_loop(w, i); /* no thread was made for them */
+    w->started = made;
+    pthread_mutex_unlock(&w->lock);
+    rill_worker_shutdown(w);
+    for (unsigned i = 0; i < made; i++)
+        pthread_join(w->threads[i], NULL);
+    pthread_mutex_lock(&w->lock);
+    w->started = 0;
+    pthread_mutex_unlock(&w->lock);
 }
 
 int rill_worker_start(rill_worker_t *w)
@@ -212,26 +260,18 @@ int rill_worker_start(rill_worker_t *w)
             break;
         }
     }
+    /* Return only once every ring exists: a kernel or container that forbids io_uring
+     * must show up here, not as a worker that runs and never serves. */
+    while (w->ready < made)
+        pthread_cond_wait(&w->cond, &w->lock);
+    if (rc == 0 && w->start_error)
+        rc = w->start_error;
+    if (rc == 0 && w->cluster && (rc = rill__cluster_start(w->cluster)) < 0)
+        rill__log("cannot start the cluster thread: %s", rill_strerror(rc));
     if (rc < 0) {
-        /* Loops that got no thread are done; the others drain and exit. */
-        for (unsigned i = made; i < w->nloops; i++) {
-            w->loop_state[i] = LOOP_DONE;
-            w->exited++;
-            atomic_fetch_add(&w->drain_closed, 1);
-            atomic_fetch_add(&w->drain_flushed, 1);
-        }
-        w->started = made; /* threads to join */
-        pthread_mutex_unlock(&w->lock);
-        rill_worker_shutdown(w);
-        for (unsigned i = 0; i < made; i++)
-            pthread_join(w->threads[i], NULL);
-        pthread_mutex_lock(&w->lock);
-        w->started = 0;
-        pthread_mutex_unlock(&w->lock);
+        abandon_start(w, made);
         return rc;
     }
-    if (w->cluster && (rc = rill__cluster_start(w->cluster)) < 0)
-        rill__log("cannot start the cluster thread: %s", rill_strerror(rc));
     pthread_mutex_unlock(&w->lock);
     return 0;
 }
@@ -249,10 +289,14 @@ int rill_worker_run(rill_worker_t *w, unsigned i)
     }
     w->loop_state[i] = LOOP_RUNNING;
     int rc = w->cluster ? rill__cluster_start(w->cluster) : 0; /* once, by the first loop */
-    pthread_mutex_unlock(&w->lock);
-    if (rc < 0)
+    if (rc < 0) {
+        w->loop_state[i] = LOOP_IDLE;
+        pthread_mutex_unlock(&w->lock);
         rill__log("cannot start the cluster thread: %s", rill_strerror(rc));
-    return run_marked(w, i);
+        return rc;
+    }
+    pthread_mutex_unlock(&w->lock);
+    return run_marked(w, i, 0);
 }
 
 void rill_worker_shutdown(rill_worker_t *w)
@@ -275,20 +319,16 @@ int rill_worker_wait(rill_worker_t *w)
         /* Once stopping, loops nobody runs will never run: count them as drained so that
          * the running ones need not wait for them. */
         if (atomic_load(&w->stopping)) {
-            for (unsigned i = 0; i < w->nloops; i++) {
-                if (w->loop_state[i] == LOOP_IDLE) {
-                    w->loop_state[i] = LOOP_DONE;
-                    w->exited++;
-                    atomic_fetch_add(&w->drain_closed, 1);
-                    atomic_fetch_add(&w->drain_flushed, 1);
-                }
-            }
+            for (unsigned i = 0; i < w->nloops; i++)
+                if (w->loop_state[i] == LOOP_IDLE)
+                    retire_loop(w, i);
             if (w->exited == w->nloops)
                 break;
         }
         pthread_cond_wait(&w->cond, &w->lock);
     }
     unsigned to_join = w->started;
+    int rc = w->loop_error;
     w->started = 0;
     pthread_mutex_unlock(&w->lock);
     if (to_join)
@@ -296,7 +336,7 @@ int rill_worker_wait(rill_worker_t *w)
             pthread_join(w->threads[i], NULL);
     if (w->cluster && atomic_load(&w->stopping))
         rill__cluster_stop(w->cluster);
-    return 0;
+    return rc;
 }
 
 int rill_worker_stop(rill_worker_t *w)

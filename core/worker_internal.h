@@ -6,14 +6,13 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "loop/handoff.h"
+#include "handoff/spsc.h"
 #include "loop/netaddr.h"
 #include "registry/registry.h"
+#include "util/limits.h"
+#include "util/log.h"
 #include "rill/rill.h"
 
-#define RILL_MAX_THREADS 64
-#define RILL_MAX_LISTENERS 16
-#define RILL_MAX_SINKS 16
 #define RILL_DEFAULT_MAX_FRAME (1u << 20)
 #define RILL_DEFAULT_SINK_BUFFER ((size_t)64 << 20)
 enum { LOOP_IDLE, LOOP_RUNNING, LOOP_DONE };
@@ -65,12 +64,6 @@ struct rill_config {
 
 typedef struct rill__loop rill__loop_t;
 
-/* Log-once flags: each protocol-error reason is logged the first time it happens. */
-typedef struct rill__log_flags {
-    atomic_int frame_short, frame_long, midframe, conn_err, sink_err, comp_err, unknown, refused, idle,
-        peer_err;
-} rill__log_flags_t;
-
 struct rill_worker {
     rill_config_t cfg;
     unsigned nloops;
@@ -87,10 +80,13 @@ struct rill_worker {
     int started;               /* rill_worker_start() spawned threads */
     unsigned running;          /* loops currently inside run (under lock) */
     unsigned exited;           /* loops that finished (under lock) */
+    unsigned ready;            /* started loops whose ring set-up has finished (under lock) */
+    int start_error;           /* first ring set-up failure of a started loop (under lock) */
+    int loop_error;            /* first error a loop exited with (under lock) */
     pthread_t threads[RILL_MAX_THREADS];
     atomic_int stopping;
 
-    /* Drain: quiescence across loops (see loop.c). */
+    /* Drain: quiescence across loops (see loop/drain.c). */
     atomic_uint drain_closed;  /* loops whose sources are all closed */
     atomic_uint drain_flushed; /* loops that ran their final flush */
     atomic_llong inflight;     /* bytes handed between or within loops, not yet processed */
@@ -102,5 +98,19 @@ struct rill_worker {
     struct rill__metrics *metrics; /* NULL unless configured */
     int peer_listener;             /* index of the peer listener, -1 when not clustered */
 };
+
+/* The decoder limit of a listener's connections: max_frame bounds a v1 length field
+ * (12 + payload), and every framing's payload is at most max_frame - 12, so that any
+ * message rill accepted can be re-encoded as a v1 frame within max_frame. The peer
+ * listener accepts up to the largest max_frame any member may have. */
+static inline uint32_t rill__listener_frame_limit(const rill_worker_t *w,
+                                                  const rill__listener_cfg_t *lc)
+{
+    if (lc->peer)
+        return RILL_MAX_FRAME_LIMIT;
+    if (lc->framing == RILL_FRAMING_RILL)
+        return w->cfg.max_frame;
+    return w->cfg.max_frame - 12; /* lp and line limit the payload itself */
+}
 
 #endif

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <zookeeper/zookeeper.h>
 
-#include "loop/loop.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "worker_internal.h"
@@ -54,6 +53,10 @@ struct rill__cluster {
     atomic_ullong view_changes;
     atomic_ullong zk_errors;
     atomic_int logged_bad_member, logged_unreachable, logged_id_taken;
+
+    /* Called (on the cluster thread) after a new view is published and after leaving. */
+    void (*notify)(void *ctx);
+    void *notify_ctx;
 };
 
 static const char *zk_state_name(int s)
@@ -93,12 +96,15 @@ static void watcher(zhandle_t *zh, int type, int state, const char *path, void *
     pthread_mutex_unlock(&c->mu);
 }
 
-int rill__cluster_new(rill__cluster_t **out, rill_worker_t *w, int peer_port)
+int rill__cluster_new(rill__cluster_t **out, rill_worker_t *w, int peer_port,
+                      void (*notify)(void *ctx), void *notify_ctx)
 {
     rill__cluster_t *c = calloc(1, sizeof *c);
     if (!c)
         return RILL_ENOMEM;
     c->w = w;
+    c->notify = notify;
+    c->notify_ctx = notify_ctx;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cond, NULL);
     const rill_config_t *cfg = &w->cfg;
@@ -192,8 +198,7 @@ static void publish(rill__cluster_t *c, rill_view_t *v)
     atomic_fetch_add(&c->view_changes, 1);
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->mu);
-    for (unsigned i = 0; i < c->w->nloops; i++)
-        rill__loop_wake(c->w->loops[i]);
+    c->notify(c->notify_ctx);
     if (old) {
         /* Loops read views inside their registry sections only. */
         rill__registry_wait_readers(c->w->reg);
@@ -384,8 +389,7 @@ static void *cluster_main(void *arg)
     }
     close_session(c);
     atomic_store(&c->left_at, rill__now_ns());
-    for (unsigned i = 0; i < w->nloops; i++)
-        rill__loop_wake(w->loops[i]);
+    c->notify(c->notify_ctx);
     return NULL;
 }
 
@@ -394,8 +398,11 @@ int rill__cluster_start(rill__cluster_t *c)
     if (c->started)
         return 0;
     int e = pthread_create(&c->thread, NULL, cluster_main, c);
-    if (e)
+    if (e) {
+        /* Never joined, so nothing to leave: the loops need not wait for a departure. */
+        atomic_store(&c->left_at, rill__now_ns() - RILL_LEAVE_GRACE_NS);
         return -e;
+    }
     c->started = 1;
     return 0;
 }

@@ -17,8 +17,11 @@
 typedef struct rill__cluster rill__cluster_t;
 
 /* Prepares (does not start) the cluster state of w; peer_port is the bound port of the
- * worker's peer listener. Returns 0 or RILL_ENOMEM. */
-int rill__cluster_new(rill__cluster_t **out, rill_worker_t *w, int peer_port);
+ * worker's peer listener. notify(notify_ctx) runs on the cluster thread whenever the
+ * loops have something to look at: a new view, or the worker has left. Returns 0,
+ * RILL_EINVAL or RILL_ENOMEM. */
+int rill__cluster_new(rill__cluster_t **out, rill_worker_t *w, int peer_port,
+                      void (*notify)(void *ctx), void *notify_ctx);
 /* Starts the cluster thread (once). Returns 0 or -errno. */
 int rill__cluster_start(rill__cluster_t *c);
 /* Leaves the cluster (deletes the member node, closes the session) and joins the thread. */

@@ -1,18 +1,63 @@
-/* Dispatch: from decoded views to computation calls.
+/* Dispatch: from decoded views to computation calls, and the emits that come back.
  *
- * Views of one decoded piece are split by owning loop (frames for keys another loop owns
- * are appended to that loop's handoff staging), the local ones keep their order, and
- * each run of consecutive views for one computation id reaches it in one call. */
+ * Views are routed by key: to the member that owns the key (its peer link), to the loop
+ * that owns it (handoff staging), or kept; the kept ones keep their order, and each run
+ * of consecutive views for one computation id reaches it in one call. Emits to a
+ * computation on this same loop wait in the local queue until the current batch has
+ * returned (rill__dispatch_run_local). */
 #ifndef RILL_CORE_DISPATCH_H
 #define RILL_CORE_DISPATCH_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
-#include "loop/loop.h"
+#include "cluster/view.h"
+#include "frame/frame.h"
+#include "handoff/stage.h"
+#include "link/link.h"
+#include "registry/registry.h"
+#include "stats/loop_stats.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+#define RILL_BATCH_MAX 256 /* views handed to one dispatch call at most */
+
+/* Where views come from, which decides how far they may still travel. */
+enum {
+    RILL_ROUTE_LOCAL = 0,  /* known to be this loop's: handoff and local traffic */
+    RILL_ROUTE_SOURCE = 1, /* from a source: may belong to another member or loop */
+    RILL_ROUTE_PEER = 2,   /* forwarded by a member: stays in this worker (another loop
+                            * perhaps), never sent back */
+};
+
+typedef struct rill__dispatch {
+    unsigned idx, nloops;
+    int clustered;
+    int dead_letter;       /* sink for unknown computation ids, or -1 */
+    uint32_t max_payload;  /* largest payload an emit accepts: max_frame - 12 */
+    rill__registry_t *reg;
+    rill__links_t *links;
+    rill__handoff_t *handoff;
+    rill__loop_stats_t *stats;
+    rill__log_flags_t *logged;
+    atomic_llong *inflight;
+    const rill_view_t *view; /* the view of the current registry section, or NULL */
+
+    uint64_t emitted;      /* frames emitted to sinks, not yet added to stats.msgs_out */
+    uint32_t cache_id;     /* one-entry lookup cache, valid within one read section */
+    const rill__comp_t *cache_comp;
+    rill_msg_t mine[RILL_BATCH_MAX];
+    rill_msg_t scratch[RILL_BATCH_MAX];
+
+    /* emit_comp to a key this loop owns: processed after the current batch. */
+    rill__buf_t local;
+    rill__buf_t local_run; /* the generation of local being processed */
+    rill__decoder_t local_dec;
+} rill__dispatch_t;
 
 /* The emitter handed to callbacks. */
 struct rill_emitter {
-    rill__loop_t *loop;
+    rill__dispatch_t *d;
 };
 
 /* Which loop owns key among n loops. Keys are mixed first: applications often use
@@ -25,17 +70,43 @@ static inline unsigned rill__key_loop(uint64_t key, unsigned n)
     return (unsigned)(((unsigned __int128)key * n) >> 64);
 }
 
-/* Dispatches n views received by loop l. route 1: source traffic, which may belong to
- * another member of the cluster or another loop; route 2: frames forwarded by a member,
- * which stay in this worker (they may still belong to another loop); route 0: frames
- * known to be l's (handoff and local traffic). */
-void rill__dispatch(rill__loop_t *l, const rill_msg_t *v, size_t n, int route);
+/* Fills d for loop idx of nloops (the pointers stay owned by the caller). */
+void rill__dispatch_init(rill__dispatch_t *d, unsigned idx, unsigned nloops, int clustered,
+                         int dead_letter, uint32_t max_frame, rill__registry_t *reg,
+                         rill__links_t *links, rill__handoff_t *handoff,
+                         rill__loop_stats_t *stats, rill__log_flags_t *logged,
+                         atomic_llong *inflight);
+void rill__dispatch_free(rill__dispatch_t *d);
 
-/* Runs every registered computation's flush callback on loop l. */
-void rill__dispatch_flush(rill__loop_t *l);
+/* A registry read section began: the lookup cache is void, view is the current one. */
+static inline void rill__dispatch_begin(rill__dispatch_t *d, const rill_view_t *view)
+{
+    d->cache_comp = NULL;
+    d->view = view;
+}
 
-/* Appends one v1 frame to loop l's handoff staging for loop dst. */
-void rill__stage_frame(rill__loop_t *l, unsigned dst, uint32_t comp_id, uint64_t key,
-                       const void *data, uint32_t len);
+/* Dispatches n views; route is a RILL_ROUTE_* value. */
+void rill__dispatch(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int route);
+
+/* Queues m on the link to view member `member`. Returns 0, or the reason it was
+ * dropped (RILL_EFULL, RILL_ENOMEM; counted in peer_dropped). */
+int rill__dispatch_forward(rill__dispatch_t *d, int member, const rill_msg_t *m);
+
+/* Runs every registered computation's flush callback. */
+void rill__dispatch_flush(rill__dispatch_t *d);
+
+/* Processes the local queue, a bounded number of generations (a chain of computations
+ * that keeps emitting continues next time). Returns non-zero when frames remain. */
+int rill__dispatch_run_local(rill__dispatch_t *d);
+
+/* Frames waiting in the local queue (bytes). */
+static inline size_t rill__dispatch_local_bytes(const rill__dispatch_t *d)
+{
+    return d->local.len;
+}
+
+/* Routes the frames of b (rill's own v1 encoding) again under the current view, counted
+ * as rerouted, and empties b. */
+void rill__dispatch_reroute(rill__dispatch_t *d, rill__buf_t *b);
 
 #endif

@@ -2,7 +2,7 @@
 #include <pthread.h>
 
 #include "harness.h"
-#include "loop/handoff.h"
+#include "handoff/spsc.h"
 
 static int basic(void)
 {

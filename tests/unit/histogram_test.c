@@ -1,6 +1,6 @@
 /* core/util/histogram.c: quantiles within 1/RILL_HIST_SUB, min/max/count/sum, merge, edges. */
 #include "harness.h"
-#include "util/histogram.h"
+#include "histogram.h"
 
 #include <math.h> /* NAN only: no libm needed */
 

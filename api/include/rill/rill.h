@@ -270,10 +270,14 @@ RILL_EXTERN int rill_worker_metrics_port(const rill_worker_t *w);
 RILL_EXTERN int rill_worker_listener_port(const rill_worker_t *w, unsigned i);
 
 /*
- * Starts one thread per loop and returns once they run. Returns 0, RILL_EINVAL (w NULL),
- * RILL_ESTATE (already started or stopped, or a loop is being run by rill_worker_run()),
- * RILL_ELOOPTHREAD (called from a loop thread), or RILL_ENOMEM / -errno from thread
- * creation (then no thread is left running). Any thread, not from a callback.
+ * Starts one thread per loop and returns once every loop's io_uring exists (and, when
+ * clustered, the cluster thread runs). Returns 0, RILL_EINVAL (w NULL), RILL_ESTATE
+ * (already started or stopped, or a loop is being run by rill_worker_run()),
+ * RILL_ELOOPTHREAD (called from a loop thread), RILL_ENOMEM / -errno from thread
+ * creation, or the first loop's ring set-up error (-EPERM or -ENOSYS where io_uring is
+ * forbidden or absent, RILL_EUNSUPPORTED, RILL_ENOMEM). On any failure no thread is left
+ * running and the worker cannot be started again: destroy it. Any thread, not from a
+ * callback.
  */
 RILL_EXTERN int rill_worker_start(rill_worker_t *w);
 
@@ -282,8 +286,10 @@ RILL_EXTERN int rill_worker_start(rill_worker_t *w);
  * their own threads (each of the threads loops must be run for traffic to flow, and for
  * a stop to complete). The loop's io_uring is created on this thread. Returns 0 after a
  * clean drain, RILL_ESTATE if loop i runs already (or the worker was started), RILL_EINVAL
- * for a bad index, RILL_ELOOPTHREAD from a loop thread, or -errno / RILL_EUNSUPPORTED /
- * RILL_ENOMEM when the ring cannot be set up. Not from a callback.
+ * for a bad index, RILL_ELOOPTHREAD from a loop thread, -errno / RILL_EUNSUPPORTED /
+ * RILL_ENOMEM when the ring cannot be set up (the worker's other loops are then shut
+ * down), or -errno from the cluster thread's creation (the first run of a clustered
+ * worker starts it). Not from a callback.
  */
 RILL_EXTERN int rill_worker_run(rill_worker_t *w, unsigned i);
 
@@ -300,15 +306,17 @@ RILL_EXTERN void rill_worker_shutdown(rill_worker_t *w);
 /*
  * Waits until every loop has exited — after rill_worker_shutdown() was called from
  * elsewhere (a signal handler, a callback, another thread) — and joins the threads
- * rill_worker_start() created. Returns 0, RILL_EINVAL, or RILL_ELOOPTHREAD when called
+ * rill_worker_start() created. Returns 0 when every loop drained cleanly, the first
+ * error a loop exited with (its ring set-up failed, or its io_uring wait failed; the
+ * worker's other loops were then shut down), RILL_EINVAL, or RILL_ELOOPTHREAD when called
  * from a loop thread. Any other thread.
  */
 RILL_EXTERN int rill_worker_wait(rill_worker_t *w);
 
 /*
  * rill_worker_shutdown() followed by rill_worker_wait(): returns once the worker has
- * drained and every loop has exited. Returns 0, RILL_EINVAL, or RILL_ELOOPTHREAD when
- * called from a loop thread. Any other thread.
+ * drained and every loop has exited. Returns what rill_worker_wait() returns. Any thread
+ * but a loop thread.
  */
 RILL_EXTERN int rill_worker_stop(rill_worker_t *w);
 

@@ -2,8 +2,8 @@
  * each split into RILL_HIST_SUB linear sub-buckets, so any recorded value is reported
  * within 1/RILL_HIST_SUB (about 3 %) of itself at any magnitude, in fixed memory.
  * Not thread-safe: keep one per thread and merge. */
-#ifndef RILL_CORE_HISTOGRAM_H
-#define RILL_CORE_HISTOGRAM_H
+#ifndef RILL_BENCH_HISTOGRAM_H
+#define RILL_BENCH_HISTOGRAM_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -28,4 +28,4 @@ void rill__hist_merge(rill__hist_t *dst, const rill__hist_t *src);
  * above the recorded maximum. 0 when empty. */
 uint64_t rill__hist_quantile(const rill__hist_t *h, double q);
 
-#endif /* RILL_CORE_HISTOGRAM_H */
+#endif /* RILL_BENCH_HISTOGRAM_H */

@@ -1,4 +1,4 @@
-#include "loop/handoff.h"
+#include "handoff/spsc.h"
 
 #include <stdlib.h>
 #include <string.h>

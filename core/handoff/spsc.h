@@ -6,8 +6,8 @@
  * so neither side copies per message beyond the single append. Head and tail sit on
  * separate cache lines; each side caches the other's index and reloads it only when the
  * cached value says the ring is full or empty. */
-#ifndef RILL_CORE_HANDOFF_H
-#define RILL_CORE_HANDOFF_H
+#ifndef RILL_CORE_SPSC_H
+#define RILL_CORE_SPSC_H
 
 #include <stddef.h>
 #include <stdint.h>

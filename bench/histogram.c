@@ -3,7 +3,7 @@
  * buckets are 2^(e - SUB_BITS) wide. A bucket's width is thus at most 1/RILL_HIST_SUB of
  * its lower bound, which is the promised relative error. UINT64_MAX lands in the last
  * bucket, RILL_HIST_BUCKETS - 1. */
-#include "util/histogram.h"
+#include "histogram.h"
 
 #include <string.h>
 

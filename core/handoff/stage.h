@@ -1,0 +1,66 @@
+/* One loop's side of the cross-loop handoff: per-destination staging in front of the
+ * SPSC rings it produces into, and the decoding of the rings it consumes.
+ *
+ * A frame whose key another loop owns is encoded once into stage[dst]; once per
+ * iteration the stages are pushed into the rings (what does not fit waits for the next
+ * push) and each destination that got bytes is woken once. The consumer reads a ring in
+ * steps of contiguous bytes and decodes them like a socket stream: a frame cut by the
+ * end of a step or by the ring's wrap waits in the source's decoder carry. Every staged
+ * byte is counted in the worker's inflight total until its consumer has processed it,
+ * which is how the drain knows that nothing is in flight anywhere. */
+#ifndef RILL_CORE_STAGE_H
+#define RILL_CORE_STAGE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frame/frame.h"
+#include "handoff/spsc.h"
+#include "util/buf.h"
+
+typedef struct rill__handoff {
+    unsigned self, n;          /* this loop, loops in the worker */
+    rill__spsc_t **out;        /* out[d]: this loop's ring to loop d */
+    rill__spsc_t **in;         /* in[s]: loop s's ring to this loop */
+    rill__decoder_t *in_dec;   /* in_dec[s]: frames cut by a step of in[s] */
+    rill__buf_t *stage;        /* stage[d]: frames for loop d not yet in out[d] */
+    atomic_llong *inflight;    /* the worker's bytes handed over, not yet processed */
+    uint64_t *dropped;         /* frames dropped for lack of memory (handoff_dropped) */
+    /* The step being read (rill__handoff_begin .. rill__handoff_end). */
+    const uint8_t *step;
+    size_t step_len, step_pos;
+} rill__handoff_t;
+
+/* Sets up loop self's side of the n x n rings (rings[src * n + dst]). Returns 0 or
+ * RILL_ENOMEM. */
+int rill__handoff_init(rill__handoff_t *h, unsigned self, unsigned n, rill__spsc_t *rings,
+                       atomic_llong *inflight, uint64_t *dropped);
+void rill__handoff_free(rill__handoff_t *h);
+
+/* Appends one v1 frame for loop dst to its stage. Returns 0, or RILL_ENOMEM when the
+ * stage cannot grow (the frame is dropped and counted). */
+int rill__handoff_stage(rill__handoff_t *h, unsigned dst, uint32_t comp_id, uint64_t key,
+                        const void *data, uint32_t len);
+
+/* Moves staged bytes into the rings, and calls wake(ctx, dst) once for each destination
+ * that received bytes. */
+void rill__handoff_push(rill__handoff_t *h, void (*wake)(void *ctx, unsigned dst), void *ctx);
+
+/* Bytes staged for all destinations, and for the fullest one. */
+size_t rill__handoff_staged(const rill__handoff_t *h, size_t *largest);
+
+/* Reading ring src: begin takes the next step of at most max bytes (returns its length,
+ * 0 when the ring is empty); next decodes up to cap views of it (0 when the step is
+ * used up; the views stay valid until the next call); end releases the step. */
+size_t rill__handoff_begin(rill__handoff_t *h, unsigned src, size_t max);
+size_t rill__handoff_next(rill__handoff_t *h, unsigned src, rill_msg_t *views, size_t cap);
+void rill__handoff_end(rill__handoff_t *h, unsigned src);
+
+/* Bytes waiting in ring src (a snapshot). */
+static inline size_t rill__handoff_waiting(const rill__handoff_t *h, unsigned src)
+{
+    return rill__spsc_used(h->in[src]);
+}
+
+#endif

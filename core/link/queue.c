@@ -1,0 +1,160 @@
+/* The links' queues: set-up, the one capacity check and drop accounting, and the
+ * figures the loop reads for backpressure, gauges and the drain. */
+#include <string.h>
+#include <unistd.h>
+
+#include "link/link.h"
+#include "util/stat.h"
+
+static void link_reset(rill__link_t *k, uint64_t *dropped)
+{
+    memset(k, 0, sizeof *k);
+    k->fd = -1; /* never 0: that would be stdin, and closing it would hurt the embedder */
+    k->dropped = dropped;
+}
+
+void rill__links_init(rill__links_t *ls, rill__ring_t *ring, rill__loop_stats_t *stats,
+                      rill__log_flags_t *logged, size_t cap, const rill__addr_t *sinks,
+                      unsigned nsinks, int clustered)
+{
+    memset(ls, 0, sizeof *ls);
+    ls->ring = ring;
+    ls->stats = stats;
+    ls->logged = logged;
+    ls->cap = cap;
+    ls->nsinks = nsinks;
+    ls->clustered = clustered;
+    for (unsigned s = 0; s < RILL_MAX_SINKS; s++) {
+        link_reset(&ls->sinks[s], &stats->sink_dropped);
+        if (s < nsinks)
+            ls->sinks[s].addr = sinks[s];
+    }
+    for (unsigned p = 0; p < RILL_MAX_MEMBERS; p++) {
+        link_reset(&ls->peers[p], &stats->peer_dropped);
+        ls->peer_of[p] = -1;
+    }
+}
+
+void rill__links_close(rill__links_t *ls)
+{
+    for (unsigned s = 0; s < RILL_MAX_SINKS; s++)
+        if (ls->sinks[s].fd >= 0) {
+            close(ls->sinks[s].fd);
+            ls->sinks[s].fd = -1;
+        }
+    for (unsigned p = 0; p < RILL_MAX_MEMBERS; p++)
+        if (ls->peers[p].fd >= 0) {
+            close(ls->peers[p].fd);
+            ls->peers[p].fd = -1;
+        }
+}
+
+void rill__links_free(rill__links_t *ls)
+{
+    rill__links_close(ls);
+    for (unsigned s = 0; s < RILL_MAX_SINKS; s++) {
+        rill__buf_free(&ls->sinks[s].pend);
+        rill__buf_free(&ls->sinks[s].fly);
+    }
+    for (unsigned p = 0; p < RILL_MAX_MEMBERS; p++) {
+        rill__buf_free(&ls->peers[p].pend);
+        rill__buf_free(&ls->peers[p].fly);
+    }
+    rill__buf_free(&ls->reroute);
+}
+
+int rill__link_reserve(rill__links_t *ls, rill__link_t *k, size_t bytes, uint64_t frames)
+{
+    int rc = rill__buf_reserve(&k->pend, bytes, ls->cap);
+    if (rc < 0)
+        RILL_STAT_ADD(*k->dropped, frames);
+    return rc;
+}
+
+size_t rill__link_append_msgs(rill__links_t *ls, rill__link_t *k, const rill_msg_t *m, size_t n,
+                              size_t bytes)
+{
+    if (k->pend.len + bytes > k->pend.cap && rill__buf_reserve(&k->pend, bytes, ls->cap) < 0) {
+        size_t queued = 0; /* each frame that does not fit is counted by the append */
+        for (size_t i = 0; i < n; i++)
+            queued += rill__link_append(ls, k, m[i].comp_id, m[i].key, m[i].data, m[i].len) == 0;
+        return queued;
+    }
+    uint8_t *out = k->pend.data + k->pend.len;
+    for (size_t i = 0; i < n; i++)
+        out += rill__frame_encode(out, m[i].comp_id, m[i].key, m[i].data, m[i].len);
+    k->pend.len += bytes;
+    k->pend.frames += n;
+    return n;
+}
+
+void rill__link_discard(rill__link_t *k)
+{
+    k->pend.len = 0;
+    k->pend.frames = 0;
+}
+
+/* Calls fn for every link in use: the configured sinks and the peer links. */
+#define FOR_EACH_LINK(ls, k, body)                                                            \
+    do {                                                                                      \
+        for (unsigned i_ = 0; i_ < (ls)->nsinks; i_++) {                                      \
+            const rill__link_t *k = &(ls)->sinks[i_];                                         \
+            body;                                                                             \
+        }                                                                                     \
+        for (unsigned i_ = 0; (ls)->clustered && i_ < RILL_MAX_MEMBERS; i_++) {               \
+            const rill__link_t *k = &(ls)->peers[i_];                                         \
+            if (k->in_use) {                                                                  \
+                body;                                                                         \
+            }                                                                                 \
+        }                                                                                     \
+    } while (0)
+
+int rill__links_idle(const rill__links_t *ls)
+{
+    int idle = 1;
+    FOR_EACH_LINK(ls, k, idle &= k->pend.len == 0 && !k->sending);
+    return idle;
+}
+
+size_t rill__links_queued(const rill__links_t *ls)
+{
+    size_t bytes = 0;
+    FOR_EACH_LINK(ls, k, bytes += k->pend.len + (k->sending ? k->fly.len : 0));
+    return bytes;
+}
+
+void rill__links_pressure(const rill__links_t *ls, size_t hi, size_t lo, int *high, int *low)
+{
+    int h = 0, w = 1;
+    FOR_EACH_LINK(ls, k, {
+        h |= k->pend.len > hi;
+        w &= k->pend.len <= lo;
+    });
+    *high = h;
+    *low = w;
+}
+
+uint64_t rill__links_next_retry(const rill__links_t *ls, uint64_t now)
+{
+    uint64_t wait = UINT64_MAX;
+    FOR_EACH_LINK(ls, k, {
+        if (k->state == RILL_LINK_DOWN && !k->retiring) {
+            uint64_t until = k->retry_at > now ? k->retry_at - now : 0;
+            if (until < wait)
+                wait = until;
+        }
+    });
+    return wait;
+}
+
+void rill__links_count_unsent(rill__links_t *ls)
+{
+    for (unsigned s = 0; s < RILL_MAX_SINKS; s++) {
+        rill__link_t *k = &ls->sinks[s];
+        RILL_STAT_ADD(*k->dropped, k->pend.frames + (k->sending ? k->fly.frames : 0));
+    }
+    for (unsigned p = 0; p < RILL_MAX_MEMBERS; p++) {
+        rill__link_t *k = &ls->peers[p];
+        RILL_STAT_ADD(*k->dropped, k->pend.frames + (k->sending ? k->fly.frames : 0));
+    }
+}

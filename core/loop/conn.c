@@ -1,0 +1,281 @@
+/* Source connections: accept, multishot recv, decoding into dispatch, protocol errors,
+ * cancel-then-close, and the idle sweep. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "loop/internal.h"
+#include "util/stat.h"
+
+void rill__conn_arm_accept(rill__loop_t *l, unsigned li)
+{
+    struct io_uring_sqe *sqe = rill__ring_sqe(&l->ring);
+    io_uring_prep_multishot_accept(sqe, l->w->listen_fds[li][l->idx], NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, RILL_UD(RILL_OP_ACCEPT, li, 0));
+    l->accept_armed[li] = 1;
+}
+
+void rill__conn_arm_recv(rill__loop_t *l, unsigned slot)
+{
+    rill__conn_t *c = &l->conns[slot];
+    struct io_uring_sqe *sqe = rill__ring_sqe(&l->ring);
+    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = RILL_BUF_GROUP;
+    io_uring_sqe_set_data64(sqe, RILL_UD(RILL_OP_RECV, slot, c->gen));
+    c->recv_armed = 1;
+}
+
+static int conn_slot(rill__loop_t *l)
+{
+    for (unsigned i = 0; i < l->nconns; i++)
+        if (!l->conns[i].in_use)
+            return (int)i;
+    if (l->nconns == l->conns_cap) {
+        unsigned cap = l->conns_cap ? l->conns_cap * 2 : 64;
+        if (cap > 0xffffffu)
+            return RILL_EFULL;
+        rill__conn_t *c = realloc(l->conns, cap * sizeof *c);
+        if (!c)
+            return RILL_ENOMEM;
+        memset(c + l->conns_cap, 0, (cap - l->conns_cap) * sizeof *c);
+        l->conns = c;
+        l->conns_cap = cap;
+    }
+    return (int)l->nconns++;
+}
+
+static void conn_finish_close(rill__loop_t *l, rill__conn_t *c)
+{
+    close(c->fd);
+    c->fd = -1;
+    rill__decoder_free(&c->dec);
+    c->in_use = 0;
+    c->closing = 0;
+    c->gen++;
+    l->conns_open--;
+    atomic_fetch_sub_explicit(&l->w->conns_open, 1, memory_order_relaxed);
+    RILL_STAT_SET(l->stats.conns_open, l->conns_open);
+}
+
+void rill__conn_close(rill__loop_t *l, unsigned slot, int reason)
+{
+    rill__conn_t *c = &l->conns[slot];
+    if (c->closing)
+        return;
+    c->closing = 1;
+    c->close_reason = reason;
+    if (!c->recv_armed) {
+        conn_finish_close(l, c);
+        return;
+    }
+    /* Cancel before close: the fd is closed only after the recv's last completion, so
+     * no completion can ever refer to a reused descriptor. */
+    rill__ring_cancel(&l->ring, RILL_UD(RILL_OP_RECV, slot, c->gen));
+}
+
+/* Refuses an accepted descriptor: the worker is full or stopping. */
+static int over_limit(rill__loop_t *l)
+{
+    if (atomic_fetch_add_explicit(&l->w->conns_open, 1, memory_order_relaxed) <
+        l->w->cfg.max_conns)
+        return 0;
+    atomic_fetch_sub_explicit(&l->w->conns_open, 1, memory_order_relaxed);
+    RILL_STAT_ADD(l->stats.conns_refused, 1);
+    rill__log_once(&l->w->logged.refused,
+                   "refusing connections beyond max_conns %u (counted in conns_refused)",
+                   l->w->cfg.max_conns);
+    return 1;
+}
+
+static void conn_open(rill__loop_t *l, unsigned li, int fd)
+{
+    int slot = conn_slot(l);
+    if (slot < 0) {
+        atomic_fetch_sub_explicit(&l->w->conns_open, 1, memory_order_relaxed);
+        close(fd);
+        RILL_STAT_ADD(l->stats.err_conn, 1);
+        return;
+    }
+    rill__conn_t *c = &l->conns[slot];
+    const rill__listener_cfg_t *lc = &l->w->cfg.listeners[li];
+    c->fd = fd;
+    c->in_use = 1;
+    c->closing = 0;
+    c->recv_armed = 0;
+    c->listener = (uint8_t)li;
+    c->close_reason = 0;
+    c->frame_since = 0;
+    c->peer = (uint8_t)lc->peer;
+    rill__decoder_init(&c->dec, lc->framing, rill__listener_frame_limit(l->w, lc), lc->comp_id,
+                       lc->has_key, lc->key);
+    l->conns_open++;
+    RILL_STAT_ADD(l->stats.conns_accepted, 1);
+    RILL_STAT_SET(l->stats.conns_open, l->conns_open);
+    rill__conn_arm_recv(l, (unsigned)slot);
+}
+
+void rill__conn_on_accept(rill__loop_t *l, const struct io_uring_cqe *cqe)
+{
+    unsigned li = RILL_UD_IDX(cqe->user_data);
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        l->accept_armed[li] = 0;
+    if (cqe->res < 0) {
+        if (cqe->res != -ECANCELED) {
+            rill__log_once(&l->w->logged.conn_err, "accept failed: %s (counted in err_conn)",
+                           rill_strerror(cqe->res));
+            RILL_STAT_ADD(l->stats.err_conn, 1);
+        }
+    } else if (l->phase != PH_RUN || over_limit(l)) {
+        close(cqe->res);
+    } else {
+        conn_open(l, li, cqe->res);
+    }
+    if (!l->accept_armed[li] && l->phase == PH_RUN && cqe->res != -ECANCELED)
+        rill__conn_arm_accept(l, li);
+}
+
+static void protocol_error(rill__loop_t *l, unsigned slot, int err)
+{
+    rill_worker_t *w = l->w;
+    if (err == RILL_EFRAME_SHORT) {
+        RILL_STAT_ADD(l->stats.err_frame_short, 1);
+        rill__log_once(&w->logged.frame_short,
+                       "closing a connection: frame length below 12 (further cases only counted)");
+    } else if (err == RILL_EFRAME_LONG) {
+        RILL_STAT_ADD(l->stats.err_frame_long, 1);
+        rill__log_once(&w->logged.frame_long,
+                       "closing a connection: frame length above max_frame %u (further cases "
+                       "only counted)",
+                       w->cfg.max_frame);
+    } else {
+        RILL_STAT_ADD(l->stats.err_conn, 1);
+        rill__log_once(&w->logged.conn_err, "closing a connection: %s", rill_strerror(err));
+    }
+    rill__conn_close(l, slot, err);
+}
+
+void rill__conn_on_data(rill__loop_t *l, unsigned slot, const uint8_t *data, size_t len)
+{
+    rill__conn_t *c = &l->conns[slot];
+    RILL_STAT_ADD(l->stats.bytes_in, len);
+    int route = c->peer ? RILL_ROUTE_PEER : RILL_ROUTE_SOURCE;
+    size_t pos = 0;
+    uint64_t msgs = 0;
+    while (pos < len) {
+        int n = rill__decode(&c->dec, data, len, &pos, l->views, RILL_BATCH_MAX);
+        if (n < 0) {
+            protocol_error(l, slot, n);
+            break;
+        }
+        if (n > 0) {
+            msgs += (uint64_t)n;
+            rill__dispatch(&l->dispatch, l->views, (size_t)n, route);
+        }
+    }
+    if (c->peer)
+        RILL_STAT_ADD(l->stats.peer_in, msgs);
+    else
+        RILL_STAT_ADD(l->stats.msgs_in, msgs);
+    /* When did the frame now pending begin? A new one if frames completed here. */
+    if (!rill__decoder_midframe(&c->dec))
+        c->frame_since = 0;
+    else if (msgs || !c->frame_since)
+        c->frame_since = l->now;
+}
+
+void rill__conn_recv_result(rill__loop_t *l, unsigned slot, int res)
+{
+    rill__conn_t *c = &l->conns[slot];
+    if (res == 0) {
+        if (rill__decoder_midframe(&c->dec)) {
+            RILL_STAT_ADD(l->stats.err_midframe, 1);
+            rill__log_once(&l->w->logged.midframe,
+                           "a connection closed inside a frame; the partial frame is dropped "
+                           "(further cases only counted)");
+        }
+        rill__conn_close(l, slot, 0);
+    } else if (res == -ENOBUFS) {
+        RILL_STAT_ADD(l->stats.enobufs, 1);
+    } else if (res < 0 && res != -ECANCELED) {
+        RILL_STAT_ADD(l->stats.err_conn, 1);
+        rill__log_once(&l->w->logged.conn_err, "connection failed: %s (counted in err_conn)",
+                       rill_strerror(res));
+        rill__conn_close(l, slot, res);
+    }
+    if (!c->in_use || c->recv_armed)
+        return;
+    if (c->closing) {
+        conn_finish_close(l, c); /* the recv's last completion: now the fd may go */
+    } else if (res > 0 || res == -ENOBUFS) {
+        if (l->paused) {
+            c->rearm = 1; /* backpressure: leave the data in the kernel for now */
+            l->rearm_pending++;
+        } else {
+            rill__conn_arm_recv(l, slot); /* multishot ended (e.g. buffers ran dry): re-arm */
+        }
+    } else {
+        rill__conn_close(l, slot, res);
+    }
+}
+
+void rill__conn_on_recv(rill__loop_t *l, const struct io_uring_cqe *cqe)
+{
+    unsigned slot = RILL_UD_IDX(cqe->user_data);
+    rill__conn_t *c = slot < l->nconns ? &l->conns[slot] : NULL;
+    int valid = c && c->in_use && c->gen == RILL_UD_GEN(cqe->user_data);
+    int res = cqe->res;
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        if (res > 0 && valid && !c->closing && (l->paused || l->held_count)) {
+            rill__bp_hold(l, slot, bid, (unsigned)res); /* processed on resume, in order */
+        } else {
+            if (res > 0 && valid && !c->closing) {
+                rill__conn_on_data(l, slot, rill__ring_buffer(&l->ring, bid), (size_t)res);
+                /* Per buffer, not per iteration: one iteration may bring 64 buffers, more
+                 * than the headroom above the high watermark. */
+                rill__bp_update(l);
+            }
+            /* Back after the batch it fed was dispatched: views point into it. */
+            rill__ring_return_buffer(&l->ring, bid);
+        }
+    }
+    if (!valid)
+        return;
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        c->recv_armed = 0;
+    if (c->held && res <= 0 && res != -ENOBUFS) {
+        c->end_held = 1; /* EOF or error after held data: apply it once that is processed */
+        c->end_res = res;
+        return;
+    }
+    rill__conn_recv_result(l, slot, res);
+}
+
+/* Half the idle timeout, between 10 ms and 1 s: a stalled connection goes within 1.5x. */
+uint64_t rill__conn_sweep_interval(const rill_worker_t *w)
+{
+    uint64_t ns = (uint64_t)w->cfg.idle_ms * 500000u;
+    return ns < 10000000u ? 10000000u : ns > 1000000000u ? 1000000000u : ns;
+}
+
+/* Closes connections that have been inside one frame for longer than idle_ms: a stuck
+ * sender, or one trickling bytes to hold a carry buffer (slowloris). Connections idle
+ * between frames stay. */
+void rill__conn_sweep_idle(rill__loop_t *l, uint64_t now)
+{
+    uint64_t limit = (uint64_t)l->w->cfg.idle_ms * 1000000u;
+    for (unsigned i = 0; i < l->nconns; i++) {
+        rill__conn_t *c = &l->conns[i];
+        if (c->in_use && !c->closing && !c->held && c->frame_since &&
+            now - c->frame_since > limit) {
+            RILL_STAT_ADD(l->stats.err_idle, 1);
+            rill__log_once(&l->w->logged.idle,
+                           "closing a connection stalled inside a frame for over %u ms (further "
+                           "cases only counted in err_idle)",
+                           l->w->cfg.idle_ms);
+            rill__conn_close(l, i, -ETIMEDOUT);
+        }
+    }
+}

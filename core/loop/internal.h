@@ -1,0 +1,41 @@
+/* Shared between the files of loop/ only. */
+#ifndef RILL_CORE_LOOP_INTERNAL_H
+#define RILL_CORE_LOOP_INTERNAL_H
+
+#include "loop/loop.h"
+
+/* Drain phases, in order (see drain.c). */
+enum { PH_RUN, PH_CLOSING, PH_WAIT_CLOSED, PH_WAIT_FLUSHED, PH_SINKS, PH_DONE };
+
+/* conn.c: source connections. */
+void rill__conn_arm_accept(rill__loop_t *l, unsigned li);
+void rill__conn_arm_recv(rill__loop_t *l, unsigned slot);
+void rill__conn_on_accept(rill__loop_t *l, const struct io_uring_cqe *cqe);
+void rill__conn_on_recv(rill__loop_t *l, const struct io_uring_cqe *cqe);
+/* Decodes and dispatches a received piece of connection slot. */
+void rill__conn_on_data(rill__loop_t *l, unsigned slot, const uint8_t *data, size_t len);
+/* What a recv result means for the connection, once its data has been processed. */
+void rill__conn_recv_result(rill__loop_t *l, unsigned slot, int res);
+/* Closes the connection (cancel first, close after the recv's last completion). */
+void rill__conn_close(rill__loop_t *l, unsigned slot, int reason);
+/* Closes connections stalled inside a frame for longer than idle_ms; due once per
+ * rill__conn_sweep_interval. */
+void rill__conn_sweep_idle(rill__loop_t *l, uint64_t now);
+uint64_t rill__conn_sweep_interval(const rill_worker_t *w);
+
+/* backpressure.c */
+/* Re-evaluates the watermarks of the links and handoff stages: sets paused/sink_paused. */
+void rill__bp_update(rill__loop_t *l);
+/* Keeps buffer bid (len bytes of connection slot) for later, behind anything held. */
+void rill__bp_hold(rill__loop_t *l, unsigned slot, unsigned bid, unsigned len);
+/* Processes held buffers while outputs allow, then re-arms the paused connections. */
+void rill__bp_release(rill__loop_t *l);
+/* The drain deadline passed with sources paused: gives the held data up (counted). */
+void rill__bp_drop(rill__loop_t *l);
+
+/* drain.c */
+void rill__drain_step(rill__loop_t *l, uint64_t now);
+/* The loop ends without draining (an error): counts it as drained for the others. */
+void rill__drain_abandon(rill__loop_t *l);
+
+#endif
