@@ -26,6 +26,7 @@ void rill__bp_update(rill__loop_t *l)
         RILL_STAT_ADD(l->stats.paused, 1);
     } else if (l->paused && link_low && stage_low) {
         l->paused = 0;
+        l->resumed_at = l->now;
     }
 }
 

@@ -262,14 +262,18 @@ uint64_t rill__conn_sweep_interval(const rill_worker_t *w)
 
 /* Closes connections that have been inside one frame for longer than idle_ms: a stuck
  * sender, or one trickling bytes to hold a carry buffer (slowloris). Connections idle
- * between frames stay. */
+ * between frames stay. So do connections the loop itself stopped reading: while it is
+ * paused for backpressure nothing is idle, and the time before it resumed does not
+ * count. */
 void rill__conn_sweep_idle(rill__loop_t *l, uint64_t now)
 {
+    if (l->paused)
+        return;
     uint64_t limit = (uint64_t)l->w->cfg.idle_ms * 1000000u;
     for (unsigned i = 0; i < l->nconns; i++) {
         rill__conn_t *c = &l->conns[i];
-        if (c->in_use && !c->closing && !c->held && c->frame_since &&
-            now - c->frame_since > limit) {
+        uint64_t since = c->frame_since > l->resumed_at ? c->frame_since : l->resumed_at;
+        if (c->in_use && !c->closing && !c->held && c->frame_since && now - since > limit) {
             RILL_STAT_ADD(l->stats.err_idle, 1);
             rill__log_once(&l->w->logged.idle,
                            "closing a connection stalled inside a frame for over %u ms (further "

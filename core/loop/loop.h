@@ -66,6 +66,7 @@ struct rill__loop {
     } held[RILL_BUF_COUNT];
     unsigned held_head, held_count;
     unsigned rearm_pending; /* connections with rearm set */
+    uint64_t resumed_at;    /* when the loop last stopped being paused (ns) */
 
     uint64_t next_flush;
     uint64_t next_sweep; /* idle-connection check */

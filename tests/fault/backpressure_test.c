@@ -1,11 +1,14 @@
-/* Backpressure and sink failures (core/loop/loop.c: held buffers and watermarks, sink
- * reconnects), with an in-process worker, real sockets and a sink this test controls:
+/* Backpressure and sink failures (core/loop/backpressure.c: held buffers and watermarks;
+ * core/link/io.c: sink reconnects), with an in-process worker, real sockets and a sink
+ * this test controls:
  *   - stalled sink: the sink accepts and does not read while sources keep sending; the
  *     process's RSS stays under a computed bound and the loops pause; once the sink
  *     reads, every frame arrives exactly once, in order per (connection, key);
  *   - sink disconnect and reconnect mid-stream: frames queued meanwhile are kept (up to
  *     the bound) and delivered after the reconnect, nothing is duplicated or reordered,
- *     and what is lost is accounted for (see the case's comment).
+ *     and what is lost is accounted for (see the case's comment);
+ *   - a sink stalled longer than the idle timeout: the paused source, stuck inside a
+ *     frame, is not closed as idle, and every frame arrives once the sink reads.
  * Waits are failure bounds only. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -396,7 +399,7 @@ static int worker_up(rill_worker_t **w, const char *sink, unsigned threads, size
  * above the high watermark (sink_buffer / 2) must hold that, or frames are dropped
  * (counted) instead of the sources pausing. See test_sink_reconnect. */
 #define STALL_SINK_BUFFER (16 * MIB)
-#define STAGE_HIGH_BYTES (8 * MIB)      /* core/loop/loop.c STAGE_HIGH */
+#define STAGE_HIGH_BYTES (8 * MIB)      /* core/loop/backpressure.c STAGE_HIGH */
 #define HANDOFF_RINGS_BYTES (32 * MIB)  /* core/worker.c: all rings together, at most */
 #define PROVIDED_BUFS_BYTES (1 * MIB)   /* per loop: 64 x 16 KiB */
 
@@ -619,11 +622,142 @@ static int test_sink_reconnect(void)
     return 0;
 }
 
+/* ------------------------------------------------------------ paused is not idle */
+
+#define PI_PAYLOAD 1000 /* 1016-byte frames */
+#define PI_FRAME (16 + PI_PAYLOAD)
+#define PI_IDLE_MS 3000
+#define PI_STALL_MS 7000
+#define PI_FLOOD (SANITIZED ? 20000u : 60000u) /* frames of the flooding connection */
+#define PI_TAIL 100u                           /* frames the other one sends afterwards */
+
+typedef struct pi_sender {
+    int fd;
+    atomic_int err;
+} pi_sender_t;
+
+static void *pi_flood(void *arg)
+{
+    pi_sender_t *s = arg;
+    uint8_t payload[PI_PAYLOAD];
+    memset(payload, 0x3c, sizeof payload);
+    tu_buf_t b = {0};
+    for (uint32_t i = 0; i < PI_FLOOD; i++)
+        tu_buf_frame(&b, COMP, i % 7, payload, PI_PAYLOAD);
+    atomic_store(&s->err, tu_write_all(s->fd, b.data, b.len));
+    tu_buf_free(&b);
+    return NULL;
+}
+
+/* A connection that is inside a frame when its loop pauses for backpressure is not
+ * idle: its sender goes on, the loop just does not read it. With a sink stalled for
+ * longer than the idle timeout, connection B sends half a frame, connection A floods
+ * the worker until it pauses, B sends the rest (which waits in the kernel, unread), and
+ * nothing may be closed as idle; once the sink reads, every frame arrives. The sink is a
+ * listening socket that accepts late: the worker's connect completes from the backlog,
+ * and its sends fill the kernel's buffers, then stop. */
+static int test_paused_not_idle(void)
+{
+    tu_ignore_sigpipe();
+    uint16_t sport;
+    int lfd = listen_on(0, &sport);
+    ASSERT_GE(lfd, 0);
+    char sink[32];
+    snprintf(sink, sizeof sink, "127.0.0.1:%u", (unsigned)sport);
+    rill_config_t *cfg = rill_config_new();
+    rill_config_set_threads(cfg, 1);
+    rill_config_set_max_frame(cfg, 64 * 1024);
+    rill_config_set_sink_buffer(cfg, MIB);
+    rill_config_set_idle_timeout_ms(cfg, PI_IDLE_MS);
+    rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_RILL, 0, 0, 0);
+    rill_config_add_sink(cfg, sink);
+    rill_worker_t *w = NULL;
+    int rc = rill_worker_new(&w, cfg);
+    rill_config_destroy(cfg);
+    ASSERT_EQ(rc, 0);
+    rill_comp_ops_t ops = {tu_pass_batch, NULL, NULL};
+    ASSERT_EQ(rill_comp_register(w, COMP, "passthrough", &ops, 0), 0);
+    ASSERT_EQ(rill_worker_start(w), 0);
+    uint16_t port = (uint16_t)rill_worker_listener_port(w, 0);
+
+    /* B: the first half of a frame, and the worker has read it. */
+    uint8_t payload[PI_PAYLOAD];
+    memset(payload, 0x3c, sizeof payload);
+    tu_buf_t tail = {0};
+    for (uint32_t i = 0; i < 1 + PI_TAIL; i++)
+        tu_buf_frame(&tail, COMP, 100 + i % 7, payload, PI_PAYLOAD);
+    int b = tu_connect(port, 5000);
+    ASSERT_GE(b, 0);
+    int64_t t0 = tu_now_ms();
+    ASSERT_EQ(tu_write_all(b, tail.data, PI_FRAME / 2), 0);
+    ASSERT_EQ(tu_wait_stat_ge(w, offsetof(rill_stats_t, bytes_in), PI_FRAME / 2, WAIT_MS, NULL),
+              0);
+
+    /* A floods until the worker pauses; then B sends the rest of its frame and more. */
+    pi_sender_t a = {tu_connect(port, 5000), 0};
+    ASSERT_GE(a.fd, 0);
+    pthread_t thr;
+    ASSERT_EQ(pthread_create(&thr, NULL, pi_flood, &a), 0);
+    ASSERT_EQ(tu_wait_stat_ge(w, offsetof(rill_stats_t, paused), 1, WAIT_MS, NULL), 0);
+    /* Until the intake stops: every receive buffer is held, so what B sends now stays in
+     * the kernel and B holds no buffer. */
+    uint64_t last_in = 0;
+    int64_t still_since = tu_now_ms();
+    while (tu_now_ms() - still_since < 300 && tu_now_ms() - t0 < WAIT_MS) {
+        tu_sleep_ms(20);
+        uint64_t in = tu_stat(w, offsetof(rill_stats_t, bytes_in));
+        if (in != last_in) {
+            last_in = in;
+            still_since = tu_now_ms();
+        }
+    }
+    int64_t setup_ms = tu_now_ms() - t0;
+    ASSERT_EQ(tu_write_all(b, tail.data + PI_FRAME / 2, tail.len - PI_FRAME / 2), 0);
+    tu_buf_free(&tail);
+    if (setup_ms > PI_IDLE_MS / 2)
+        T_SKIP("the worker took %lld ms to stall: B was idle before the pause",
+               (long long)setup_ms);
+    tu_sleep_ms(PI_STALL_MS); /* over two idle timeouts while paused */
+    rill_stats_t st;
+    ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
+    fprintf(stderr, "  stalled %lld ms after B's half frame, for %d ms with idle_timeout %d "
+                    "ms: paused %llu, err_idle %llu, msgs_in %llu\n",
+            (long long)setup_ms, PI_STALL_MS, PI_IDLE_MS, (unsigned long long)st.paused,
+            (unsigned long long)st.err_idle, (unsigned long long)st.msgs_in);
+    ASSERT_U64_EQ(st.err_idle, 0);
+
+    /* The sink reads now: everything arrives. */
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    const size_t want = (size_t)(PI_FLOOD + 1 + PI_TAIL) * PI_FRAME;
+    size_t got = 0;
+    uint8_t *buf = malloc(PI_FRAME);
+    ASSERT_TRUE(buf != NULL);
+    while (got < want && tu_read_exact(fd, buf, PI_FRAME, WAIT_MS) == 0)
+        got += PI_FRAME;
+    free(buf);
+    pthread_join(thr, NULL);
+    ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
+    fprintf(stderr, "  resumed: sink read %zu of %zu frames, err_idle %llu\n", got / PI_FRAME,
+            want / PI_FRAME, (unsigned long long)st.err_idle);
+    ASSERT_EQ(atomic_load(&a.err), 0);
+    ASSERT_U64_EQ(got, want);
+    ASSERT_U64_EQ(st.err_idle, 0);
+    ASSERT_U64_EQ(st.sink_dropped, 0);
+    rill_worker_destroy(w);
+    close(a.fd);
+    close(b);
+    close(fd);
+    close(lfd);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const t_case_t cases[] = {
         {"stalled_sink", test_stalled_sink},
         {"sink_reconnect", test_sink_reconnect},
+        {"paused_not_idle", test_paused_not_idle},
         {NULL, NULL},
     };
     return t_run("backpressure", cases, argc, argv);
