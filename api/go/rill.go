@@ -116,8 +116,9 @@ const (
 type Config struct {
 	// Threads is the number of loop threads, 1..64 (0 means 1).
 	Threads int
-	// MaxFrame is the largest accepted frame length field in bytes (12 + payload for
-	// FramingRill; payload for lp and line); 0 means the default, 1 MiB.
+	// MaxFrame is the largest v1 length field in bytes (12 + payload); 0 means the
+	// default, 1 MiB. A payload is at most MaxFrame-12 bytes whatever carries it: a v1,
+	// lp or line message from a source, or an emit (see rill_config_set_max_frame).
 	MaxFrame uint32
 	// SinkBuffer bounds, per loop and per sink, the output bytes waiting to be sent; 0
 	// means the default (64 MiB). Output beyond it is dropped and counted.

@@ -146,9 +146,9 @@ static void protocol_error(rill__loop_t *l, unsigned slot, int err)
     } else if (err == RILL_EFRAME_LONG) {
         RILL_STAT_ADD(l->stats.err_frame_long, 1);
         rill__log_once(&w->logged.frame_long,
-                       "closing a connection: frame length above max_frame %u (further cases "
-                       "only counted)",
-                       w->cfg.max_frame);
+                       "closing a connection: frame length above max_frame %u, or an lp/line "
+                       "payload above %u (further cases only counted)",
+                       w->cfg.max_frame, w->cfg.max_frame - 12);
     } else {
         RILL_STAT_ADD(l->stats.err_conn, 1);
         rill__log_once(&w->logged.conn_err, "closing a connection: %s", rill_strerror(err));

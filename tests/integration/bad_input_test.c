@@ -807,6 +807,136 @@ static int one_byte_writes(unsigned threads)
     return fx_close(&f);
 }
 
+/* ------------------------------------------------------------ one payload limit */
+
+/* The largest payload is max_frame - 12 on every path: an lp or line payload of that
+ * size is delivered and passed on to a sink intact, one byte more closes its connection
+ * (err_frame_long); emits accept exactly that size and refuse one byte more. */
+typedef struct probe_ctx {
+    atomic_int sink_ok, sink_over, comp_ok, comp_over, ran;
+} probe_ctx_t;
+
+static uint8_t probe_buf[MAX_FRAME];
+
+static int probe_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *msgs, size_t n,
+                       rill_emitter_t *em)
+{
+    (void)loop, (void)msgs, (void)n;
+    probe_ctx_t *c = (probe_ctx_t *)ctx;
+    atomic_store(&c->sink_ok, rill_emit_sink(em, 0, 9, 1, probe_buf, MAX_FRAME - 12));
+    atomic_store(&c->sink_over, rill_emit_sink(em, 0, 9, 1, probe_buf, MAX_FRAME - 11));
+    atomic_store(&c->comp_ok, rill_emit_comp(em, 1, 2, probe_buf, MAX_FRAME - 12));
+    atomic_store(&c->comp_over, rill_emit_comp(em, 1, 2, probe_buf, MAX_FRAME - 11));
+    atomic_store(&c->ran, 1);
+    return 0;
+}
+
+static int sink_has(tu_sink_t *s, uint64_t key, uint32_t len)
+{
+    size_t n;
+    int found = 0;
+    tu_sink_lock(s);
+    const tu_frame_t *fr = tu_sink_frames(s, &n);
+    for (size_t i = 0; i < n && !found; i++)
+        found = fr[i].key == key && fr[i].len == len;
+    tu_sink_unlock(s);
+    return found;
+}
+
+static int wait_sink_has(tu_sink_t *s, uint64_t key, uint32_t len)
+{
+    int64_t end = tu_now_ms() + WAIT_MS;
+    while (!sink_has(s, key, len) && tu_now_ms() < end)
+        tu_sleep_ms(10);
+    return sink_has(s, key, len);
+}
+
+static int payload_limit(void)
+{
+    tu_sink_t *sink;
+    ASSERT_EQ(tu_sink_new(&sink, NULL, NULL), 0);
+    rill_config_t *cfg = rill_config_new();
+    ASSERT_TRUE(cfg != NULL);
+    ASSERT_EQ(rill_config_set_max_frame(cfg, MAX_FRAME), 0);
+    ASSERT_EQ(rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_RILL, 0, 0, 0), 0);
+    ASSERT_EQ(rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_LP, 1, 1, 77), 1);
+    ASSERT_EQ(rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_LINE, 1, 1, 78), 2);
+    ASSERT_EQ(rill_config_add_sink(cfg, tu_sink_addr(sink)), 0);
+    rill_worker_t *w;
+    int rc = rill_worker_new(&w, cfg);
+    rill_config_destroy(cfg);
+    ASSERT_EQ(rc, 0);
+    pt_ctx_t pt;
+    memset(&pt, 0, sizeof pt);
+    probe_ctx_t probe;
+    memset(&probe, 0, sizeof probe);
+    static const rill_comp_ops_t probe_ops = {probe_batch, NULL, NULL};
+    ASSERT_EQ(rill_comp_register(w, 1, "passthrough", &pt_ops, (uintptr_t)&pt), 0);
+    ASSERT_EQ(rill_comp_register(w, 2, "probe", &probe_ops, (uintptr_t)&probe), 0);
+    ASSERT_EQ(rill_worker_start(w), 0);
+    uint16_t v1 = (uint16_t)rill_worker_listener_port(w, 0);
+    uint16_t lp = (uint16_t)rill_worker_listener_port(w, 1);
+    uint16_t line = (uint16_t)rill_worker_listener_port(w, 2);
+
+    uint8_t *msg = malloc(4 + MAX_FRAME);
+    ASSERT_TRUE(msg != NULL);
+    /* lp: the largest payload is delivered and passed on; one byte more is refused. */
+    int a = tu_connect(lp, WAIT_MS), b = tu_connect(lp, WAIT_MS);
+    ASSERT_GE(a, 0);
+    ASSERT_GE(b, 0);
+    memset(msg + 4, 'p', MAX_FRAME);
+    tu_put_be32(msg, MAX_FRAME - 12);
+    ASSERT_EQ(tu_write_all(a, msg, 4 + MAX_FRAME - 12), 0);
+    tu_put_be32(msg, MAX_FRAME - 11);
+    ASSERT_EQ(tu_write_all(b, msg, 4 + MAX_FRAME - 11), 0);
+    if (expect_closed(b)) return 1;
+    ASSERT_TRUE(wait_sink_has(sink, 77, MAX_FRAME - 12));
+
+    /* line: the same limit (the newline does not count). */
+    int c = tu_connect(line, WAIT_MS), d = tu_connect(line, WAIT_MS);
+    ASSERT_GE(c, 0);
+    ASSERT_GE(d, 0);
+    memset(msg, 'l', MAX_FRAME);
+    msg[MAX_FRAME - 12] = '\n';
+    ASSERT_EQ(tu_write_all(c, msg, MAX_FRAME - 11), 0);
+    msg[MAX_FRAME - 12] = 'l';
+    msg[MAX_FRAME - 11] = '\n';
+    ASSERT_EQ(tu_write_all(d, msg, MAX_FRAME - 10), 0);
+    if (expect_closed(d)) return 1;
+    ASSERT_TRUE(wait_sink_has(sink, 78, MAX_FRAME - 12));
+
+    /* emits: exactly max_frame - 12, from a v1 frame for the probe. */
+    int e = tu_connect(v1, WAIT_MS);
+    ASSERT_GE(e, 0);
+    size_t fl = tu_frame_encode(msg, 2, 5, "x", 1);
+    ASSERT_EQ(tu_write_all(e, msg, fl), 0);
+    int64_t end = tu_now_ms() + WAIT_MS;
+    while (!atomic_load(&probe.ran) && tu_now_ms() < end)
+        tu_sleep_ms(10);
+    ASSERT_EQ(atomic_load(&probe.ran), 1);
+    ASSERT_EQ(atomic_load(&probe.sink_ok), 0);
+    ASSERT_EQ(atomic_load(&probe.sink_over), RILL_EINVAL);
+    ASSERT_EQ(atomic_load(&probe.comp_ok), 0);
+    ASSERT_EQ(atomic_load(&probe.comp_over), RILL_EINVAL);
+    ASSERT_TRUE(wait_sink_has(sink, 1, MAX_FRAME - 12)); /* probe's own emit */
+    ASSERT_TRUE(wait_sink_has(sink, 2, MAX_FRAME - 12)); /* through emit_comp, passthrough */
+
+    ASSERT_EQ(rill_worker_stop(w), 0);
+    rill_stats_t st;
+    ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
+    fprintf(stderr, "  err_frame_long %llu, passthrough emit failures %llu\n",
+            (unsigned long long)st.err_frame_long,
+            (unsigned long long)atomic_load(&pt.emit_fail));
+    ASSERT_U64_EQ(st.err_frame_long, 2);
+    ASSERT_U64_EQ(atomic_load(&pt.emit_fail), 0);
+    ASSERT_U64_EQ(st.sink_dropped, 0);
+    rill_worker_destroy(w);
+    close(a), close(b), close(c), close(d), close(e);
+    free(msg);
+    tu_sink_destroy(sink);
+    return 0;
+}
+
 #define BOTH(fn)                                  \
     static int fn##_1(void) { return fn(1); }     \
     static int fn##_2(void) { return fn(2); }
@@ -829,6 +959,7 @@ static const t_case_t cases[] = {
     CASES(comp_error),
     CASES(dead_letter),
     CASES(one_byte_writes),
+    {"payload_limit", payload_limit},
     {NULL, NULL},
 };
 

@@ -107,8 +107,14 @@ RILL_EXTERN void rill_config_destroy(rill_config_t *cfg);
 
 /* Number of loop threads, 1..64 (default 1). Returns 0 or RILL_ERANGE. */
 RILL_EXTERN int rill_config_set_threads(rill_config_t *cfg, unsigned n);
-/* Largest accepted frame length field (12 + payload for v1; payload for lp and line),
- * 12..1 GiB (default 1 MiB). Longer frames are protocol errors. Returns 0 or RILL_ERANGE. */
+/* Largest v1 length field, 12..1 GiB (default 1 MiB). One rule everywhere: a payload is
+ * at most max_frame - 12 bytes, whatever carries it — a v1 frame, an lp frame or a line
+ * from a source (longer ones are protocol errors) and every emit (longer ones are
+ * RILL_EINVAL) — so whatever rill accepted fits a v1 frame within max_frame. The peer
+ * listener of a clustered worker accepts frames up to 1 GiB, so a frame a member
+ * accepted is never refused by the member it is forwarded to (give members one
+ * max_frame anyway: an owner's computations cannot emit a payload above its own
+ * limit). Returns 0 or RILL_ERANGE. */
 RILL_EXTERN int rill_config_set_max_frame(rill_config_t *cfg, uint32_t bytes);
 /* Upper bound, per loop and per sink, on output bytes waiting to be sent (default 64 MiB;
  * raised at rill_worker_new() to twice the largest frame if smaller). Above half of it the
@@ -349,8 +355,9 @@ RILL_EXTERN int rill_comp_unregister(rill_worker_t *w, uint32_t id);
 
 /*
  * Queues one v1 frame (comp_id, key, data[0..len)) for sink `sink`; data is copied.
- * Returns 0, RILL_EINVAL (bad sink index, or len above max_frame), or RILL_EFULL when the
- * sink's buffer is full (the frame is dropped and counted in sink_dropped).
+ * Returns 0, RILL_EINVAL (bad sink index, a NULL argument, or len above max_frame - 12),
+ * RILL_EFULL when the sink's buffer is full or RILL_ENOMEM when it cannot grow (either
+ * way the frame is dropped and counted in sink_dropped).
  * Only from the callback that received em.
  */
 RILL_EXTERN int rill_emit_sink(rill_emitter_t *em, int sink, uint32_t comp_id, uint64_t key,
@@ -359,18 +366,22 @@ RILL_EXTERN int rill_emit_sink(rill_emitter_t *em, int sink, uint32_t comp_id, u
 /*
  * Queues msgs[0..n) for sink `sink` as v1 frames, each with its own comp_id, key and
  * payload (copied): a whole batch passed on in one call. Returns the number queued (n,
- * or fewer when the sink's buffer filled: the rest are dropped and counted in
- * sink_dropped), or RILL_EINVAL (bad sink index, a NULL argument, or a payload above
- * max_frame). Only from the callback that received em.
+ * or fewer when the sink's buffer filled or could not grow: the rest are dropped and
+ * counted in sink_dropped), or RILL_EINVAL (bad sink index, a NULL argument, or a
+ * payload above max_frame - 12; then nothing is queued). Only from the callback that
+ * received em.
  */
 RILL_EXTERN int rill_emit_sink_msgs(rill_emitter_t *em, int sink, const rill_msg_t *msgs,
                                     size_t n);
 
 /*
  * Sends one message to computation comp_id, routed by key like an ingested frame (it may
- * run on another loop thread); data is copied. It is processed after the current callback
- * returns. Returns 0, RILL_EINVAL (len above max_frame) or RILL_ENOMEM (dropped, counted
- * in sink_dropped). Only from the callback that received em.
+ * run on another loop thread or, clustered, on the member that owns key); data is
+ * copied. It is processed after the current callback returns. Returns 0, RILL_EINVAL (a
+ * NULL argument, or len above max_frame - 12), or the reason it was dropped: RILL_EFULL
+ * (the queue to the owning member is full; counted in peer_dropped) or RILL_ENOMEM (no
+ * memory to queue it; counted in handoff_dropped, or peer_dropped when bound for
+ * another member). Only from the callback that received em.
  */
 RILL_EXTERN int rill_emit_comp(rill_emitter_t *em, uint32_t comp_id, uint64_t key,
                                const void *data, size_t len);
