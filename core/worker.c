@@ -369,8 +369,8 @@ int rill_comp_unregister(rill_worker_t *w, uint32_t id)
 {
     if (!w)
         return RILL_EINVAL;
-    if (rill__current_loop && rill__current_loop->w == w)
-        return RILL_ELOOPTHREAD; /* waiting for the loops would wait for this thread */
+    if (rill__current_loop)
+        return RILL_ELOOPTHREAD; /* waiting for loops would wait for (or stall) this one */
     return rill__registry_remove(w->reg, id);
 }
 
@@ -417,9 +417,11 @@ rill_view_t *rill_worker_view(rill_worker_t *w)
 
 int rill_worker_view_wait(rill_worker_t *w, uint64_t epoch, int timeout_ms)
 {
-    if (!w || !w->cluster)
+    if (!w)
         return RILL_EINVAL;
     if (rill__current_loop)
         return RILL_ELOOPTHREAD;
+    if (!w->cluster)
+        return RILL_EINVAL;
     return rill__cluster_view_wait(w->cluster, epoch, timeout_ms);
 }

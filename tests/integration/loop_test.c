@@ -908,6 +908,74 @@ static int shutdown_from_callback(void)
     return 0;
 }
 
+/* Calls that wait for loops are refused on a loop thread of any worker, not only of
+ * their own: the callback of worker b calls them for worker a. */
+typedef struct lt_ctx {
+    rill_worker_t *other;
+    atomic_int unregister_other, unregister_own, view_wait, stop_other, start_other, ran;
+} lt_ctx_t;
+
+static rill_worker_t *lt_own;
+
+static int lt_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *msgs, size_t n,
+                    rill_emitter_t *em)
+{
+    (void)loop, (void)msgs, (void)n, (void)em;
+    lt_ctx_t *c = (lt_ctx_t *)ctx;
+    atomic_store(&c->unregister_other, rill_comp_unregister(c->other, 1));
+    atomic_store(&c->unregister_own, rill_comp_unregister(lt_own, 1));
+    atomic_store(&c->view_wait, rill_worker_view_wait(c->other, 0, 0));
+    atomic_store(&c->stop_other, rill_worker_stop(c->other));
+    atomic_store(&c->start_other, rill_worker_start(c->other));
+    atomic_store(&c->ran, 1);
+    return 0;
+}
+
+static int loop_thread_refusals(void)
+{
+    tu_sink_t *sink;
+    ASSERT_EQ(tu_sink_new(&sink, NULL, NULL), 0);
+    rill_worker_t *a, *b;
+    uint16_t pa, pb;
+    ASSERT_EQ(make_worker(&a, 1, sink, &pa), 0);
+    ASSERT_EQ(make_worker(&b, 1, sink, &pb), 0);
+    lt_own = b;
+    lt_ctx_t lt;
+    memset(&lt, 0, sizeof lt);
+    lt.other = a;
+    static const rill_comp_ops_t ops = {lt_batch, NULL, NULL};
+    ASSERT_EQ(rill_comp_register(a, 1, "a", &ops, (uintptr_t)&lt), 0); /* a never starts */
+    ASSERT_EQ(rill_comp_register(b, 1, "b", &ops, (uintptr_t)&lt), 0);
+    ASSERT_EQ(rill_worker_start(b), 0);
+    int fd = tu_connect(pb, SHORT_MS);
+    ASSERT_GE(fd, 0);
+    uint8_t f[16 + 1];
+    tu_frame_encode(f, 1, 5, "x", 1);
+    ASSERT_EQ(tu_write_all(fd, f, sizeof f), 0);
+    int64_t end = tu_now_ms() + SHORT_MS;
+    while (!atomic_load(&lt.ran) && tu_now_ms() < end)
+        tu_sleep_ms(10);
+    ASSERT_EQ(atomic_load(&lt.ran), 1);
+    fprintf(stderr, "  from b's loop: unregister(a) %s, unregister(b) %s, view_wait(a) %s, "
+                    "stop(a) %s, start(a) %s\n",
+            rill_err_name(atomic_load(&lt.unregister_other)),
+            rill_err_name(atomic_load(&lt.unregister_own)),
+            rill_err_name(atomic_load(&lt.view_wait)), rill_err_name(atomic_load(&lt.stop_other)),
+            rill_err_name(atomic_load(&lt.start_other)));
+    ASSERT_EQ(atomic_load(&lt.unregister_other), RILL_ELOOPTHREAD);
+    ASSERT_EQ(atomic_load(&lt.unregister_own), RILL_ELOOPTHREAD);
+    ASSERT_EQ(atomic_load(&lt.view_wait), RILL_ELOOPTHREAD);
+    ASSERT_EQ(atomic_load(&lt.stop_other), RILL_ELOOPTHREAD);
+    ASSERT_EQ(atomic_load(&lt.start_other), RILL_ELOOPTHREAD);
+    close(fd);
+    ASSERT_EQ(rill_worker_stop(b), 0);
+    rill_worker_destroy(b);
+    ASSERT_EQ(rill_comp_unregister(a, 1), 0); /* still registered: the refusal changed nothing */
+    rill_worker_destroy(a);
+    tu_sink_destroy(sink);
+    return 0;
+}
+
 static const t_case_t cases[] = {
     {"passthrough_1thread", passthrough_1thread},
     {"passthrough_2threads", passthrough_2threads},
@@ -919,6 +987,7 @@ static const t_case_t cases[] = {
     {"stop_with_open_connections", stop_with_open_connections},
     {"destroy_while_running", destroy_while_running},
     {"shutdown_from_callback", shutdown_from_callback},
+    {"loop_thread_refusals", loop_thread_refusals},
     {NULL, NULL},
 };
 

@@ -99,6 +99,10 @@ typedef enum rill_framing {
     RILL_FRAMING_LINE = 2
 } rill_framing_t;
 
+/* A config has no lock: every rill_config_* call may come from any thread, one thread at
+ * a time per config. Setters copy what they are given and return RILL_EINVAL for a NULL
+ * config. rill_worker_new() copies the config; it may be destroyed right after. */
+
 /* Returns a new config with defaults (1 loop thread, max_frame 1 MiB), or NULL when out of
  * memory. The caller owns it and frees it with rill_config_destroy(). Any thread. */
 RILL_EXTERN rill_config_t *rill_config_new(void);
@@ -194,28 +198,40 @@ typedef struct rill_view rill_view_t;
 /* Called on loop thread 0 each time the view changes (v is valid during the call only).
  * Same rules as rill_batch_cb: must not block. */
 typedef void (*rill_view_cb)(uintptr_t ctx, const rill_view_t *v);
-/* Registers a view-change callback. Returns 0 or RILL_EINVAL. */
+/* Registers a view-change callback. ctx is passed back as given; rill never frees it, and
+ * it must stay valid until rill_worker_destroy() of every worker made from this config
+ * has returned (the callback may run until the loops have exited). Returns 0 or
+ * RILL_EINVAL. */
 RILL_EXTERN int rill_config_set_view_cb(rill_config_t *cfg, rill_view_cb cb, uintptr_t ctx);
 
 /* Returns a copy of the current view, owned by the caller (rill_view_destroy), or NULL
- * when w is not clustered or has no view yet (or memory is short). Any thread. */
+ * when w is NULL or not clustered, has no view yet, or memory is short. Any thread. */
 RILL_EXTERN rill_view_t *rill_worker_view(rill_worker_t *w);
 /*
  * Waits until the view's epoch differs from `epoch` (pass 0 to wait for the first view),
- * at most timeout_ms (-1 = no limit). Returns 1 when it changed, 0 on timeout or when
- * the worker stops (rill_worker_shutdown wakes every waiter), RILL_EINVAL. Any thread but
- * a loop thread; meant for a thread that feeds membership changes to an application.
+ * at most timeout_ms (-1 = no limit; the wait is measured on the monotonic clock). Returns
+ * 1 when it changed, 0 on timeout or when the worker stops (rill_worker_shutdown wakes
+ * every waiter), RILL_EINVAL (w NULL or not clustered), or RILL_ELOOPTHREAD when called
+ * from a loop thread (of any worker: it would block that loop). Any thread but a loop
+ * thread; meant for a thread that feeds membership changes to an application.
  */
 RILL_EXTERN int rill_worker_view_wait(rill_worker_t *w, uint64_t epoch, int timeout_ms);
+/* Frees a view returned by rill_worker_view(). NULL is a no-op. Never pass the view a
+ * rill_view_cb received (rill owns that one). Any thread. */
 RILL_EXTERN void rill_view_destroy(rill_view_t *v);
+/* The view's epoch: the cversion of <root>/members when it was read; a later view of the
+ * same cluster has a larger one. 0 for NULL. Any thread (v is immutable). */
 RILL_EXTERN uint64_t rill_view_epoch(const rill_view_t *v);
+/* Number of members in v (0 for NULL). Any thread. */
 RILL_EXTERN unsigned rill_view_size(const rill_view_t *v);
-/* Member i's id and peer address (valid while v lives), or NULL for a bad index. */
+/* Member i's id and peer address (valid while v lives), or NULL for a bad index. Members
+ * are sorted by id. Any thread. */
 RILL_EXTERN const char *rill_view_member(const rill_view_t *v, unsigned i);
 RILL_EXTERN const char *rill_view_member_addr(const rill_view_t *v, unsigned i);
-/* Index of this worker in v, or -1 when it is not (or no longer) a member. */
+/* Index of this worker in v, or -1 when it is not (or no longer) a member. Any thread. */
 RILL_EXTERN int rill_view_self(const rill_view_t *v);
-/* Index of the member that owns key in v (rendezvous hashing), or -1 for an empty view. */
+/* Index of the member that owns key in v (rendezvous hashing), or -1 for an empty view.
+ * Any thread. */
 RILL_EXTERN int rill_view_owner(const rill_view_t *v, uint64_t key);
 
 /* ---------------------------------------------------------------- computations */
@@ -346,8 +362,9 @@ RILL_EXTERN int rill_comp_register(rill_worker_t *w, uint32_t id, const char *na
 /*
  * Removes the computation registered under id, waits until no loop can still call it,
  * then runs its release callback on this thread. Frames that arrive for id afterwards are
- * counted as unknown_comp. Returns 0, RILL_ENOENT, or RILL_ELOOPTHREAD (from a loop
- * thread, where waiting for loops would deadlock). Any thread but a loop thread.
+ * counted as unknown_comp. Returns 0, RILL_EINVAL (w NULL), RILL_ENOENT, or
+ * RILL_ELOOPTHREAD from a loop thread of any worker (waiting for this worker's loops
+ * would deadlock one of its own and stall another's). Any thread but a loop thread.
  */
 RILL_EXTERN int rill_comp_unregister(rill_worker_t *w, uint32_t id);
 
