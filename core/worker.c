@@ -8,6 +8,7 @@
 #include "cluster/cluster.h"
 #include "loop/loop.h"
 #include "metrics/metrics.h"
+#include "net/listen.h"
 #include "util/log.h"
 #include "util/stat.h"
 #include "worker_internal.h"

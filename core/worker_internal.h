@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "loop/handoff.h"
-#include "loop/netaddr.h"
+#include "net/addr.h"
 #include "registry/registry.h"
 #include "rill/rill.h"
 
