@@ -76,7 +76,9 @@ struct rill_worker {
     unsigned nloops;
     rill__registry_t *reg;
     rill__loop_t **loops;
-    int listen_fds[RILL_MAX_LISTENERS][RILL_MAX_THREADS];
+    /* One listening socket per listener, shared by every loop (each arms its own accept on
+     * it); closed once no loop can accept any more (rill__worker_close_listeners). */
+    int listen_fds[RILL_MAX_LISTENERS];
     int ports[RILL_MAX_LISTENERS];
     rill__spsc_t *rings;       /* nloops * nloops handoff rings: [src * nloops + dst] */
     uint8_t loop_state[RILL_MAX_THREADS]; /* LOOP_IDLE / LOOP_RUNNING / LOOP_DONE, under lock */
@@ -102,5 +104,9 @@ struct rill_worker {
     struct rill__metrics *metrics; /* NULL unless configured */
     int peer_listener;             /* index of the peer listener, -1 when not clustered */
 };
+
+/* Closes the listening sockets (idempotent). Only once no loop has an accept armed or can
+ * still arm one: by the last loop through its drain, or after every loop has exited. */
+void rill__worker_close_listeners(rill_worker_t *w);
 
 #endif

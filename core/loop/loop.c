@@ -287,7 +287,9 @@ static void return_buffer(rill__loop_t *l, unsigned bid)
 static void arm_accept(rill__loop_t *l, unsigned li)
 {
     struct io_uring_sqe *sqe = get_sqe(l);
-    io_uring_prep_multishot_accept(sqe, l->w->listen_fds[li][l->idx], NULL, NULL, SOCK_CLOEXEC);
+    /* Single-shot: on a socket shared by every loop, a multishot accept stays first in line
+     * and takes every connection; a single-shot one goes to the back when it completes. */
+    io_uring_prep_accept(sqe, l->w->listen_fds[li], NULL, NULL, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, UD(OP_ACCEPT, li, 0));
     l->accept_armed[li] = 1;
 }
@@ -1157,11 +1159,8 @@ static void drain_step(rill__loop_t *l, uint64_t now)
         for (unsigned li = 0; li < w->cfg.nlisteners; li++)
             if (l->accept_armed[li])
                 return;
-        for (unsigned li = 0; li < w->cfg.nlisteners; li++) {
-            close(w->listen_fds[li][l->idx]);
-            w->listen_fds[li][l->idx] = -1;
-        }
-        atomic_fetch_add(&w->drain_closed, 1);
+        if (atomic_fetch_add(&w->drain_closed, 1) + 1 == w->nloops)
+            rill__worker_close_listeners(w); /* shared by the loops: the last one out closes */
         l->phase = PH_WAIT_CLOSED;
         /* fall through */
     case PH_WAIT_CLOSED:
