@@ -2,12 +2,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include "cluster/cluster.h"
 #include "loop/loop.h"
 #include "metrics/metrics.h"
+#include "net/listen.h"
 #include "util/log.h"
 #include "util/stat.h"
 #include "worker_internal.h"
@@ -35,10 +35,7 @@ static void worker_free(rill_worker_t *w)
         rill__metrics_stop(w->metrics);
     rill__cluster_free(w->cluster);
     explicit_bzero(w->cfg.auth, sizeof w->cfg.auth);
-    for (unsigned li = 0; li < w->cfg.nlisteners; li++)
-        for (unsigned i = 0; i < w->nloops; i++)
-            if (w->listen_fds[li][i] >= 0)
-                close(w->listen_fds[li][i]);
+    rill__worker_close_listeners(w);
     if (w->loops)
         for (unsigned i = 0; i < w->nloops; i++)
             rill__loop_free(w->loops[i]);
@@ -74,8 +71,7 @@ int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg)
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
     for (unsigned li = 0; li < RILL_MAX_LISTENERS; li++)
-        for (unsigned i = 0; i < RILL_MAX_THREADS; i++)
-            w->listen_fds[li][i] = -1;
+        w->listen_fds[li] = -1;
 
     w->peer_listener = -1;
     int rc = rill__registry_new(&w->reg, w->nloops);
@@ -96,27 +92,22 @@ int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg)
         w->peer_listener = (int)w->cfg.nlisteners++;
     }
 
-    /* Every loop gets its own socket on each listener's port (SO_REUSEPORT): the kernel
-     * spreads connections, and no accept is shared between threads. */
+    /* One socket per listener, without SO_REUSEPORT: a SO_REUSEPORT group admits any
+     * socket of the same user, so a second process would join it silently and take part
+     * of the traffic. Without it, a port in use fails here. */
     for (unsigned li = 0; li < w->cfg.nlisteners; li++) {
-        rill__addr_t a = w->cfg.listeners[li].addr;
-        for (unsigned i = 0; i < w->nloops; i++) {
-            rc = rill__listen_socket(&a, 4096);
-            if (rc < 0)
-                goto fail;
-            w->listen_fds[li][i] = rc;
-            if (i == 0) {
-                rc = rill__socket_port(w->listen_fds[li][0]);
-                if (rc < 0)
-                    goto fail;
-                w->ports[li] = rc;
-                /* Port 0 picked a free port: the other loops bind that same one. */
-                if (a.ss.ss_family == AF_INET)
-                    ((struct sockaddr_in *)&a.ss)->sin_port = htons((uint16_t)rc);
-                else
-                    ((struct sockaddr_in6 *)&a.ss)->sin6_port = htons((uint16_t)rc);
-            }
+        const rill__addr_t *a = &w->cfg.listeners[li].addr;
+        if ((rc = rill__listen_socket(a, 4096)) < 0) {
+            char text[96];
+            rill__addr_format(a, text, sizeof text);
+            rill__log("cannot listen on %s%s: %s", text,
+                      (int)li == w->peer_listener ? " (peer listener)" : "", rill_strerror(rc));
+            goto fail;
         }
+        w->listen_fds[li] = rc;
+        if ((rc = rill__socket_port(rc)) < 0)
+            goto fail;
+        w->ports[li] = rc;
     }
 
     w->rings = calloc((size_t)w->nloops * w->nloops, sizeof *w->rings);
@@ -136,13 +127,26 @@ int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg)
     if (cfg->clustered && (rc = rill__cluster_new(&w->cluster, w, w->ports[w->peer_listener],
                                                   wake_loops, w)) < 0)
         goto fail;
-    if (cfg->has_metrics && (rc = rill__metrics_start(&w->metrics, w, &cfg->metrics_addr)) < 0)
+    if (cfg->has_metrics && (rc = rill__metrics_start(&w->metrics, w, &cfg->metrics_addr)) < 0) {
+        char text[96];
+        rill__addr_format(&cfg->metrics_addr, text, sizeof text);
+        rill__log("cannot serve metrics on %s: %s", text, rill_strerror(rc));
         goto fail;
+    }
     *out = w;
     return 0;
 fail:
     worker_free(w);
     return rc;
+}
+
+void rill__worker_close_listeners(rill_worker_t *w)
+{
+    for (unsigned li = 0; li < RILL_MAX_LISTENERS; li++) {
+        if (w->listen_fds[li] >= 0)
+            close(w->listen_fds[li]);
+        w->listen_fds[li] = -1;
+    }
 }
 
 unsigned rill_worker_threads(const rill_worker_t *w) { return w ? w->nloops : 0; }
@@ -327,6 +331,9 @@ int rill_worker_wait(rill_worker_t *w)
         }
         pthread_cond_wait(&w->cond, &w->lock);
     }
+    /* Every loop is out of its run call: none can accept any more. Under the lock, so that
+     * two waiters do not both close. */
+    rill__worker_close_listeners(w);
     unsigned to_join = w->started;
     int rc = w->loop_error;
     w->started = 0;

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "handoff/spsc.h"
-#include "loop/netaddr.h"
+#include "net/addr.h"
 #include "registry/registry.h"
 #include "util/limits.h"
 #include "util/log.h"
@@ -69,7 +69,9 @@ struct rill_worker {
     unsigned nloops;
     rill__registry_t *reg;
     rill__loop_t **loops;
-    int listen_fds[RILL_MAX_LISTENERS][RILL_MAX_THREADS];
+    /* One listening socket per listener, shared by every loop (each arms its own accept on
+     * it); closed once no loop can accept any more (rill__worker_close_listeners). */
+    int listen_fds[RILL_MAX_LISTENERS];
     int ports[RILL_MAX_LISTENERS];
     rill__spsc_t *rings;       /* nloops * nloops handoff rings: [src * nloops + dst] */
     uint8_t loop_state[RILL_MAX_THREADS]; /* LOOP_IDLE / LOOP_RUNNING / LOOP_DONE, under lock */
@@ -112,5 +114,9 @@ static inline uint32_t rill__listener_frame_limit(const rill_worker_t *w,
         return w->cfg.max_frame;
     return w->cfg.max_frame - 12; /* lp and line limit the payload itself */
 }
+
+/* Closes the listening sockets (idempotent). Only once no loop has an accept armed or can
+ * still arm one: by the last loop through its drain, or after every loop has exited. */
+void rill__worker_close_listeners(rill_worker_t *w);
 
 #endif

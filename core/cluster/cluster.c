@@ -96,6 +96,30 @@ static void watcher(zhandle_t *zh, int type, int state, const char *path, void *
     pthread_mutex_unlock(&c->mu);
 }
 
+/* Every timed wait on c->cond runs on CLOCK_MONOTONIC: a wall-clock step (NTP, date -s)
+ * must not stretch a 50 ms poll into hours and stall the feeder of view changes or a stop. */
+static void cond_init_monotonic(pthread_cond_t *cond)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+/* Absolute CLOCK_MONOTONIC time POLL_MS from now, for pthread_cond_timedwait on c->cond. */
+static struct timespec poll_deadline(void)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += POLL_MS * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    return until;
+}
+
 int rill__cluster_new(rill__cluster_t **out, rill_worker_t *w, int peer_port,
                       void (*notify)(void *ctx), void *notify_ctx)
 {
@@ -106,7 +130,7 @@ int rill__cluster_new(rill__cluster_t **out, rill_worker_t *w, int peer_port,
     c->notify = notify;
     c->notify_ctx = notify_ctx;
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cond, NULL);
+    cond_init_monotonic(&c->cond);
     const rill_config_t *cfg = &w->cfg;
     snprintf(c->members_path, sizeof c->members_path, "%s/members", cfg->root);
     snprintf(c->node_path, sizeof c->node_path, "%s/%s", c->members_path, cfg->worker_id);
@@ -341,13 +365,7 @@ static void *cluster_main(void *arg)
             open_session(c, now);
 
         pthread_mutex_lock(&c->mu);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += POLL_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = poll_deadline();
         while (!c->ev_state && !c->ev_children && !atomic_load(&w->stopping))
             if (pthread_cond_timedwait(&c->cond, &c->mu, &until) == ETIMEDOUT)
                 break;
@@ -471,13 +489,7 @@ int rill__cluster_view_wait(rill__cluster_t *c, uint64_t epoch, int timeout_ms)
          * variable: waiters poll the stop flag instead. */
         if (atomic_load(&c->w->stopping) || rill__now_ns() >= deadline)
             break;
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += POLL_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = poll_deadline();
         pthread_cond_timedwait(&c->cond, &c->mu, &until);
     }
     pthread_mutex_unlock(&c->mu);

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "loop/netaddr.h"
+#include "net/addr.h"
 #include "rill/rill.h"
 
 #define RILL_MAX_MEMBERS 64

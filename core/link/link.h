@@ -16,7 +16,7 @@
 
 #include "cluster/view.h"
 #include "frame/frame.h"
-#include "loop/netaddr.h"
+#include "net/addr.h"
 #include "ring/ring.h"
 #include "stats/loop_stats.h"
 #include "util/buf.h"

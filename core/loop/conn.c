@@ -11,7 +11,9 @@
 void rill__conn_arm_accept(rill__loop_t *l, unsigned li)
 {
     struct io_uring_sqe *sqe = rill__ring_sqe(&l->ring);
-    io_uring_prep_multishot_accept(sqe, l->w->listen_fds[li][l->idx], NULL, NULL, SOCK_CLOEXEC);
+    /* Single-shot: on a socket shared by every loop, a multishot accept stays first in line
+     * and takes every connection; a single-shot one goes to the back when it completes. */
+    io_uring_prep_accept(sqe, l->w->listen_fds[li], NULL, NULL, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, RILL_UD(RILL_OP_ACCEPT, li, 0));
     l->accept_armed[li] = 1;
 }

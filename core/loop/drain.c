@@ -72,11 +72,8 @@ void rill__drain_step(rill__loop_t *l, uint64_t now)
         for (unsigned li = 0; li < w->cfg.nlisteners; li++)
             if (l->accept_armed[li])
                 return;
-        for (unsigned li = 0; li < w->cfg.nlisteners; li++) {
-            close(w->listen_fds[li][l->idx]);
-            w->listen_fds[li][l->idx] = -1;
-        }
-        atomic_fetch_add(&w->drain_closed, 1);
+        if (atomic_fetch_add(&w->drain_closed, 1) + 1 == w->nloops)
+            rill__worker_close_listeners(w); /* shared by the loops: the last one out closes */
         l->phase = PH_WAIT_CLOSED;
         /* fall through */
     case PH_WAIT_CLOSED:

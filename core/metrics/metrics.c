@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "net/listen.h"
 #include "util/stat.h"
 #include "worker_internal.h"
 

@@ -9,7 +9,7 @@
 #ifndef RILL_CORE_METRICS_H
 #define RILL_CORE_METRICS_H
 
-#include "loop/netaddr.h"
+#include "net/addr.h"
 #include "rill/rill.h"
 
 typedef struct rill__metrics rill__metrics_t;

@@ -19,8 +19,8 @@
 
 #include "harness.h"
 #include "integration/tcp_util.h"
-#include "loop/netaddr.h"
 #include "metrics/metrics.h"
+#include "net/addr.h"
 #include "rill/rill.h"
 
 #define COMP_PASS 1

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # worker_cli_test.sh RILL_WORKER RILL_LOAD — rill-worker as a process, over real sockets:
 # flags and their errors, passthrough to a sink, signals, the stats line and its error
-# counters, line framing. Each case starts its own processes; all are stopped on exit.
+# counters, line framing, a second worker on a port in use. Each case starts its own
+# processes; all are stopped on exit.
 # Prints PASS/FAIL per check and "worker_cli: N passed, N failed"; exits 1 on any failure,
 # 77 when the environment cannot run it (bash without /dev/tcp, no /proc).
 set -u
@@ -426,8 +427,66 @@ case_line()
     stop_all
 }
 
+# ------------------------------------------------------------------ 7. port in use
+# A second rill-worker on the port of a running one must fail (exit 1, naming the address
+# and "Address already in use") instead of joining it and taking part of its connections;
+# the first one keeps serving every connection.
+case_port_in_use()
+{
+    local log=$TMP/inuse1.log log2=$TMP/inuse2.log sink port pid2 n rc=0
+    if ! sink=$(free_port) || ! port=$(free_port) || [ "$sink" = "$port" ]; then
+        fail "port in use: no free ports"
+        return
+    fi
+    start_worker "$log" --listen "127.0.0.1:$port" --sink "127.0.0.1:$sink" --threads 2
+    if ! wait_ready "$log" "$WPID"; then
+        fail "port in use: first worker ready within 10 s"
+        show_log "$log"
+        stop_all
+        return
+    fi
+    local pid1=$WPID
+    start_worker "$log2" --listen "127.0.0.1:$port" --threads 2
+    pid2=$WPID
+    n=100
+    while [ "$n" -gt 0 ] && alive "$pid2"; do
+        sleep 0.1
+        n=$((n - 1))
+    done
+    if alive "$pid2"; then
+        fail "port in use: a second worker on 127.0.0.1:$port exits within 10 s (still running)"
+        show_log "$log2"
+    else
+        wait "$pid2" || rc=$?
+        check "port in use: the second worker exits 1 (got $rc)" [ "$rc" -eq 1 ]
+        if grep -q "127\.0\.0\.1:$port: Address already in use" "$log2"; then
+            pass "port in use: the second worker says $(grep -m1 'Address already in use' "$log2")"
+        else
+            fail "port in use: the second worker names 127.0.0.1:$port and 'Address already in use'"
+            show_log "$log2"
+        fi
+    fi
+    # Traffic for the port, with the second worker (if it is still there) running: every
+    # frame must go through the first worker to the sink.
+    rc=0
+    run_load "$TMP/inuse.json" --target "127.0.0.1:$port" --sink-listen "127.0.0.1:$sink" \
+        --count 5000 --connections 8 --drain 5 --json --quiet || rc=$?
+    check "port in use: rill-load exits 0 (got $rc)" [ "$rc" -eq 0 ]
+    expect_delivery "port in use: 8 x 5000 frames through the first worker" "$TMP/inuse.json" 40000
+    if wait_for 3 in_is "$log" 40000; then
+        pass "port in use: the first worker counted all 40000 frames (in=40000)"
+    else
+        fail "port in use: the first worker's in= should be 40000 (got $(stat_field "$log" in))"
+        show_log "$log"
+    fi
+    stop_worker "$pid1" TERM 10
+    check "port in use: the first worker exits 0 after SIGTERM (got $WRC)" [ "$WRC" = 0 ]
+    [ "$WRC" = 0 ] || show_log "$log"
+    stop_all
+}
+
 # WORKER_CLI_CASES="stats line" runs only those cases (for debugging).
-for c in ${WORKER_CLI_CASES:-help bad_flags passthrough signals stats line}; do
+for c in ${WORKER_CLI_CASES:-help bad_flags passthrough signals stats line port_in_use}; do
     "case_$c"
 done
 

@@ -1,7 +1,8 @@
-/* Address parsing and socket setup (cold path: configuration and connection set-up). */
-#ifndef RILL_CORE_NETADDR_H
-#define RILL_CORE_NETADDR_H
+/* HOST:PORT addresses: parsing and formatting (cold path: configuration, logs). */
+#ifndef RILL_CORE_NET_ADDR_H
+#define RILL_CORE_NET_ADDR_H
 
+#include <stddef.h>
 #include <sys/socket.h>
 
 typedef struct rill__addr {
@@ -15,12 +16,5 @@ int rill__addr_parse(rill__addr_t *out, const char *text);
 
 /* Formats a as "HOST:PORT" into buf. */
 void rill__addr_format(const rill__addr_t *a, char *buf, size_t size);
-
-/* Creates a listening TCP socket bound to a with SO_REUSEPORT (so each
- * loop can own one socket of the same port). Returns the fd or -errno. */
-int rill__listen_socket(const rill__addr_t *a, int backlog);
-
-/* Port of a bound socket, or -errno. */
-int rill__socket_port(int fd);
 
 #endif
