@@ -595,10 +595,14 @@ static int register_churn(void)
 
     pt_ctx_t dup;
     pt_init(&dup, threads, 1, 0);
+    /* frames each registration had when its unregister returned: no loop may call it
+     * afterwards, so the count must never move again */
+    static uint64_t at_unregister[NREG];
     unsigned cycles = 0;
     while (!tu_send_done(snd) && used < NREG - 2) {
         pt_ctx_t *cur = &regs[used - 1];
         ASSERT_EQ(rill_comp_unregister(w, 1), 0);
+        at_unregister[used - 1] = atomic_load(&cur->msgs);
         /* release runs on this thread before unregister returns, exactly once */
         ASSERT_EQ(atomic_load(&cur->released), 1);
         ASSERT_EQ(rill_comp_unregister(w, 1), RILL_ENOENT);
@@ -608,7 +612,22 @@ static int register_churn(void)
         tu_sleep_ms(3);
     }
     ASSERT_EQ(tu_send_join(snd), 0);
-    fprintf(stderr, "  %u unregister/register cycles during traffic\n", cycles);
+    /* Registrations replaced while the sender was still sending (each cycle started
+     * before it was done), and how many of them a loop's lookup found: those that got
+     * frames. Without both the case would test nothing. */
+    const unsigned churned = used - 1;
+    unsigned saw = 0;
+    uint64_t churn_msgs = 0;
+    for (unsigned i = 0; i < churned; i++) {
+        saw += at_unregister[i] > 0;
+        churn_msgs += at_unregister[i];
+    }
+    fprintf(stderr,
+            "  %u unregister/register cycles during traffic; %u of the %u registrations "
+            "replaced got frames (%llu frames)\n",
+            cycles, saw, churned, (unsigned long long)churn_msgs);
+    ASSERT_GT(cycles, 0);
+    ASSERT_GT(saw, 0);
 
     churn_pred_arg_t pa = {regs, used, t.frames};
     rill_stats_t st;
@@ -622,6 +641,8 @@ static int register_churn(void)
 
     /* A window with no registration: frames on a fresh connection are all unknown. */
     ASSERT_EQ(rill_comp_unregister(w, 1), 0);
+    at_unregister[used - 1] = atomic_load(&regs[used - 1].msgs);
+    const unsigned unregistered = used; /* regs[0 .. used-1] are all unregistered now */
     ASSERT_EQ(atomic_load(&regs[used - 1].released), 1);
     uint64_t unknown0 = st.unknown_comp;
     int fd = tu_connect(port, SHORT_MS);
@@ -654,6 +675,13 @@ static int register_churn(void)
     ASSERT_U64_EQ(st.sink_dropped, 0);
     for (unsigned i = 0; i < used; i++)
         ASSERT_U64_EQ(atomic_load(&regs[i].emit_fail), 0);
+    /* nothing reached a registration after its unregister returned */
+    for (unsigned i = 0; i < unregistered; i++) {
+        uint64_t m = atomic_load(&regs[i].msgs);
+        if (m != at_unregister[i])
+            T_FAIL_AT_("registration %u: %llu frames when its unregister returned, %llu now", i,
+                       (unsigned long long)at_unregister[i], (unsigned long long)m);
+    }
 
     close(fd);
     tu_buf_free(&b);
