@@ -4,10 +4,13 @@
 #ifndef RILL_TEST_HARNESS_H
 #define RILL_TEST_HARNESS_H
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define T_EXIT_SKIP 77
 
@@ -106,6 +109,60 @@ static inline int t_run(const char *suite, const t_case_t *cases, int argc, char
     if (passed == 0 && skipped > 0)
         return T_EXIT_SKIP;
     return 0;
+}
+
+/* ------------------------------------------------------------ io_uring probe */
+
+#ifndef __NR_io_uring_setup
+#define __NR_io_uring_setup 425 /* one number on every architecture but alpha */
+#endif
+
+/* Returns 1 when this process cannot use io_uring at all: io_uring_setup fails with
+ * ENOSYS (a kernel without it, or a seccomp filter answering so) or EPERM (the sysctl
+ * kernel.io_uring_disabled, a seccomp filter, a container's policy); the reason goes to
+ * why. Returns 0 otherwise, also for other errors (e.g. ENOMEM), which the test then meets
+ * and reports itself. The raw syscall, not liburing: tests/api sees rill.h only. */
+static inline int t_io_uring_unavailable(char *why, size_t cap)
+{
+    /* struct io_uring_params (120 bytes), all zero: no flags, nothing special asked. Not
+     * <linux/io_uring.h>: it would shadow liburing's copy in tests that see core/. */
+    uint64_t params[15];
+    memset(params, 0, sizeof params);
+    long fd = syscall(__NR_io_uring_setup, 1u, params);
+    if (fd >= 0) {
+        close((int)fd);
+        return 0;
+    }
+    int err = errno;
+    if (err != ENOSYS && err != EPERM)
+        return 0;
+    const char *hint = err == ENOSYS ? "no io_uring in this kernel, or a seccomp filter"
+                                     : "a seccomp filter or a container's policy";
+    char sysctl[48];
+    FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "r");
+    if (f) {
+        int v = 0;
+        if (fscanf(f, "%d", &v) == 1 && v != 0) {
+            snprintf(sysctl, sizeof sysctl, "kernel.io_uring_disabled = %d", v);
+            hint = sysctl;
+        }
+        fclose(f);
+    }
+    snprintf(why, cap, "io_uring_setup: %s (%s; %s)", strerror(err),
+             err == ENOSYS ? "ENOSYS" : "EPERM", hint);
+    return 1;
+}
+
+/* Exits 77 (skipped), saying why, when io_uring is unavailable (t_io_uring_unavailable).
+ * Call it first in main() of every test that starts a worker. */
+static inline void t_require_io_uring(const char *suite)
+{
+    char why[256];
+    if (t_io_uring_unavailable(why, sizeof why)) {
+        printf("%s: skipped: io_uring unavailable: %s\n", suite, why);
+        fflush(stdout);
+        exit(T_EXIT_SKIP);
+    }
 }
 
 #endif /* RILL_TEST_HARNESS_H */

@@ -430,6 +430,7 @@ static const t_case_t cases[] = {
 
 int main(int argc, char **argv)
 {
+    t_require_io_uring("api_test");
     signal(SIGPIPE, SIG_IGN);
     return t_run("api_test", cases, argc, argv);
 }

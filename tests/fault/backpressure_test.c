@@ -621,6 +621,7 @@ static int test_sink_reconnect(void)
 
 int main(int argc, char **argv)
 {
+    t_require_io_uring("backpressure");
     static const t_case_t cases[] = {
         {"stalled_sink", test_stalled_sink},
         {"sink_reconnect", test_sink_reconnect},

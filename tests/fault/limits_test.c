@@ -380,6 +380,7 @@ static int test_garbage(void)
 
 int main(int argc, char **argv)
 {
+    t_require_io_uring("limits");
     static const t_case_t cases[] = {
         {"max_conns", test_max_conns},
         {"slowloris", test_slowloris},

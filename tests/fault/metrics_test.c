@@ -733,6 +733,7 @@ static int test_start_errors(void)
 
 int main(int argc, char **argv)
 {
+    t_require_io_uring("metrics");
     static const t_case_t cases[] = {
         {"scrape_parse", test_scrape_parse},
         {"curl", test_curl},

@@ -928,6 +928,7 @@ static const t_case_t cases[] = {
 
 int main(int argc, char **argv)
 {
+    t_require_io_uring("bad_input_test");
     tu_ignore_sigpipe();
     return t_run("bad_input_test", cases, argc, argv);
 }

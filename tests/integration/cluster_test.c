@@ -1091,6 +1091,7 @@ static int digest_auth(void)
 
 int main(int argc, char **argv)
 {
+    t_require_io_uring("cluster_test");
     char why[256];
     if (!zk_available(why, sizeof why)) {
         printf("cluster_test: SKIP: %s\n", why);

@@ -1005,6 +1005,7 @@ static const t_case_t cases[] = {
 
 int main(int argc, char **argv)
 {
+    t_require_io_uring("loop_test");
     tu_ignore_sigpipe();
     return t_run("loop_test", cases, argc, argv);
 }
