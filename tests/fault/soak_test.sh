@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# soak_test.sh RILL_WORKER RILL_LOAD — 60 s at about half of the maximum rate through
-# rill-worker (2 loop threads) to a rill-load acting as the sink. The maximum rate is
-# measured first (5 s at full speed against the same worker). The worker's RSS
+# soak_test.sh RILL_WORKER RILL_LOAD IO_URING_PROBE — 60 s at about half of the maximum
+# rate through rill-worker (2 loop threads) to a rill-load acting as the sink. The maximum
+# rate is measured first (5 s at full speed against the same worker). The worker's RSS
 # (/proc/PID/status) is sampled once it is ready (the baseline), after the calibration and
 # every 2 s of the soak: its growth over the baseline must stay under the bound that the
 # documented memory caps give (see RSS_BOUND below); its open descriptors
@@ -10,12 +10,13 @@
 # only. Exits 77 when the environment cannot run it.
 set -u
 
-if [ $# -ne 2 ]; then
-    echo "usage: $0 <rill-worker> <rill-load>" >&2
+if [ $# -ne 3 ]; then
+    echo "usage: $0 <rill-worker> <rill-load> <io_uring_probe>" >&2
     exit 2
 fi
 WORKER=$1
 LOAD=$2
+PROBE=$3
 SOAK_S=${SOAK_SECONDS:-60}
 WARMUP_S=10
 # 16 MiB per loop: the full-speed calibration reaches the pause watermark, so the
@@ -50,7 +51,16 @@ ring=$((32 * MIB / (THREADS * THREADS)))
 [ "$ring" -gt $((4 * MIB)) ] && ring=$((4 * MIB))
 RSS_BOUND=$((THREADS * (2 * SINK_BUFFER + 2 * STAGE_HIGH + RECV_BUFS) + THREADS * THREADS * ring +
     (SOAK_CONNS + 1) * MAX_FRAME + 16 * MIB))
-[ -x "$WORKER" ] && [ -x "$LOAD" ] || { echo "soak: missing binaries"; exit 77; }
+[ -x "$WORKER" ] && [ -x "$LOAD" ] && [ -x "$PROBE" ] ||
+    { echo "soak: missing binaries"; exit 77; }
+# io_uring: the probe makes the C tests' check (exit 77 and the reason on ENOSYS or EPERM);
+# rill-worker's own "cannot start: <error>" does not say which call failed.
+"$PROBE" soak
+case $? in
+0) ;;
+77) exit 77 ;;
+*) echo "soak: $PROBE failed"; exit 1 ;;
+esac
 [ -r /proc/self/status ] || { echo "soak: no /proc"; exit 77; }
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/soak.XXXXXX")

@@ -1,23 +1,34 @@
 #!/usr/bin/env bash
-# cluster_proc_test.sh RILL_WORKER RILL_LOAD ZK_SERVER — a cluster of rill-worker processes
-# coordinated by a real ZooKeeper server (scripts/zk-server): join, graceful leave
-# (SIGTERM), crash (SIGKILL) of one member, convergence of the survivors' views (read from
-# their 'rill-worker: view epoch=N members=... self=...' log lines), and delivery of every
-# frame sent to a survivor after convergence (rill-load as sender and sink, passthrough).
+# cluster_proc_test.sh RILL_WORKER RILL_LOAD ZK_SERVER IO_URING_PROBE — a cluster of
+# rill-worker processes coordinated by a real ZooKeeper server (scripts/zk-server): join,
+# graceful leave (SIGTERM), crash (SIGKILL) of one member, convergence of the survivors'
+# views (read from their 'rill-worker: view epoch=N members=... self=...' log lines), and
+# delivery of every frame sent to a survivor after convergence (rill-load as sender and
+# sink, passthrough).
 # Prints PASS/FAIL per check and "cluster_proc: N passed, N failed"; exits 1 on any
-# failure, 77 when java, zookeeperd or bash's /dev/tcp are missing.
+# failure, 77 when io_uring is unavailable or java, zookeeperd or bash's /dev/tcp are
+# missing.
 set -u
 
-if [ $# -ne 3 ]; then
-    echo "usage: $0 <rill-worker> <rill-load> <scripts/zk-server>" >&2
+if [ $# -ne 4 ]; then
+    echo "usage: $0 <rill-worker> <rill-load> <scripts/zk-server> <io_uring_probe>" >&2
     exit 2
 fi
 WORKER=$1
 LOAD=$2
 ZKS=$3
-for b in "$WORKER" "$LOAD" "$ZKS"; do
+PROBE=$4
+for b in "$WORKER" "$LOAD" "$ZKS" "$PROBE"; do
     [ -x "$b" ] || { echo "cluster_proc: $b is not an executable" >&2; exit 1; }
 done
+# io_uring: the probe makes the C tests' check (exit 77 and the reason on ENOSYS or EPERM);
+# rill-worker's own "cannot start: <error>" does not say which call failed.
+"$PROBE" cluster_proc
+case $? in
+0) ;;
+77) exit 77 ;;
+*) echo "cluster_proc: $PROBE failed"; exit 1 ;;
+esac
 if ! command -v java >/dev/null 2>&1; then
     echo "cluster_proc: SKIP: java is not installed (zookeeperd pulls a JRE; run scripts/setup)"
     exit 77
