@@ -88,4 +88,8 @@ const t_case_t cases[] = {
 
 } // namespace
 
-int main(int argc, char **argv) { return t_run("api_cxx_test", cases, argc, argv); }
+int main(int argc, char **argv)
+{
+    t_require_io_uring("api_cxx_test");
+    return t_run("api_cxx_test", cases, argc, argv);
+}

@@ -34,10 +34,10 @@ static int version(void)
 static int error_strings(void)
 {
     /* every rill code: its name and its text come from the one table */
-#define CHECK_CODE_(name, value, text)                                \
-    ASSERT_EQ(RILL_##name, value);                                    \
-    ASSERT_LT(RILL_##name, -4095); /* far below any errno */          \
-    ASSERT_STR_EQ(rill_err_name(RILL_##name), "RILL_" #name);         \
+#define CHECK_CODE_(name, value, text)                                                             \
+    ASSERT_EQ(RILL_##name, value);                                                                 \
+    ASSERT_LT(RILL_##name, -4095); /* far below any errno */                                       \
+    ASSERT_STR_EQ(rill_err_name(RILL_##name), "RILL_" #name);                                      \
     ASSERT_STR_EQ(rill_strerror(RILL_##name), text);
     RILL_ERRNO_MAP(CHECK_CODE_)
 #undef CHECK_CODE_
@@ -124,11 +124,18 @@ typedef struct ctr {
 static int nop_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *msgs, size_t n,
                      rill_emitter_t *em)
 {
-    (void)ctx; (void)loop; (void)msgs; (void)n; (void)em;
+    (void)ctx;
+    (void)loop;
+    (void)msgs;
+    (void)n;
+    (void)em;
     return 0;
 }
 
-static void ctr_release(uintptr_t ctx) { ((ctr_t *)ctx)->releases++; }
+static void ctr_release(uintptr_t ctx)
+{
+    ((ctr_t *)ctx)->releases++;
+}
 
 static int new_worker(rill_worker_t **w, unsigned threads)
 {
@@ -145,7 +152,8 @@ static int new_worker(rill_worker_t **w, unsigned threads)
 static int worker_basics(void)
 {
     rill_worker_t *w;
-    if (new_worker(&w, 2)) return 1;
+    if (new_worker(&w, 2))
+        return 1;
     ASSERT_EQ(rill_worker_threads(w), 2);
     int port = rill_worker_listener_port(w, 0);
     ASSERT_GT(port, 0);
@@ -202,7 +210,8 @@ static int worker_basics(void)
 static int stats_size(void)
 {
     rill_worker_t *w;
-    if (new_worker(&w, 1)) return 1;
+    if (new_worker(&w, 1))
+        return 1;
     rill_stats_t st;
     memset(&st, 0xFF, sizeof st);
     ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
@@ -217,8 +226,10 @@ static int stats_size(void)
     memset(buf, 0xAA, sizeof buf);
     size_t older = offsetof(rill_stats_t, msgs_out);
     ASSERT_EQ(rill_worker_stats(w, (rill_stats_t *)(void *)buf, older), 0);
-    for (size_t i = 0; i < older; i++) ASSERT_EQ(buf[i], 0);
-    for (size_t i = older; i < sizeof buf; i++) ASSERT_EQ(buf[i], 0xAA);
+    for (size_t i = 0; i < older; i++)
+        ASSERT_EQ(buf[i], 0);
+    for (size_t i = older; i < sizeof buf; i++)
+        ASSERT_EQ(buf[i], 0xAA);
     rill_worker_destroy(w);
     return 0;
 }
@@ -226,7 +237,8 @@ static int stats_size(void)
 static int lifecycle(void)
 {
     rill_worker_t *w;
-    if (new_worker(&w, 2)) return 1;
+    if (new_worker(&w, 2))
+        return 1;
     ASSERT_EQ(rill_worker_start(w), 0);
     ASSERT_EQ(rill_worker_start(w), RILL_ESTATE);
     ASSERT_EQ(rill_worker_run(w, 0), RILL_ESTATE); /* loops belong to rill's threads */
@@ -237,10 +249,12 @@ static int lifecycle(void)
     rill_worker_destroy(w);
 
     /* stop without start, destroy without stop */
-    if (new_worker(&w, 1)) return 1;
+    if (new_worker(&w, 1))
+        return 1;
     ASSERT_EQ(rill_worker_stop(w), 0);
     rill_worker_destroy(w);
-    if (new_worker(&w, 1)) return 1;
+    if (new_worker(&w, 1))
+        return 1;
     ASSERT_EQ(rill_worker_start(w), 0);
     rill_worker_destroy(w);
     ASSERT_EQ(rill_worker_start(NULL), RILL_EINVAL);
@@ -252,8 +266,10 @@ static int lifecycle(void)
 
 static void put_be32(unsigned char *p, uint32_t v)
 {
-    p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8); p[3] = (unsigned char)v;
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
 }
 
 static uint32_t get_be32(const unsigned char *p)
@@ -266,9 +282,11 @@ static int read_n(int fd, unsigned char *buf, size_t n, int ms)
 {
     while (n > 0) {
         struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, ms) <= 0) return -1;
+        if (poll(&p, 1, ms) <= 0)
+            return -1;
         ssize_t k = recv(fd, buf, n, 0);
-        if (k <= 0) return -1;
+        if (k <= 0)
+            return -1;
         buf += k;
         n -= (size_t)k;
     }
@@ -389,8 +407,14 @@ static int run_roundtrip(rill_batch_cb cb, unsigned nframes, uint32_t comp_out)
     return 0;
 }
 
-static int roundtrip(void) { return run_roundtrip(passthrough, 1, 101); }
-static int roundtrip_batch(void) { return run_roundtrip(passthrough_msgs, 5, 1); }
+static int roundtrip(void)
+{
+    return run_roundtrip(passthrough, 1, 101);
+}
+static int roundtrip_batch(void)
+{
+    return run_roundtrip(passthrough_msgs, 5, 1);
+}
 
 static const t_case_t cases[] = {
     {"version", version},
@@ -406,6 +430,7 @@ static const t_case_t cases[] = {
 
 int main(int argc, char **argv)
 {
+    t_require_io_uring("api_test");
     signal(SIGPIPE, SIG_IGN);
     return t_run("api_test", cases, argc, argv);
 }

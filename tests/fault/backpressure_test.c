@@ -44,8 +44,8 @@
 #define COMP 1
 #define MAGIC 0x42505253u
 #define NSEND 4
-#define KEYS 16        /* keys per connection */
-#define PAYLOAD 1008   /* 1 KiB frames on the wire */
+#define KEYS 16      /* keys per connection */
+#define PAYLOAD 1008 /* 1 KiB frames on the wire */
 #define FRAME (16 + PAYLOAD)
 #define MIB ((size_t)1 << 20)
 #define WAIT_MS 60000
@@ -110,7 +110,7 @@ typedef struct gsink {
     unsigned nconns;
     /* checker (sink thread only; read after it stopped, or atomics) */
     atomic_ullong frames;
-    atomic_ullong bad; /* duplicates, reorderings, foreign frames */
+    atomic_ullong bad;          /* duplicates, reorderings, foreign frames */
     uint64_t last[NSEND][KEYS]; /* last seq + 1 per (conn, key) */
 } gsink_t;
 
@@ -432,9 +432,9 @@ static int test_stalled_sink(void)
      * => 2 loops x (32 + 16 + 1) + 32 + 16 = 146 MiB over the baseline. A stall that
      * queued what the senders sent (STALL_BYTES) would exceed it.
      */
-    const size_t bound = STALL_LOOPS * (2 * STALL_SINK_BUFFER + 2 * STAGE_HIGH_BYTES +
-                                        PROVIDED_BUFS_BYTES) +
-                         HANDOFF_RINGS_BYTES + 16 * MIB;
+    const size_t bound =
+        STALL_LOOPS * (2 * STALL_SINK_BUFFER + 2 * STAGE_HIGH_BYTES + PROVIDED_BUFS_BYTES) +
+        HANDOFF_RINGS_BYTES + 16 * MIB;
     size_t base = rss_bytes();
     rss_mon_t mon = {0};
     atomic_store(&mon.max, base);
@@ -489,8 +489,9 @@ static int test_stalled_sink(void)
     pthread_join(mon.thr, NULL);
     size_t run_max = atomic_load(&mon.max);
     ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
-    fprintf(stderr, "  resumed: delivered %llu of %llu frames, RSS max over the run %.1f MiB "
-                    "(+%.1f)\n",
+    fprintf(stderr,
+            "  resumed: delivered %llu of %llu frames, RSS max over the run %.1f MiB "
+            "(+%.1f)\n",
             (unsigned long long)atomic_load(&gs.frames), (unsigned long long)total,
             (double)run_max / MIB, (double)(run_max - base) / MIB);
     ASSERT_U64_EQ(atomic_load(&gs.bad), 0);
@@ -535,12 +536,11 @@ static size_t sysctl_max(const char *path)
  *
  * What rill can know: a send that fails handed nothing to the kernel, so its frames go
  * back to the queue and are sent again after the reconnect, with the frames queued
- * meanwhile (up to sink_buffer; the sources pause above half of it). What no TCP sender without acknowledgements can know: bytes that
- * had been handed to the kernel when the sink went away (the worker's send queue, the
- * sink's unread receive queue). So the exact check is "nothing duplicated or reordered,
- * everything sent after the sink is back arrives", and the accounting check is
- * |sent - delivered - dropped| <= what the kernel buffers and one in-flight buffer per
- * loop can hold.
+ * meanwhile (up to sink_buffer; the sources pause above half of it). What no TCP sender without
+ * acknowledgements can know: bytes that had been handed to the kernel when the sink went away (the
+ * worker's send queue, the sink's unread receive queue). So the exact check is "nothing duplicated
+ * or reordered, everything sent after the sink is back arrives", and the accounting check is |sent
+ * - delivered - dropped| <= what the kernel buffers and one in-flight buffer per loop can hold.
  */
 static int test_sink_reconnect(void)
 {
@@ -589,24 +589,24 @@ static int test_sink_reconnect(void)
         complete = atomic_load(&gs.accepted) > DC_LOOPS;
         for (int c = 0; c < NSEND && complete; c++)
             for (int k = 0; k < KEYS && complete; k++)
-                complete = __atomic_load_n(&gs.last[c][k], __ATOMIC_RELAXED) ==
-                           end - (end - 1 - k) % KEYS;
+                complete =
+                    __atomic_load_n(&gs.last[c][k], __ATOMIC_RELAXED) == end - (end - 1 - k) % KEYS;
     }
     tu_sleep_ms(200);
     rill_stats_t st;
     ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
     uint64_t got = atomic_load(&gs.frames);
     int64_t unaccounted = (int64_t)total - (int64_t)got - (int64_t)st.sink_dropped;
-    size_t kernel = sysctl_max("/proc/sys/net/ipv4/tcp_rmem") +
-                    sysctl_max("/proc/sys/net/ipv4/tcp_wmem");
+    size_t kernel =
+        sysctl_max("/proc/sys/net/ipv4/tcp_rmem") + sysctl_max("/proc/sys/net/ipv4/tcp_wmem");
     int64_t slack = (int64_t)(DC_LOOPS * (kernel + DC_SINK_BUFFER) / FRAME);
     fprintf(stderr,
             "  reconnect: sent %llu, delivered %llu, sink_dropped %llu, unaccounted %lld "
             "(bound %lld), sink_errors +%llu, paused %llu, sink connections %u, msgs_out %llu\n",
-            (unsigned long long)total, (unsigned long long)got,
-            (unsigned long long)st.sink_dropped, (long long)unaccounted, (long long)slack,
-            (unsigned long long)(st.sink_errors - errs0), (unsigned long long)st.paused,
-            atomic_load(&gs.accepted), (unsigned long long)st.msgs_out);
+            (unsigned long long)total, (unsigned long long)got, (unsigned long long)st.sink_dropped,
+            (long long)unaccounted, (long long)slack, (unsigned long long)(st.sink_errors - errs0),
+            (unsigned long long)st.paused, atomic_load(&gs.accepted),
+            (unsigned long long)st.msgs_out);
     ASSERT_TRUE(complete);
     ASSERT_U64_EQ(atomic_load(&gs.bad), 0);
     ASSERT_U64_EQ(st.msgs_in, total);
@@ -754,6 +754,7 @@ static int test_paused_not_idle(void)
 
 int main(int argc, char **argv)
 {
+    t_require_io_uring("backpressure");
     static const t_case_t cases[] = {
         {"stalled_sink", test_stalled_sink},
         {"sink_reconnect", test_sink_reconnect},

@@ -40,8 +40,8 @@ typedef struct checker {
     uint64_t good, dup_or_gap, foreign;
 } checker_t;
 
-static void check_frame(void *arg, unsigned conn, uint32_t comp, uint64_t key,
-                        const uint8_t *p, uint32_t len)
+static void check_frame(void *arg, unsigned conn, uint32_t comp, uint64_t key, const uint8_t *p,
+                        uint32_t len)
 {
     (void)conn;
     checker_t *c = arg;
@@ -57,8 +57,7 @@ static void check_frame(void *arg, unsigned conn, uint32_t comp, uint64_t key,
     }
     if (s.seq != c->next[s.conn]) {
         if (c->dup_or_gap++ < 5)
-            fprintf(stderr, "  conn %u: got seq %u, expected %u\n", s.conn, s.seq,
-                    c->next[s.conn]);
+            fprintf(stderr, "  conn %u: got seq %u, expected %u\n", s.conn, s.seq, c->next[s.conn]);
         c->next[s.conn] = s.seq + 1;
         return;
     }
@@ -381,6 +380,7 @@ static int test_garbage(void)
 
 int main(int argc, char **argv)
 {
+    t_require_io_uring("limits");
     static const t_case_t cases[] = {
         {"max_conns", test_max_conns},
         {"slowloris", test_slowloris},

@@ -156,6 +156,8 @@ static int test_wait_returns_loop_error(void)
 
 int main(int argc, char **argv)
 {
+    /* The cases forbid io_uring on some threads and need it on the others. */
+    t_require_io_uring("loop_error");
     static const t_case_t cases[] = {
         {"start_reports_ring_error", test_start_reports_ring_error},
         {"wait_returns_loop_error", test_wait_returns_loop_error},

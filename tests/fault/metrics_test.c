@@ -326,12 +326,12 @@ static int fix_up(fix_t *f)
     }
     rill_comp_ops_t pass = {tu_pass_batch, NULL, NULL}, fail = {fail_batch, NULL, NULL};
     if (rill_comp_register(f->w, COMP_PASS, "passthrough", &pass, 0) < 0 ||
-        rill_comp_register(f->w, COMP_FAIL, FAIL_NAME, &fail, 0) < 0 ||
-        rill_worker_start(f->w) < 0)
+        rill_comp_register(f->w, COMP_FAIL, FAIL_NAME, &fail, 0) < 0 || rill_worker_start(f->w) < 0)
         return -1;
     f->port = (uint16_t)rill_worker_listener_port(f->w, 0);
     rill__addr_t a;
-    if (rill__addr_parse(&a, "127.0.0.1:0") < 0 || (rc = rill__metrics_start(&f->m, f->w, &a)) < 0) {
+    if (rill__addr_parse(&a, "127.0.0.1:0") < 0 ||
+        (rc = rill__metrics_start(&f->m, f->w, &a)) < 0) {
         fprintf(stderr, "  rill__metrics_start: %s\n", rill_strerror(rc));
         return -1;
     }
@@ -471,8 +471,7 @@ static int test_scrape_parse(void)
         fprintf(stderr, "  FAIL: scrape\n");
         goto out;
     }
-    if (r.status != 200 || !r.ctype_ok || !r.conn_close ||
-        r.content_length != (long)r.body_len) {
+    if (r.status != 200 || !r.ctype_ok || !r.conn_close || r.content_length != (long)r.body_len) {
         fprintf(stderr, "  FAIL: status %d ctype_ok %d close %d length %ld body %zu\n", r.status,
                 r.ctype_ok, r.conn_close, r.content_length, r.body_len);
         goto out;
@@ -734,6 +733,7 @@ static int test_start_errors(void)
 
 int main(int argc, char **argv)
 {
+    t_require_io_uring("metrics");
     static const t_case_t cases[] = {
         {"scrape_parse", test_scrape_parse},
         {"curl", test_curl},

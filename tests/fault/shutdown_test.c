@@ -257,6 +257,7 @@ static int test_sigterm_under_load(void)
 
 int main(int argc, char **argv)
 {
+    t_require_io_uring("shutdown");
     g_worker = argc > 1 ? argv[1] : NULL;
     static const t_case_t cases[] = {
         {"sigterm_under_load", test_sigterm_under_load},

@@ -42,7 +42,10 @@ static int pt_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *msgs, size_t
     return 0;
 }
 
-static void pt_release(uintptr_t ctx) { atomic_fetch_add(&((pt_ctx_t *)ctx)->released, 1); }
+static void pt_release(uintptr_t ctx)
+{
+    atomic_fetch_add(&((pt_ctx_t *)ctx)->released, 1);
+}
 
 static const rill_comp_ops_t pt_ops = {pt_batch, NULL, pt_release};
 
@@ -61,7 +64,8 @@ static void dump_stats(const rill_worker_t *w)
 {
     rill_stats_t s;
     memset(&s, 0, sizeof s);
-    if (rill_worker_stats(w, &s, sizeof s) != 0) return;
+    if (rill_worker_stats(w, &s, sizeof s) != 0)
+        return;
     fprintf(stderr,
             "  stats: in %llu dispatched %llu out %llu accepted %llu open %llu short %llu "
             "long %llu midframe %llu conn %llu unknown %llu comp_err %llu sink_dropped %llu "
@@ -82,7 +86,8 @@ static int fx_open(fx_t *f, unsigned threads, int dead_letter)
     memset(f, 0, sizeof *f);
     f->threads = threads;
     ASSERT_EQ(tu_sink_new(&f->sink, NULL, NULL), 0);
-    if (dead_letter) ASSERT_EQ(tu_sink_new(&f->dl, NULL, NULL), 0);
+    if (dead_letter)
+        ASSERT_EQ(tu_sink_new(&f->dl, NULL, NULL), 0);
     rill_config_t *cfg = rill_config_new();
     ASSERT_TRUE(cfg != NULL);
     ASSERT_EQ(rill_config_set_threads(cfg, threads), 0);
@@ -119,7 +124,8 @@ static int fx_finish(fx_t *f)
     ASSERT_U64_EQ(atomic_load(&f->pt.emit_fail), 0);
     tu_sink_t *sinks[2] = {f->sink, f->dl};
     for (int i = 0; i < 2; i++) {
-        if (!sinks[i]) continue;
+        if (!sinks[i])
+            continue;
         ASSERT_EQ(tu_sink_wait_all_closed(sinks[i], f->threads, WAIT_MS), 0);
         tu_sink_info_t si;
         tu_sink_info(sinks[i], &si);
@@ -154,13 +160,15 @@ static void good_frame(tu_buf_t *b, uint32_t comp, uint32_t tag, uint32_t seq)
     tu_put_be32(p + 4, tag);
     tu_put_be32(p + 8, seq);
     uint32_t extra = seq % 40;
-    for (uint32_t i = 0; i < extra; i++) p[12 + i] = (uint8_t)(tag + seq + i);
+    for (uint32_t i = 0; i < extra; i++)
+        p[12 + i] = (uint8_t)(tag + seq + i);
     tu_buf_frame(b, comp, (uint64_t)tag * 16 + seq % 4, p, 12 + extra);
 }
 
 static void good_frames(tu_buf_t *b, uint32_t comp, uint32_t tag, uint32_t from, uint32_t to)
 {
-    for (uint32_t s = from; s < to; s++) good_frame(b, comp, tag, s);
+    for (uint32_t s = from; s < to; s++)
+        good_frame(b, comp, tag, s);
 }
 
 typedef struct tag_res {
@@ -178,20 +186,25 @@ static void tag_scan(tu_sink_t *s, uint32_t tag, uint32_t n, tag_res_t *r)
     tu_sink_lock(s);
     const tu_frame_t *f = tu_sink_frames(s, &nf);
     for (size_t i = 0; i < nf; i++) {
-        if (f[i].len < 12 || memcmp(f[i].payload, "GOOD", 4) != 0) continue;
-        if (tu_get_be32(f[i].payload + 4) != tag) continue;
+        if (f[i].len < 12 || memcmp(f[i].payload, "GOOD", 4) != 0)
+            continue;
+        if (tu_get_be32(f[i].payload + 4) != tag)
+            continue;
         uint32_t seq = tu_get_be32(f[i].payload + 8);
         r->count++;
         if (seq >= n) {
             r->range++;
             continue;
         }
-        if (seen[seq]++) r->dup++;
+        if (seen[seq]++)
+            r->dup++;
         int bad = f[i].len != 12 + seq % 40 || f[i].key != (uint64_t)tag * 16 + seq % 4;
         for (uint32_t k = 0; !bad && k < seq % 40; k++)
             bad = f[i].payload[12 + k] != (uint8_t)(tag + seq + k);
-        if (bad) r->corrupt++;
-        if ((int64_t)seq < last[seq % 4]) r->order++;
+        if (bad)
+            r->corrupt++;
+        if ((int64_t)seq < last[seq % 4])
+            r->order++;
         last[seq % 4] = seq;
     }
     tu_sink_unlock(s);
@@ -205,12 +218,14 @@ static int expect_tag(tu_sink_t *s, uint32_t tag, uint32_t n)
     int64_t end = tu_now_ms() + WAIT_MS;
     for (;;) {
         tag_scan(s, tag, n, &r);
-        if (r.count >= n || tu_now_ms() >= end) break;
+        if (r.count >= n || tu_now_ms() >= end)
+            break;
         tu_sleep_ms(10);
     }
     if (r.count != n || r.dup || r.range || r.order || r.corrupt)
-        fprintf(stderr, "  tag %u: %u frames of %u (dup %u, out of range %u, misordered %u, "
-                        "corrupt %u)\n",
+        fprintf(stderr,
+                "  tag %u: %u frames of %u (dup %u, out of range %u, misordered %u, "
+                "corrupt %u)\n",
                 tag, r.count, n, r.dup, r.range, r.order, r.corrupt);
     ASSERT_EQ(r.count, n);
     ASSERT_EQ(r.dup + r.range + r.order + r.corrupt, 0);
@@ -256,13 +271,15 @@ static int good_finish(fx_t *f, good_t *g)
     good_frames(&g->b, 1, g->tag, g->sent, g->sent + 200);
     g->sent += 200;
     ASSERT_EQ(tu_write_all(g->fd, g->b.data, g->b.len), 0);
-    if (expect_tag(f->sink, g->tag, g->sent)) return 1;
+    if (expect_tag(f->sink, g->tag, g->sent))
+        return 1;
     return 0;
 }
 
 static void good_close(good_t *g)
 {
-    if (g->fd >= 0) close(g->fd);
+    if (g->fd >= 0)
+        close(g->fd);
     g->fd = -1;
     tu_buf_free(&g->b);
 }
@@ -307,8 +324,11 @@ static int expect_stat(fx_t *f, size_t off, const char *name, uint64_t want)
     ASSERT_U64_EQ(v, want);
     return 0;
 }
-#define EXPECT_STAT(f, field, want) \
-    do { if (expect_stat((f), TU_STAT(field), #field, (want))) return 1; } while (0)
+#define EXPECT_STAT(f, field, want)                                                                \
+    do {                                                                                           \
+        if (expect_stat((f), TU_STAT(field), #field, (want)))                                      \
+            return 1;                                                                              \
+    } while (0)
 
 static uint64_t raw_header(uint8_t *out, uint32_t len, uint32_t comp, uint64_t key)
 {
@@ -325,9 +345,11 @@ static uint64_t raw_header(uint8_t *out, uint32_t len, uint32_t comp, uint64_t k
 static int frame_short(unsigned threads)
 {
     fx_t f;
-    if (fx_open(&f, threads, 0)) return 1;
+    if (fx_open(&f, threads, 0))
+        return 1;
     good_t g;
-    if (good_start(&f, &g, 1)) return 1;
+    if (good_start(&f, &g, 1))
+        return 1;
 
     uint8_t b[64];
     int b1 = tu_connect(f.port, WAIT_MS), b2 = tu_connect(f.port, WAIT_MS);
@@ -344,9 +366,11 @@ static int frame_short(unsigned threads)
     raw_header(b, 0, 1, 1);
     ASSERT_EQ(tu_write_all(b2, b, 32), 0);
 
-    if (expect_closed(b1) || expect_closed(b2)) return 1;
+    if (expect_closed(b1) || expect_closed(b2))
+        return 1;
     EXPECT_STAT(&f, err_frame_short, 2);
-    if (expect_tag(f.sink, 2, 1)) return 1; /* the frame before the bad one */
+    if (expect_tag(f.sink, 2, 1))
+        return 1; /* the frame before the bad one */
 
     /* length exactly 12: an empty payload is valid */
     int e = tu_connect(f.port, WAIT_MS);
@@ -354,8 +378,10 @@ static int frame_short(unsigned threads)
     raw_header(b, 12, 1, 4242);
     ASSERT_EQ(tu_write_all(e, b, TU_HDR), 0);
 
-    if (good_finish(&f, &g)) return 1;
-    if (fresh_connection_works(&f, 3)) return 1;
+    if (good_finish(&f, &g))
+        return 1;
+    if (fresh_connection_works(&f, 3))
+        return 1;
     int found = 0;
     int64_t end = tu_now_ms() + WAIT_MS;
     while (!found && tu_now_ms() < end) {
@@ -363,9 +389,11 @@ static int frame_short(unsigned threads)
         tu_sink_lock(f.sink);
         const tu_frame_t *fr = tu_sink_frames(f.sink, &n);
         for (size_t i = 0; i < n; i++)
-            if (fr[i].key == 4242 && fr[i].comp_id == 1 && fr[i].len == 0) found++;
+            if (fr[i].key == 4242 && fr[i].comp_id == 1 && fr[i].len == 0)
+                found++;
         tu_sink_unlock(f.sink);
-        if (!found) tu_sleep_ms(10);
+        if (!found)
+            tu_sleep_ms(10);
     }
     ASSERT_EQ(found, 1);
 
@@ -390,9 +418,11 @@ static int frame_short(unsigned threads)
 static int frame_long(unsigned threads)
 {
     fx_t f;
-    if (fx_open(&f, threads, 0)) return 1;
+    if (fx_open(&f, threads, 0))
+        return 1;
     good_t g;
-    if (good_start(&f, &g, 1)) return 1;
+    if (good_start(&f, &g, 1))
+        return 1;
 
     uint8_t b[TU_HDR + 100];
     memset(b, 0x5A, sizeof b);
@@ -403,7 +433,8 @@ static int frame_long(unsigned threads)
     ASSERT_EQ(tu_write_all(b1, b, sizeof b), 0);
     raw_header(b, 0xFFFFFFFFu, 1, 1);
     ASSERT_EQ(tu_write_all(b2, b, sizeof b), 0);
-    if (expect_closed(b1) || expect_closed(b2)) return 1;
+    if (expect_closed(b1) || expect_closed(b2))
+        return 1;
     EXPECT_STAT(&f, err_frame_long, 2);
 
     /* the largest valid frame */
@@ -414,12 +445,15 @@ static int frame_long(unsigned threads)
     ASSERT_TRUE(big != NULL);
     uint8_t *payload = malloc(plen);
     ASSERT_TRUE(payload != NULL);
-    for (uint32_t i = 0; i < plen; i++) payload[i] = (uint8_t)(i * 31 + 7);
+    for (uint32_t i = 0; i < plen; i++)
+        payload[i] = (uint8_t)(i * 31 + 7);
     tu_frame_encode(big, 1, 4096, payload, plen);
     ASSERT_EQ(tu_write_all(e, big, TU_HDR + plen), 0);
 
-    if (good_finish(&f, &g)) return 1;
-    if (fresh_connection_works(&f, 3)) return 1;
+    if (good_finish(&f, &g))
+        return 1;
+    if (fresh_connection_works(&f, 3))
+        return 1;
     int found = 0, intact = 0;
     int64_t end = tu_now_ms() + WAIT_MS;
     while (!found && tu_now_ms() < end) {
@@ -432,7 +466,8 @@ static int frame_long(unsigned threads)
                 intact = fr[i].len == plen && memcmp(fr[i].payload, payload, plen) == 0;
             }
         tu_sink_unlock(f.sink);
-        if (!found) tu_sleep_ms(10);
+        if (!found)
+            tu_sleep_ms(10);
     }
     ASSERT_EQ(found, 1);
     ASSERT_TRUE(intact);
@@ -460,9 +495,11 @@ static int garbage(unsigned threads)
 {
     enum { NG = 8, GLEN = 16384 };
     fx_t f;
-    if (fx_open(&f, threads, 0)) return 1;
+    if (fx_open(&f, threads, 0))
+        return 1;
     good_t g;
-    if (good_start(&f, &g, 1)) return 1;
+    if (good_start(&f, &g, 1))
+        return 1;
 
     int fds[NG];
     uint64_t want_short = 0, want_long = 0;
@@ -471,28 +508,36 @@ static int garbage(unsigned threads)
         uint64_t st = 0x1234567ULL + (uint64_t)i * 7919;
         uint32_t len;
         do {
-            for (int k = 0; k < GLEN; k++) junk[i][k] = (uint8_t)tu_rand(&st);
+            for (int k = 0; k < GLEN; k++)
+                junk[i][k] = (uint8_t)tu_rand(&st);
             len = tu_get_be32(junk[i]);
         } while (len >= 12 && len <= MAX_FRAME);
-        if (len < 12) want_short++;
-        else want_long++;
+        if (len < 12)
+            want_short++;
+        else
+            want_long++;
         fds[i] = tu_connect(f.port, WAIT_MS);
         ASSERT_GE(fds[i], 0);
     }
-    for (int i = 0; i < NG; i++) (void)tu_write_all(fds[i], junk[i], GLEN); /* may hit EPIPE */
     for (int i = 0; i < NG; i++)
-        if (expect_closed(fds[i])) return 1;
+        (void)tu_write_all(fds[i], junk[i], GLEN); /* may hit EPIPE */
+    for (int i = 0; i < NG; i++)
+        if (expect_closed(fds[i]))
+            return 1;
     EXPECT_STAT(&f, err_frame_long, want_long);
     EXPECT_STAT(&f, err_frame_short, want_short);
 
-    if (good_finish(&f, &g)) return 1;
-    if (fresh_connection_works(&f, 3)) return 1;
+    if (good_finish(&f, &g))
+        return 1;
+    if (fresh_connection_works(&f, 3))
+        return 1;
     EXPECT_STAT(&f, conns_open, 1);
     rill_stats_t st;
     ASSERT_EQ(rill_worker_stats(f.w, &st, sizeof st), 0);
     ASSERT_U64_EQ(st.err_midframe, 0);
 
-    for (int i = 0; i < NG; i++) close(fds[i]);
+    for (int i = 0; i < NG; i++)
+        close(fds[i]);
     good_close(&g);
     return fx_close(&f);
 }
@@ -503,9 +548,11 @@ static int garbage(unsigned threads)
 static int midframe_close(unsigned threads)
 {
     fx_t f;
-    if (fx_open(&f, threads, 0)) return 1;
+    if (fx_open(&f, threads, 0))
+        return 1;
     good_t g;
-    if (good_start(&f, &g, 1)) return 1;
+    if (good_start(&f, &g, 1))
+        return 1;
 
     int b1 = tu_connect(f.port, WAIT_MS), b2 = tu_connect(f.port, WAIT_MS);
     ASSERT_GE(b1, 0);
@@ -518,16 +565,21 @@ static int midframe_close(unsigned threads)
     tu_buf_append(&v, b, sizeof b); /* a frame of 100 payload bytes, 20 of them sent */
     ASSERT_EQ(tu_write_all(b1, v.data, v.len), 0);
     ASSERT_EQ(tu_write_all(b2, b, 6), 0); /* 6 bytes of a header */
-    if (expect_tag(f.sink, 2, 10)) return 1;
+    if (expect_tag(f.sink, 2, 10))
+        return 1;
     ASSERT_EQ(shutdown(b1, SHUT_WR), 0);
     ASSERT_EQ(shutdown(b2, SHUT_WR), 0);
-    if (expect_closed(b1) || expect_closed(b2)) return 1;
+    if (expect_closed(b1) || expect_closed(b2))
+        return 1;
     EXPECT_STAT(&f, err_midframe, 2);
 
-    if (good_finish(&f, &g)) return 1;
-    if (fresh_connection_works(&f, 3)) return 1; /* closes at a frame boundary */
-    ASSERT_EQ(shutdown(g.fd, SHUT_WR), 0);        /* so does the good connection */
-    if (expect_closed(g.fd)) return 1;
+    if (good_finish(&f, &g))
+        return 1;
+    if (fresh_connection_works(&f, 3))
+        return 1;                          /* closes at a frame boundary */
+    ASSERT_EQ(shutdown(g.fd, SHUT_WR), 0); /* so does the good connection */
+    if (expect_closed(g.fd))
+        return 1;
     EXPECT_STAT(&f, conns_open, 0);
     rill_stats_t st;
     ASSERT_EQ(rill_worker_stats(f.w, &st, sizeof st), 0);
@@ -547,28 +599,36 @@ static int midframe_close(unsigned threads)
 static int unknown_comp(unsigned threads)
 {
     fx_t f;
-    if (fx_open(&f, threads, 0)) return 1;
+    if (fx_open(&f, threads, 0))
+        return 1;
     good_t g;
-    if (good_start(&f, &g, 1)) return 1;
+    if (good_start(&f, &g, 1))
+        return 1;
 
     int u = tu_connect(f.port, WAIT_MS);
     ASSERT_GE(u, 0);
     tu_buf_t v = {0};
-    for (uint32_t i = 0; i < 5; i++) good_frame(&v, 99, 9, i); /* tag 9 must never arrive */
+    for (uint32_t i = 0; i < 5; i++)
+        good_frame(&v, 99, 9, i); /* tag 9 must never arrive */
     good_frames(&v, 1, 2, 0, 100);
     ASSERT_EQ(tu_write_all(u, v.data, v.len), 0);
-    if (expect_tag(f.sink, 2, 100)) return 1;
+    if (expect_tag(f.sink, 2, 100))
+        return 1;
     EXPECT_STAT(&f, unknown_comp, 5);
 
     v.len = 0;
-    for (uint32_t i = 5; i < 10; i++) good_frame(&v, 99, 9, i);
+    for (uint32_t i = 5; i < 10; i++)
+        good_frame(&v, 99, 9, i);
     good_frames(&v, 1, 2, 100, 150);
     ASSERT_EQ(tu_write_all(u, v.data, v.len), 0);
-    if (expect_tag(f.sink, 2, 150)) return 1;
+    if (expect_tag(f.sink, 2, 150))
+        return 1;
     EXPECT_STAT(&f, unknown_comp, 10);
 
-    if (good_finish(&f, &g)) return 1;
-    if (fresh_connection_works(&f, 3)) return 1;
+    if (good_finish(&f, &g))
+        return 1;
+    if (fresh_connection_works(&f, 3))
+        return 1;
     tag_res_t r;
     tag_scan(f.sink, 9, 10, &r);
     ASSERT_EQ(r.count, 0);
@@ -605,7 +665,8 @@ static int fail_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *msgs, size
         if (rill_emit_sink(em, 0, msgs[i].comp_id, msgs[i].key, msgs[i].data, msgs[i].len))
             atomic_fetch_add(&c->emit_fail, 1);
     }
-    if (fail) atomic_fetch_add(&c->failed_msgs, n);
+    if (fail)
+        atomic_fetch_add(&c->failed_msgs, n);
     atomic_fetch_add(&c->seen, n);
     return fail ? -1 : (int)n;
 }
@@ -613,13 +674,15 @@ static int fail_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *msgs, size
 static int comp_error(unsigned threads)
 {
     fx_t f;
-    if (fx_open(&f, threads, 0)) return 1;
+    if (fx_open(&f, threads, 0))
+        return 1;
     static fail_ctx_t fc;
     memset(&fc, 0, sizeof fc);
     static const rill_comp_ops_t ops = {fail_batch, NULL, NULL};
     ASSERT_EQ(rill_comp_register(f.w, 4, "failing", &ops, (uintptr_t)&fc), 0);
     good_t g;
-    if (good_start(&f, &g, 1)) return 1;
+    if (good_start(&f, &g, 1))
+        return 1;
 
     int x = tu_connect(f.port, WAIT_MS);
     ASSERT_GE(x, 0);
@@ -629,14 +692,17 @@ static int comp_error(unsigned threads)
     for (int round = 0; round < 10; round++) {
         good_frames(&v, 4, 2, ok, ok + 50);
         ok += 50;
-        for (int k = 0; k < 10; k++) tu_buf_frame(&v, 4, (uint64_t)(round * 10 + k), fp, sizeof fp);
+        for (int k = 0; k < 10; k++)
+            tu_buf_frame(&v, 4, (uint64_t)(round * 10 + k), fp, sizeof fp);
     }
     ASSERT_EQ(tu_write_all(x, v.data, v.len), 0);
     int64_t end = tu_now_ms() + WAIT_MS;
-    while (atomic_load(&fc.seen) < 600 && tu_now_ms() < end) tu_sleep_ms(5);
+    while (atomic_load(&fc.seen) < 600 && tu_now_ms() < end)
+        tu_sleep_ms(5);
     ASSERT_U64_EQ(atomic_load(&fc.seen), 600);
     /* every non-FAIL message was emitted, also from failed batches */
-    if (expect_tag(f.sink, 2, ok)) return 1;
+    if (expect_tag(f.sink, 2, ok))
+        return 1;
     uint64_t failed = atomic_load(&fc.failed_msgs);
     ASSERT_U64_GE(failed, 100);
     EXPECT_STAT(&f, comp_errors, failed);
@@ -650,12 +716,14 @@ static int comp_error(unsigned threads)
     good_frames(&v, 4, 2, ok, ok + 100);
     ok += 100;
     ASSERT_EQ(tu_write_all(x, v.data, v.len), 0);
-    if (expect_tag(f.sink, 2, ok)) return 1;
+    if (expect_tag(f.sink, 2, ok))
+        return 1;
     EXPECT_STAT(&f, comp_errors, failed);
     ASSERT_U64_EQ(atomic_load(&fc.failed_msgs), failed);
     ASSERT_U64_EQ(atomic_load(&fc.emit_fail), 0);
 
-    if (good_finish(&f, &g)) return 1;
+    if (good_finish(&f, &g))
+        return 1;
     rill_stats_t st;
     ASSERT_EQ(rill_worker_stats(f.w, &st, sizeof st), 0);
     ASSERT_U64_EQ(st.err_frame_short + st.err_frame_long + st.err_midframe, 0);
@@ -673,9 +741,11 @@ static int dead_letter(unsigned threads)
 {
     enum { NDL = 200, NEMPTY = 3 };
     fx_t f;
-    if (fx_open(&f, threads, 1)) return 1;
+    if (fx_open(&f, threads, 1))
+        return 1;
     good_t g;
-    if (good_start(&f, &g, 1)) return 1;
+    if (good_start(&f, &g, 1))
+        return 1;
 
     int d = tu_connect(f.port, WAIT_MS);
     ASSERT_GE(d, 0);
@@ -683,22 +753,28 @@ static int dead_letter(unsigned threads)
     uint8_t p[4 + 64];
     for (uint32_t i = 0; i < NDL; i++) {
         tu_put_be32(p, i);
-        for (uint32_t k = 0; k < i % 64; k++) p[4 + k] = (uint8_t)(i ^ k);
+        for (uint32_t k = 0; k < i % 64; k++)
+            p[4 + k] = (uint8_t)(i ^ k);
         tu_buf_frame(&v, 77, 10000 + i, p, 4 + i % 64); /* key identifies the frame */
-        if (i % 2 == 0) good_frame(&v, 1, 2, i / 2);    /* interleaved good frames */
+        if (i % 2 == 0)
+            good_frame(&v, 1, 2, i / 2); /* interleaved good frames */
     }
-    for (uint32_t i = 0; i < NEMPTY; i++) tu_buf_frame(&v, 78, 20000 + i, NULL, 0);
+    for (uint32_t i = 0; i < NEMPTY; i++)
+        tu_buf_frame(&v, 78, 20000 + i, NULL, 0);
     ASSERT_EQ(tu_write_all(d, v.data, v.len), 0);
 
-    if (expect_tag(f.sink, 2, NDL / 2)) return 1;
+    if (expect_tag(f.sink, 2, NDL / 2))
+        return 1;
     ASSERT_EQ(tu_sink_wait_count(f.dl, NDL + NEMPTY, WAIT_MS), 0);
     EXPECT_STAT(&f, unknown_comp, NDL + NEMPTY);
-    if (good_finish(&f, &g)) return 1;
+    if (good_finish(&f, &g))
+        return 1;
 
     close(d);
     tu_buf_free(&v);
     good_close(&g);
-    if (fx_finish(&f)) return 1; /* afterwards nothing more can arrive */
+    if (fx_finish(&f))
+        return 1; /* afterwards nothing more can arrive */
     uint8_t seen[NDL + NEMPTY] = {0};
     int bad = 0;
     size_t n;
@@ -710,10 +786,12 @@ static int dead_letter(unsigned threads)
             int ok = fr[i].len == 4 + idx % 64 && tu_get_be32(fr[i].payload) == idx;
             for (uint32_t k = 0; ok && k < idx % 64; k++)
                 ok = fr[i].payload[4 + k] == (uint8_t)(idx ^ k);
-            if (!ok) bad++;
+            if (!ok)
+                bad++;
             seen[idx]++;
         } else if (fr[i].comp_id == 78 && fr[i].key >= 20000 && fr[i].key < 20000 + NEMPTY) {
-            if (fr[i].len != 0) bad++;
+            if (fr[i].len != 0)
+                bad++;
             seen[NDL + (fr[i].key - 20000)]++;
         } else {
             bad++;
@@ -722,12 +800,14 @@ static int dead_letter(unsigned threads)
     tu_sink_unlock(f.dl);
     ASSERT_EQ(bad, 0);
     ASSERT_EQ(n, NDL + NEMPTY);
-    for (int i = 0; i < NDL + NEMPTY; i++) ASSERT_EQ(seen[i], 1);
+    for (int i = 0; i < NDL + NEMPTY; i++)
+        ASSERT_EQ(seen[i], 1);
     /* nothing for 77/78 at sink 0 */
     tu_sink_lock(f.sink);
     fr = tu_sink_frames(f.sink, &n);
     int stray = 0;
-    for (size_t i = 0; i < n; i++) stray += fr[i].comp_id != 1;
+    for (size_t i = 0; i < n; i++)
+        stray += fr[i].comp_id != 1;
     tu_sink_unlock(f.sink);
     ASSERT_EQ(stray, 0);
     tu_sink_info_t si;
@@ -741,9 +821,11 @@ static int dead_letter(unsigned threads)
 static int one_byte_writes(unsigned threads)
 {
     fx_t f;
-    if (fx_open(&f, threads, 0)) return 1;
+    if (fx_open(&f, threads, 0))
+        return 1;
     good_t g;
-    if (good_start(&f, &g, 1)) return 1;
+    if (good_start(&f, &g, 1))
+        return 1;
 
     int o = tu_connect(f.port, WAIT_MS);
     ASSERT_GE(o, 0);
@@ -753,12 +835,14 @@ static int one_byte_writes(unsigned threads)
     tu_buf_t v = {0};
     uint8_t p[300];
     for (uint32_t i = 0; i < NS; i++) {
-        for (uint32_t k = 0; k < sizes[i]; k++) p[k] = (uint8_t)(i * 50 + k);
+        for (uint32_t k = 0; k < sizes[i]; k++)
+            p[k] = (uint8_t)(i * 50 + k);
         tu_buf_frame(&v, 1, 7000 + i % 2, p, sizes[i]); /* two keys, order checked */
     }
     for (size_t i = 0; i < v.len; i++) {
         ASSERT_EQ(tu_write_all(o, v.data + i, 1), 0);
-        if (i < 40) tu_sleep_ms(1); /* the first frames surely in separate segments */
+        if (i < 40)
+            tu_sleep_ms(1); /* the first frames surely in separate segments */
     }
     ASSERT_EQ(tu_sink_wait_count(f.sink, NS, WAIT_MS), 0);
     int64_t end = tu_now_ms() + WAIT_MS;
@@ -772,30 +856,36 @@ static int one_byte_writes(unsigned threads)
         tu_sink_lock(f.sink);
         const tu_frame_t *fr = tu_sink_frames(f.sink, &n);
         for (size_t i = 0; i < n; i++) {
-            if (fr[i].key != 7000 && fr[i].key != 7001) continue;
+            if (fr[i].key != 7000 && fr[i].key != 7001)
+                continue;
             /* identify the frame by its first byte (i * 50) or, when empty, by elimination */
             int idx = -1;
             for (uint32_t s = 0; s < NS; s++)
-                if (fr[i].len == sizes[s] && (sizes[s] == 0 || fr[i].payload[0] == (uint8_t)(s * 50)))
+                if (fr[i].len == sizes[s] &&
+                    (sizes[s] == 0 || fr[i].payload[0] == (uint8_t)(s * 50)))
                     idx = (int)s;
             if (idx < 0 || fr[i].key != 7000u + (unsigned)idx % 2) {
                 bad++;
                 continue;
             }
             for (uint32_t k = 0; k < sizes[idx]; k++)
-                if (fr[i].payload[k] != (uint8_t)(idx * 50 + k)) bad++;
-            if (idx < last[idx % 2]) bad++;
+                if (fr[i].payload[k] != (uint8_t)(idx * 50 + k))
+                    bad++;
+            if (idx < last[idx % 2])
+                bad++;
             last[idx % 2] = idx;
             got++;
         }
         tu_sink_unlock(f.sink);
-        if (got >= NS) break;
+        if (got >= NS)
+            break;
         tu_sleep_ms(10);
     }
     ASSERT_EQ(bad, 0);
     ASSERT_EQ(got, NS);
 
-    if (good_finish(&f, &g)) return 1;
+    if (good_finish(&f, &g))
+        return 1;
     rill_stats_t st;
     ASSERT_EQ(rill_worker_stats(f.w, &st, sizeof st), 0);
     ASSERT_U64_EQ(st.err_frame_short + st.err_frame_long + st.err_midframe, 0);
@@ -937,6 +1027,7 @@ static int payload_limit(void)
     return 0;
 }
 
+// clang-format off
 #define BOTH(fn)                                  \
     static int fn##_1(void) { return fn(1); }     \
     static int fn##_2(void) { return fn(2); }
@@ -962,9 +1053,11 @@ static const t_case_t cases[] = {
     {"payload_limit", payload_limit},
     {NULL, NULL},
 };
+// clang-format on
 
 int main(int argc, char **argv)
 {
+    t_require_io_uring("bad_input_test");
     tu_ignore_sigpipe();
     return t_run("bad_input_test", cases, argc, argv);
 }

@@ -204,6 +204,7 @@ static int stop_step(void)
 
 int main(int argc, char **argv)
 {
+    t_require_io_uring("cluster_clock_test");
     char why[256];
     if (!zk_available(why, sizeof why)) {
         printf("cluster_clock_test: SKIP: %s\n", why);

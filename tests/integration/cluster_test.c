@@ -14,24 +14,21 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h" /* rill__cluster_client_id, for the session-expiry case */
 #include "harness.h"
 #include "integration/tcp_util.h"
 #include "integration/zk_util.h"
 #include "rill/rill.h"
-
-#if defined(__has_include)
-#if __has_include("cluster/cluster.h")
-#include "cluster/cluster.h"
-#define HAVE_CLIENT_ID 1
-#endif
-#endif
 
 #define COMP_PASS 1
 #define COMP_COUNT 2
 #define NKEYS 10000u
 #define KEY_BASE 0x5eed0000000000ull
 #define MAXW 4
-#define VIEW_MS 20000 /* failure bound for views to agree after a disruption */
+/* Failure bound for views to agree (after a join or a disruption). Generous on purpose:
+ * the machines are shared (2 cores, a JVM); how long convergence took is printed instead,
+ * for the log, never asserted. */
+#define VIEW_MS 60000
 #define SINK_MS 30000 /* failure bound for frames to reach the sink */
 
 /* libzookeeper_mt 3.8.0 formats a server's endpoint for its log messages with sprintf
@@ -56,7 +53,6 @@ __attribute__((visibility("default"))) const char *__lsan_default_suppressions(v
 
 static zk_server_t g_zk;
 static unsigned g_case_no;
-static int g_converge_ms = 2000; /* the bound for 3 workers to agree after a join */
 
 /* ------------------------------------------------------------ workers */
 
@@ -100,8 +96,9 @@ static int count_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t
 static void view_cb(uintptr_t ctx, const rill_view_t *v)
 {
     tw_t *t = (tw_t *)ctx;
-    atomic_store(&t->cb_epoch, rill_view_epoch(v));
+    /* size, then epoch, then the count: a reader that sees an epoch sees its size */
     atomic_store(&t->cb_size, rill_view_size(v));
+    atomic_store(&t->cb_epoch, rill_view_epoch(v));
     atomic_fetch_add(&t->view_cbs, 1);
 }
 
@@ -400,24 +397,12 @@ static int join_body(cl_t *c)
         t_last = tu_now_ms();
     }
     uint64_t epoch = 0;
-    int64_t ms = -1, end = t_last + VIEW_MS;
-    while (tu_now_ms() < end) {
-        if (views_agree(c, ALL3, 3, "a,b,c", &epoch)) {
-            ms = tu_now_ms() - t_last;
-            break;
-        }
-        tu_sleep_ms(2);
-    }
-    if (ms < 0) {
-        wait_agree(c, ALL3, 3, "a,b,c", 0, NULL); /* prints the views */
-        T_FAIL_AT_("3 workers never agreed on a view (waited %d ms)", VIEW_MS);
-    }
+    int64_t ms = wait_agree(c, ALL3, 3, "a,b,c", VIEW_MS, &epoch);
+    if (ms < 0)
+        T_FAIL_AT_("3 workers did not agree on a view within %d ms", VIEW_MS);
     fprintf(stderr,
-            "  join: 3 views agree %" PRId64 " ms after the last start (epoch %" PRIu64 ")\n", ms,
-            epoch);
-    if (ms > g_converge_ms)
-        T_FAIL_AT_("views agreed %" PRId64 " ms after the last start; the bound is %d ms", ms,
-                   g_converge_ms);
+            "  join: 3 views agree %" PRId64 " ms after the last start (epoch %" PRIu64 ")\n",
+            tu_now_ms() - t_last, epoch);
     for (unsigned i = 0; i < 3; i++) {
         tw_t *t = c->w[i];
         /* the first view is there: waiting for epoch 0 to change returns at once */
@@ -435,12 +420,17 @@ static int join_body(cl_t *c)
         }
         ASSERT_TRUE(rill_view_member(v, 3) == NULL);
         rill_view_destroy(v);
-        /* the view callback ran on the loop and saw the final view */
-        ASSERT_GE(atomic_load(&t->view_cbs), 1);
+        /* the view callback runs on the loop, possibly after the view is published: it
+         * ran and saw the final view */
         uint64_t cbe = 0;
-        for (int k = 0; k < 200 && (cbe = atomic_load(&t->cb_epoch)) != epoch; k++)
+        unsigned cbs = 0;
+        int64_t cb_end = tu_now_ms() + VIEW_MS;
+        while (((cbe = atomic_load(&t->cb_epoch)) != epoch ||
+                (cbs = atomic_load(&t->view_cbs)) == 0) &&
+               tu_now_ms() < cb_end)
             tu_sleep_ms(5);
         ASSERT_U64_EQ(cbe, epoch);
+        ASSERT_GE(cbs, 1);
         ASSERT_U64_EQ(atomic_load(&t->cb_size), 3);
         ASSERT_U64_GE(stat_of(t, TU_STAT(view_changes)), 1);
     }
@@ -726,10 +716,6 @@ static int zk_restart_body(cl_t *c)
 
 static int expire_body(cl_t *c)
 {
-#ifndef HAVE_CLIENT_ID
-    (void)c;
-    T_SKIP("core/cluster/cluster.h (rill__cluster_client_id) is not there");
-#else
     uint64_t e0;
     ASSERT_EQ(start3(c, &e0), 0);
     ASSERT_EQ(cl_raw(c), 0);
@@ -813,7 +799,6 @@ static int expire_body(cl_t *c)
     ASSERT_EQ(check_once(c->sink, 0, 6000, "after expiry"), 0);
     ASSERT_GT(stat_of(c->w[2], TU_STAT(forwarded)), 0);
     return 0;
-#endif
 }
 
 /* Scans a file for a string. Returns 1 when found. */
@@ -1059,7 +1044,7 @@ static int peer_midframe_body(cl_t *c)
     tu_sleep_ms(100);
     close(fd);
     uint64_t last = 0;
-    if (tu_wait_stat_ge(c->w[0]->w, TU_STAT(err_midframe), mid0 + 1, 10000, &last) < 0) {
+    if (tu_wait_stat_ge(c->w[0]->w, TU_STAT(err_midframe), mid0 + 1, SINK_MS, &last) < 0) {
         print_all_stats(c);
         T_FAIL_AT_("a peer connection closed inside a frame was not counted (err_midframe %" PRIu64
                    ")",
@@ -1106,15 +1091,13 @@ static int digest_auth(void)
 
 int main(int argc, char **argv)
 {
+    t_require_io_uring("cluster_test");
     char why[256];
     if (!zk_available(why, sizeof why)) {
         printf("cluster_test: SKIP: %s\n", why);
         return T_EXIT_SKIP;
     }
     tu_ignore_sigpipe();
-    const char *e = getenv("RILL_TEST_CONVERGE_MS");
-    if (e && atoi(e) > 0)
-        g_converge_ms = atoi(e);
     int64_t t0 = tu_now_ms();
     int rc = zk_server_start(&g_zk, NULL);
     if (rc < 0) {

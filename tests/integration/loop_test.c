@@ -55,8 +55,7 @@ static uint8_t pattern(unsigned c, uint32_t seq, uint32_t i)
 }
 
 /* Appends n frames for comp to b; per_key (may be NULL) counts frames per key. */
-static void gen_frames(conn_gen_t *g, tu_buf_t *b, unsigned n, uint32_t comp,
-                       uint64_t *per_key)
+static void gen_frames(conn_gen_t *g, tu_buf_t *b, unsigned n, uint32_t comp, uint64_t *per_key)
 {
     uint8_t p[16 + 32];
     for (unsigned i = 0; i < n; i++) {
@@ -67,10 +66,12 @@ static void gen_frames(conn_gen_t *g, tu_buf_t *b, unsigned n, uint32_t comp,
         tu_put_be32(p + 4, j);
         tu_put_be32(p + 8, seq);
         tu_put_be32(p + 12, extra);
-        for (uint32_t k = 0; k < extra; k++) p[16 + k] = pattern(g->c, seq, k);
+        for (uint32_t k = 0; k < extra; k++)
+            p[16 + k] = pattern(g->c, seq, k);
         uint64_t key = key_of(g->c, j);
         tu_buf_frame(b, comp, key, p, 16 + extra);
-        if (per_key) per_key[key]++;
+        if (per_key)
+            per_key[key]++;
     }
 }
 
@@ -93,7 +94,8 @@ static int traffic_open(traffic_t *t, unsigned base, unsigned nconn, unsigned pe
 {
     memset(t, 0, sizeof *t);
     t->nconn = nconn;
-    for (unsigned i = 0; i < nconn; i++) t->fds[i] = -1;
+    for (unsigned i = 0; i < nconn; i++)
+        t->fds[i] = -1;
     for (unsigned i = 0; i < nconn; i++) {
         gen_init(&t->gen[i], base + i);
         gen_frames(&t->gen[i], &t->tb[i], per_conn, comp, t->per_key);
@@ -104,7 +106,8 @@ static int traffic_open(traffic_t *t, unsigned base, unsigned nconn, unsigned pe
     }
     for (unsigned i = 0; i < nconn; i++) {
         int fd = tu_connect(port, SHORT_MS);
-        if (fd < 0) return fd;
+        if (fd < 0)
+            return fd;
         t->fds[i] = fd;
     }
     return 0;
@@ -113,7 +116,8 @@ static int traffic_open(traffic_t *t, unsigned base, unsigned nconn, unsigned pe
 static void traffic_close(traffic_t *t)
 {
     for (unsigned i = 0; i < t->nconn; i++) {
-        if (t->fds[i] >= 0) close(t->fds[i]);
+        if (t->fds[i] >= 0)
+            close(t->fds[i]);
         t->fds[i] = -1;
         tu_buf_free(&t->tb[i]);
     }
@@ -139,46 +143,54 @@ static void checker_init(checker_t *ck, uint32_t comp, int allow_gaps)
     memset(ck, 0, sizeof *ck);
     ck->comp = comp;
     ck->allow_gaps = allow_gaps;
-    for (int i = 0; i < MAXKEY; i++) ck->key_conn[i] = -1;
+    for (int i = 0; i < MAXKEY; i++)
+        ck->key_conn[i] = -1;
 }
 
-#define CK_ERR(...)                                                                 \
-    do {                                                                            \
-        if (ck->errors++ < 10) {                                                    \
-            fprintf(stderr, "  checker: ");                                         \
-            fprintf(stderr, __VA_ARGS__);                                           \
-            fputc('\n', stderr);                                                    \
-        }                                                                           \
-        return;                                                                     \
+#define CK_ERR(...)                                                                                \
+    do {                                                                                           \
+        if (ck->errors++ < 10) {                                                                   \
+            fprintf(stderr, "  checker: ");                                                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
+        return;                                                                                    \
     } while (0)
 
-static void checker_cb(void *arg, unsigned sconn, uint32_t comp, uint64_t key,
-                       const uint8_t *p, uint32_t len)
+static void checker_cb(void *arg, unsigned sconn, uint32_t comp, uint64_t key, const uint8_t *p,
+                       uint32_t len)
 {
     checker_t *ck = arg;
     ck->frames++;
-    if (comp != ck->comp) CK_ERR("comp_id %u, expected %u", comp, ck->comp);
-    if (len < 16) CK_ERR("payload of %u bytes", len);
+    if (comp != ck->comp)
+        CK_ERR("comp_id %u, expected %u", comp, ck->comp);
+    if (len < 16)
+        CK_ERR("payload of %u bytes", len);
     uint32_t c = tu_get_be32(p), j = tu_get_be32(p + 4), seq = tu_get_be32(p + 8),
              extra = tu_get_be32(p + 12);
-    if (c >= MAXCONN || j >= NKEYJ) CK_ERR("bad conn %u / j %u", c, j);
-    if (len != 16 + extra) CK_ERR("conn %u seq %u: len %u, expected %u", c, seq, len, 16 + extra);
-    if (extra != seq % 29) CK_ERR("conn %u seq %u: extra %u", c, seq, extra);
+    if (c >= MAXCONN || j >= NKEYJ)
+        CK_ERR("bad conn %u / j %u", c, j);
+    if (len != 16 + extra)
+        CK_ERR("conn %u seq %u: len %u, expected %u", c, seq, len, 16 + extra);
+    if (extra != seq % 29)
+        CK_ERR("conn %u seq %u: extra %u", c, seq, extra);
     for (uint32_t k = 0; k < extra; k++)
-        if (p[16 + k] != pattern(c, seq, k)) CK_ERR("conn %u seq %u: payload byte %u", c, seq, k);
+        if (p[16 + k] != pattern(c, seq, k))
+            CK_ERR("conn %u seq %u: payload byte %u", c, seq, k);
     if (key != key_of(c, j))
         CK_ERR("conn %u j %u: key %llu, expected %llu", c, j, (unsigned long long)key,
                (unsigned long long)key_of(c, j));
     if (key < MAXKEY) {
-        if (ck->key_conn[key] < 0) ck->key_conn[key] = (int)sconn;
+        if (ck->key_conn[key] < 0)
+            ck->key_conn[key] = (int)sconn;
         else if (ck->key_conn[key] != (int)sconn)
             CK_ERR("key %llu arrived on sink connections %d and %u (two loop threads)",
                    (unsigned long long)key, ck->key_conn[key], sconn);
     }
     uint32_t want = ck->next[c][j];
     if (ck->allow_gaps ? seq < want : seq != want)
-        CK_ERR("conn %u key %llu: seq %u arrived, expected %s%u (%s)", c,
-               (unsigned long long)key, seq, ck->allow_gaps ? ">= " : "", want,
+        CK_ERR("conn %u key %llu: seq %u arrived, expected %s%u (%s)", c, (unsigned long long)key,
+               seq, ck->allow_gaps ? ">= " : "", want,
                seq < want ? "duplicate or reordered" : "lost or reordered");
     ck->next[c][j] = seq + 1;
 }
@@ -207,20 +219,25 @@ static int pt_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *msgs, size_t
                     rill_emitter_t *em)
 {
     pt_ctx_t *c = (pt_ctx_t *)ctx;
-    if (loop >= c->nthreads) atomic_fetch_add(&c->bad_view, 1);
+    if (loop >= c->nthreads)
+        atomic_fetch_add(&c->bad_view, 1);
     for (size_t i = 0; i < n; i++) {
         const rill_msg_t *m = &msgs[i];
         if (m->comp_id != c->self || (m->len > 0 && m->data == NULL))
             atomic_fetch_add(&c->bad_view, 1);
         int rc = c->to_comp ? rill_emit_comp(em, c->to_comp, m->key, m->data, m->len)
                             : rill_emit_sink(em, 0, m->comp_id, m->key, m->data, m->len);
-        if (rc != 0) atomic_fetch_add(&c->emit_fail, 1);
+        if (rc != 0)
+            atomic_fetch_add(&c->emit_fail, 1);
     }
     atomic_fetch_add(&c->msgs, n);
     return 0;
 }
 
-static void pt_release(uintptr_t ctx) { atomic_fetch_add(&((pt_ctx_t *)ctx)->released, 1); }
+static void pt_release(uintptr_t ctx)
+{
+    atomic_fetch_add(&((pt_ctx_t *)ctx)->released, 1);
+}
 
 static const rill_comp_ops_t pt_ops = {pt_batch, NULL, pt_release};
 
@@ -230,7 +247,8 @@ static void dump_stats(const rill_worker_t *w)
 {
     rill_stats_t s;
     memset(&s, 0, sizeof s);
-    if (rill_worker_stats(w, &s, sizeof s) != 0) return;
+    if (rill_worker_stats(w, &s, sizeof s) != 0)
+        return;
     fprintf(stderr,
             "  stats: in %llu bytes_in %llu dispatched %llu batches %llu out %llu bytes_out %llu "
             "handoff %llu accepted %llu open %llu short %llu long %llu midframe %llu conn %llu "
@@ -248,23 +266,27 @@ static void dump_stats(const rill_worker_t *w)
 
 /* Creates a worker with `threads` loops, one v1 listener on 127.0.0.1:0 and one sink (when
  * sink != NULL). Returns 0 or the failing call's code. */
-static int make_worker(rill_worker_t **w, unsigned threads, const tu_sink_t *sink,
-                       uint16_t *port)
+static int make_worker(rill_worker_t **w, unsigned threads, const tu_sink_t *sink, uint16_t *port)
 {
     *w = NULL;
     rill_config_t *cfg = rill_config_new();
-    if (!cfg) return RILL_ENOMEM;
+    if (!cfg)
+        return RILL_ENOMEM;
     int rc = rill_config_set_threads(cfg, threads);
-    if (rc == 0) rc = rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_RILL, 0, 0, 0);
-    if (rc == 0 && sink) rc = rill_config_add_sink(cfg, tu_sink_addr(sink));
-    if (rc == 0) rc = rill_worker_new(w, cfg);
+    if (rc == 0)
+        rc = rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_RILL, 0, 0, 0);
+    if (rc == 0 && sink)
+        rc = rill_config_add_sink(cfg, tu_sink_addr(sink));
+    if (rc == 0)
+        rc = rill_worker_new(w, cfg);
     rill_config_destroy(cfg);
     if (rc != 0) {
         fprintf(stderr, "  make_worker: %s (%d)\n", rill_err_name(rc), rc);
         return rc;
     }
     int p = rill_worker_listener_port(*w, 0);
-    if (p <= 0 || p > 65535) return RILL_EINVAL;
+    if (p <= 0 || p > 65535)
+        return RILL_EINVAL;
     *port = (uint16_t)p;
     return 0;
 }
@@ -317,7 +339,8 @@ static int passthrough(unsigned threads, unsigned nconn, unsigned per_conn)
     ASSERT_U64_EQ(st.err_frame_short + st.err_frame_long + st.err_midframe, 0);
     ASSERT_U64_EQ(st.sink_dropped, 0);
     ASSERT_U64_EQ(st.sink_errors, 0);
-    if (threads == 1) ASSERT_U64_EQ(st.handoff_msgs, 0);
+    if (threads == 1)
+        ASSERT_U64_EQ(st.handoff_msgs, 0);
 
     rill_comp_stats_t cs;
     ASSERT_EQ(rill_comp_stats(w, 1, &cs, sizeof cs), 0);
@@ -345,13 +368,20 @@ static int passthrough(unsigned threads, unsigned nconn, unsigned per_conn)
     ASSERT_U64_EQ(errors, 0);
     ASSERT_U64_EQ(frames, t.frames); /* exactly once: no loss, no duplicate */
     for (unsigned c = 0; c < nconn; c++)
-        for (unsigned j = 0; j < NKEYJ; j++) ASSERT_EQ(ck.next[c][j], t.gen[c].seq[j]);
+        for (unsigned j = 0; j < NKEYJ; j++)
+            ASSERT_EQ(ck.next[c][j], t.gen[c].seq[j]);
     tu_sink_destroy(sink);
     return 0;
 }
 
-static int passthrough_1thread(void) { return passthrough(1, 64, 10000); }
-static int passthrough_2threads(void) { return passthrough(2, 64, 10000); }
+static int passthrough_1thread(void)
+{
+    return passthrough(1, 64, 10000);
+}
+static int passthrough_2threads(void)
+{
+    return passthrough(2, 64, 10000);
+}
 
 /* ------------------------------------------------------------ count with flush */
 
@@ -385,8 +415,8 @@ static int count_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *msgs, siz
         if (!atomic_compare_exchange_strong(&c->owner[key], &expect, (int)loop) &&
             expect != (int)loop) {
             if (atomic_fetch_add(&c->violations, 1) < 5)
-                fprintf(stderr, "  key %llu seen on loop %u and loop %d\n",
-                        (unsigned long long)key, loop, expect);
+                fprintf(stderr, "  key %llu seen on loop %u and loop %d\n", (unsigned long long)key,
+                        loop, expect);
         }
         c->counts[loop][key]++;
     }
@@ -403,7 +433,8 @@ static void count_flush(uintptr_t ctx, unsigned loop, rill_emitter_t *em)
     }
     atomic_fetch_add(&c->flushes[loop], 1);
     for (unsigned k = 0; k < MAXKEY; k++) {
-        if (!c->counts[loop][k]) continue;
+        if (!c->counts[loop][k])
+            continue;
         char txt[32];
         int len = snprintf(txt, sizeof txt, "%llu", (unsigned long long)c->counts[loop][k]);
         if (rill_emit_sink(em, 0, 2, k, txt, (size_t)len) != 0)
@@ -428,7 +459,8 @@ static int count_test(unsigned threads)
     count_ctx_t *cc = calloc(1, sizeof *cc);
     ASSERT_TRUE(cc != NULL);
     cc->nthreads = threads;
-    for (int k = 0; k < MAXKEY; k++) atomic_init(&cc->owner[k], -1);
+    for (int k = 0; k < MAXKEY; k++)
+        atomic_init(&cc->owner[k], -1);
     static const rill_comp_ops_t ops = {count_batch, count_flush, count_release};
     ASSERT_EQ(rill_comp_register(w, 1, "count", &ops, (uintptr_t)cc), 0);
     ASSERT_EQ(rill_worker_start(w), 0);
@@ -441,23 +473,28 @@ static int count_test(unsigned threads)
 
     /* Wait until the computation has seen everything, then stop: the flush at stop emits. */
     int64_t end = tu_now_ms() + WAIT_MS;
-    while (atomic_load(&cc->msgs) < t.frames && tu_now_ms() < end) tu_sleep_ms(5);
-    if (atomic_load(&cc->msgs) != t.frames) dump_stats(w);
+    while (atomic_load(&cc->msgs) < t.frames && tu_now_ms() < end)
+        tu_sleep_ms(5);
+    if (atomic_load(&cc->msgs) != t.frames)
+        dump_stats(w);
     ASSERT_U64_EQ(atomic_load(&cc->msgs), t.frames);
-    for (unsigned l = 0; l < threads; l++) ASSERT_EQ(atomic_load(&cc->flushes[l]), 0);
+    for (unsigned l = 0; l < threads; l++)
+        ASSERT_EQ(atomic_load(&cc->flushes[l]), 0);
 
     ASSERT_EQ(rill_worker_stop(w), 0);
     ASSERT_U64_EQ(atomic_load(&cc->violations), 0);
     ASSERT_U64_EQ(atomic_load(&cc->emit_fail), 0);
     /* flush interval 0: each loop flushes exactly once, when the worker stops */
-    for (unsigned l = 0; l < threads; l++) ASSERT_EQ(atomic_load(&cc->flushes[l]), 1);
+    for (unsigned l = 0; l < threads; l++)
+        ASSERT_EQ(atomic_load(&cc->flushes[l]), 1);
     rill_stats_t st;
     ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
     ASSERT_U64_EQ(st.sink_dropped, 0);
     traffic_close(&t);
     rill_worker_destroy(w);
     ASSERT_EQ(atomic_load(&cc->released), 1);
-    for (unsigned l = 0; l < threads; l++) ASSERT_EQ(atomic_load(&cc->flushes[l]), 1);
+    for (unsigned l = 0; l < threads; l++)
+        ASSERT_EQ(atomic_load(&cc->flushes[l]), 1);
     ASSERT_EQ(tu_sink_wait_all_closed(sink, threads, SHORT_MS), 0);
     ASSERT_U64_EQ(tu_sink_count(sink), st.msgs_out);
 
@@ -469,8 +506,7 @@ static int count_test(unsigned threads)
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
         char txt[32];
-        if (f[i].comp_id != 2 || f[i].key >= MAXKEY || f[i].len == 0 ||
-            f[i].len >= sizeof txt) {
+        if (f[i].comp_id != 2 || f[i].key >= MAXKEY || f[i].len == 0 || f[i].len >= sizeof txt) {
             bad++;
             continue;
         }
@@ -489,8 +525,8 @@ static int count_test(unsigned threads)
     ASSERT_EQ(bad, 0);
     for (unsigned k = 0; k < MAXKEY; k++) {
         if (got[k] != t.per_key[k])
-            fprintf(stderr, "  key %u: counted %llu, sent %llu\n", k,
-                    (unsigned long long)got[k], (unsigned long long)t.per_key[k]);
+            fprintf(stderr, "  key %u: counted %llu, sent %llu\n", k, (unsigned long long)got[k],
+                    (unsigned long long)t.per_key[k]);
         ASSERT_U64_EQ(got[k], t.per_key[k]);
         /* one loop owns the key and flushes once: one frame per key */
         ASSERT_EQ(seen[k], t.per_key[k] ? 1 : 0);
@@ -500,8 +536,14 @@ static int count_test(unsigned threads)
     return 0;
 }
 
-static int count_1thread(void) { return count_test(1); }
-static int count_2threads(void) { return count_test(2); }
+static int count_1thread(void)
+{
+    return count_test(1);
+}
+static int count_2threads(void)
+{
+    return count_test(2);
+}
 
 /* ------------------------------------------------------------ register/unregister churn */
 
@@ -516,7 +558,8 @@ typedef struct churn_pred_arg {
 static uint64_t delivered_sum(const pt_ctx_t *regs, unsigned n)
 {
     uint64_t s = 0;
-    for (unsigned i = 0; i < n; i++) s += atomic_load(&regs[i].msgs);
+    for (unsigned i = 0; i < n; i++)
+        s += atomic_load(&regs[i].msgs);
     return s;
 }
 
@@ -538,7 +581,8 @@ static int register_churn(void)
     ASSERT_EQ(make_worker(&w, threads, sink, &port), 0);
 
     static pt_ctx_t regs[NREG];
-    for (unsigned i = 0; i < NREG; i++) pt_init(&regs[i], threads, 1, 0);
+    for (unsigned i = 0; i < NREG; i++)
+        pt_init(&regs[i], threads, 1, 0);
     unsigned used = 0;
     ASSERT_EQ(rill_comp_register(w, 1, "churn", &pt_ops, (uintptr_t)&regs[used++]), 0);
     ASSERT_EQ(rill_worker_start(w), 0);
@@ -551,10 +595,14 @@ static int register_churn(void)
 
     pt_ctx_t dup;
     pt_init(&dup, threads, 1, 0);
+    /* frames each registration had when its unregister returned: no loop may call it
+     * afterwards, so the count must never move again */
+    static uint64_t at_unregister[NREG];
     unsigned cycles = 0;
     while (!tu_send_done(snd) && used < NREG - 2) {
         pt_ctx_t *cur = &regs[used - 1];
         ASSERT_EQ(rill_comp_unregister(w, 1), 0);
+        at_unregister[used - 1] = atomic_load(&cur->msgs);
         /* release runs on this thread before unregister returns, exactly once */
         ASSERT_EQ(atomic_load(&cur->released), 1);
         ASSERT_EQ(rill_comp_unregister(w, 1), RILL_ENOENT);
@@ -564,12 +612,28 @@ static int register_churn(void)
         tu_sleep_ms(3);
     }
     ASSERT_EQ(tu_send_join(snd), 0);
-    fprintf(stderr, "  %u unregister/register cycles during traffic\n", cycles);
+    /* Registrations replaced while the sender was still sending (each cycle started
+     * before it was done), and how many of them a loop's lookup found: those that got
+     * frames. Without both the case would test nothing. */
+    const unsigned churned = used - 1;
+    unsigned saw = 0;
+    uint64_t churn_msgs = 0;
+    for (unsigned i = 0; i < churned; i++) {
+        saw += at_unregister[i] > 0;
+        churn_msgs += at_unregister[i];
+    }
+    fprintf(stderr,
+            "  %u unregister/register cycles during traffic; %u of the %u registrations "
+            "replaced got frames (%llu frames)\n",
+            cycles, saw, churned, (unsigned long long)churn_msgs);
+    ASSERT_GT(cycles, 0);
+    ASSERT_GT(saw, 0);
 
     churn_pred_arg_t pa = {regs, used, t.frames};
     rill_stats_t st;
     int wrc = tu_wait_stats(w, churn_pred, &pa, WAIT_MS, &st);
-    if (wrc != 0) dump_stats(w);
+    if (wrc != 0)
+        dump_stats(w);
     ASSERT_EQ(wrc, 0);
     uint64_t delivered = delivered_sum(regs, used);
     ASSERT_U64_EQ(delivered + st.unknown_comp, t.frames);
@@ -577,6 +641,8 @@ static int register_churn(void)
 
     /* A window with no registration: frames on a fresh connection are all unknown. */
     ASSERT_EQ(rill_comp_unregister(w, 1), 0);
+    at_unregister[used - 1] = atomic_load(&regs[used - 1].msgs);
+    const unsigned unregistered = used; /* regs[0 .. used-1] are all unregistered now */
     ASSERT_EQ(atomic_load(&regs[used - 1].released), 1);
     uint64_t unknown0 = st.unknown_comp;
     int fd = tu_connect(port, SHORT_MS);
@@ -596,7 +662,8 @@ static int register_churn(void)
     gen_frames(&g, &b, 100, 1, NULL);
     ASSERT_EQ(tu_write_all(fd, b.data, b.len), 0);
     int64_t end = tu_now_ms() + SHORT_MS;
-    while (atomic_load(&regs[used - 1].msgs) < 100 && tu_now_ms() < end) tu_sleep_ms(5);
+    while (atomic_load(&regs[used - 1].msgs) < 100 && tu_now_ms() < end)
+        tu_sleep_ms(5);
     ASSERT_U64_EQ(atomic_load(&regs[used - 1].msgs), 100);
     delivered = delivered_sum(regs, used);
     ASSERT_EQ(tu_sink_wait_count(sink, delivered, SHORT_MS), 0);
@@ -606,13 +673,22 @@ static int register_churn(void)
     ASSERT_U64_EQ(st.unknown_comp + delivered, t.frames + 200);
     ASSERT_U64_EQ(st.msgs_out, delivered);
     ASSERT_U64_EQ(st.sink_dropped, 0);
-    for (unsigned i = 0; i < used; i++) ASSERT_U64_EQ(atomic_load(&regs[i].emit_fail), 0);
+    for (unsigned i = 0; i < used; i++)
+        ASSERT_U64_EQ(atomic_load(&regs[i].emit_fail), 0);
+    /* nothing reached a registration after its unregister returned */
+    for (unsigned i = 0; i < unregistered; i++) {
+        uint64_t m = atomic_load(&regs[i].msgs);
+        if (m != at_unregister[i])
+            T_FAIL_AT_("registration %u: %llu frames when its unregister returned, %llu now", i,
+                       (unsigned long long)at_unregister[i], (unsigned long long)m);
+    }
 
     close(fd);
     tu_buf_free(&b);
     traffic_close(&t);
     rill_worker_destroy(w);
-    for (unsigned i = 0; i < NREG; i++) ASSERT_EQ(atomic_load(&regs[i].released), i < used ? 1 : 0);
+    for (unsigned i = 0; i < NREG; i++)
+        ASSERT_EQ(atomic_load(&regs[i].released), i < used ? 1 : 0);
     ASSERT_EQ(atomic_load(&dup.released), 0);
     ASSERT_U64_EQ(atomic_load(&dup.msgs), 0);
 
@@ -683,7 +759,8 @@ static int emit_comp_chain(void)
     ASSERT_U64_EQ(errors, 0);
     ASSERT_U64_EQ(frames, t.frames);
     for (unsigned c = 0; c < t.nconn; c++)
-        for (unsigned j = 0; j < NKEYJ; j++) ASSERT_EQ(ck.next[c][j], t.gen[c].seq[j]);
+        for (unsigned j = 0; j < NKEYJ; j++)
+            ASSERT_EQ(ck.next[c][j], t.gen[c].seq[j]);
     tu_sink_destroy(sink);
     return 0;
 }
@@ -737,7 +814,8 @@ static int worker_run_own_threads(void)
     tu_sender_t *snd;
     ASSERT_EQ(tu_send_start(&snd, t.fds, t.bufs, t.lens, t.nconn, 2, 32 * 1024), 0);
     int wrc = tu_sink_wait_count(sink, t.frames, WAIT_MS);
-    if (wrc != 0) dump_stats(w);
+    if (wrc != 0)
+        dump_stats(w);
     ASSERT_EQ(wrc, 0);
     ASSERT_EQ(tu_send_join(snd), 0);
 
@@ -788,7 +866,8 @@ static int stop_with_open_connections(void)
 
     static traffic_t t;
     ASSERT_EQ(traffic_open(&t, 0, 6, 1000, 1, port), 0);
-    for (unsigned i = 0; i < t.nconn; i++) ASSERT_EQ(tu_write_all(t.fds[i], t.bufs[i], t.lens[i]), 0);
+    for (unsigned i = 0; i < t.nconn; i++)
+        ASSERT_EQ(tu_write_all(t.fds[i], t.bufs[i], t.lens[i]), 0);
     ASSERT_EQ(tu_sink_wait_count(sink, t.frames, WAIT_MS), 0);
     /* half a frame on the last connection */
     uint8_t half[16 + 8];
@@ -799,7 +878,8 @@ static int stop_with_open_connections(void)
     ASSERT_EQ(rill_worker_stop(w), 0);
     for (unsigned i = 0; i < t.nconn; i++) {
         int rc = tu_wait_peer_closed(t.fds[i], SHORT_MS);
-        if (!tu_closed_rc(rc)) fprintf(stderr, "  connection %u: %d\n", i, rc);
+        if (!tu_closed_rc(rc))
+            fprintf(stderr, "  connection %u: %d\n", i, rc);
         ASSERT_TRUE(tu_closed_rc(rc));
     }
     ASSERT_EQ(rill_worker_stop(w), 0);            /* idempotent */
@@ -845,7 +925,8 @@ static int destroy_while_running(void)
     ASSERT_EQ(atomic_load(&pt.released), 1);
     /* the worker is gone: the sender ends (EPIPE/ECONNRESET or done) */
     (void)tu_send_join(snd);
-    for (unsigned i = 0; i < t.nconn; i++) ASSERT_TRUE(tu_closed_rc(tu_wait_peer_closed(t.fds[i], SHORT_MS)));
+    for (unsigned i = 0; i < t.nconn; i++)
+        ASSERT_TRUE(tu_closed_rc(tu_wait_peer_closed(t.fds[i], SHORT_MS)));
     ASSERT_EQ(tu_sink_wait_all_closed(sink, threads, SHORT_MS), 0);
     traffic_close(&t);
     tu_sink_destroy(sink);
@@ -993,6 +1074,7 @@ static const t_case_t cases[] = {
 
 int main(int argc, char **argv)
 {
+    t_require_io_uring("loop_test");
     tu_ignore_sigpipe();
     return t_run("loop_test", cases, argc, argv);
 }

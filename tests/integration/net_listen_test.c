@@ -197,6 +197,7 @@ static const t_case_t cases[] = {
 
 int main(int argc, char **argv)
 {
+    t_require_io_uring("net_listen_test");
     tu_ignore_sigpipe();
     return t_run("net_listen_test", cases, argc, argv);
 }
