@@ -16,6 +16,7 @@ rill_config_t *rill_config_new(void)
     cfg->threads = 1;
     cfg->max_frame = RILL_DEFAULT_MAX_FRAME;
     cfg->sink_buffer = RILL_DEFAULT_SINK_BUFFER;
+    cfg->carry_budget = RILL_DEFAULT_CARRY_BUDGET;
     cfg->dead_letter_sink = -1;
     cfg->max_conns = RILL_DEFAULT_MAX_CONNS;
     cfg->idle_ms = RILL_DEFAULT_IDLE_MS;
@@ -47,6 +48,16 @@ int rill_config_set_max_frame(rill_config_t *cfg, uint32_t bytes)
     if (bytes < 12 || bytes > (1u << 30))
         return RILL_ERANGE;
     cfg->max_frame = bytes;
+    return 0;
+}
+
+int rill_config_set_carry_budget(rill_config_t *cfg, size_t bytes)
+{
+    if (!cfg)
+        return RILL_EINVAL;
+    if (bytes < ((size_t)64 << 10) || bytes > ((size_t)1 << 40))
+        return RILL_ERANGE;
+    cfg->carry_budget = bytes;
     return 0;
 }
 

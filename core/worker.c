@@ -68,6 +68,9 @@ int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg)
     size_t min_sink = 2 * rill__frame_size(cfg->max_frame);
     if (w->cfg.sink_buffer < min_sink)
         w->cfg.sink_buffer = min_sink;
+    /* The carry budget must let one largest frame be carried whole. */
+    if (w->cfg.carry_budget < 4 + (size_t)cfg->max_frame)
+        w->cfg.carry_budget = 4 + (size_t)cfg->max_frame;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
     for (unsigned li = 0; li < RILL_MAX_LISTENERS; li++)

@@ -15,6 +15,7 @@
 
 #define RILL_DEFAULT_MAX_FRAME (1u << 20)
 #define RILL_DEFAULT_SINK_BUFFER ((size_t)64 << 20)
+#define RILL_DEFAULT_CARRY_BUDGET ((size_t)256 << 20)
 enum { LOOP_IDLE, LOOP_RUNNING, LOOP_DONE };
 
 #define RILL_DEFAULT_MAX_CONNS 10000u
@@ -38,6 +39,7 @@ struct rill_config {
     unsigned threads;
     uint32_t max_frame;
     size_t sink_buffer;
+    size_t carry_budget;
     unsigned flush_ms;
     unsigned max_conns;
     unsigned idle_ms;

@@ -46,6 +46,12 @@ void rill__decoder_free(rill__decoder_t *d)
     d->carry_done = 0;
 }
 
+void rill__decoder_trim(rill__decoder_t *d, size_t keep)
+{
+    if (d->carry_cap > keep && rill__decoder_carried(d) == 0)
+        rill__decoder_free(d);
+}
+
 int rill__decoder_midframe(const rill__decoder_t *d)
 {
     return d->carry_len != 0 && !d->carry_done;

@@ -51,6 +51,17 @@ int rill__decode(rill__decoder_t *d, const uint8_t *buf, size_t len, size_t *pos
 /* Non-zero when the decoder holds part of a frame (a stream that ends now ends mid-frame). */
 int rill__decoder_midframe(const rill__decoder_t *d);
 
+/* Bytes of a partial frame the decoder holds (0 between frames). */
+static inline size_t rill__decoder_carried(const rill__decoder_t *d)
+{
+    return d->carry_done ? 0 : d->carry_len;
+}
+
+/* Between frames, frees a carry buffer larger than keep bytes, so that one large frame
+ * does not pin its memory for the rest of the connection. Call only once the views of
+ * the last decode call are no longer used. */
+void rill__decoder_trim(rill__decoder_t *d, size_t keep);
+
 /* Bytes a v1 frame with a payload of len bytes occupies on the wire. */
 static inline size_t rill__frame_size(size_t payload_len) { return RILL_FRAME_HEADER + payload_len; }
 

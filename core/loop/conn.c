@@ -48,11 +48,22 @@ static int conn_slot(rill__loop_t *l)
     return (int)l->nconns++;
 }
 
+/* A carry above this is freed once its frame is done (rill__decoder_trim). */
+#define CARRY_KEEP ((size_t)64 << 10)
+
+/* The connection's partial frame is gone (closed): its bytes leave the loop's total. */
+static void drop_carry(rill__loop_t *l, rill__conn_t *c)
+{
+    l->carried -= c->carried;
+    c->carried = 0;
+    rill__decoder_free(&c->dec);
+}
+
 static void conn_finish_close(rill__loop_t *l, rill__conn_t *c)
 {
     close(c->fd);
     c->fd = -1;
-    rill__decoder_free(&c->dec);
+    drop_carry(l, c);
     c->in_use = 0;
     c->closing = 0;
     c->gen++;
@@ -68,6 +79,7 @@ void rill__conn_close(rill__loop_t *l, unsigned slot, int reason)
         return;
     c->closing = 1;
     c->close_reason = reason;
+    drop_carry(l, c); /* nothing is decoded for a closing connection */
     if (!c->recv_armed) {
         conn_finish_close(l, c);
         return;
@@ -158,6 +170,49 @@ static void protocol_error(rill__loop_t *l, unsigned slot, int err)
     rill__conn_close(l, slot, err);
 }
 
+void rill__conn_publish_carried(rill__loop_t *l)
+{
+    RILL_STAT_SET(l->stats.carry_bytes, l->carried);
+}
+
+/* Bytes carried by the whole worker: this loop's own figure, the others' published. */
+static size_t worker_carried(const rill__loop_t *l)
+{
+    size_t total = l->carried;
+    for (unsigned i = 0; i < l->nloops; i++)
+        if (i != l->idx)
+            total += RILL_STAT_GET(l->w->loops[i]->stats.carry_bytes);
+    return total;
+}
+
+/* The worker holds more partial-frame bytes than its budget: close this loop's
+ * connections with the largest carries until it does not (or this loop holds none). A
+ * sender that trickles huge frames, or thousands that each stop one byte short, then
+ * cost the budget at most, not max_conns x max_frame. */
+static void shed_carries(rill__loop_t *l)
+{
+    size_t budget = l->w->cfg.carry_budget;
+    while (l->carried && worker_carried(l) > budget) {
+        unsigned worst = 0;
+        size_t most = 0;
+        for (unsigned i = 0; i < l->nconns; i++)
+            if (l->conns[i].in_use && !l->conns[i].closing && l->conns[i].carried > most) {
+                most = l->conns[i].carried;
+                worst = i;
+            }
+        if (!most)
+            break;
+        RILL_STAT_ADD(l->stats.err_carry, 1);
+        rill__log_once(&l->w->logged.carry,
+                       "closing the connection with the largest partial frame: the worker "
+                       "carries more than its carry budget of %zu bytes (further cases only "
+                       "counted in err_carry)",
+                       budget);
+        rill__conn_close(l, worst, RILL_EFULL);
+    }
+    rill__conn_publish_carried(l);
+}
+
 void rill__conn_on_data(rill__loop_t *l, unsigned slot, const uint8_t *data, size_t len)
 {
     rill__conn_t *c = &l->conns[slot];
@@ -180,11 +235,24 @@ void rill__conn_on_data(rill__loop_t *l, unsigned slot, const uint8_t *data, siz
         RILL_STAT_ADD(l->stats.peer_in, msgs);
     else
         RILL_STAT_ADD(l->stats.msgs_in, msgs);
+    if (c->closing)
+        return;
     /* When did the frame now pending begin? A new one if frames completed here. */
     if (!rill__decoder_midframe(&c->dec))
         c->frame_since = 0;
     else if (msgs || !c->frame_since)
         c->frame_since = l->now;
+    size_t carried = rill__decoder_carried(&c->dec);
+    if (carried == c->carried)
+        return;
+    if (carried == 0)
+        rill__decoder_trim(&c->dec, CARRY_KEEP); /* its views have been dispatched */
+    l->carried += carried - c->carried;
+    int grew = carried > c->carried;
+    c->carried = carried;
+    if (grew && l->carried > l->w->cfg.carry_budget / l->nloops / 4 &&
+        worker_carried(l) > l->w->cfg.carry_budget)
+        shed_carries(l);
 }
 
 void rill__conn_recv_result(rill__loop_t *l, unsigned slot, int res)

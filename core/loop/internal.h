@@ -22,6 +22,8 @@ void rill__conn_close(rill__loop_t *l, unsigned slot, int reason);
  * rill__conn_sweep_interval. */
 void rill__conn_sweep_idle(rill__loop_t *l, uint64_t now);
 uint64_t rill__conn_sweep_interval(const rill_worker_t *w);
+/* Publishes the loop's carried bytes (once per iteration, and after shedding). */
+void rill__conn_publish_carried(rill__loop_t *l);
 
 /* backpressure.c */
 /* Re-evaluates the watermarks of the links and handoff stages: sets paused/sink_paused. */

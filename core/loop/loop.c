@@ -160,6 +160,7 @@ static void publish_gauges(rill__loop_t *l)
     RILL_STAT_SET(l->stats.sink_queued_bytes, rill__links_queued(&l->links));
     RILL_STAT_SET(l->stats.stage_queued_bytes, rill__handoff_staged(&l->handoff, NULL));
     RILL_STAT_SET(l->stats.held_buffers, l->held_count);
+    rill__conn_publish_carried(l);
 }
 
 static uint64_t next_wait(rill__loop_t *l, uint64_t now)

@@ -33,6 +33,7 @@ typedef struct rill__conn {
     unsigned held;      /* buffers of this connection held while paused */
     int close_reason;   /* RILL_E* / -errno that closed it, 0 for EOF */
     uint64_t frame_since; /* when the frame now pending began (ns), 0 between frames */
+    size_t carried;     /* bytes of its partial frame counted in the loop's carried */
     rill__decoder_t dec;
 } rill__conn_t;
 
@@ -47,6 +48,7 @@ struct rill__loop {
 
     rill__conn_t *conns;
     unsigned nconns, conns_cap, conns_open;
+    size_t carried;      /* bytes held in this loop's connections' partial frames */
     int accept_armed[RILL_MAX_LISTENERS];
 
     rill__links_t links;       /* sinks and peer links */

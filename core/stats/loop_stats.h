@@ -14,6 +14,7 @@ typedef struct rill__loop_stats {
     uint64_t forwarded, peer_in, misrouted, rerouted;
     uint64_t sink_queued_bytes, stage_queued_bytes, held_buffers; /* gauges */
     uint64_t peer_dropped, handoff_dropped;
+    uint64_t err_carry, carry_bytes; /* carry_bytes: gauge */
 } rill__loop_stats_t;
 
 #endif

@@ -51,6 +51,9 @@ static const char usage[] =
     "  --sink-buffer BYTES output bytes queued per loop for the sink (default 67108864);\n"
     "                      above half of it the loop stops reading its sources until the\n"
     "                      sink catches up (backpressure; counted as paused=)\n"
+    "  --carry-budget BYTES  bytes all source connections together may hold in partial\n"
+    "                      frames (default 268435456); above it the connections with\n"
+    "                      the largest partial frames are closed (counted as carry=)\n"
     "  --dead-letter       send frames for unknown computation ids to the sink unchanged\n"
     "                      instead of dropping them (they are counted either way)\n"
     "  --zk HOSTS          join a cluster coordinated by ZooKeeper at HOSTS\n"
@@ -245,7 +248,7 @@ int main(int argc, char **argv)
 {
     enum { O_LISTEN = 256, O_SINK, O_THREADS, O_MAXFRAME, O_COUNTEVERY, O_FLUSH, O_DEAD,
            O_QUIET, O_VERSION, O_HELP, O_MAXCONNS, O_IDLE, O_SINKBUF, O_ZK, O_ROOT, O_ID,
-           O_PEER, O_SESSION, O_AUTHFILE, O_METRICS };
+           O_PEER, O_SESSION, O_AUTHFILE, O_METRICS, O_CARRY };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
         {"sink", required_argument, 0, O_SINK},
@@ -257,6 +260,7 @@ int main(int argc, char **argv)
         {"max-conns", required_argument, 0, O_MAXCONNS},
         {"idle-timeout-ms", required_argument, 0, O_IDLE},
         {"sink-buffer", required_argument, 0, O_SINKBUF},
+        {"carry-budget", required_argument, 0, O_CARRY},
         {"zk", required_argument, 0, O_ZK},
         {"cluster-root", required_argument, 0, O_ROOT},
         {"worker-id", required_argument, 0, O_ID},
@@ -353,6 +357,10 @@ int main(int argc, char **argv)
         case O_SINKBUF:
             if (parse_u64(optarg, &v) < 0 || rill_config_set_sink_buffer(cfg, (size_t)v) < 0)
                 BAIL(fail("bad --sink-buffer", optarg, RILL_ERANGE));
+            break;
+        case O_CARRY:
+            if (parse_u64(optarg, &v) < 0 || rill_config_set_carry_budget(cfg, (size_t)v) < 0)
+                BAIL(fail("bad --carry-budget", optarg, RILL_ERANGE));
             break;
         case O_QUIET:
             quiet = 1;

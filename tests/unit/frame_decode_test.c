@@ -817,6 +817,49 @@ static int free_releases_carry(void)
     return 0;
 }
 
+/* A frame carried across pieces leaves no large buffer behind once it is done (trim),
+ * while a partial frame's carry is kept, and carried() counts only a partial frame. */
+static int trim_after_large_frame(void)
+{
+    enum { BIG = 100000 };
+    uint8_t *s = malloc(16 + BIG + 64);
+    ASSERT_TRUE(s != NULL);
+    uint8_t *payload = calloc(1, BIG);
+    ASSERT_TRUE(payload != NULL);
+    size_t n = put_v1(s, 12 + BIG, 1, 2, payload, BIG);
+    n += put_v1(s + n, 12 + 20, 1, 3, pool, 20);
+    rill__decoder_t d;
+    rill_msg_t out[4];
+    rill__decoder_init(&d, RILL_FRAMING_RILL, 1u << 20, 0, 0, 0);
+    size_t pos = 0, half = (16 + BIG) / 2;
+    ASSERT_EQ(rill__decode(&d, s, half, &pos, out, 4), 0);
+    ASSERT_U64_EQ(rill__decoder_carried(&d), half);
+    rill__decoder_trim(&d, 64 << 10); /* mid-frame: kept */
+    ASSERT_TRUE(d.carry != NULL);
+    const uint8_t *rest = s + half;
+    size_t rest_len = n - half;
+    pos = 0;
+    int got = 0;
+    while (pos < rest_len) {
+        int k = rill__decode(&d, rest, rest_len, &pos, out, 4);
+        ASSERT_GE(k, 0);
+        got += k;
+    }
+    ASSERT_EQ(got, 2);
+    ASSERT_U64_EQ(rill__decoder_carried(&d), 0);
+    rill__decoder_trim(&d, 64 << 10);
+    ASSERT_TRUE(d.carry == NULL); /* the 100 KB carry went back */
+    ASSERT_U64_EQ(d.carry_cap, 0);
+    /* and the decoder goes on as before */
+    pos = 0;
+    ASSERT_EQ(rill__decode(&d, s + 16 + BIG, 36, &pos, out, 4), 1);
+    ASSERT_U64_EQ(out[0].key, 3);
+    rill__decoder_free(&d);
+    free(s);
+    free(payload);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     pool_init();
@@ -840,6 +883,7 @@ int main(int argc, char **argv)
         {"hash_stable", hash_stable},
         {"hash_distinct", hash_distinct},
         {"free_releases_carry", free_releases_carry},
+        {"trim_after_large_frame", trim_after_large_frame},
         {NULL, NULL},
     };
     return t_run("frame_decode", cases, argc, argv);

@@ -125,6 +125,16 @@ RILL_EXTERN int rill_config_set_max_frame(rill_config_t *cfg, uint32_t bytes);
  * loop stops reading its sources (backpressure) until it is below a quarter; output that
  * still does not fit is dropped and counted in sink_dropped. Returns 0 or RILL_ERANGE. */
 RILL_EXTERN int rill_config_set_sink_buffer(rill_config_t *cfg, size_t bytes);
+/* Upper bound, for the whole worker, on the bytes held in source connections' partial
+ * frames (a frame that straddles received pieces is carried until its last byte
+ * arrives; default 256 MiB, 64 KiB..1 TiB, raised at rill_worker_new() to one largest
+ * frame if smaller). Without it, max_conns connections that each send all but the last
+ * byte of a max_frame frame hold max_conns x max_frame bytes. Above it, the connections
+ * holding the largest carries are closed (counted in err_carry) until the total is
+ * below it again; the carry_bytes gauge shows the total. After a frame above 64 KiB the
+ * carry's memory is returned. Kafka's queued.max.request.bytes plays the same part.
+ * Returns 0 or RILL_ERANGE. */
+RILL_EXTERN int rill_config_set_carry_budget(rill_config_t *cfg, size_t bytes);
 /* Most source connections open at once across all loops (default 10000); beyond it new
  * connections are closed right after accept and counted in conns_refused. 1..1000000.
  * Returns 0 or RILL_ERANGE. */
