@@ -1,5 +1,6 @@
 /* rill_worker_*, rill_comp_*: lifecycle of a worker and its loops. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -391,6 +392,14 @@ int rill_comp_stats(rill_worker_t *w, uint32_t id, rill_comp_stats_t *out, size_
         return rc;
     memcpy(out, &s, size < sizeof s ? size : sizeof s);
     return 0;
+}
+
+int rill_comp_list(rill_worker_t *w, uint32_t *ids, size_t n)
+{
+    if (!w || (!ids && n))
+        return RILL_EINVAL;
+    size_t total = rill__registry_ids(w->reg, ids, n);
+    return total > INT_MAX ? INT_MAX : (int)total;
 }
 
 /* Generated from the counter table (stats/counters.h): LOOPS rows are summed over the

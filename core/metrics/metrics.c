@@ -23,7 +23,6 @@
 
 #include "net/listen.h"
 #include "stats/counters.h"
-#include "worker_internal.h"
 
 #define MAX_CLIENTS 32
 #define REQUEST_MAX 8192
@@ -204,31 +203,24 @@ int rill__metrics_render(rill_worker_t *w, char **out, size_t *len)
     sb_printf(&b, "rill_loops %u\n", rill_worker_threads(w));
     render_counters(&b, &st);
 
-    /* Per computation: ids first (under the registry's writer mutex), then each one's
-     * counters; one unregistered in between is skipped. */
-    size_t n = rill__registry_ids(w->reg, NULL, NULL, 0), got = 0;
+    /* Per computation: the ids first, then each one's counters and name (read together,
+     * so a name never labels another registration's counters); one unregistered in
+     * between is skipped, one registered in between waits for the next scrape. */
+    int total = rill_comp_list(w, NULL, 0);
+    size_t n = total > 0 ? (size_t)total + 8 : 0, got = 0; /* + registrations racing */
     uint32_t *ids = NULL;
-    char(*names)[64] = NULL;
     rill_comp_stats_t *cs = NULL;
     if (n) {
-        n += 8; /* registrations racing with this scrape */
         ids = malloc(n * sizeof *ids);
-        names = malloc(n * sizeof *names);
         cs = malloc(n * sizeof *cs);
-        if (!ids || !names || !cs)
+        if (!ids || !cs) {
             b.oom = 1;
-        else {
-            size_t all = rill__registry_ids(w->reg, ids, names, n);
-            n = all < n ? all : n;
-            for (size_t i = 0; i < n; i++) {
-                if (rill_comp_stats(w, ids[i], &cs[got], sizeof cs[got]) == 0) {
-                    if (got != i) {
-                        ids[got] = ids[i];
-                        memcpy(names[got], names[i], sizeof names[got]);
-                    }
-                    got++;
-                }
-            }
+        } else {
+            total = rill_comp_list(w, ids, n);
+            size_t listed = total < 0 ? 0 : (size_t)total < n ? (size_t)total : n;
+            for (size_t i = 0; i < listed; i++)
+                if (rill_comp_stats(w, ids[i], &cs[got], sizeof cs[got]) == 0)
+                    ids[got++] = ids[i];
         }
     }
     static const struct {
@@ -243,12 +235,11 @@ int rill__metrics_render(rill_worker_t *w, char **out, size_t *len)
         for (size_t i = 0; i < got; i++) {
             uint64_t v = f == 0 ? cs[i].msgs : f == 1 ? cs[i].batches : cs[i].errors;
             sb_printf(&b, "%s{id=\"%" PRIu32 "\",name=\"", comp_families[f].name, ids[i]);
-            sb_label_value(&b, names[i]);
+            sb_label_value(&b, cs[i].name);
             sb_printf(&b, "\"} %" PRIu64 "\n", v);
         }
     }
     free(ids);
-    free(names);
     free(cs);
     if (b.oom) {
         free(b.p);

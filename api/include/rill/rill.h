@@ -467,16 +467,33 @@ typedef struct rill_stats {
  */
 RILL_EXTERN int rill_worker_stats(const rill_worker_t *w, rill_stats_t *out, size_t size);
 
+/* One computation's counters since it was registered, summed over loops. Fields are only
+ * ever added at the end (callers pass the sizeof they compiled). */
 typedef struct rill_comp_stats {
     uint64_t msgs;    /* messages delivered */
     uint64_t batches; /* callback invocations */
     uint64_t errors;  /* messages in batches that returned < 0 */
+    char name[64];    /* the name given to rill_comp_register ("" for NULL), cut to 63
+                         bytes; always NUL-terminated. Read in the same step as the
+                         counters, so both belong to one registration */
 } rill_comp_stats_t;
 
-/* Fills out with computation id's counters. Returns 0, RILL_ENOENT or RILL_EINVAL.
- * size = sizeof(rill_comp_stats_t). Any thread. */
+/* Fills out with computation id's counters (the first size bytes of it; size =
+ * sizeof(rill_comp_stats_t) as the caller compiled it). Returns 0, RILL_ENOENT (id not
+ * registered) or RILL_EINVAL (w or out NULL, size 0). Any thread. */
 RILL_EXTERN int rill_comp_stats(rill_worker_t *w, uint32_t id, rill_comp_stats_t *out,
                                 size_t size);
+
+/*
+ * Lists the registered computations: copies the ids of the first min(n, total) of them, in
+ * registration order, into ids[0..), and returns total, the number registered now (which
+ * may exceed n: call again with a larger array; ids may be NULL when n is 0). Returns
+ * RILL_EINVAL when w is NULL, or ids is NULL and n > 0. The caller owns ids; rill keeps no
+ * pointer to it. The list is one consistent snapshot, but a computation may be
+ * unregistered right after (rill_comp_stats then returns RILL_ENOENT for its id). Any
+ * thread; it never waits for the loops.
+ */
+RILL_EXTERN int rill_comp_list(rill_worker_t *w, uint32_t *ids, size_t n);
 
 #ifdef __cplusplus
 }
