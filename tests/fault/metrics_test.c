@@ -395,6 +395,12 @@ static int send_traffic(fix_t *f)
         tu_wait_stat_eq(f->w, TU_STAT(conns_open), 0, 20000, NULL) < 0 ||
         tu_sink_wait_count(f->sink, N_CONNS * N_PER_CONN, 20000) < 0)
         return -1;
+    /* The sink can have read every frame before the loop has seen its send complete:
+     * wait for the counters of the sends too, so that they stay put while checked. */
+    const uint64_t out_bytes = (uint64_t)N_CONNS * N_PER_CONN * (16 + sizeof(uint32_t));
+    if (tu_wait_stat_eq(f->w, TU_STAT(bytes_out), out_bytes, 20000, NULL) < 0 ||
+        tu_wait_stat_eq(f->w, TU_STAT(sink_queued_bytes), 0, 20000, NULL) < 0)
+        return -1;
     return 0;
 }
 
