@@ -7,7 +7,7 @@
  *   - rill_stats_t (rill.h): written out for cgo and users, checked below at compile time
  *     (every row a uint64_t field, at the row's position, and nothing else in the struct);
  *   - Go's Stats (api/go/stats.go) and the docs: checked by tests (stats_test.go,
- *     tests/unit/counters_test.c).
+ *     tests/unit/stats_counters_test.c).
  *
  * X(name, kind, source, line, metric, help)
  *   name    the field in rill_stats_t and, for LOOPS rows, in rill__loop_stats_t
