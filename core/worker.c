@@ -1,5 +1,6 @@
 /* rill_worker_*, rill_comp_*: lifecycle of a worker and its loops. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -396,6 +397,23 @@ int rill_comp_stats(rill_worker_t *w, uint32_t id, rill_comp_stats_t *out, size_
     return 0;
 }
 
+int rill_comp_list(rill_worker_t *w, uint32_t *ids, size_t n)
+{
+    if (!w || (!ids && n))
+        return RILL_EINVAL;
+    size_t total = rill__registry_ids(w->reg, ids, n);
+    return total > INT_MAX ? INT_MAX : (int)total;
+}
+
+/* Generated from the counter table (stats/counters.h): LOOPS rows are summed over the
+ * loops, CLUSTER rows read from the cluster module. */
+#define SUM_LOOPS_(name) s.name += RILL_STAT_GET(ls->name);
+#define SUM_CLUSTER_(name)
+#define SUM_(name, kind, source, line, metric, help) SUM_##source##_(name)
+#define READ_LOOPS_(name)
+#define READ_CLUSTER_(name) s.name = rill__cluster_##name(w->cluster);
+#define READ_(name, kind, source, line, metric, help) READ_##source##_(name)
+
 int rill_worker_stats(const rill_worker_t *w, rill_stats_t *out, size_t size)
 {
     if (!w || !out || size == 0)
@@ -403,22 +421,20 @@ int rill_worker_stats(const rill_worker_t *w, rill_stats_t *out, size_t size)
     rill_stats_t s;
     memset(&s, 0, sizeof s);
     for (unsigned i = 0; i < w->nloops; i++) {
-        rill__loop_stats_t *ls = &w->loops[i]->stats;
-#define SUM(f) s.f += RILL_STAT_GET(ls->f)
-        SUM(msgs_in); SUM(bytes_in); SUM(msgs_dispatched); SUM(batches); SUM(msgs_out);
-        SUM(bytes_out); SUM(handoff_msgs); SUM(conns_accepted); SUM(conns_open);
-        SUM(err_frame_short); SUM(err_frame_long); SUM(err_midframe); SUM(err_conn);
-        SUM(unknown_comp); SUM(comp_errors); SUM(sink_dropped); SUM(sink_errors); SUM(enobufs);
-        SUM(conns_refused); SUM(err_idle); SUM(paused);
-        SUM(forwarded); SUM(peer_in); SUM(misrouted); SUM(rerouted);
-        SUM(sink_queued_bytes); SUM(stage_queued_bytes); SUM(held_buffers);
-#undef SUM
+        const rill__loop_stats_t *ls = &w->loops[i]->stats;
+        RILL__COUNTERS(SUM_)
     }
-    s.view_changes = rill__cluster_view_changes(w->cluster);
-    s.zk_errors = rill__cluster_zk_errors(w->cluster);
+    RILL__COUNTERS(READ_)
     memcpy(out, &s, size < sizeof s ? size : sizeof s);
     return 0;
 }
+
+#undef SUM_LOOPS_
+#undef SUM_CLUSTER_
+#undef SUM_
+#undef READ_LOOPS_
+#undef READ_CLUSTER_
+#undef READ_
 
 rill_view_t *rill_worker_view(rill_worker_t *w)
 {

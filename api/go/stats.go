@@ -5,29 +5,53 @@ package rill
 */
 import "C"
 
-import "unsafe"
+import (
+	"reflect"
+	"unsafe"
+)
 
 // Stats is a snapshot of a worker's counters since it was created (each read atomically;
-// the set is not one instant), plus one entry per registered computation.
+// the set is not one instant), plus one entry per registered computation. Every field of
+// C's rill_stats_t has a field here (stats_test.go checks it against the C struct and the
+// counter table in core/stats/counters.h); all are monotonic except the gauges.
 type Stats struct {
 	MsgsIn         uint64 // frames decoded from sources
 	BytesIn        uint64 // bytes received from sources
 	MsgsDispatched uint64 // messages handed to computations (including ToComp)
 	Batches        uint64 // computation calls
-	MsgsOut        uint64 // frames queued for sinks
+	MsgsOut        uint64 // frames queued for sinks (including dead letters)
 	BytesOut       uint64 // bytes written to sinks
 	HandoffMsgs    uint64 // messages passed to another loop thread
 	ConnsAccepted  uint64 // source connections accepted
-	ConnsOpen      uint64 // source connections open now (not monotonic)
+	ConnsOpen      uint64 // gauge: source connections open now
 	ErrFrameShort  uint64 // connections closed: length below 12
 	ErrFrameLong   uint64 // connections closed: length above MaxFrame
 	ErrMidframe    uint64 // connections that closed inside a frame
-	ErrConn        uint64 // connections that failed with a socket error
+	ErrConn        uint64 // socket errors, failed accepts, no memory for a connection
+	ErrIdle        uint64 // connections closed: stalled inside a frame past the idle timeout
+	ConnsRefused   uint64 // connections closed at once: the most open connections allowed were open
 	UnknownComp    uint64 // frames for an unregistered computation
 	CompErrors     uint64 // messages in batches that failed (error or panic)
-	SinkDropped    uint64 // frames dropped: sink buffer full or sink unreachable
-	SinkErrors     uint64 // sink connection failures
+	SinkErrors     uint64 // sink and peer link connection failures (connects, sends)
 	ENOBUFS        uint64 // receive re-arms after the buffer ring ran dry (backpressure)
+	Paused         uint64 // times a loop stopped reading its sources (backpressure)
+
+	// Dropped frames, by where they were going. A frame whose send failed is queued
+	// again, not dropped.
+	SinkDropped    uint64 // for a sink: its buffer full, no memory, or still queued at the stop deadline
+	PeerDropped    uint64 // for another cluster member: no link to it, its queue full, or still queued at a drain deadline
+	HandoffDropped uint64 // for another loop of this worker, or a ToComp on this loop: no memory
+
+	// Source connections closed because the worker's partial frames were above its carry
+	// budget (the largest carries first), and the bytes those partial frames hold now (a
+	// gauge).
+	ErrCarry   uint64
+	CarryBytes uint64
+
+	// Gauges: current values, not monotonic.
+	SinkQueuedBytes  uint64 // output waiting for sinks and peer links
+	StageQueuedBytes uint64 // frames waiting to be handed to another loop
+	HeldBuffers      uint64 // received buffers held back by backpressure
 
 	// Cluster counters (zero for a worker that is not clustered).
 	Forwarded   uint64 // frames sent to the member that owns their key
@@ -61,20 +85,7 @@ func (w *Worker) Stats() (Stats, error) {
 	if rc := C.rill_worker_stats(w.c, &st, C.size_t(unsafe.Sizeof(st))); rc < 0 {
 		return Stats{}, Errno(rc)
 	}
-	s := Stats{
-		MsgsIn: uint64(st.msgs_in), BytesIn: uint64(st.bytes_in),
-		MsgsDispatched: uint64(st.msgs_dispatched), Batches: uint64(st.batches),
-		MsgsOut: uint64(st.msgs_out), BytesOut: uint64(st.bytes_out),
-		HandoffMsgs: uint64(st.handoff_msgs), ConnsAccepted: uint64(st.conns_accepted),
-		ConnsOpen: uint64(st.conns_open), ErrFrameShort: uint64(st.err_frame_short),
-		ErrFrameLong: uint64(st.err_frame_long), ErrMidframe: uint64(st.err_midframe),
-		ErrConn: uint64(st.err_conn), UnknownComp: uint64(st.unknown_comp),
-		CompErrors: uint64(st.comp_errors), SinkDropped: uint64(st.sink_dropped),
-		SinkErrors: uint64(st.sink_errors), ENOBUFS: uint64(st.enobufs),
-		Forwarded: uint64(st.forwarded), PeerIn: uint64(st.peer_in),
-		Misrouted: uint64(st.misrouted), Rerouted: uint64(st.rerouted),
-		ViewChanges: uint64(st.view_changes), ZKErrors: uint64(st.zk_errors),
-	}
+	s := statsFromC(&st)
 	for _, e := range w.sortedComps() {
 		cs, err := w.compStats(e)
 		if err != nil {
@@ -109,4 +120,60 @@ func (w *Worker) compStats(e *compEntry) (CompStats, error) {
 	}
 	return CompStats{ID: e.id, Name: e.name, Msgs: uint64(cs.msgs),
 		Batches: uint64(cs.batches), Errors: uint64(cs.errors), Panics: e.panics.Load()}, nil
+}
+
+// statsFromC copies every field of a C snapshot.
+func statsFromC(st *C.rill_stats_t) Stats {
+	return Stats{
+		MsgsIn:           uint64(st.msgs_in),
+		BytesIn:          uint64(st.bytes_in),
+		MsgsDispatched:   uint64(st.msgs_dispatched),
+		Batches:          uint64(st.batches),
+		MsgsOut:          uint64(st.msgs_out),
+		BytesOut:         uint64(st.bytes_out),
+		HandoffMsgs:      uint64(st.handoff_msgs),
+		ConnsAccepted:    uint64(st.conns_accepted),
+		ConnsOpen:        uint64(st.conns_open),
+		ErrFrameShort:    uint64(st.err_frame_short),
+		ErrFrameLong:     uint64(st.err_frame_long),
+		ErrMidframe:      uint64(st.err_midframe),
+		ErrConn:          uint64(st.err_conn),
+		ErrIdle:          uint64(st.err_idle),
+		ConnsRefused:     uint64(st.conns_refused),
+		UnknownComp:      uint64(st.unknown_comp),
+		CompErrors:       uint64(st.comp_errors),
+		SinkErrors:       uint64(st.sink_errors),
+		ENOBUFS:          uint64(st.enobufs),
+		Paused:           uint64(st.paused),
+		SinkDropped:      uint64(st.sink_dropped),
+		PeerDropped:      uint64(st.peer_dropped),
+		HandoffDropped:   uint64(st.handoff_dropped),
+		ErrCarry:         uint64(st.err_carry),
+		CarryBytes:       uint64(st.carry_bytes),
+		SinkQueuedBytes:  uint64(st.sink_queued_bytes),
+		StageQueuedBytes: uint64(st.stage_queued_bytes),
+		HeldBuffers:      uint64(st.held_buffers),
+		Forwarded:        uint64(st.forwarded),
+		PeerIn:           uint64(st.peer_in),
+		Misrouted:        uint64(st.misrouted),
+		Rerouted:         uint64(st.rerouted),
+		ViewChanges:      uint64(st.view_changes),
+		ZKErrors:         uint64(st.zk_errors),
+	}
+}
+
+// statsProbe is for stats_test.go, which cannot use cgo itself: it returns the fields of
+// C's rill_stats_t (names and kinds, in declaration order) and what statsFromC makes of a
+// rill_stats_t whose field i holds i+1.
+func statsProbe() (fields []reflect.StructField, s Stats) {
+	var st C.rill_stats_t
+	t := reflect.TypeOf(st)
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		fields = append(fields, f)
+		if f.Type.Kind() == reflect.Uint64 {
+			*(*uint64)(unsafe.Add(unsafe.Pointer(&st), f.Offset)) = uint64(i + 1)
+		}
+	}
+	return fields, statsFromC(&st)
 }

@@ -22,8 +22,7 @@
 #include <unistd.h>
 
 #include "net/listen.h"
-#include "util/stat.h"
-#include "worker_internal.h"
+#include "stats/counters.h"
 
 #define MAX_CLIENTS 32
 #define REQUEST_MAX 8192
@@ -118,82 +117,72 @@ static void family(sbuf_t *b, const char *name, const char *type, const char *he
     sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-#define STAT(f) offsetof(rill_stats_t, f), sizeof(((rill_stats_t *)0)->f)
-
-/* Plain (label-less) metrics, one per rill_stats_t field. */
-static const struct plain_metric {
-    const char *name, *type, *help;
-    size_t off, size;
-} plain_metrics[] = {
-    {"rill_msgs_in_total", "counter", "Frames decoded from source connections.", STAT(msgs_in)},
-    {"rill_bytes_in_total", "counter", "Bytes received from source connections.", STAT(bytes_in)},
-    {"rill_msgs_dispatched_total", "counter",
-     "Messages routed to a computation id (including emit_comp and unknown ids).",
-     STAT(msgs_dispatched)},
-    {"rill_batches_total", "counter", "Computation callback invocations.", STAT(batches)},
-    {"rill_msgs_out_total", "counter", "Frames queued for sinks.", STAT(msgs_out)},
-    {"rill_bytes_out_total", "counter", "Bytes written to sinks.", STAT(bytes_out)},
-    {"rill_handoff_msgs_total", "counter", "Messages passed to another loop thread.",
-     STAT(handoff_msgs)},
-    {"rill_conns_accepted_total", "counter", "Source connections accepted.", STAT(conns_accepted)},
-    {"rill_conns_open", "gauge", "Source connections open now.", STAT(conns_open)},
-    {"rill_conns_refused_total", "counter",
-     "Source connections closed right after accept because max_conns was reached.",
-     STAT(conns_refused)},
-    {"rill_conn_errors_total", "counter",
-     "Source socket errors, failed accepts, connections without memory.", STAT(err_conn)},
-    {"rill_unknown_comp_total", "counter", "Frames for an unregistered computation id.",
-     STAT(unknown_comp)},
-    {"rill_failed_msgs_total", "counter",
-     "Messages in batches whose callback returned an error (all computations).",
-     STAT(comp_errors)},
-    {"rill_sink_dropped_total", "counter",
-     "Frames dropped: sink buffer full, lost with a failed sink connection, still queued at "
-     "the stop deadline, or no memory for a handoff.",
-     STAT(sink_dropped)},
-    {"rill_sink_errors_total", "counter", "Sink connection failures.", STAT(sink_errors)},
-    {"rill_recv_enobufs_total", "counter",
-     "Receive re-arms after the loop's buffer ring ran dry.", STAT(enobufs)},
-    {"rill_paused_total", "counter",
-     "Times a loop stopped reading its sources because an outbound queue was above its "
-     "high watermark (backpressure).",
-     STAT(paused)},
-    {"rill_forwarded_total", "counter", "Frames sent to the cluster member that owns their key.",
-     STAT(forwarded)},
-    {"rill_peer_in_total", "counter", "Frames received from other cluster members.",
-     STAT(peer_in)},
-    {"rill_misrouted_total", "counter",
-     "Frames a member forwarded here although this worker's view says another owns them.",
-     STAT(misrouted)},
-    {"rill_rerouted_total", "counter", "Frames queued for a member that left, routed again.",
-     STAT(rerouted)},
-    {"rill_view_changes_total", "counter", "Cluster views adopted.", STAT(view_changes)},
-    {"rill_zk_errors_total", "counter", "ZooKeeper failures and malformed member data.",
-     STAT(zk_errors)},
-    {"rill_sink_queued_bytes", "gauge", "Output bytes waiting for sinks and peer links.",
-     STAT(sink_queued_bytes)},
-    {"rill_stage_queued_bytes", "gauge", "Bytes waiting to be handed to another loop thread.",
-     STAT(stage_queued_bytes)},
-    {"rill_held_buffers", "gauge", "Received buffers held back by backpressure.",
-     STAT(held_buffers)},
+/* One sample per row of the counter table (stats/counters.h), in table order. */
+static const struct counter_metric {
+    const char *sample; /* name, or name{label="value"} */
+    const char *type, *help;
+    size_t off;
+} counter_metrics[] = {
+#define COUNTER_METRIC_(name, kind, source, line, metric, help)                                    \
+    {metric, RILL__COUNTER_TYPE_##kind, help, offsetof(rill_stats_t, name)},
+    RILL__COUNTERS(COUNTER_METRIC_)
+#undef COUNTER_METRIC_
 };
+#define NCOUNTERS (sizeof counter_metrics / sizeof counter_metrics[0])
 
-static const struct reason_metric {
-    const char *reason;
-    size_t off, size;
-} protocol_reasons[] = {
-    {"frame_short", STAT(err_frame_short)},
-    {"frame_long", STAT(err_frame_long)},
-    {"midframe", STAT(err_midframe)},
-    {"idle", STAT(err_idle)},
-};
-
-static uint64_t stat_at(const rill_stats_t *st, size_t off, size_t size)
+/* Length of sample's family name (the part before any '{'). */
+static size_t family_len(const char *sample)
 {
-    uint64_t v = 0;
-    if (size == sizeof v)
-        memcpy(&v, (const char *)st + off, sizeof v);
-    return v;
+    return strcspn(sample, "{");
+}
+
+static int same_family(const char *a, const char *b)
+{
+    size_t n = family_len(a);
+    return n == family_len(b) && memcmp(a, b, n) == 0;
+}
+
+/* The counters: a family's HELP and TYPE lines, then all its samples (table rows of one
+ * family need not be adjacent). A labelled family's HELP joins its rows' help texts, each
+ * after its label. */
+static void render_counters(sbuf_t *b, const rill_stats_t *st)
+{
+    for (size_t i = 0; i < NCOUNTERS; i++) {
+        const struct counter_metric *m = &counter_metrics[i];
+        size_t j = 0;
+        while (j < i && !same_family(counter_metrics[j].sample, m->sample))
+            j++;
+        if (j < i)
+            continue; /* rendered with the family's first row */
+        int fl = (int)family_len(m->sample);
+        sb_printf(b, "# HELP %.*s ", fl, m->sample);
+        if (m->sample[fl] == '\0') {
+            sb_printf(b, "%s", m->help);
+        } else {
+            const char *sep = "";
+            for (size_t k = i; k < NCOUNTERS; k++) {
+                const struct counter_metric *r = &counter_metrics[k];
+                if (!same_family(r->sample, m->sample))
+                    continue;
+                /* {reason="idle"} -> reason=idle */
+                sb_printf(b, "%s", sep);
+                for (const char *p = r->sample + fl + 1; *p && *p != '}'; p++)
+                    if (*p != '"')
+                        sb_printf(b, "%c", *p);
+                sb_printf(b, ": %s", r->help);
+                sep = " ";
+            }
+        }
+        sb_printf(b, "\n# TYPE %.*s %s\n", fl, m->sample, m->type);
+        for (size_t k = i; k < NCOUNTERS; k++) {
+            const struct counter_metric *r = &counter_metrics[k];
+            if (!same_family(r->sample, m->sample))
+                continue;
+            uint64_t v;
+            memcpy(&v, (const char *)st + r->off, sizeof v);
+            sb_printf(b, "%s %" PRIu64 "\n", r->sample, v);
+        }
+    }
 }
 
 int rill__metrics_render(rill_worker_t *w, char **out, size_t *len)
@@ -212,47 +201,26 @@ int rill__metrics_render(rill_worker_t *w, char **out, size_t *len)
     sb_printf(&b, "rill_build_info{version=\"%s\"} 1\n", rill_version_string());
     family(&b, "rill_loops", "gauge", "Loop threads of the worker.");
     sb_printf(&b, "rill_loops %u\n", rill_worker_threads(w));
+    render_counters(&b, &st);
 
-    for (size_t i = 0; i < sizeof plain_metrics / sizeof plain_metrics[0]; i++) {
-        const struct plain_metric *m = &plain_metrics[i];
-        family(&b, m->name, m->type, m->help);
-        sb_printf(&b, "%s %" PRIu64 "\n", m->name, stat_at(&st, m->off, m->size));
-    }
-
-    family(&b, "rill_protocol_errors_total", "counter",
-           "Source connections closed for a protocol reason: frame_short (length below 12), "
-           "frame_long (above max_frame), midframe (closed inside a frame), idle (stalled "
-           "inside a frame past idle_timeout).");
-    for (size_t i = 0; i < sizeof protocol_reasons / sizeof protocol_reasons[0]; i++)
-        sb_printf(&b, "rill_protocol_errors_total{reason=\"%s\"} %" PRIu64 "\n",
-                  protocol_reasons[i].reason,
-                  stat_at(&st, protocol_reasons[i].off, protocol_reasons[i].size));
-
-    /* Per computation: ids first (under the registry's writer mutex), then each one's
-     * counters; one unregistered in between is skipped. */
-    size_t n = rill__registry_ids(w->reg, NULL, NULL, 0), got = 0;
+    /* Per computation: the ids first, then each one's counters and name (read together,
+     * so a name never labels another registration's counters); one unregistered in
+     * between is skipped, one registered in between waits for the next scrape. */
+    int total = rill_comp_list(w, NULL, 0);
+    size_t n = total > 0 ? (size_t)total + 8 : 0, got = 0; /* + registrations racing */
     uint32_t *ids = NULL;
-    char(*names)[64] = NULL;
     rill_comp_stats_t *cs = NULL;
     if (n) {
-        n += 8; /* registrations racing with this scrape */
         ids = malloc(n * sizeof *ids);
-        names = malloc(n * sizeof *names);
         cs = malloc(n * sizeof *cs);
-        if (!ids || !names || !cs)
+        if (!ids || !cs) {
             b.oom = 1;
-        else {
-            size_t all = rill__registry_ids(w->reg, ids, names, n);
-            n = all < n ? all : n;
-            for (size_t i = 0; i < n; i++) {
-                if (rill_comp_stats(w, ids[i], &cs[got], sizeof cs[got]) == 0) {
-                    if (got != i) {
-                        ids[got] = ids[i];
-                        memcpy(names[got], names[i], sizeof names[got]);
-                    }
-                    got++;
-                }
-            }
+        } else {
+            total = rill_comp_list(w, ids, n);
+            size_t listed = total < 0 ? 0 : (size_t)total < n ? (size_t)total : n;
+            for (size_t i = 0; i < listed; i++)
+                if (rill_comp_stats(w, ids[i], &cs[got], sizeof cs[got]) == 0)
+                    ids[got++] = ids[i];
         }
     }
     static const struct {
@@ -267,12 +235,11 @@ int rill__metrics_render(rill_worker_t *w, char **out, size_t *len)
         for (size_t i = 0; i < got; i++) {
             uint64_t v = f == 0 ? cs[i].msgs : f == 1 ? cs[i].batches : cs[i].errors;
             sb_printf(&b, "%s{id=\"%" PRIu32 "\",name=\"", comp_families[f].name, ids[i]);
-            sb_label_value(&b, names[i]);
+            sb_label_value(&b, cs[i].name);
             sb_printf(&b, "\"} %" PRIu64 "\n", v);
         }
     }
     free(ids);
-    free(names);
     free(cs);
     if (b.oom) {
         free(b.p);
@@ -360,8 +327,8 @@ static int handle_request(rill__metrics_t *m, client_t *c)
     size_t len;
     if (rill__metrics_render(m->w, &body, &len) < 0)
         return respond_text(c, 503, "Service Unavailable", NULL, "out of memory\n", head);
-    int rc = respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, body, len,
-                     head);
+    int rc =
+        respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, body, len, head);
     free(body);
     return rc;
 }
@@ -391,8 +358,8 @@ static int client_step(rill__metrics_t *m, client_t *c, int64_t now)
             if (handle_request(m, c) < 0)
                 return -1;
         } else if (c->req_len == sizeof c->req) {
-            if (respond_text(c, 431, "Request Header Fields Too Large", NULL,
-                             "request too large\n", 0) < 0)
+            if (respond_text(c, 431, "Request Header Fields Too Large", NULL, "request too large\n",
+                             0) < 0)
                 return -1;
         } else {
             return 0;
@@ -401,8 +368,7 @@ static int client_step(rill__metrics_t *m, client_t *c, int64_t now)
     }
     if (c->state == C_WRITE) {
         while (c->resp_off < c->resp_len) {
-            ssize_t k = send(c->fd, c->resp + c->resp_off, c->resp_len - c->resp_off,
-                             MSG_NOSIGNAL);
+            ssize_t k = send(c->fd, c->resp + c->resp_off, c->resp_len - c->resp_off, MSG_NOSIGNAL);
             if (k < 0)
                 return errno == EAGAIN || errno == EINTR ? 0 : -1;
             c->resp_off += (size_t)k;

@@ -3,9 +3,11 @@
  *
  * One poll() loop over non-blocking sockets serves several scrapes at once; a client that
  * sends nothing useful, or does not read its answer, is closed after a few seconds. Every
- * answer carries Content-Length and "Connection: close". Only snapshots the worker offers
- * to any thread are read (rill_worker_stats, per-computation counters), so a scrape never
- * slows a loop down beyond a few relaxed loads. */
+ * answer carries Content-Length and "Connection: close". The text is rendered from the
+ * public calls only (rill_worker_stats, rill_comp_list, rill_comp_stats,
+ * rill_worker_threads), which any thread may make, so a scrape never slows a loop down
+ * beyond a few relaxed loads; the counter samples, HELP and TYPE lines come from the
+ * counter table (stats/counters.h). */
 #ifndef RILL_CORE_METRICS_H
 #define RILL_CORE_METRICS_H
 

@@ -451,34 +451,29 @@ int rill__registry_stats(rill__registry_t *r, uint32_t id, rill_comp_stats_t *ou
         pthread_mutex_unlock(&r->lock);
         return RILL_ENOENT;
     }
-    rill_comp_stats_t st = {0, 0, 0};
+    rill_comp_stats_t st;
+    memset(&st, 0, sizeof st);
     for (unsigned i = 0; i < r->nreaders; i++) {
         const rill__comp_counters_t *k = &c->counters[i];
         st.msgs += __atomic_load_n(&k->msgs, __ATOMIC_RELAXED);
         st.batches += __atomic_load_n(&k->batches, __ATOMIC_RELAXED);
         st.errors += __atomic_load_n(&k->errors, __ATOMIC_RELAXED);
     }
+    memcpy(st.name, c->name, strnlen(c->name, sizeof st.name - 1));
     pthread_mutex_unlock(&r->lock);
     *out = st;
     return 0;
 }
 
-size_t rill__registry_ids(rill__registry_t *r, uint32_t *ids, char (*names)[64], size_t max)
+size_t rill__registry_ids(rill__registry_t *r, uint32_t *ids, size_t max)
 {
     if (r == NULL)
         return 0;
     pthread_mutex_lock(&r->lock); /* the snapshot cannot be replaced or freed meanwhile */
     const snapshot_t *s = r->snap;
     size_t n = s->n;
-    for (size_t i = 0; i < n && i < max; i++) {
-        if (ids)
-            ids[i] = s->items[i]->id;
-        if (names) {
-            size_t len = strnlen(s->items[i]->name, 63);
-            memcpy(names[i], s->items[i]->name, len);
-            names[i][len] = '\0';
-        }
-    }
+    for (size_t i = 0; i < n && i < max && ids; i++)
+        ids[i] = s->items[i]->id;
     pthread_mutex_unlock(&r->lock);
     return n;
 }

@@ -69,13 +69,14 @@ const rill__comp_t *const *rill__registry_list(rill__registry_t *r, size_t *coun
 void rill__comp_count(const rill__comp_t *comp, unsigned reader, uint64_t msgs,
                       uint64_t errors);
 
-/* Copies the ids (and names, truncated to 63 bytes + NUL; names may be NULL) of up to max
- * registered computations, in registration order, into ids[] / names[]. Returns how many
- * are registered (which may exceed max). Taken under the writer mutex, not in a reader
- * section: any thread but one inside a reader section. */
-size_t rill__registry_ids(rill__registry_t *r, uint32_t *ids, char (*names)[64], size_t max);
+/* Copies the ids of up to max registered computations, in registration order, into ids[]
+ * (may be NULL when max is 0). Returns how many are registered (which may exceed max).
+ * Taken under the writer mutex, which is never held while waiting for readers: any
+ * thread, also one inside a reader section. */
+size_t rill__registry_ids(rill__registry_t *r, uint32_t *ids, size_t max);
 
-/* Sums id's counters over readers. Returns 0 or RILL_ENOENT. Any thread. */
+/* Sums id's counters over readers, and copies its name (cut to 63 bytes). Returns 0,
+ * RILL_ENOENT or RILL_EINVAL. Any thread. */
 int rill__registry_stats(rill__registry_t *r, uint32_t id, rill_comp_stats_t *out);
 
 /* Waits until every reader section that began before the call has ended: afterwards,

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 
 #include <rill/rill.h>
 
+#include "../../core/stats/counters.h" /* the counter table: the stats line's tokens */
 #include "builtins.h"
 
 static const char usage[] =
@@ -77,11 +80,14 @@ static const char usage[] =
     "  in, out (messages and rate), conns (open), and the error counters short / long\n"
     "  (frame length below 12 / above max-frame), midframe (connection closed inside a\n"
     "  frame), conn_err, unknown (unregistered computation id), comp_err (messages in\n"
-    "  failed batches), dropped (output that could not be queued or sent), sink_err,\n"
-    "  refused (connections beyond --max-conns), idle (closed by --idle-timeout-ms),\n"
-    "  paused (times the sources were paused for backpressure); clustered: fwd (frames\n"
-    "  forwarded to their owner), peer_in, misrouted, rerouted, zk_err. Each cluster view\n"
-    "  change is logged as 'rill-worker: view epoch=N members=a,b,c self=a'.\n"
+    "  failed batches), dropped (frames for the sink that could not be queued or sent),\n"
+    "  sink_err, refused (connections beyond --max-conns), idle (closed by\n"
+    "  --idle-timeout-ms), paused (times the sources were paused for backpressure);\n"
+    "  clustered: fwd (frames forwarded to their owner), peer_in, misrouted, rerouted,\n"
+    "  zk_err; then peer_dropped (frames for another member that were dropped) and\n"
+    "  handoff_dropped (frames between loops dropped for lack of memory), carry\n"
+    "  (connections closed over --carry-budget). Each cluster view change is logged as\n"
+    "  'rill-worker: view epoch=N members=a,b,c self=a'.\n"
     "SIGINT or SIGTERM: stop accepting, process what was received, flush, send what is\n"
     "queued (up to 5 s), print final stats and exit 0.\n";
 
@@ -149,21 +155,42 @@ static int parse_listen(const char *arg, listen_spec_t *ls)
     return 0;
 }
 
+/* The stats line shows every counter whose row in the counter table has a token, in table
+ * order; in= and out= also carry their rate since the previous line. */
+static const struct line_counter {
+    const char *token;
+    size_t off;
+} line_counters[] = {
+#define LINE_COUNTER_(name, kind, source, line, metric, help) {line, offsetof(rill_stats_t, name)},
+    RILL__COUNTERS(LINE_COUNTER_)
+#undef LINE_COUNTER_
+};
+
+static uint64_t stat_at(const rill_stats_t *s, size_t off)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)s + off, sizeof v);
+    return v;
+}
+
 static void print_stats(const rill_stats_t *s, const rill_stats_t *prev, double secs,
                         const char *tag)
 {
-    double in_rate = secs > 0 ? (double)(s->msgs_in - prev->msgs_in) / secs : 0;
-    double out_rate = secs > 0 ? (double)(s->msgs_out - prev->msgs_out) / secs : 0;
-    fprintf(stderr,
-            "rill-worker: %s in=%" PRIu64 " (%.0f/s) out=%" PRIu64 " (%.0f/s) conns=%" PRIu64
-            " short=%" PRIu64 " long=%" PRIu64 " midframe=%" PRIu64 " conn_err=%" PRIu64
-            " unknown=%" PRIu64 " comp_err=%" PRIu64 " dropped=%" PRIu64 " sink_err=%" PRIu64
-            " refused=%" PRIu64 " idle=%" PRIu64 " paused=%" PRIu64 " fwd=%" PRIu64
-            " peer_in=%" PRIu64 " misrouted=%" PRIu64 " rerouted=%" PRIu64 " zk_err=%" PRIu64 "\n",
-            tag, s->msgs_in, in_rate, s->msgs_out, out_rate, s->conns_open, s->err_frame_short,
-            s->err_frame_long, s->err_midframe, s->err_conn, s->unknown_comp, s->comp_errors,
-            s->sink_dropped, s->sink_errors, s->conns_refused, s->err_idle, s->paused,
-            s->forwarded, s->peer_in, s->misrouted, s->rerouted, s->zk_errors);
+    char line[2048];
+    size_t len = (size_t)snprintf(line, sizeof line, "rill-worker: %s", tag);
+    for (size_t i = 0; i < sizeof line_counters / sizeof line_counters[0]; i++) {
+        const struct line_counter *c = &line_counters[i];
+        if (!c->token[0] || len >= sizeof line)
+            continue;
+        uint64_t v = stat_at(s, c->off);
+        len += (size_t)snprintf(line + len, sizeof line - len, " %s=%" PRIu64, c->token, v);
+        if (len < sizeof line && (c->off == offsetof(rill_stats_t, msgs_in) ||
+                                  c->off == offsetof(rill_stats_t, msgs_out))) {
+            double rate = secs > 0 ? (double)(v - stat_at(prev, c->off)) / secs : 0;
+            len += (size_t)snprintf(line + len, sizeof line - len, " (%.0f/s)", rate);
+        }
+    }
+    fprintf(stderr, "%s\n", line);
 }
 
 static double now_s(void)

@@ -234,6 +234,75 @@ static int stats_size(void)
     return 0;
 }
 
+/* rill_comp_list + the name in rill_comp_stats: what a dashboard needs to list the
+ * computations (rill's /metrics renders them this way). */
+static int comp_list(void)
+{
+    rill_worker_t *w;
+    if (new_worker(&w, 1))
+        return 1;
+    uint32_t ids[8];
+    ASSERT_EQ(rill_comp_list(w, NULL, 0), 0);
+    ASSERT_EQ(rill_comp_list(w, ids, 8), 0);
+
+    ctr_t c = {0, 0};
+    rill_comp_ops_t ops = {nop_batch, NULL, ctr_release};
+    static const char long_name[] = "a-name-longer-than-sixty-three-bytes-is-cut-in-the-stats-"
+                                    "struct-not-in-the-registry";
+    ASSERT_GT(sizeof long_name - 1, 63);
+    ASSERT_EQ(rill_comp_register(w, 9, "nine", &ops, (uintptr_t)&c), 0);
+    ASSERT_EQ(rill_comp_register(w, 3, NULL, &ops, (uintptr_t)&c), 0);
+    ASSERT_EQ(rill_comp_register(w, 5, long_name, &ops, (uintptr_t)&c), 0);
+
+    /* the total, and the ids in registration order */
+    ASSERT_EQ(rill_comp_list(w, NULL, 0), 3);
+    memset(ids, 0xFF, sizeof ids);
+    ASSERT_EQ(rill_comp_list(w, ids, 8), 3);
+    ASSERT_EQ(ids[0], 9);
+    ASSERT_EQ(ids[1], 3);
+    ASSERT_EQ(ids[2], 5);
+    ASSERT_EQ(ids[3], 0xFFFFFFFFu); /* nothing written past the total */
+    /* a short array: filled, and the total says it was too short */
+    memset(ids, 0xFF, sizeof ids);
+    ASSERT_EQ(rill_comp_list(w, ids, 2), 3);
+    ASSERT_EQ(ids[0], 9);
+    ASSERT_EQ(ids[1], 3);
+    ASSERT_EQ(ids[2], 0xFFFFFFFFu);
+    ASSERT_EQ(rill_comp_list(NULL, ids, 8), RILL_EINVAL);
+    ASSERT_EQ(rill_comp_list(w, NULL, 1), RILL_EINVAL);
+
+    /* names come with the counters */
+    rill_comp_stats_t cs;
+    memset(&cs, 0xFF, sizeof cs);
+    ASSERT_EQ(rill_comp_stats(w, 9, &cs, sizeof cs), 0);
+    ASSERT_STR_EQ(cs.name, "nine");
+    ASSERT_U64_EQ(cs.msgs, 0);
+    memset(&cs, 0xFF, sizeof cs);
+    ASSERT_EQ(rill_comp_stats(w, 3, &cs, sizeof cs), 0);
+    ASSERT_STR_EQ(cs.name, "");
+    memset(&cs, 0xFF, sizeof cs);
+    ASSERT_EQ(rill_comp_stats(w, 5, &cs, sizeof cs), 0);
+    ASSERT_EQ(strlen(cs.name), sizeof cs.name - 1);
+    ASSERT_MEM_EQ(cs.name, long_name, sizeof cs.name - 1);
+    /* an older caller (counters only, no name): only its prefix is written */
+    unsigned char buf[sizeof(rill_comp_stats_t)];
+    memset(buf, 0xAA, sizeof buf);
+    size_t older = offsetof(rill_comp_stats_t, name);
+    ASSERT_EQ(rill_comp_stats(w, 9, (rill_comp_stats_t *)(void *)buf, older), 0);
+    for (size_t i = older; i < sizeof buf; i++)
+        ASSERT_EQ(buf[i], 0xAA);
+
+    /* unregistered: gone from the list, the others keep their order */
+    ASSERT_EQ(rill_comp_unregister(w, 3), 0);
+    ASSERT_EQ(rill_comp_list(w, ids, 8), 2);
+    ASSERT_EQ(ids[0], 9);
+    ASSERT_EQ(ids[1], 5);
+    ASSERT_EQ(rill_comp_stats(w, 3, &cs, sizeof cs), RILL_ENOENT);
+    rill_worker_destroy(w);
+    ASSERT_EQ(c.releases, 3);
+    return 0;
+}
+
 static int lifecycle(void)
 {
     rill_worker_t *w;
@@ -422,6 +491,7 @@ static const t_case_t cases[] = {
     {"config_errors", config_errors},
     {"worker_basics", worker_basics},
     {"stats_size", stats_size},
+    {"comp_list", comp_list},
     {"lifecycle", lifecycle},
     {"roundtrip", roundtrip},
     {"roundtrip_batch", roundtrip_batch},

@@ -55,40 +55,6 @@ typedef struct pay {
     uint64_t seq;
 } pay_t;
 
-/* ------------------------------------------------------------ RSS */
-
-static size_t rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
-        return 0;
-    char line[256];
-    size_t kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %zu kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb * 1024;
-}
-
-typedef struct rss_mon {
-    pthread_t thr;
-    atomic_int stop;
-    atomic_size_t max;
-} rss_mon_t;
-
-static void *rss_thread(void *arg)
-{
-    rss_mon_t *m = arg;
-    while (!atomic_load(&m->stop)) {
-        size_t r = rss_bytes();
-        if (r > atomic_load(&m->max))
-            atomic_store(&m->max, r);
-        tu_sleep_ms(20);
-    }
-    return NULL;
-}
-
 /* ------------------------------------------------------------ a sink under control */
 
 typedef struct gconn {
@@ -435,10 +401,9 @@ static int test_stalled_sink(void)
     const size_t bound =
         STALL_LOOPS * (2 * STALL_SINK_BUFFER + 2 * STAGE_HIGH_BYTES + PROVIDED_BUFS_BYTES) +
         HANDOFF_RINGS_BYTES + 16 * MIB;
-    size_t base = rss_bytes();
-    rss_mon_t mon = {0};
-    atomic_store(&mon.max, base);
-    pthread_create(&mon.thr, NULL, rss_thread, &mon);
+    size_t base = tu_rss_bytes();
+    tu_rss_mon_t mon;
+    ASSERT_EQ(tu_rss_mon_start(&mon), 0);
 
     sender_t snd[NSEND];
     const uint64_t per_conn = STALL_BYTES / NSEND / FRAME, total = per_conn * NSEND;
@@ -464,7 +429,7 @@ static int test_stalled_sink(void)
     tu_sleep_ms(1000); /* a while in the stalled state, sampled by the monitor */
     rill_stats_t st;
     ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
-    size_t stall_max = atomic_load(&mon.max);
+    size_t stall_max = tu_rss_mon_max(&mon);
     uint64_t sent_stalled = senders_sent(snd);
     fprintf(stderr,
             "  stalled: sent %.1f MiB of %.1f, worker read %.1f MiB, paused %llu, RSS "
@@ -485,9 +450,7 @@ static int test_stalled_sink(void)
     while (atomic_load(&gs.frames) + atomic_load(&gs.bad) < total && tu_now_ms() < deadline)
         tu_sleep_ms(20);
     ASSERT_EQ(senders_join(snd), 0);
-    atomic_store(&mon.stop, 1);
-    pthread_join(mon.thr, NULL);
-    size_t run_max = atomic_load(&mon.max);
+    size_t run_max = tu_rss_mon_stop(&mon);
     ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
     fprintf(stderr,
             "  resumed: delivered %llu of %llu frames, RSS max over the run %.1f MiB "

@@ -378,6 +378,124 @@ static int test_garbage(void)
     return 0;
 }
 
+/* ------------------------------------------------------------ carry budget */
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CB_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define CB_SANITIZED 1
+#endif
+#endif
+#ifndef CB_SANITIZED
+#define CB_SANITIZED 0
+#endif
+
+#define MIB ((size_t)1 << 20)
+#define CB_MAX_FRAME (1u << 20)
+#define CB_BUDGET (32 * MIB)
+#define CB_CONNS 160 /* x ~1 MiB of partial frames: five times the budget */
+#define CB_LOOPS 2
+
+/* Connections that each send all but the last byte of a max_frame frame would hold
+ * CB_CONNS MiB; with a 32 MiB carry budget the worker closes the connections with the
+ * largest carries (err_carry), its RSS stays under the budget plus a stated overhead,
+ * and a well-behaved connection afterwards still delivers every frame. */
+static int test_carry_budget(void)
+{
+    fix_t f;
+    memset(&f, 0, sizeof f);
+    tu_ignore_sigpipe();
+    ASSERT_EQ(tu_sink_new(&f.sink, check_frame, &f.chk), 0);
+    rill_config_t *cfg = rill_config_new();
+    rill_config_set_threads(cfg, CB_LOOPS);
+    rill_config_set_max_frame(cfg, CB_MAX_FRAME);
+    ASSERT_EQ(rill_config_set_carry_budget(cfg, CB_BUDGET), 0);
+    ASSERT_EQ(rill_config_set_carry_budget(cfg, 1000), RILL_ERANGE);
+    rill_config_set_idle_timeout_ms(cfg, 0);
+    rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_RILL, 0, 0, 0);
+    rill_config_add_sink(cfg, tu_sink_addr(f.sink));
+    int rc = rill_worker_new(&f.w, cfg);
+    rill_config_destroy(cfg);
+    ASSERT_EQ(rc, 0);
+    rill_comp_ops_t ops = {tu_pass_batch, NULL, NULL};
+    ASSERT_EQ(rill_comp_register(f.w, COMP, "passthrough", &ops, 0), 0);
+    ASSERT_EQ(rill_worker_start(f.w), 0);
+    f.port = (uint16_t)rill_worker_listener_port(f.w, 0);
+
+    /* One frame of max_frame, less its last byte: the same bytes for every connection. */
+    const size_t part = 4 + CB_MAX_FRAME - 1;
+    uint8_t *frame = malloc(4 + CB_MAX_FRAME);
+    ASSERT_TRUE(frame != NULL);
+    memset(frame, 0x77, 4 + CB_MAX_FRAME);
+    tu_frame_encode(frame, COMP, 1, frame + 16, CB_MAX_FRAME - 12);
+    tu_sleep_ms(200); /* the worker's start-up allocations are in the baseline */
+    size_t base = tu_rss_bytes();
+    tu_rss_mon_t mon;
+    ASSERT_EQ(tu_rss_mon_start(&mon), 0);
+    int fds[CB_CONNS];
+    unsigned sent = 0;
+    for (int i = 0; i < CB_CONNS; i++) {
+        fds[i] = tu_connect(f.port, WAIT_MS);
+        ASSERT_GE(fds[i], 0);
+        sent += tu_write_all(fds[i], frame, part) == 0; /* a closed one fails: fine */
+    }
+    /* Until the worker has taken in what it will take: bytes_in stops moving. */
+    uint64_t last = 0;
+    int64_t still = tu_now_ms(), t0 = still;
+    while (tu_now_ms() - still < 500 && tu_now_ms() - t0 < WAIT_MS) {
+        tu_sleep_ms(20);
+        uint64_t in = tu_stat(f.w, offsetof(rill_stats_t, bytes_in));
+        if (in != last) {
+            last = in;
+            still = tu_now_ms();
+        }
+    }
+    size_t peak = tu_rss_mon_stop(&mon);
+    rill_stats_t st;
+    ASSERT_EQ(rill_worker_stats(f.w, &st, sizeof st), 0);
+    /* The bound: the budget; one more carry per loop (a loop closes the largest only once
+     * the total is over, so it can overshoot by the frame being carried); the receive
+     * buffers (64 x 16 KiB per loop, touched as data comes in) and 16 MiB of slack for
+     * connection slots, malloc arenas of the loop threads and the sink's buffers. */
+    const size_t bound = CB_BUDGET + CB_LOOPS * (CB_MAX_FRAME + 4 + MIB) + 16 * MIB;
+    fprintf(stderr,
+            "  %d connections x %zu bytes of partial frame (%u written whole): err_carry %llu, "
+            "carry_bytes %.1f MiB, bytes_in %.1f MiB; RSS +%.1f MiB over %.1f MiB, bound "
+            "+%.1f MiB%s\n",
+            CB_CONNS, part, sent, (unsigned long long)st.err_carry,
+            (double)st.carry_bytes / MIB, (double)st.bytes_in / MIB,
+            (double)(peak - base) / MIB, (double)base / MIB, (double)bound / MIB,
+            CB_SANITIZED ? " (sanitizer build: RSS not asserted)" : "");
+    ASSERT_GT(st.err_carry, 0);
+    ASSERT_U64_LE(st.carry_bytes, CB_BUDGET);
+    /* At most budget / frame carries can stay, so at least the rest were closed. */
+    ASSERT_U64_GE(st.err_carry, CB_CONNS - CB_BUDGET / (part + 1) - 1);
+    if (!CB_SANITIZED)
+        ASSERT_U64_LE(peak - base, bound);
+
+    /* A well-behaved connection still delivers everything. */
+    int g = tu_connect(f.port, WAIT_MS);
+    ASSERT_GE(g, 0);
+    tu_buf_t b = {0};
+    build_stream(&b, 0, 5000, 64);
+    ASSERT_EQ(tu_write_all(g, b.data, b.len), 0);
+    ASSERT_EQ(tu_sink_wait_count(f.sink, 5000, WAIT_MS), 0);
+    checker_t c;
+    chk_read(&f, &c);
+    ASSERT_U64_EQ(c.good, 5000);
+    ASSERT_U64_EQ(c.dup_or_gap, 0);
+    tu_buf_free(&b);
+    close(g);
+    for (int i = 0; i < CB_CONNS; i++)
+        close(fds[i]);
+    /* Once the connections are gone, so are their carries. */
+    ASSERT_EQ(tu_wait_stat_eq(f.w, offsetof(rill_stats_t, carry_bytes), 0, WAIT_MS, NULL), 0);
+    free(frame);
+    fix_down(&f);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     t_require_io_uring("limits");
@@ -385,6 +503,7 @@ int main(int argc, char **argv)
         {"max_conns", test_max_conns},
         {"slowloris", test_slowloris},
         {"garbage", test_garbage},
+        {"carry_budget", test_carry_budget},
         {NULL, NULL},
     };
     return t_run("limits", cases, argc, argv);

@@ -22,6 +22,7 @@
 #include "metrics/metrics.h"
 #include "net/addr.h"
 #include "rill/rill.h"
+#include "stats/counters.h"
 
 #define COMP_PASS 1
 #define COMP_FAIL 7
@@ -54,6 +55,7 @@ typedef struct expo {
     sample_t *s;
     size_t n, cap;
     char types[64][128]; /* metric names with a TYPE line */
+    char kinds[64][16];  /* and their types */
     size_t ntypes;
 } expo_t;
 
@@ -96,8 +98,9 @@ static int parse_line(expo_t *e, const char *line, size_t len)
                 fprintf(stderr, "  TYPE given twice: %s\n", buf);
                 return -1;
             }
-            if (e->ntypes == 64)
+            if (e->ntypes == 64 || strlen(t) >= sizeof e->kinds[0])
                 return -1;
+            strcpy(e->kinds[e->ntypes], t);
             strcpy(e->types[e->ntypes++], name);
         }
         return 0;
@@ -201,6 +204,15 @@ static int parse_expo(expo_t *e, const char *body, size_t len)
         pos += l + 1;
     }
     return 0;
+}
+
+/* TYPE of family name; NULL when it has none. */
+static const char *expo_type(const expo_t *e, const char *name)
+{
+    for (size_t i = 0; i < e->ntypes; i++)
+        if (strcmp(e->types[i], name) == 0)
+            return e->kinds[i];
+    return NULL;
 }
 
 /* Value of name{labels}; -1 when absent. */
@@ -383,6 +395,12 @@ static int send_traffic(fix_t *f)
         tu_wait_stat_eq(f->w, TU_STAT(conns_open), 0, 20000, NULL) < 0 ||
         tu_sink_wait_count(f->sink, N_CONNS * N_PER_CONN, 20000) < 0)
         return -1;
+    /* The sink can have read every frame before the loop has seen its send complete:
+     * wait for the counters of the sends too, so that they stay put while checked. */
+    const uint64_t out_bytes = (uint64_t)N_CONNS * N_PER_CONN * (16 + sizeof(uint32_t));
+    if (tu_wait_stat_eq(f->w, TU_STAT(bytes_out), out_bytes, 20000, NULL) < 0 ||
+        tu_wait_stat_eq(f->w, TU_STAT(sink_queued_bytes), 0, 20000, NULL) < 0)
+        return -1;
     return 0;
 }
 
@@ -435,18 +453,40 @@ static int check_expo(fix_t *f, const expo_t *e)
     ASSERT_EQ(rill_comp_stats(f->w, COMP_FAIL, &cs, sizeof cs), 0);
     ASSERT_U64_EQ((uint64_t)expo_get(e, "rill_comp_batches_total", fl), cs.batches);
 
+    /* Every counter of the table is exported, typed as the table says, with the value
+     * rill_worker_stats gives. */
+    size_t rows = 0;
+#define CHECK_ROW_(name, kind, source, line, metric, help)                                         \
+    do {                                                                                           \
+        char fam[128], lab[128];                                                                   \
+        size_t fl = strcspn(metric, "{");                                                          \
+        snprintf(fam, sizeof fam, "%.*s", (int)fl, metric);                                        \
+        snprintf(lab, sizeof lab, "%s", metric[fl] ? metric + fl + 1 : "");                        \
+        if (lab[0])                                                                                \
+            lab[strlen(lab) - 1] = '\0'; /* the closing brace */                                   \
+        const char *type = expo_type(e, fam);                                                      \
+        if (!type)                                                                                 \
+            T_FAIL_AT_("%s (%s): no TYPE line for %s", #name, metric, fam);                        \
+        ASSERT_STR_EQ(type, RILL__COUNTER_TYPE_##kind);                                            \
+        if (expo_get(e, fam, lab) < 0)                                                             \
+            T_FAIL_AT_("%s: no sample %s", #name, metric);                                         \
+        ASSERT_U64_EQ((uint64_t)expo_get(e, fam, lab), st.name);                                   \
+        rows++;                                                                                    \
+    } while (0);
+    RILL__COUNTERS(CHECK_ROW_)
+#undef CHECK_ROW_
+    ASSERT_EQ(rows, RILL__COUNTER_COUNT);
+    ASSERT_EQ(expo_get(e, "rill_peer_dropped_total", ""), 0);
+    ASSERT_EQ(expo_get(e, "rill_handoff_dropped_total", ""), 0);
+
     /* Every counter family is named *_total (the exposition format's convention). */
     for (size_t i = 0; i < e->n; i++) {
         size_t l = strlen(e->s[i].name);
         int total_suffix = l > 6 && strcmp(e->s[i].name + l - 6, "_total") == 0;
-        int gauge = !strcmp(e->s[i].name, "rill_conns_open") ||
-                    !strcmp(e->s[i].name, "rill_loops") ||
-                    !strcmp(e->s[i].name, "rill_build_info") ||
-                    !strcmp(e->s[i].name, "rill_sink_queued_bytes") ||
-                    !strcmp(e->s[i].name, "rill_stage_queued_bytes") ||
-                    !strcmp(e->s[i].name, "rill_held_buffers");
-        if (!total_suffix && !gauge)
-            T_FAIL_AT_("unexpected metric name %s", e->s[i].name);
+        int gauge = strcmp(expo_type(e, e->s[i].name), "gauge") == 0;
+        if (total_suffix == gauge)
+            T_FAIL_AT_("%s is a %s", e->s[i].name,
+                       gauge ? "gauge named *_total" : "counter not named *_total");
     }
     return 0;
 }

@@ -720,3 +720,50 @@ int tu_pass_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n,
         rill_emit_sink(em, 0, m[i].comp_id, m[i].key, m[i].data, m[i].len);
     return 0;
 }
+
+/* ------------------------------------------------------------ memory */
+
+size_t tu_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return 0;
+    char line[256];
+    size_t kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %zu kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb * 1024;
+}
+
+static void *rss_thread(void *arg)
+{
+    tu_rss_mon_t *m = arg;
+    while (!atomic_load(&m->stop)) {
+        size_t r = tu_rss_bytes();
+        if (r > atomic_load(&m->max))
+            atomic_store(&m->max, r);
+        tu_sleep_ms(20);
+    }
+    return NULL;
+}
+
+int tu_rss_mon_start(tu_rss_mon_t *m)
+{
+    atomic_store(&m->stop, 0);
+    atomic_store(&m->max, tu_rss_bytes());
+    return pthread_create(&m->thr, NULL, rss_thread, m) ? -1 : 0;
+}
+
+size_t tu_rss_mon_max(tu_rss_mon_t *m)
+{
+    return atomic_load(&m->max);
+}
+
+size_t tu_rss_mon_stop(tu_rss_mon_t *m)
+{
+    atomic_store(&m->stop, 1);
+    pthread_join(m->thr, NULL);
+    return atomic_load(&m->max);
+}

@@ -5,12 +5,31 @@
 #ifndef RILL_TESTS_TCP_UTIL_H
 #define RILL_TESTS_TCP_UTIL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "rill/rill.h"
 
 #define TU_HDR 16u /* u32 length + u32 comp_id + u64 key */
+
+/* ------------------------------------------------------------ memory */
+
+/* The process's resident set (VmRSS) in bytes, 0 when /proc does not tell. */
+size_t tu_rss_bytes(void);
+
+/* Samples the RSS every 20 ms on a thread of its own and keeps the largest value. */
+typedef struct tu_rss_mon {
+    pthread_t thr;
+    atomic_int stop;
+    atomic_size_t max;
+} tu_rss_mon_t;
+int tu_rss_mon_start(tu_rss_mon_t *m);
+/* The largest RSS seen so far (the monitor goes on). */
+size_t tu_rss_mon_max(tu_rss_mon_t *m);
+/* Stops the monitor; returns the largest RSS it saw. */
+size_t tu_rss_mon_stop(tu_rss_mon_t *m);
 
 /* ------------------------------------------------------------ bytes and frames */
 

@@ -415,63 +415,100 @@ RILL_EXTERN int rill_emit_comp(rill_emitter_t *em, uint32_t comp_id, uint64_t ke
 
 /* ---------------------------------------------------------------- statistics */
 
-/* Counters since the worker was created; monotonic unless noted. */
+/*
+ * The worker's counters since it was created, summed over its loops: monotonic, except the
+ * four marked "gauge" (a current value). Fields are only ever added at the end; callers
+ * pass the sizeof they compiled (see rill_worker_stats), so their fields never move.
+ * rill-worker's stats line and the /metrics endpoint show the same fields
+ * (docs/operations.md names each one).
+ *
+ * Three counters count dropped frames, by where the frame was going: sink_dropped (a
+ * sink), peer_dropped (another cluster member), handoff_dropped (another loop of this
+ * worker, or an emit_comp to this loop). A frame whose send failed is queued again, not
+ * dropped; bytes the kernel had accepted before a connection vanished cannot be counted.
+ */
 typedef struct rill_stats {
-    uint64_t msgs_in;           /* frames decoded from sources */
-    uint64_t bytes_in;          /* bytes received from sources */
-    uint64_t msgs_dispatched;   /* messages routed to a computation id (incl. emit_comp and
-                                   unknown ids) */
-    uint64_t batches;           /* computation calls */
-    uint64_t msgs_out;          /* frames queued for sinks */
-    uint64_t bytes_out;         /* bytes written to sinks */
-    uint64_t handoff_msgs;      /* messages passed to another loop thread */
-    uint64_t conns_accepted;
-    uint64_t conns_open;        /* current, not monotonic */
-    uint64_t err_frame_short;   /* connections closed: length below 12 */
-    uint64_t err_frame_long;    /* connections closed: length above max_frame */
-    uint64_t err_midframe;      /* connections that closed inside a frame */
-    uint64_t err_conn;          /* socket errors, failed accepts, no memory for a connection */
-    uint64_t unknown_comp;      /* frames for an unregistered computation */
-    uint64_t comp_errors;       /* messages in batches whose callback returned < 0 */
-    uint64_t sink_dropped;      /* frames dropped: sink buffer full, still queued at the
-                                   stop deadline, or no memory (a failed send's frames are
-                                   queued again, not dropped) */
-    uint64_t sink_errors;       /* sink connection failures */
-    uint64_t enobufs;           /* recv re-arms after the buffer ring ran dry (backpressure) */
-    uint64_t conns_refused;     /* connections closed at once: max_conns reached */
-    uint64_t err_idle;          /* connections closed: stalled inside a frame past idle_timeout */
-    uint64_t paused;            /* times a loop stopped reading its sources (backpressure) */
-    uint64_t forwarded;         /* frames sent to the member that owns their key */
-    uint64_t peer_in;           /* frames received from other members */
-    uint64_t misrouted;         /* frames received from a member although this worker does
-                                   not own their key in its view (views briefly disagree);
-                                   processed here, never sent back */
-    uint64_t rerouted;          /* frames queued for a member that left, routed again */
-    uint64_t view_changes;      /* views this worker adopted */
-    uint64_t zk_errors;         /* ZooKeeper failures, malformed member data */
-    uint64_t sink_queued_bytes; /* gauge: output waiting for sinks and peer links */
-    uint64_t stage_queued_bytes;/* gauge: frames waiting to be handed to another loop */
-    uint64_t held_buffers;      /* gauge: received buffers held back by backpressure */
+    uint64_t msgs_in;            /* frames decoded from sources */
+    uint64_t bytes_in;           /* bytes received from sources */
+    uint64_t msgs_dispatched;    /* messages routed to a computation id (incl. emit_comp and
+                                    unknown ids) */
+    uint64_t batches;            /* computation calls */
+    uint64_t msgs_out;           /* frames queued for sinks (incl. dead letters) */
+    uint64_t bytes_out;          /* bytes written to sinks */
+    uint64_t handoff_msgs;       /* messages passed to another loop thread */
+    uint64_t conns_accepted;     /* source connections accepted */
+    uint64_t conns_open;         /* gauge: source connections open now */
+    uint64_t err_frame_short;    /* connections closed: length below 12 */
+    uint64_t err_frame_long;     /* connections closed: v1 length above max_frame, or an lp or
+                                    line payload above max_frame - 12 */
+    uint64_t err_midframe;       /* connections that closed inside a frame */
+    uint64_t err_conn;           /* socket errors, failed accepts, no memory for a connection */
+    uint64_t unknown_comp;       /* frames for an unregistered computation */
+    uint64_t comp_errors;        /* messages in batches whose callback returned < 0 */
+    uint64_t sink_dropped;       /* frames for a sink dropped: its buffer full, no memory, or
+                                    still queued at the stop deadline */
+    uint64_t sink_errors;        /* sink and peer link connection failures (connects, sends) */
+    uint64_t enobufs;            /* recv re-arms after the buffer ring ran dry (backpressure) */
+    uint64_t conns_refused;      /* connections closed at once: max_conns reached */
+    uint64_t err_idle;           /* connections closed: stalled inside a frame past idle_timeout */
+    uint64_t paused;             /* times a loop stopped reading its sources (backpressure) */
+    uint64_t forwarded;          /* frames sent to the member that owns their key */
+    uint64_t peer_in;            /* frames received from other members */
+    uint64_t misrouted;          /* frames processed here although this worker's view does not
+                                    give it their key: forwarded by a member whose view
+                                    differs (never sent back), or from a source while the
+                                    worker had no view yet */
+    uint64_t rerouted;           /* frames queued for a member that left, routed again */
+    uint64_t view_changes;       /* views this worker adopted */
+    uint64_t zk_errors;          /* ZooKeeper failures, malformed member data */
+    uint64_t sink_queued_bytes;  /* gauge: output waiting for sinks and peer links */
+    uint64_t stage_queued_bytes; /* gauge: frames waiting to be handed to another loop */
+    uint64_t held_buffers;       /* gauge: received buffers held back by backpressure */
+    uint64_t peer_dropped;       /* frames for another cluster member dropped: no link to that
+                                    member, its queue full, or still queued when a drain
+                                    deadline passed */
+    uint64_t handoff_dropped;    /* frames for another loop of this worker, or for the emitting
+                                    loop's own emit_comp queue, dropped: no memory */
+    uint64_t err_carry;          /* connections closed: the worker's partial frames were above
+                                    the carry budget (the largest carries go first) */
+    uint64_t carry_bytes;        /* gauge: bytes held in source connections' partial frames */
 } rill_stats_t;
 
 /*
  * Fills out with a snapshot of the worker's counters (summed over loops; each counter is
  * read atomically, the set is not a single instant). size = sizeof(rill_stats_t) as the
- * caller compiled it, so an older caller keeps working with a newer library. Returns 0 or
- * RILL_EINVAL. Any thread.
+ * caller compiled it, so an older caller keeps working with a newer library: the first
+ * size bytes are written. Returns 0 or RILL_EINVAL (w or out NULL, size 0). Any thread.
  */
 RILL_EXTERN int rill_worker_stats(const rill_worker_t *w, rill_stats_t *out, size_t size);
 
+/* One computation's counters since it was registered, summed over loops. Fields are only
+ * ever added at the end (callers pass the sizeof they compiled). */
 typedef struct rill_comp_stats {
     uint64_t msgs;    /* messages delivered */
     uint64_t batches; /* callback invocations */
     uint64_t errors;  /* messages in batches that returned < 0 */
+    char name[64];    /* the name given to rill_comp_register ("" for NULL), cut to 63
+                         bytes; always NUL-terminated. Read in the same step as the
+                         counters, so both belong to one registration */
 } rill_comp_stats_t;
 
-/* Fills out with computation id's counters. Returns 0, RILL_ENOENT or RILL_EINVAL.
- * size = sizeof(rill_comp_stats_t). Any thread. */
+/* Fills out with computation id's counters (the first size bytes of it; size =
+ * sizeof(rill_comp_stats_t) as the caller compiled it). Returns 0, RILL_ENOENT (id not
+ * registered) or RILL_EINVAL (w or out NULL, size 0). Any thread. */
 RILL_EXTERN int rill_comp_stats(rill_worker_t *w, uint32_t id, rill_comp_stats_t *out,
                                 size_t size);
+
+/*
+ * Lists the registered computations: copies the ids of the first min(n, total) of them, in
+ * registration order, into ids[0..), and returns total, the number registered now (which
+ * may exceed n: call again with a larger array; ids may be NULL when n is 0). Returns
+ * RILL_EINVAL when w is NULL, or ids is NULL and n > 0. The caller owns ids; rill keeps no
+ * pointer to it. The list is one consistent snapshot, but a computation may be
+ * unregistered right after (rill_comp_stats then returns RILL_ENOENT for its id). Any
+ * thread; it never waits for the loops.
+ */
+RILL_EXTERN int rill_comp_list(rill_worker_t *w, uint32_t *ids, size_t n);
 
 #ifdef __cplusplus
 }
