@@ -36,7 +36,9 @@ static int passthrough_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, 
 }
 
 /* The same open-addressing counter as rill-worker's count (examples/rill-worker/builtins.c). */
-typedef struct { uint64_t key, count; } slot_t;
+typedef struct {
+    uint64_t key, count;
+} slot_t;
 static slot_t *slots;
 static size_t cap = 1u << 16, used;
 
@@ -76,7 +78,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--impl"))
             peer = !strcmp(argv[i + 1], "peer");
         else {
-            fprintf(stderr, "usage: hotpath --frames N [--comp 1|2] [--size 64] [--impl rill|peer]\n");
+            fprintf(stderr,
+                    "usage: hotpath --frames N [--comp 1|2] [--size 64] [--impl rill|peer]\n");
             return 2;
         }
     }
@@ -92,8 +95,8 @@ int main(int argc, char **argv)
     uint8_t payload[PIECE];
     memset(payload, 0xab, sizeof payload);
     for (size_t i = 0; i < per_piece; i++)
-        rill__frame_encode(piece + i * (size_t)size, comp, (uint64_t)(i * 7919u % 1024u),
-                           payload, (uint32_t)(size - 16));
+        rill__frame_encode(piece + i * (size_t)size, comp, (uint64_t)(i * 7919u % 1024u), payload,
+                           (uint32_t)(size - 16));
 
     long done = 0;
     if (peer) {

@@ -115,11 +115,14 @@ static uint64_t parse_u64(const char *flag, const char *s, uint64_t min, uint64_
 {
     char *end;
     errno = 0;
-    if (!s || !*s || *s == '-') die_usage("%s needs a non-negative integer", flag);
+    if (!s || !*s || *s == '-')
+        die_usage("%s needs a non-negative integer", flag);
     unsigned long long v = strtoull(s, &end, 0);
-    if (errno || *end) die_usage("%s: not an integer", flag);
+    if (errno || *end)
+        die_usage("%s: not an integer", flag);
     if (v < min || v > max) {
-        fprintf(stderr, "rill-load: %s must be between %" PRIu64 " and %" PRIu64 "\n", flag, min, max);
+        fprintf(stderr, "rill-load: %s must be between %" PRIu64 " and %" PRIu64 "\n", flag, min,
+                max);
         exit(2);
     }
     return v;
@@ -129,16 +132,25 @@ static double parse_double(const char *flag, const char *s, double min)
 {
     char *end;
     errno = 0;
-    if (!s || !*s) die_usage("%s needs a number", flag);
+    if (!s || !*s)
+        die_usage("%s needs a number", flag);
     double v = strtod(s, &end);
-    if (errno || *end || !isfinite(v) || v < min) die_usage("%s: not a valid number", flag);
+    if (errno || *end || !isfinite(v) || v < min)
+        die_usage("%s: not a valid number", flag);
     return v;
 }
 
 static void parse_opts(int argc, char **argv, opts_t *o)
 {
-    *o = (opts_t){.target = "127.0.0.1:7700", .connections = 1, .threads = 1, .size = 64,
-                  .keys = 1024, .comp = 1, .duration = 10, .drain = 3, .seed = 1};
+    *o = (opts_t){.target = "127.0.0.1:7700",
+                  .connections = 1,
+                  .threads = 1,
+                  .size = 64,
+                  .keys = 1024,
+                  .comp = 1,
+                  .duration = 10,
+                  .drain = 3,
+                  .seed = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = NULL;
@@ -155,30 +167,50 @@ static void parse_opts(int argc, char **argv, opts_t *o)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             exit(0);
-        } else if (!strcmp(a, "--target")) o->target = NEXT();
-        else if (!strcmp(a, "--connections")) o->connections = (int)parse_u64(a, NEXT(), 1, 65536);
-        else if (!strcmp(a, "--threads")) o->threads = (int)parse_u64(a, NEXT(), 1, 1024);
-        else if (!strcmp(a, "--size")) o->size = (uint32_t)parse_u64(a, NEXT(), 32, MAX_SIZE);
-        else if (!strcmp(a, "--keys")) o->keys = parse_u64(a, NEXT(), 1, UINT64_MAX);
-        else if (!strcmp(a, "--zipf")) o->zipf = parse_double(a, NEXT(), 0);
-        else if (!strcmp(a, "--comp")) o->comp = (uint32_t)parse_u64(a, NEXT(), 0, UINT32_MAX);
-        else if (!strcmp(a, "--rate")) o->rate = parse_double(a, NEXT(), 0);
-        else if (!strcmp(a, "--batch")) o->batch = (int)parse_u64(a, NEXT(), 1, 1 << 20);
-        else if (!strcmp(a, "--duration")) o->duration = parse_double(a, NEXT(), 0);
-        else if (!strcmp(a, "--count")) o->count = parse_u64(a, NEXT(), 1, UINT64_MAX);
-        else if (!strcmp(a, "--sink-listen")) o->sink_listen = NEXT();
-        else if (!strcmp(a, "--sink-threads")) o->sink_threads = (int)parse_u64(a, NEXT(), 1, 256);
-        else if (!strcmp(a, "--drain")) o->drain = parse_double(a, NEXT(), 0);
-        else if (!strcmp(a, "--json")) o->json = true;
-        else if (!strcmp(a, "--quiet")) o->quiet = true;
-        else if (!strcmp(a, "--seed")) o->seed = parse_u64(a, NEXT(), 0, UINT64_MAX);
-        else die_usage("unknown option %s", argv[i]);
+        } else if (!strcmp(a, "--target"))
+            o->target = NEXT();
+        else if (!strcmp(a, "--connections"))
+            o->connections = (int)parse_u64(a, NEXT(), 1, 65536);
+        else if (!strcmp(a, "--threads"))
+            o->threads = (int)parse_u64(a, NEXT(), 1, 1024);
+        else if (!strcmp(a, "--size"))
+            o->size = (uint32_t)parse_u64(a, NEXT(), 32, MAX_SIZE);
+        else if (!strcmp(a, "--keys"))
+            o->keys = parse_u64(a, NEXT(), 1, UINT64_MAX);
+        else if (!strcmp(a, "--zipf"))
+            o->zipf = parse_double(a, NEXT(), 0);
+        else if (!strcmp(a, "--comp"))
+            o->comp = (uint32_t)parse_u64(a, NEXT(), 0, UINT32_MAX);
+        else if (!strcmp(a, "--rate"))
+            o->rate = parse_double(a, NEXT(), 0);
+        else if (!strcmp(a, "--batch"))
+            o->batch = (int)parse_u64(a, NEXT(), 1, 1 << 20);
+        else if (!strcmp(a, "--duration"))
+            o->duration = parse_double(a, NEXT(), 0);
+        else if (!strcmp(a, "--count"))
+            o->count = parse_u64(a, NEXT(), 1, UINT64_MAX);
+        else if (!strcmp(a, "--sink-listen"))
+            o->sink_listen = NEXT();
+        else if (!strcmp(a, "--sink-threads"))
+            o->sink_threads = (int)parse_u64(a, NEXT(), 1, 256);
+        else if (!strcmp(a, "--drain"))
+            o->drain = parse_double(a, NEXT(), 0);
+        else if (!strcmp(a, "--json"))
+            o->json = true;
+        else if (!strcmp(a, "--quiet"))
+            o->quiet = true;
+        else if (!strcmp(a, "--seed"))
+            o->seed = parse_u64(a, NEXT(), 0, UINT64_MAX);
+        else
+            die_usage("unknown option %s", argv[i]);
 #undef NEXT
         if (val && (!strcmp(a, "--json") || !strcmp(a, "--quiet") || !strcmp(a, "--help")))
             die_usage("%s takes no value", a);
     }
-    if (o->zipf > 0 && o->keys > 100000000) die_usage("--zipf supports at most %s keys", "100000000");
-    if (o->threads > o->connections) o->threads = o->connections;
+    if (o->zipf > 0 && o->keys > 100000000)
+        die_usage("--zipf supports at most %s keys", "100000000");
+    if (o->threads > o->connections)
+        o->threads = o->connections;
     if (!o->sink_threads) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         o->sink_threads = n < 1 ? 1 : n > 8 ? 8 : (int)n;
@@ -196,13 +228,14 @@ static inline uint64_t now_ns(void)
 
 static void sleep_until(uint64_t t)
 {
-    struct timespec ts = {.tv_sec = (time_t)(t / 1000000000ull), .tv_nsec = (long)(t % 1000000000ull)};
+    struct timespec ts = {.tv_sec = (time_t)(t / 1000000000ull),
+                          .tv_nsec = (long)(t % 1000000000ull)};
     clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL); /* EINTR: the caller re-checks */
 }
 
 static volatile sig_atomic_t g_sigint;
-static atomic_bool g_stop_send;  /* senders stop at their next burst */
-static atomic_bool g_stop_sink;  /* sink threads exit */
+static atomic_bool g_stop_send; /* senders stop at their next burst */
+static atomic_bool g_stop_sink; /* sink threads exit */
 
 static void on_sigint(int sig)
 {
@@ -216,28 +249,32 @@ static void on_sigint(int sig)
 static int split_hostport(const char *s, char *host, size_t hostcap, char *port, size_t portcap)
 {
     const char *colon = strrchr(s, ':');
-    if (!colon || colon == s || !colon[1]) return -1;
+    if (!colon || colon == s || !colon[1])
+        return -1;
     const char *h = s, *he = colon;
     if (*h == '[') {
-        if (he[-1] != ']') return -1;
+        if (he[-1] != ']')
+            return -1;
         h++, he--;
     }
-    if ((size_t)(he - h) >= hostcap || strlen(colon + 1) >= portcap) return -1;
+    if ((size_t)(he - h) >= hostcap || strlen(colon + 1) >= portcap)
+        return -1;
     memcpy(host, h, (size_t)(he - h));
     host[he - h] = 0;
     strcpy(port, colon + 1);
     return 0;
 }
 
-static int resolve(const char *hostport, bool passive, struct addrinfo **out, char *err, size_t errcap)
+static int resolve(const char *hostport, bool passive, struct addrinfo **out, char *err,
+                   size_t errcap)
 {
     char host[256], port[32];
     if (split_hostport(hostport, host, sizeof host, port, sizeof port) < 0) {
         snprintf(err, errcap, "'%s' is not HOST:PORT", hostport);
         return -1;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = passive ? AI_PASSIVE : 0};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = passive ? AI_PASSIVE : 0};
     int rc = getaddrinfo(*host ? host : NULL, port, &hints, out);
     if (rc) {
         snprintf(err, errcap, "cannot resolve '%s': %s", hostport, gai_strerror(rc));
@@ -257,16 +294,21 @@ static int listen_on(const char *hostport)
     int fd = -1, e = 0;
     for (struct addrinfo *p = ai; p; p = p->ai_next) {
         fd = socket(p->ai_family, p->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, p->ai_protocol);
-        if (fd < 0) { e = errno; continue; }
+        if (fd < 0) {
+            e = errno;
+            continue;
+        }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, p->ai_addr, p->ai_addrlen) == 0 && listen(fd, 1024) == 0) break;
+        if (bind(fd, p->ai_addr, p->ai_addrlen) == 0 && listen(fd, 1024) == 0)
+            break;
         e = errno;
         close(fd);
         fd = -1;
     }
     freeaddrinfo(ai);
-    if (fd < 0) fprintf(stderr, "rill-load: cannot listen on %s: %s\n", hostport, strerror(e));
+    if (fd < 0)
+        fprintf(stderr, "rill-load: cannot listen on %s: %s\n", hostport, strerror(e));
     return fd;
 }
 
@@ -279,7 +321,10 @@ static int connect_retry(const char *hostport, uint64_t deadline, char *err, siz
         if (resolve(hostport, false, &ai, err, errcap) == 0) {
             for (struct addrinfo *p = ai; p; p = p->ai_next) {
                 int fd = socket(p->ai_family, p->ai_socktype | SOCK_CLOEXEC, p->ai_protocol);
-                if (fd < 0) { last = errno; continue; }
+                if (fd < 0) {
+                    last = errno;
+                    continue;
+                }
                 if (connect(fd, p->ai_addr, p->ai_addrlen) == 0) {
                     int one = 1;
                     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -297,7 +342,8 @@ static int connect_retry(const char *hostport, uint64_t deadline, char *err, siz
             return -1;
         }
         uint64_t t = now_ns();
-        if (t >= deadline) return -1;
+        if (t >= deadline)
+            return -1;
         uint64_t next = t + 50000000ull;
         sleep_until(next < deadline ? next : deadline);
     }
@@ -309,7 +355,8 @@ static int write_all(int fd, const uint8_t *buf, size_t len)
     while (len) {
         ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
         if (n < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             return -errno;
         }
         buf += n;
@@ -349,12 +396,17 @@ static double pow_neg(double x, double a)
     double m, ln2 = 0.6931471805599453;
     memcpy(&m, &bits, sizeof m); /* x = m * 2^e, m in [1, 2) */
     double t = (m - 1) / (m + 1), t2 = t * t, term = t, lnm = 0;
-    for (int k = 1; k < 60; k += 2, term *= t2) lnm += term / k;
+    for (int k = 1; k < 60; k += 2, term *= t2)
+        lnm += term / k;
     double y = -a * (2 * lnm + e * ln2); /* ln of the result, <= 0 */
     double kf = (double)(int64_t)(y / ln2) - 1;
-    if (kf < -1020) return 0;
+    if (kf < -1020)
+        return 0;
     double r = y - kf * ln2, er = 1, tt = 1; /* r in [0, 2 ln 2) */
-    for (int k = 1; k < 30; k++) { tt *= r / k; er += tt; }
+    for (int k = 1; k < 30; k++) {
+        tt *= r / k;
+        er += tt;
+    }
     uint64_t sb = (uint64_t)((int64_t)kf + 1023) << 52;
     double scale;
     memcpy(&scale, &sb, sizeof scale);
@@ -370,18 +422,21 @@ static uint32_t g_zipf_guide[ZIPF_GUIDE + 1];
 static int zipf_build(uint64_t k, double a)
 {
     g_zipf_cdf = malloc(k * sizeof *g_zipf_cdf);
-    if (!g_zipf_cdf) return -1;
+    if (!g_zipf_cdf)
+        return -1;
     double sum = 0;
     for (uint64_t i = 0; i < k; i++) {
         sum += pow_neg((double)(i + 1), a);
         g_zipf_cdf[i] = sum;
     }
-    for (uint64_t i = 0; i < k; i++) g_zipf_cdf[i] /= sum;
+    for (uint64_t i = 0; i < k; i++)
+        g_zipf_cdf[i] /= sum;
     g_zipf_cdf[k - 1] = 1.0;
     uint64_t i = 0;
     for (uint32_t j = 0; j < ZIPF_GUIDE; j++) {
         double u = (double)j / ZIPF_GUIDE;
-        while (i < k - 1 && g_zipf_cdf[i] <= u) i++;
+        while (i < k - 1 && g_zipf_cdf[i] <= u)
+            i++;
         g_zipf_guide[j] = (uint32_t)i;
     }
     g_zipf_guide[ZIPF_GUIDE] = (uint32_t)(k - 1);
@@ -397,8 +452,10 @@ static inline uint64_t next_key(uint64_t *rng, uint64_t k)
         uint64_t lo = g_zipf_guide[j], hi = g_zipf_guide[j + 1]; /* first i with cdf[i] > u */
         while (lo < hi) {
             uint64_t mid = lo + (hi - lo) / 2;
-            if (g_zipf_cdf[mid] > u) hi = mid;
-            else lo = mid + 1;
+            if (g_zipf_cdf[mid] > u)
+                hi = mid;
+            else
+                lo = mid + 1;
         }
         return lo;
     }
@@ -409,16 +466,19 @@ static inline uint64_t next_key(uint64_t *rng, uint64_t k)
 
 static inline void store_le64(uint8_t *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 static inline void store_le32(uint8_t *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 static inline uint64_t load_le64(const uint8_t *p)
 {
     uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
     return v;
 }
 
@@ -456,10 +516,12 @@ static inline void fill(uint8_t *buf, uint32_t n, conn_t *c, uint64_t *rng, bool
     for (uint32_t i = 0; i < n; i++) {
         uint8_t *f = buf + (size_t)i * s;
         rill__store_be64(f + 8, next_key(rng, k));
-        if (ts_per_frame && i) ts = now_ns();
+        if (ts_per_frame && i)
+            ts = now_ns();
         store_le64(f + 16, ts);
         store_le64(f + 24, c->seq + i);
-        if (s >= 36) store_le32(f + 32, c->index);
+        if (s >= 36)
+            store_le32(f + 32, c->index);
     }
 }
 
@@ -468,7 +530,8 @@ static void *sender_main(void *arg)
     sender_t *t = arg;
     const uint32_t s = g_o.size;
     uint64_t rng = g_o.seed ^ 0x5851f42d4c957f2dull;
-    for (int i = 0; i <= t->id; i++) splitmix64(&rng);
+    for (int i = 0; i <= t->id; i++)
+        splitmix64(&rng);
     rng = splitmix64(&rng) | 1; /* xorshift state must not be 0 */
 
     const bool paced = g_o.rate > 0;
@@ -483,12 +546,14 @@ static void *sender_main(void *arg)
     const uint64_t end = g_o.count ? UINT64_MAX : g_start_ns + (uint64_t)(g_o.duration * 1e9);
     uint64_t sent = 0, bytes = 0;
     int live = 0;
-    for (int i = 0; i < t->nconns; i++) live += t->conns[i]->active;
+    for (int i = 0; i < t->nconns; i++)
+        live += t->conns[i]->active;
     int next = 0;
 
     while (live > 0 && !atomic_load_explicit(&g_stop_send, memory_order_relaxed)) {
         uint64_t now = now_ns();
-        if (now >= end) break;
+        if (now >= end)
+            break;
         uint64_t n = (uint64_t)g_batch;
         if (paced) {
             uint64_t target = (uint64_t)((double)(now - g_start_ns) * rate_ns);
@@ -497,16 +562,23 @@ static void *sender_main(void *arg)
                 /* Sleep until min_burst frames are due, at most 10 ms at a time so that a stop
                  * request is seen promptly. */
                 uint64_t wake = g_start_ns + (uint64_t)((double)(sent + min_burst) / rate_ns);
-                if (wake > now + 10000000ull) wake = now + 10000000ull;
-                if (wake > end) wake = end;
+                if (wake > now + 10000000ull)
+                    wake = now + 10000000ull;
+                if (wake > end)
+                    wake = end;
                 sleep_until(wake);
                 continue;
             }
-            if (due < n) n = due;
+            if (due < n)
+                n = due;
         }
         conn_t *c;
-        do { c = t->conns[next]; next = (next + 1) % t->nconns; } while (!c->active);
-        if (g_o.count && n > g_o.count - c->seq) n = g_o.count - c->seq;
+        do {
+            c = t->conns[next];
+            next = (next + 1) % t->nconns;
+        } while (!c->active);
+        if (g_o.count && n > g_o.count - c->seq)
+            n = g_o.count - c->seq;
 
         fill(t->buf, (uint32_t)n, c, &rng, paced);
         int rc = write_all(c->fd, t->buf, (size_t)n * s);
@@ -569,9 +641,12 @@ static void sink_close(sink_t *s, sink_conn_t *c)
     epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     pthread_mutex_lock(&g_sink_conns_lock);
-    if (c->prev) c->prev->next = c->next;
-    else g_sink_conns = c->next;
-    if (c->next) c->next->prev = c->prev;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        g_sink_conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
     pthread_mutex_unlock(&g_sink_conns_lock);
     free(c->buf);
     free(c);
@@ -582,23 +657,27 @@ static void sink_accept(sink_t *s)
     for (;;) {
         int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
                 fprintf(stderr, "rill-load: sink accept: %s\n", strerror(errno));
             return;
         }
         sink_conn_t *c = calloc(1, sizeof *c);
-        if (c) c->buf = malloc(SINK_READ_CHUNK);
+        if (c)
+            c->buf = malloc(SINK_READ_CHUNK);
         if (!c || !c->buf) {
             fprintf(stderr, "rill-load: sink: out of memory\n");
-            if (c) free(c);
+            if (c)
+                free(c);
             close(fd);
             continue;
         }
         c->fd = fd;
         pthread_mutex_lock(&g_sink_conns_lock);
         c->next = g_sink_conns;
-        if (g_sink_conns) g_sink_conns->prev = c;
+        if (g_sink_conns)
+            g_sink_conns->prev = c;
         g_sink_conns = c;
         pthread_mutex_unlock(&g_sink_conns_lock);
         sink_t *to = &g_sinks[s->accepted++ % (uint64_t)g_nsinks];
@@ -615,11 +694,14 @@ static bool sink_read(sink_t *s, sink_conn_t *c)
 {
     ssize_t n = read(c->fd, c->buf + c->have, SINK_READ_CHUNK - c->have);
     if (n < 0) {
-        if (errno == EAGAIN || errno == EINTR) return true;
-        if (errno != ECONNRESET) fprintf(stderr, "rill-load: sink read: %s\n", strerror(errno));
+        if (errno == EAGAIN || errno == EINTR)
+            return true;
+        if (errno != ECONNRESET)
+            fprintf(stderr, "rill-load: sink read: %s\n", strerror(errno));
         return false;
     }
-    if (n == 0) return false;
+    if (n == 0)
+        return false;
     const uint64_t now = now_ns();
     size_t len = c->have + (size_t)n, off = 0;
     uint64_t frames = 0, bytes = 0;
@@ -637,7 +719,8 @@ static bool sink_read(sink_t *s, sink_conn_t *c)
         const uint8_t *f = c->buf + off;
         uint32_t flen = rill__load_be32(f);
         if (flen < RILL_FRAME_MIN_LEN || flen > SINK_MAX_FRAME) {
-            fprintf(stderr, "rill-load: sink: bad frame length %u; closing that connection\n", flen);
+            fprintf(stderr, "rill-load: sink: bad frame length %u; closing that connection\n",
+                    flen);
             s->errors++;
             return false;
         }
@@ -645,10 +728,12 @@ static bool sink_read(sink_t *s, sink_conn_t *c)
         /* Needed to look at the frame: all of it, or the header and the 16 payload bytes
          * that carry the time stamp. */
         size_t need = total < 32 ? (size_t)total : 32;
-        if (len - off < need) break;
+        if (len - off < need)
+            break;
         if (flen - 12 >= 16) {
             uint64_t ts = load_le64(f + 16);
-            if (ts <= now) rill__hist_record(&s->hist, now - ts);
+            if (ts <= now)
+                rill__hist_record(&s->hist, now - ts);
         }
         if (len - off >= total) {
             off += (size_t)total;
@@ -662,11 +747,14 @@ static bool sink_read(sink_t *s, sink_conn_t *c)
         }
     }
     c->have = len - off;
-    if (c->have) memmove(c->buf, c->buf + off, c->have);
+    if (c->have)
+        memmove(c->buf, c->buf + off, c->have);
     if (frames) {
-        atomic_store_explicit(&s->frames, atomic_load_explicit(&s->frames, memory_order_relaxed) + frames,
+        atomic_store_explicit(&s->frames,
+                              atomic_load_explicit(&s->frames, memory_order_relaxed) + frames,
                               memory_order_relaxed);
-        atomic_store_explicit(&s->bytes, atomic_load_explicit(&s->bytes, memory_order_relaxed) + bytes,
+        atomic_store_explicit(&s->bytes,
+                              atomic_load_explicit(&s->bytes, memory_order_relaxed) + bytes,
                               memory_order_relaxed);
         atomic_store_explicit(&s->last_ns, now, memory_order_relaxed);
     }
@@ -680,7 +768,8 @@ static void *sink_main(void *arg)
     while (!atomic_load_explicit(&g_stop_sink, memory_order_relaxed)) {
         int n = epoll_wait(s->epfd, evs, 64, 50);
         if (n < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             fprintf(stderr, "rill-load: sink epoll_wait: %s\n", strerror(errno));
             break;
         }
@@ -690,7 +779,8 @@ static void *sink_main(void *arg)
                 continue;
             }
             sink_conn_t *c = evs[i].data.ptr;
-            if (!sink_read(s, c)) sink_close(s, c);
+            if (!sink_read(s, c))
+                sink_close(s, c);
         }
     }
     return NULL;
@@ -705,7 +795,8 @@ static uint64_t total_sent(sender_t *ts, int n, uint64_t *bytes)
         f += atomic_load_explicit(&ts[i].frames, memory_order_relaxed);
         b += atomic_load_explicit(&ts[i].bytes, memory_order_relaxed);
     }
-    if (bytes) *bytes = b;
+    if (bytes)
+        *bytes = b;
     return f;
 }
 
@@ -716,18 +807,24 @@ static uint64_t total_recv(uint64_t *bytes, uint64_t *last)
         f += atomic_load_explicit(&g_sinks[i].frames, memory_order_relaxed);
         b += atomic_load_explicit(&g_sinks[i].bytes, memory_order_relaxed);
         uint64_t x = atomic_load_explicit(&g_sinks[i].last_ns, memory_order_relaxed);
-        if (x > l) l = x;
+        if (x > l)
+            l = x;
     }
-    if (bytes) *bytes = b;
-    if (last) *last = l;
+    if (bytes)
+        *bytes = b;
+    if (last)
+        *last = l;
     return f;
 }
 
 static void fmt_rate(char *out, size_t cap, double r)
 {
-    if (r >= 1e6) snprintf(out, cap, "%.2fM", r / 1e6);
-    else if (r >= 1e3) snprintf(out, cap, "%.1fk", r / 1e3);
-    else snprintf(out, cap, "%.0f", r);
+    if (r >= 1e6)
+        snprintf(out, cap, "%.2fM", r / 1e6);
+    else if (r >= 1e3)
+        snprintf(out, cap, "%.1fk", r / 1e3);
+    else
+        snprintf(out, cap, "%.0f", r);
 }
 
 int main(int argc, char **argv)
@@ -741,21 +838,26 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (g_o.batch) g_batch = g_o.batch;
+    if (g_o.batch)
+        g_batch = g_o.batch;
     else if (g_o.rate > 0) {
         double b = g_o.rate / g_o.connections / 1000.0; /* ~1 ms of frames per connection */
         g_batch = b < 1 ? 1 : b > 256 ? 256 : (int)b;
-    } else g_batch = 256;
+    } else
+        g_batch = 256;
     if ((uint64_t)g_batch * g_o.size > MAX_WRITE_BYTES) {
         int b = (int)(MAX_WRITE_BYTES / g_o.size);
-        if (b < 1) b = 1;
+        if (b < 1)
+            b = 1;
         if (!g_o.quiet)
-            fprintf(stderr, "rill-load: --batch %d x --size %u is too large for one write; using %d\n",
+            fprintf(stderr,
+                    "rill-load: --batch %d x --size %u is too large for one write; using %d\n",
                     g_batch, g_o.size, b);
         g_batch = b;
     }
     if (g_o.zipf > 0 && zipf_build(g_o.keys, g_o.zipf) < 0) {
-        fprintf(stderr, "rill-load: out of memory for the zipf table of %" PRIu64 " keys\n", g_o.keys);
+        fprintf(stderr, "rill-load: out of memory for the zipf table of %" PRIu64 " keys\n",
+                g_o.keys);
         return 1;
     }
 
@@ -763,10 +865,14 @@ int main(int argc, char **argv)
     int listen_fd = -1;
     if (g_o.sink_listen) {
         listen_fd = listen_on(g_o.sink_listen);
-        if (listen_fd < 0) return 1;
+        if (listen_fd < 0)
+            return 1;
         g_nsinks = g_o.sink_threads;
         g_sinks = aligned_alloc(64, sizeof(sink_t) * (size_t)g_nsinks);
-        if (!g_sinks) { fprintf(stderr, "rill-load: out of memory\n"); return 1; }
+        if (!g_sinks) {
+            fprintf(stderr, "rill-load: out of memory\n");
+            return 1;
+        }
         memset(g_sinks, 0, sizeof(sink_t) * (size_t)g_nsinks);
         for (int i = 0; i < g_nsinks; i++) {
             sink_t *s = &g_sinks[i];
@@ -774,7 +880,10 @@ int main(int argc, char **argv)
             s->listen_fd = listen_fd;
             rill__hist_init(&s->hist);
             s->epfd = epoll_create1(EPOLL_CLOEXEC);
-            if (s->epfd < 0) { perror("rill-load: epoll_create1"); return 1; }
+            if (s->epfd < 0) {
+                perror("rill-load: epoll_create1");
+                return 1;
+            }
         }
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
         epoll_ctl(g_sinks[0].epfd, EPOLL_CTL_ADD, listen_fd, &ev);
@@ -789,7 +898,10 @@ int main(int argc, char **argv)
     /* Connect everything before sending anything. */
     conn_t *conns = calloc((size_t)g_o.connections, sizeof *conns);
     sender_t *ts = aligned_alloc(64, sizeof(sender_t) * (size_t)g_o.threads);
-    if (!conns || !ts) { fprintf(stderr, "rill-load: out of memory\n"); return 1; }
+    if (!conns || !ts) {
+        fprintf(stderr, "rill-load: out of memory\n");
+        return 1;
+    }
     memset(ts, 0, sizeof(sender_t) * (size_t)g_o.threads);
     uint64_t deadline = now_ns() + CONNECT_RETRY_NS;
     int nconnected = 0;
@@ -812,7 +924,10 @@ int main(int argc, char **argv)
             t->id = i;
             t->conns = calloc((size_t)g_o.connections / (size_t)g_o.threads + 1, sizeof *t->conns);
             t->buf = malloc((size_t)g_batch * g_o.size);
-            if (!t->conns || !t->buf) { fprintf(stderr, "rill-load: out of memory\n"); return 1; }
+            if (!t->conns || !t->buf) {
+                fprintf(stderr, "rill-load: out of memory\n");
+                return 1;
+            }
             for (int f = 0; f < g_batch; f++) {
                 uint8_t *p = t->buf + (size_t)f * g_o.size;
                 rill__store_be32(p, g_o.size - 4);
@@ -838,9 +953,11 @@ int main(int argc, char **argv)
             int done = 0;
             for (int i = 0; i < g_o.threads; i++)
                 done += atomic_load_explicit(&ts[i].done, memory_order_acquire);
-            if (done == g_o.threads) break;
+            if (done == g_o.threads)
+                break;
             uint64_t now = now_ns();
-            if (g_sigint && !stop_at) stop_at = now;
+            if (g_sigint && !stop_at)
+                stop_at = now;
             /* A sender blocked in write() (the worker stopped reading) would never see the
              * stop flag: after a grace period, shut its sockets to unblock it. */
             if (!g_o.count && !stop_at && now >= g_start_ns + (uint64_t)(g_o.duration * 1e9)) {
@@ -848,7 +965,8 @@ int main(int argc, char **argv)
                 atomic_store(&g_stop_send, true);
             }
             if (stop_at && !shut && now >= stop_at + STOP_GRACE_NS) {
-                for (int i = 0; i < nconnected; i++) shutdown(conns[i].fd, SHUT_WR);
+                for (int i = 0; i < nconnected; i++)
+                    shutdown(conns[i].fd, SHUT_WR);
                 shut = true;
             }
             if (now >= last_print + 1000000000ull) {
@@ -858,7 +976,9 @@ int main(int argc, char **argv)
                     char a[32], b[32];
                     fmt_rate(a, sizeof a, (double)(s - last_sent) / dt);
                     fmt_rate(b, sizeof b, (double)(r - last_recv) / dt);
-                    fprintf(stderr, "[%6.1fs] sent/s %-8s recv/s %-8s  sent %" PRIu64 "  recv %" PRIu64 "%s\n",
+                    fprintf(stderr,
+                            "[%6.1fs] sent/s %-8s recv/s %-8s  sent %" PRIu64 "  recv %" PRIu64
+                            "%s\n",
                             (double)(now - g_start_ns) / 1e9, a, g_o.sink_listen ? b : "-", s, r,
                             g_o.sink_listen ? "" : " (no sink)");
                 }
@@ -869,7 +989,8 @@ int main(int argc, char **argv)
             uint64_t wake = now + 20000000ull;
             sleep_until(wake);
         }
-        for (int i = 0; i < g_o.threads; i++) pthread_join(ts[i].tid, NULL);
+        for (int i = 0; i < g_o.threads; i++)
+            pthread_join(ts[i].tid, NULL);
     }
 
     uint64_t sent_bytes = 0;
@@ -877,7 +998,8 @@ int main(int argc, char **argv)
     uint64_t send_end = g_start_ns;
     int conn_errors = 0;
     for (int i = 0; i < g_o.threads; i++) {
-        if (ts[i].end_ns > send_end) send_end = ts[i].end_ns;
+        if (ts[i].end_ns > send_end)
+            send_end = ts[i].end_ns;
         conn_errors += ts[i].errors;
     }
     double send_s = exit_code ? 0 : (double)(send_end - g_start_ns) / 1e9;
@@ -889,7 +1011,8 @@ int main(int argc, char **argv)
         uint64_t last_recv = total_recv(NULL, NULL);
         for (;;) {
             uint64_t r = total_recv(NULL, NULL), now = now_ns();
-            if (r >= sent || now >= until || g_sigint > sig0) break;
+            if (r >= sent || now >= until || g_sigint > sig0)
+                break;
             if (!g_o.quiet && now >= last_print + 1000000000ull) {
                 char b[32];
                 fmt_rate(b, sizeof b, (double)(r - last_recv) / ((double)(now - last_print) / 1e9));
@@ -901,7 +1024,8 @@ int main(int argc, char **argv)
             sleep_until(now + 2000000ull);
         }
     }
-    for (int i = 0; i < nconnected; i++) close(conns[i].fd);
+    for (int i = 0; i < nconnected; i++)
+        close(conns[i].fd);
 
     rill__hist_t hist;
     rill__hist_init(&hist);
@@ -914,8 +1038,10 @@ int main(int argc, char **argv)
             sink_errors += g_sinks[i].errors;
         }
         recv = total_recv(&recv_bytes, &recv_last);
-        while (g_sink_conns) sink_close(&g_sinks[0], g_sink_conns); /* EPOLL_CTL_DEL may fail: harmless */
-        for (int i = 0; i < g_nsinks; i++) close(g_sinks[i].epfd);
+        while (g_sink_conns)
+            sink_close(&g_sinks[0], g_sink_conns); /* EPOLL_CTL_DEL may fail: harmless */
+        for (int i = 0; i < g_nsinks; i++)
+            close(g_sinks[i].epfd);
         close(listen_fd);
         free(g_sinks);
     }
@@ -931,7 +1057,8 @@ int main(int argc, char **argv)
             printf("{\"error\": \"connect failed\", \"target\": \"%s\"}\n", g_o.target);
         return exit_code;
     }
-    if (conn_errors) exit_code = 1;
+    if (conn_errors)
+        exit_code = 1;
 
     double send_rate = send_s > 0 ? (double)sent / send_s : 0;
     double recv_s = recv_last > g_start_ns ? (double)(recv_last - g_start_ns) / 1e9 : 0;
@@ -942,42 +1069,60 @@ int main(int argc, char **argv)
     double pmax = (double)hist.max / 1e3;
 
     FILE *h = g_o.json ? stderr : stdout;
-    fprintf(h, "rill-load: sent %" PRIu64 " frames (%.1f MB) of %u bytes in %.3f s over %d connection%s: %.0f frames/s, %.1f MB/s%s\n",
+    fprintf(h,
+            "rill-load: sent %" PRIu64 " frames (%.1f MB) of %u bytes in %.3f s over %d "
+                                       "connection%s: %.0f frames/s, %.1f MB/s%s\n",
             sent, (double)sent_bytes / 1e6, g_o.size, send_s, g_o.connections,
-            g_o.connections == 1 ? "" : "s", send_rate, send_s > 0 ? (double)sent_bytes / 1e6 / send_s : 0,
-            g_sigint ? " (interrupted)" : "");
-    if (conn_errors) fprintf(h, "rill-load: %d connection%s failed while sending\n", conn_errors, conn_errors == 1 ? "" : "s");
+            g_o.connections == 1 ? "" : "s", send_rate,
+            send_s > 0 ? (double)sent_bytes / 1e6 / send_s : 0, g_sigint ? " (interrupted)" : "");
+    if (conn_errors)
+        fprintf(h, "rill-load: %d connection%s failed while sending\n", conn_errors,
+                conn_errors == 1 ? "" : "s");
     if (g_o.sink_listen) {
-        fprintf(h, "rill-load: received %" PRIu64 " frames (%.1f MB) at the sink: %.0f frames/s, %.1f MB/s\n",
-                recv, (double)recv_bytes / 1e6, recv_rate, recv_s > 0 ? (double)recv_bytes / 1e6 / recv_s : 0);
+        fprintf(h,
+                "rill-load: received %" PRIu64
+                " frames (%.1f MB) at the sink: %.0f frames/s, %.1f MB/s\n",
+                recv, (double)recv_bytes / 1e6, recv_rate,
+                recv_s > 0 ? (double)recv_bytes / 1e6 / recv_s : 0);
         if (hist.count)
-            fprintf(h, "rill-load: latency us: p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (%" PRIu64 " samples)\n",
+            fprintf(h,
+                    "rill-load: latency us: p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (%" PRIu64
+                    " samples)\n",
                     p50, p99, p999, pmax, hist.count);
-        else fprintf(h, "rill-load: latency: no samples\n");
+        else
+            fprintf(h, "rill-load: latency: no samples\n");
         fprintf(h, "rill-load: lost %" PRId64 " (sent - received)%s\n", (int64_t)(sent - recv),
                 sink_errors ? "; the sink saw malformed frames" : "");
     }
     if (g_o.json) {
         printf("{\"sent\": %" PRIu64 ", \"sent_bytes\": %" PRIu64 ", \"send_seconds\": %.6f, "
                "\"send_rate\": %.1f, \"send_mb_per_s\": %.3f, ",
-               sent, sent_bytes, send_s, send_rate, send_s > 0 ? (double)sent_bytes / 1e6 / send_s : 0);
+               sent, sent_bytes, send_s, send_rate,
+               send_s > 0 ? (double)sent_bytes / 1e6 / send_s : 0);
         if (g_o.sink_listen) {
-            printf("\"received\": %" PRIu64 ", \"received_bytes\": %" PRIu64 ", \"recv_rate\": %.1f, "
+            printf("\"received\": %" PRIu64 ", \"received_bytes\": %" PRIu64
+                   ", \"recv_rate\": %.1f, "
                    "\"lost\": %" PRId64 ", ",
                    recv, recv_bytes, recv_rate, (int64_t)(sent - recv));
             if (hist.count)
-                printf("\"lat_p50_us\": %.3f, \"lat_p99_us\": %.3f, \"lat_p999_us\": %.3f, \"lat_max_us\": %.3f, ",
+                printf("\"lat_p50_us\": %.3f, \"lat_p99_us\": %.3f, \"lat_p999_us\": %.3f, "
+                       "\"lat_max_us\": %.3f, ",
                        p50, p99, p999, pmax);
             else
-                printf("\"lat_p50_us\": null, \"lat_p99_us\": null, \"lat_p999_us\": null, \"lat_max_us\": null, ");
+                printf("\"lat_p50_us\": null, \"lat_p99_us\": null, \"lat_p999_us\": null, "
+                       "\"lat_max_us\": null, ");
         } else {
-            printf("\"received\": null, \"received_bytes\": null, \"recv_rate\": null, \"lost\": null, "
-                   "\"lat_p50_us\": null, \"lat_p99_us\": null, \"lat_p999_us\": null, \"lat_max_us\": null, ");
+            printf("\"received\": null, \"received_bytes\": null, \"recv_rate\": null, \"lost\": "
+                   "null, "
+                   "\"lat_p50_us\": null, \"lat_p99_us\": null, \"lat_p999_us\": null, "
+                   "\"lat_max_us\": null, ");
         }
-        printf("\"connections\": %d, \"threads\": %d, \"size\": %u, \"comp\": %u, \"keys\": %" PRIu64 ", "
-               "\"rate_target\": %.1f, \"batch\": %d, \"conn_errors\": %d, \"interrupted\": %s}\n",
-               g_o.connections, g_o.threads, g_o.size, g_o.comp, g_o.keys, g_o.rate, g_batch,
-               conn_errors, g_sigint ? "true" : "false");
+        printf(
+            "\"connections\": %d, \"threads\": %d, \"size\": %u, \"comp\": %u, \"keys\": %" PRIu64
+            ", "
+            "\"rate_target\": %.1f, \"batch\": %d, \"conn_errors\": %d, \"interrupted\": %s}\n",
+            g_o.connections, g_o.threads, g_o.size, g_o.comp, g_o.keys, g_o.rate, g_batch,
+            conn_errors, g_sigint ? "true" : "false");
         fflush(stdout);
     }
     return exit_code;

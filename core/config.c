@@ -27,7 +27,8 @@ rill_config_t *rill_config_new(void)
 void rill_config_destroy(rill_config_t *cfg)
 {
     if (cfg)
-        explicit_bzero(cfg->auth, sizeof cfg->auth); /* a password must not linger in freed memory */
+        explicit_bzero(cfg->auth,
+                       sizeof cfg->auth); /* a password must not linger in freed memory */
     free(cfg);
 }
 

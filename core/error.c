@@ -5,18 +5,19 @@
 #include "rill/rill.h"
 
 /* errno names rill's callers meet in practice (socket and io_uring failures). */
-#define RILL_ERRNO_NAMES(X)                                                                    \
-    X(EPERM) X(ENOENT) X(EINTR) X(EIO) X(EBADF) X(EAGAIN) X(ENOMEM) X(EACCES) X(EFAULT)         \
-    X(EBUSY) X(EEXIST) X(EINVAL) X(EMFILE) X(ENFILE) X(ENOSPC) X(EPIPE) X(ERANGE) X(ENOSYS)     \
-    X(EOPNOTSUPP) X(EADDRINUSE) X(EADDRNOTAVAIL) X(ENETUNREACH) X(ECONNABORTED) X(ECONNRESET) \
-    X(ENOBUFS) X(ENOTCONN) X(ETIMEDOUT) X(ECONNREFUSED) X(EHOSTUNREACH) X(EALREADY)          \
-    X(EINPROGRESS) X(ECANCELED)
+#define RILL_ERRNO_NAMES(X)                                                                        \
+    X(EPERM)                                                                                       \
+    X(ENOENT) X(EINTR) X(EIO) X(EBADF) X(EAGAIN) X(ENOMEM) X(EACCES) X(EFAULT) X(EBUSY) X(EEXIST)  \
+        X(EINVAL) X(EMFILE) X(ENFILE) X(ENOSPC) X(EPIPE) X(ERANGE) X(ENOSYS) X(EOPNOTSUPP)         \
+            X(EADDRINUSE) X(EADDRNOTAVAIL) X(ENETUNREACH) X(ECONNABORTED) X(ECONNRESET) X(ENOBUFS) \
+                X(ENOTCONN) X(ETIMEDOUT) X(ECONNREFUSED) X(EHOSTUNREACH) X(EALREADY)               \
+                    X(EINPROGRESS) X(ECANCELED)
 
 const char *rill_strerror(int err)
 {
     switch (err) {
-#define RILL_ERR_TEXT_(name, value, text) \
-    case RILL_##name:                     \
+#define RILL_ERR_TEXT_(name, value, text)                                                          \
+    case RILL_##name:                                                                              \
         return text;
         RILL_ERRNO_MAP(RILL_ERR_TEXT_)
 #undef RILL_ERR_TEXT_
@@ -31,8 +32,8 @@ const char *rill_strerror(int err)
 const char *rill_err_name(int err)
 {
     switch (err) {
-#define RILL_ERR_NAME_(name, value, text) \
-    case RILL_##name:                     \
+#define RILL_ERR_NAME_(name, value, text)                                                          \
+    case RILL_##name:                                                                              \
         return "RILL_" #name;
         RILL_ERRNO_MAP(RILL_ERR_NAME_)
 #undef RILL_ERR_NAME_
@@ -42,8 +43,8 @@ const char *rill_err_name(int err)
     if (err >= 0)
         return "OK";
     switch (-err) {
-#define RILL_ERRNO_NAME_(e) \
-    case e:                 \
+#define RILL_ERRNO_NAME_(e)                                                                        \
+    case e:                                                                                        \
         return #e;
         RILL_ERRNO_NAMES(RILL_ERRNO_NAME_)
 #undef RILL_ERRNO_NAME_
@@ -52,7 +53,10 @@ const char *rill_err_name(int err)
     }
 }
 
-unsigned rill_version(void) { return RILL_VERSION_HEX; }
+unsigned rill_version(void)
+{
+    return RILL_VERSION_HEX;
+}
 
 #define RILL_STR2_(x) #x
 #define RILL_STR_(x) RILL_STR2_(x)

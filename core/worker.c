@@ -19,7 +19,9 @@ static size_t handoff_ring_size(unsigned n)
 {
     size_t total = (size_t)32 << 20;
     size_t each = total / ((size_t)n * n);
-    return each < ((size_t)256 << 10) ? ((size_t)256 << 10) : each > ((size_t)4 << 20) ? ((size_t)4 << 20) : each;
+    return each < ((size_t)256 << 10) ? ((size_t)256 << 10)
+           : each > ((size_t)4 << 20) ? ((size_t)4 << 20)
+                                      : each;
 }
 
 /* The cluster's notification: every loop looks at the new view (or the departure). */
@@ -128,8 +130,8 @@ int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg)
     for (unsigned i = 0; i < w->nloops; i++)
         if ((rc = rill__loop_new(&w->loops[i], w, i)) < 0)
             goto fail;
-    if (cfg->clustered && (rc = rill__cluster_new(&w->cluster, w, w->ports[w->peer_listener],
-                                                  wake_loops, w)) < 0)
+    if (cfg->clustered &&
+        (rc = rill__cluster_new(&w->cluster, w, w->ports[w->peer_listener], wake_loops, w)) < 0)
         goto fail;
     if (cfg->has_metrics && (rc = rill__metrics_start(&w->metrics, w, &cfg->metrics_addr)) < 0) {
         char text[96];
@@ -153,7 +155,10 @@ void rill__worker_close_listeners(rill_worker_t *w)
     }
 }
 
-unsigned rill_worker_threads(const rill_worker_t *w) { return w ? w->nloops : 0; }
+unsigned rill_worker_threads(const rill_worker_t *w)
+{
+    return w ? w->nloops : 0;
+}
 
 int rill_worker_metrics_port(const rill_worker_t *w)
 {
@@ -368,8 +373,8 @@ void rill_worker_destroy(rill_worker_t *w)
     worker_free(w);
 }
 
-int rill_comp_register(rill_worker_t *w, uint32_t id, const char *name,
-                       const rill_comp_ops_t *ops, uintptr_t ctx)
+int rill_comp_register(rill_worker_t *w, uint32_t id, const char *name, const rill_comp_ops_t *ops,
+                       uintptr_t ctx)
 {
     if (!w)
         return RILL_EINVAL;

@@ -32,7 +32,7 @@ typedef struct rill__listener_cfg {
     uint32_t comp_id;
     int has_key;
     uint64_t key;
-    int peer;       /* frames forwarded by other cluster members */
+    int peer; /* frames forwarded by other cluster members */
 } rill__listener_cfg_t;
 
 struct rill_config {
@@ -59,7 +59,7 @@ struct rill_config {
     char worker_id[64];
     rill__addr_t peer_addr;
     unsigned session_ms;
-    char auth[256];          /* "user:password", never logged */
+    char auth[256]; /* "user:password", never logged */
     rill_view_cb view_cb;
     uintptr_t view_ctx;
 };
@@ -75,18 +75,18 @@ struct rill_worker {
      * it); closed once no loop can accept any more (rill__worker_close_listeners). */
     int listen_fds[RILL_MAX_LISTENERS];
     int ports[RILL_MAX_LISTENERS];
-    rill__spsc_t *rings;       /* nloops * nloops handoff rings: [src * nloops + dst] */
+    rill__spsc_t *rings;                  /* nloops * nloops handoff rings: [src * nloops + dst] */
     uint8_t loop_state[RILL_MAX_THREADS]; /* LOOP_IDLE / LOOP_RUNNING / LOOP_DONE, under lock */
 
     /* Lifecycle. */
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    int started;               /* rill_worker_start() spawned threads */
-    unsigned running;          /* loops currently inside run (under lock) */
-    unsigned exited;           /* loops that finished (under lock) */
-    unsigned ready;            /* started loops whose ring set-up has finished (under lock) */
-    int start_error;           /* first ring set-up failure of a started loop (under lock) */
-    int loop_error;            /* first error a loop exited with (under lock) */
+    int started;      /* rill_worker_start() spawned threads */
+    unsigned running; /* loops currently inside run (under lock) */
+    unsigned exited;  /* loops that finished (under lock) */
+    unsigned ready;   /* started loops whose ring set-up has finished (under lock) */
+    int start_error;  /* first ring set-up failure of a started loop (under lock) */
+    int loop_error;   /* first error a loop exited with (under lock) */
     pthread_t threads[RILL_MAX_THREADS];
     atomic_int stopping;
 

@@ -38,8 +38,8 @@ void rillgo_scratch_free(rillgo_scratch_t *s, unsigned n)
     free(s);
 }
 
-int rillgo_emit(rill_emitter_t *em, int32_t sink, uint32_t comp_id, uint64_t key,
-                const void *data, size_t len)
+int rillgo_emit(rill_emitter_t *em, int32_t sink, uint32_t comp_id, uint64_t key, const void *data,
+                size_t len)
 {
     if (sink >= 0)
         return rill_emit_sink(em, sink, comp_id, key, data, len);
@@ -51,8 +51,8 @@ int rillgo_replay(rillgo_scratch_t *s, rill_emitter_t *em)
     int first = 0;
     for (uint32_t i = 0; i < s->nrec; i++) {
         const rillgo_rec_t *r = &s->recs[i];
-        int rc = rillgo_emit(em, r->sink, r->comp_id, r->key, r->len ? s->data + r->off : NULL,
-                             r->len);
+        int rc =
+            rillgo_emit(em, r->sink, r->comp_id, r->key, r->len ? s->data + r->off : NULL, r->len);
         if (rc < 0 && rc != RILL_EFULL && first == 0)
             first = rc;
     }
@@ -87,8 +87,7 @@ static void shim_release(uintptr_t ctx)
 static const rill_comp_ops_t ops_flush = {shim_batch, shim_flush, shim_release};
 static const rill_comp_ops_t ops_plain = {shim_batch, NULL, shim_release};
 
-int rillgo_register(rill_worker_t *w, uint32_t id, const char *name, uintptr_t h,
-                    int with_flush)
+int rillgo_register(rill_worker_t *w, uint32_t id, const char *name, uintptr_t h, int with_flush)
 {
     return rill_comp_register(w, id, name, with_flush ? &ops_flush : &ops_plain, h);
 }

@@ -21,10 +21,10 @@ typedef struct rillgo_rec {
 typedef struct rillgo_scratch {
     rillgo_rec_t *recs;
     uint8_t *data;
-    uint32_t nrec;   /* records written by Go in this call */
+    uint32_t nrec; /* records written by Go in this call */
     uint32_t caprec;
-    uint32_t cap;    /* bytes in data */
-    int rc;          /* the Go computation's result for this call */
+    uint32_t cap; /* bytes in data */
+    int rc;       /* the Go computation's result for this call */
 } rillgo_scratch_t;
 
 /* Returns n scratch buffers (one per loop), or NULL when out of memory. */
@@ -36,12 +36,11 @@ void rillgo_scratch_free(rillgo_scratch_t *s, unsigned n);
 int rillgo_replay(rillgo_scratch_t *s, rill_emitter_t *em);
 
 /* One emit straight from (Go) memory, for payloads larger than the scratch area. */
-int rillgo_emit(rill_emitter_t *em, int32_t sink, uint32_t comp_id, uint64_t key,
-                const void *data, size_t len);
+int rillgo_emit(rill_emitter_t *em, int32_t sink, uint32_t comp_id, uint64_t key, const void *data,
+                size_t len);
 
 /* Registers handle h under id with the Go ops (with or without a flush callback). */
-int rillgo_register(rill_worker_t *w, uint32_t id, const char *name, uintptr_t h,
-                    int with_flush);
+int rillgo_register(rill_worker_t *w, uint32_t id, const char *name, uintptr_t h, int with_flush);
 
 /* Benchmark hook: calls the Go batch callback of handle h `iters` times with the same
  * batch, on the calling thread (new_thread = 0) or on a new pthread (new_thread = 1).

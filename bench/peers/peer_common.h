@@ -58,7 +58,10 @@ int peer_feed(peer_ctx_t *p, peer_conn_dec_t *d, const uint8_t *buf, size_t len)
 void peer_dec_free(peer_conn_dec_t *d);
 
 /* Pending output bytes. */
-static inline size_t peer_out_pending(const peer_ctx_t *p) { return p->out.len - p->out.off; }
+static inline size_t peer_out_pending(const peer_ctx_t *p)
+{
+    return p->out.len - p->out.off;
+}
 /* Marks n pending bytes written. */
 void peer_out_consumed(peer_ctx_t *p, size_t n);
 

@@ -21,8 +21,9 @@ static uint8_t rbuf[PEER_READ_BUF];
 int main(int argc, char **argv)
 {
     peer_opts_t o;
-    int rc = peer_parse_args(PROG, "Reads and discards bytes (no parsing); counts bytes. "
-                                   "--sink is accepted and ignored.",
+    int rc = peer_parse_args(PROG,
+                             "Reads and discards bytes (no parsing); counts bytes. "
+                             "--sink is accepted and ignored.",
                              argc, argv, &o);
     if (rc)
         return rc == 1 ? 0 : rc;

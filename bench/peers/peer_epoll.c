@@ -40,7 +40,10 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+static void set_nonblock(int fd)
+{
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
 
 /* Writes what it can; returns 0, or -1 when the sink failed (output is then dropped). */
 static int sink_flush(void)
@@ -127,8 +130,9 @@ static void on_readable(conn_t *c)
 int main(int argc, char **argv)
 {
     peer_opts_t o;
-    int rc = peer_parse_args(PROG, "Decodes v1 frames and runs passthrough (1) / count (2), "
-                                   "over epoll.",
+    int rc = peer_parse_args(PROG,
+                             "Decodes v1 frames and runs passthrough (1) / count (2), "
+                             "over epoll.",
                              argc, argv, &o);
     if (rc)
         return rc == 1 ? 0 : rc;

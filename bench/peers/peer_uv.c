@@ -189,8 +189,9 @@ static void signal_cb(uv_signal_t *h, int sig)
 int main(int argc, char **argv)
 {
     peer_opts_t o;
-    int rc = peer_parse_args(PROG, "Decodes v1 frames and runs passthrough (1) / count (2), "
-                                   "over libuv.",
+    int rc = peer_parse_args(PROG,
+                             "Decodes v1 frames and runs passthrough (1) / count (2), "
+                             "over libuv.",
                              argc, argv, &o);
     if (rc)
         return rc == 1 ? 0 : rc;

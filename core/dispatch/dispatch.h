@@ -33,8 +33,8 @@ enum {
 typedef struct rill__dispatch {
     unsigned idx, nloops;
     int clustered;
-    int dead_letter;       /* sink for unknown computation ids, or -1 */
-    uint32_t max_payload;  /* largest payload an emit accepts: max_frame - 12 */
+    int dead_letter;      /* sink for unknown computation ids, or -1 */
+    uint32_t max_payload; /* largest payload an emit accepts: max_frame - 12 */
     rill__registry_t *reg;
     rill__links_t *links;
     rill__handoff_t *handoff;
@@ -43,8 +43,8 @@ typedef struct rill__dispatch {
     atomic_llong *inflight;
     const rill_view_t *view; /* the view of the current registry section, or NULL */
 
-    uint64_t emitted;      /* frames emitted to sinks, not yet added to stats.msgs_out */
-    uint32_t cache_id;     /* one-entry lookup cache, valid within one read section */
+    uint64_t emitted;  /* frames emitted to sinks, not yet added to stats.msgs_out */
+    uint32_t cache_id; /* one-entry lookup cache, valid within one read section */
     const rill__comp_t *cache_comp;
     rill_msg_t mine[RILL_BATCH_MAX];
     rill_msg_t scratch[RILL_BATCH_MAX];
@@ -73,9 +73,8 @@ static inline unsigned rill__key_loop(uint64_t key, unsigned n)
 /* Fills d for loop idx of nloops (the pointers stay owned by the caller). */
 void rill__dispatch_init(rill__dispatch_t *d, unsigned idx, unsigned nloops, int clustered,
                          int dead_letter, uint32_t max_frame, rill__registry_t *reg,
-                         rill__links_t *links, rill__handoff_t *handoff,
-                         rill__loop_stats_t *stats, rill__log_flags_t *logged,
-                         atomic_llong *inflight);
+                         rill__links_t *links, rill__handoff_t *handoff, rill__loop_stats_t *stats,
+                         rill__log_flags_t *logged, atomic_llong *inflight);
 void rill__dispatch_free(rill__dispatch_t *d);
 
 /* A registry read section began: the lookup cache is void, view is the current one. */

@@ -5,16 +5,15 @@
 
 #include "util/stat.h"
 
-int rill_emit_sink(rill_emitter_t *em, int sink, uint32_t comp_id, uint64_t key,
-                   const void *data, size_t len)
+int rill_emit_sink(rill_emitter_t *em, int sink, uint32_t comp_id, uint64_t key, const void *data,
+                   size_t len)
 {
     if (!em || !em->d || (len && !data))
         return RILL_EINVAL;
     rill__dispatch_t *d = em->d;
     if ((unsigned)sink >= d->links->nsinks || len > d->max_payload)
         return RILL_EINVAL;
-    int rc = rill__link_append(d->links, &d->links->sinks[sink], comp_id, key, data,
-                               (uint32_t)len);
+    int rc = rill__link_append(d->links, &d->links->sinks[sink], comp_id, key, data, (uint32_t)len);
     if (rc == 0)
         d->emitted++;
     return rc;
@@ -39,8 +38,7 @@ int rill_emit_sink_msgs(rill_emitter_t *em, int sink, const rill_msg_t *msgs, si
     return (int)queued;
 }
 
-int rill_emit_comp(rill_emitter_t *em, uint32_t comp_id, uint64_t key, const void *data,
-                   size_t len)
+int rill_emit_comp(rill_emitter_t *em, uint32_t comp_id, uint64_t key, const void *data, size_t len)
 {
     if (!em || !em->d || (len && !data))
         return RILL_EINVAL;

@@ -14,18 +14,18 @@
 
 #include "rill/rill.h"
 
-#define RILL_FRAME_HEADER 16u /* u32 length + u32 comp_id + u64 key */
+#define RILL_FRAME_HEADER 16u  /* u32 length + u32 comp_id + u64 key */
 #define RILL_FRAME_MIN_LEN 12u /* smallest valid length field (empty payload) */
 
 typedef struct rill__decoder {
     rill_framing_t framing;
-    uint32_t max_frame;  /* largest length field (v1, lp) or line length (line) */
-    uint32_t comp_id;    /* lp/line: comp id given to every message */
-    int has_key;         /* lp/line: key fixed instead of hashed */
+    uint32_t max_frame; /* largest length field (v1, lp) or line length (line) */
+    uint32_t comp_id;   /* lp/line: comp id given to every message */
+    int has_key;        /* lp/line: key fixed instead of hashed */
     uint64_t key;
-    int error;           /* sticky RILL_EFRAME_* once the stream broke the rules */
-    int carry_done;      /* the carry held a complete frame handed out last call */
-    uint8_t *carry;      /* bytes of a frame that straddles pieces */
+    int error;      /* sticky RILL_EFRAME_* once the stream broke the rules */
+    int carry_done; /* the carry held a complete frame handed out last call */
+    uint8_t *carry; /* bytes of a frame that straddles pieces */
     size_t carry_len;
     size_t carry_cap;
 } rill__decoder_t;
@@ -39,14 +39,14 @@ void rill__decoder_free(rill__decoder_t *d);
 /*
  * Decodes up to cap messages from buf[*pos..len) into out, advancing *pos. Call it in a
  * loop until *pos == len, consuming the returned views between calls:
- *     while (pos < len) { n = rill__decode(d, buf, len, &pos, out, cap); if (n < 0) ...; use(out, n); }
- * Returns the number of views (possibly 0), or a negative RILL_EFRAME_SHORT /
+ *     while (pos < len) { n = rill__decode(d, buf, len, &pos, out, cap); if (n < 0) ...; use(out,
+ * n); } Returns the number of views (possibly 0), or a negative RILL_EFRAME_SHORT /
  * RILL_EFRAME_LONG / RILL_ENOMEM once the stream is broken (views of the good frames
  * before the bad one are returned first; the error comes on the next call and stays).
  * An incomplete trailing frame is copied into the carry, and *pos then equals len.
  */
-int rill__decode(rill__decoder_t *d, const uint8_t *buf, size_t len, size_t *pos,
-                 rill_msg_t *out, size_t cap);
+int rill__decode(rill__decoder_t *d, const uint8_t *buf, size_t len, size_t *pos, rill_msg_t *out,
+                 size_t cap);
 
 /* Non-zero when the decoder holds part of a frame (a stream that ends now ends mid-frame). */
 int rill__decoder_midframe(const rill__decoder_t *d);
@@ -63,7 +63,10 @@ static inline size_t rill__decoder_carried(const rill__decoder_t *d)
 void rill__decoder_trim(rill__decoder_t *d, size_t keep);
 
 /* Bytes a v1 frame with a payload of len bytes occupies on the wire. */
-static inline size_t rill__frame_size(size_t payload_len) { return RILL_FRAME_HEADER + payload_len; }
+static inline size_t rill__frame_size(size_t payload_len)
+{
+    return RILL_FRAME_HEADER + payload_len;
+}
 
 /* 64-bit hash of a byte string (used as the key of lp and line messages). */
 uint64_t rill__hash_bytes(const void *data, size_t len);

@@ -20,13 +20,13 @@
 #include "util/buf.h"
 
 typedef struct rill__handoff {
-    unsigned self, n;          /* this loop, loops in the worker */
-    rill__spsc_t **out;        /* out[d]: this loop's ring to loop d */
-    rill__spsc_t **in;         /* in[s]: loop s's ring to this loop */
-    rill__decoder_t *in_dec;   /* in_dec[s]: frames cut by a step of in[s] */
-    rill__buf_t *stage;        /* stage[d]: frames for loop d not yet in out[d] */
-    atomic_llong *inflight;    /* the worker's bytes handed over, not yet processed */
-    uint64_t *dropped;         /* frames dropped for lack of memory (handoff_dropped) */
+    unsigned self, n;        /* this loop, loops in the worker */
+    rill__spsc_t **out;      /* out[d]: this loop's ring to loop d */
+    rill__spsc_t **in;       /* in[s]: loop s's ring to this loop */
+    rill__decoder_t *in_dec; /* in_dec[s]: frames cut by a step of in[s] */
+    rill__buf_t *stage;      /* stage[d]: frames for loop d not yet in out[d] */
+    atomic_llong *inflight;  /* the worker's bytes handed over, not yet processed */
+    uint64_t *dropped;       /* frames dropped for lack of memory (handoff_dropped) */
     /* The step being read (rill__handoff_begin .. rill__handoff_end). */
     const uint8_t *step;
     size_t step_len, step_pos;

@@ -73,8 +73,8 @@ static void link_down(rill__links_t *ls, rill__link_t *k, int err, uint64_t now)
                        k->id, addr, rill_strerror(err));
     else
         rill__log_once(&ls->logged->sink_err,
-                       "sink %s: %s; retrying with backoff (failures counted in sink_errors)",
-                       addr, rill_strerror(err));
+                       "sink %s: %s; retrying with backoff (failures counted in sink_errors)", addr,
+                       rill_strerror(err));
 }
 
 static void link_connect(rill__links_t *ls, rill__link_t *k, uint64_t now)
@@ -97,8 +97,7 @@ static void link_connect(rill__links_t *ls, rill__link_t *k, uint64_t now)
 static void send_fly(rill__links_t *ls, rill__link_t *k)
 {
     struct io_uring_sqe *sqe = rill__ring_sqe(ls->ring);
-    io_uring_prep_send(sqe, k->fd, k->fly.data + k->fly_off, k->fly.len - k->fly_off,
-                       MSG_NOSIGNAL);
+    io_uring_prep_send(sqe, k->fd, k->fly.data + k->fly_off, k->fly.len - k->fly_off, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, RILL_UD(RILL_OP_LINK_SEND, link_index(ls, k), k->gen));
     k->sending = 1;
 }

@@ -29,28 +29,28 @@ typedef struct rill__link {
     int fd;
     int state;
     rill__addr_t addr;
-    uint32_t gen;       /* bumped on reuse so stale completions are recognised */
-    uint8_t in_use;     /* peer links: slot holds a member's link */
-    uint8_t retiring;   /* peer links: member left; freed once its last operation completes */
-    uint8_t op_pending; /* a connect is outstanding */
-    uint8_t hup_armed;  /* a poll for the other side's hang-up is outstanding */
-    uint8_t sending;    /* a send is outstanding (fly) */
-    uint32_t conn_seq;  /* which connection of the link that poll watches */
+    uint32_t gen;         /* bumped on reuse so stale completions are recognised */
+    uint8_t in_use;       /* peer links: slot holds a member's link */
+    uint8_t retiring;     /* peer links: member left; freed once its last operation completes */
+    uint8_t op_pending;   /* a connect is outstanding */
+    uint8_t hup_armed;    /* a poll for the other side's hang-up is outstanding */
+    uint8_t sending;      /* a send is outstanding (fly) */
+    uint32_t conn_seq;    /* which connection of the link that poll watches */
     char id[RILL_ID_MAX]; /* peer links: member id; empty for sinks */
-    uint64_t retry_at;  /* RILL_LINK_DOWN: next connect attempt (ns) */
-    uint64_t backoff;   /* ns */
-    rill__buf_t pend;   /* frames queued, not yet sent */
-    rill__buf_t fly;    /* frames being sent (one send in flight at most) */
-    size_t fly_off;     /* bytes of fly the kernel has taken */
-    uint64_t *dropped;  /* where this link's drops are counted (sink_ or peer_dropped) */
+    uint64_t retry_at;    /* RILL_LINK_DOWN: next connect attempt (ns) */
+    uint64_t backoff;     /* ns */
+    rill__buf_t pend;     /* frames queued, not yet sent */
+    rill__buf_t fly;      /* frames being sent (one send in flight at most) */
+    size_t fly_off;       /* bytes of fly the kernel has taken */
+    uint64_t *dropped;    /* where this link's drops are counted (sink_ or peer_dropped) */
 } rill__link_t;
 
 typedef struct rill__links {
     rill__ring_t *ring;
     rill__loop_stats_t *stats;
     rill__log_flags_t *logged;
-    size_t cap;         /* bytes one link may queue */
-    uint32_t conn_seq;  /* numbers link connections (hang-up polls name theirs) */
+    size_t cap;        /* bytes one link may queue */
+    uint32_t conn_seq; /* numbers link connections (hang-up polls name theirs) */
     unsigned nsinks;
     int clustered;
     rill__link_t sinks[RILL_MAX_SINKS];

@@ -95,18 +95,18 @@ void rill__link_discard(rill__link_t *k)
 }
 
 /* Calls fn for every link in use: the configured sinks and the peer links. */
-#define FOR_EACH_LINK(ls, k, body)                                                            \
-    do {                                                                                      \
-        for (unsigned i_ = 0; i_ < (ls)->nsinks; i_++) {                                      \
-            const rill__link_t *k = &(ls)->sinks[i_];                                         \
-            body;                                                                             \
-        }                                                                                     \
-        for (unsigned i_ = 0; (ls)->clustered && i_ < RILL_MAX_MEMBERS; i_++) {               \
-            const rill__link_t *k = &(ls)->peers[i_];                                         \
-            if (k->in_use) {                                                                  \
-                body;                                                                         \
-            }                                                                                 \
-        }                                                                                     \
+#define FOR_EACH_LINK(ls, k, body)                                                                 \
+    do {                                                                                           \
+        for (unsigned i_ = 0; i_ < (ls)->nsinks; i_++) {                                           \
+            const rill__link_t *k = &(ls)->sinks[i_];                                              \
+            body;                                                                                  \
+        }                                                                                          \
+        for (unsigned i_ = 0; (ls)->clustered && i_ < RILL_MAX_MEMBERS; i_++) {                    \
+            const rill__link_t *k = &(ls)->peers[i_];                                              \
+            if (k->in_use) {                                                                       \
+                body;                                                                              \
+            }                                                                                      \
+        }                                                                                          \
     } while (0)
 
 int rill__links_idle(const rill__links_t *ls)

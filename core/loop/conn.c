@@ -92,8 +92,7 @@ void rill__conn_close(rill__loop_t *l, unsigned slot, int reason)
 /* Refuses an accepted descriptor: the worker is full or stopping. */
 static int over_limit(rill__loop_t *l)
 {
-    if (atomic_fetch_add_explicit(&l->w->conns_open, 1, memory_order_relaxed) <
-        l->w->cfg.max_conns)
+    if (atomic_fetch_add_explicit(&l->w->conns_open, 1, memory_order_relaxed) < l->w->cfg.max_conns)
         return 0;
     atomic_fetch_sub_explicit(&l->w->conns_open, 1, memory_order_relaxed);
     RILL_STAT_ADD(l->stats.conns_refused, 1);

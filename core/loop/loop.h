@@ -21,19 +21,19 @@
 
 typedef struct rill__conn {
     int fd;
-    uint32_t gen;       /* bumped on reuse so stale completions are recognised */
+    uint32_t gen; /* bumped on reuse so stale completions are recognised */
     uint8_t in_use;
     uint8_t recv_armed; /* a multishot recv is outstanding */
     uint8_t closing;    /* cancel sent; close when the recv's last completion arrives */
     uint8_t listener;
-    uint8_t rearm;      /* recv ended while paused: re-arm on resume */
-    uint8_t peer;       /* accepted on the peer listener: frames forwarded by members */
-    uint8_t end_held;   /* EOF/error seen while its data was held: apply it after */
-    int end_res;        /* that completion's result */
-    unsigned held;      /* buffers of this connection held while paused */
-    int close_reason;   /* RILL_E* / -errno that closed it, 0 for EOF */
+    uint8_t rearm;        /* recv ended while paused: re-arm on resume */
+    uint8_t peer;         /* accepted on the peer listener: frames forwarded by members */
+    uint8_t end_held;     /* EOF/error seen while its data was held: apply it after */
+    int end_res;          /* that completion's result */
+    unsigned held;        /* buffers of this connection held while paused */
+    int close_reason;     /* RILL_E* / -errno that closed it, 0 for EOF */
     uint64_t frame_since; /* when the frame now pending began (ns), 0 between frames */
-    size_t carried;     /* bytes of its partial frame counted in the loop's carried */
+    size_t carried;       /* bytes of its partial frame counted in the loop's carried */
     rill__decoder_t dec;
 } rill__conn_t;
 
@@ -42,26 +42,26 @@ struct rill__loop {
     unsigned idx;
     unsigned nloops;
     rill__ring_t ring;
-    int efd;             /* wakeups: other loops' handoffs, the cluster thread, shutdown */
-    uint64_t efd_val;    /* read target of the pending eventfd read */
+    int efd;          /* wakeups: other loops' handoffs, the cluster thread, shutdown */
+    uint64_t efd_val; /* read target of the pending eventfd read */
     int efd_armed;
 
     rill__conn_t *conns;
     unsigned nconns, conns_cap, conns_open;
-    size_t carried;      /* bytes held in this loop's connections' partial frames */
+    size_t carried; /* bytes held in this loop's connections' partial frames */
     int accept_armed[RILL_MAX_LISTENERS];
 
-    rill__links_t links;       /* sinks and peer links */
-    rill__handoff_t handoff;   /* other loops */
-    rill__dispatch_t dispatch; /* computations */
-    uint64_t view_gen;         /* generation of the view the links follow */
+    rill__links_t links;              /* sinks and peer links */
+    rill__handoff_t handoff;          /* other loops */
+    rill__dispatch_t dispatch;        /* computations */
+    uint64_t view_gen;                /* generation of the view the links follow */
     rill_msg_t views[RILL_BATCH_MAX]; /* decoded from a source buffer */
 
     /* Backpressure: while an outbound queue is above its high watermark, received buffers
      * are held (in arrival order) instead of processed and recv is not re-armed, so the
      * kernel runs out of buffers and TCP pushes back on the senders. */
     int paused;
-    int sink_paused;     /* paused because a link is behind: incoming handoffs wait too */
+    int sink_paused; /* paused because a link is behind: incoming handoffs wait too */
     struct rill__held {
         unsigned slot, bid, len;
         uint32_t gen;
@@ -75,7 +75,7 @@ struct rill__loop {
     uint64_t now;        /* time of the current iteration */
     int phase;           /* drain progress, see drain.c */
     uint64_t drain_deadline;
-    int pending_work;    /* something to do without waiting */
+    int pending_work; /* something to do without waiting */
 
     rill__loop_stats_t stats;
 };

@@ -25,7 +25,7 @@ typedef struct rill__comp_counters {
 
 typedef struct rill__comp {
     uint32_t id;
-    char *name;                      /* NUL-terminated copy; "" when none was given */
+    char *name; /* NUL-terminated copy; "" when none was given */
     rill_comp_ops_t ops;
     uintptr_t ctx;
     rill__comp_counters_t *counters; /* nreaders slots */
@@ -66,8 +66,7 @@ const rill__comp_t *const *rill__registry_list(rill__registry_t *r, size_t *coun
 
 /* Counts one batch of msgs messages (errors = messages of it that failed, 0 when the batch
  * succeeded) in reader `reader`'s counters of comp (only that reader's thread calls this). */
-void rill__comp_count(const rill__comp_t *comp, unsigned reader, uint64_t msgs,
-                      uint64_t errors);
+void rill__comp_count(const rill__comp_t *comp, unsigned reader, uint64_t msgs, uint64_t errors);
 
 /* Copies the ids of up to max registered computations, in registration order, into ids[]
  * (may be NULL when max is 0). Returns how many are registered (which may exceed max).

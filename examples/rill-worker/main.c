@@ -217,7 +217,8 @@ static int read_auth(const char *path, char *out, size_t size)
     }
     FILE *f = fopen(path, "r");
     if (!f) {
-        fprintf(stderr, "rill-worker: cannot read --zk-auth-file '%s': %s\n", path, strerror(errno));
+        fprintf(stderr, "rill-worker: cannot read --zk-auth-file '%s': %s\n", path,
+                strerror(errno));
         return -1;
     }
     int ok = fgets(out, (int)size, f) != NULL;
@@ -265,17 +266,37 @@ __attribute__((visibility("default"))) const char *__lsan_default_suppressions(v
 #endif
 
 /* Early exits free the config (sanitizer builds check for leaks on every exit). */
-#define BAIL(code)                \
-    do {                          \
-        rill_config_destroy(cfg); \
-        return (code);            \
+#define BAIL(code)                                                                                 \
+    do {                                                                                           \
+        rill_config_destroy(cfg);                                                                  \
+        return (code);                                                                             \
     } while (0)
 
 int main(int argc, char **argv)
 {
-    enum { O_LISTEN = 256, O_SINK, O_THREADS, O_MAXFRAME, O_COUNTEVERY, O_FLUSH, O_DEAD,
-           O_QUIET, O_VERSION, O_HELP, O_MAXCONNS, O_IDLE, O_SINKBUF, O_ZK, O_ROOT, O_ID,
-           O_PEER, O_SESSION, O_AUTHFILE, O_METRICS, O_CARRY };
+    enum {
+        O_LISTEN = 256,
+        O_SINK,
+        O_THREADS,
+        O_MAXFRAME,
+        O_COUNTEVERY,
+        O_FLUSH,
+        O_DEAD,
+        O_QUIET,
+        O_VERSION,
+        O_HELP,
+        O_MAXCONNS,
+        O_IDLE,
+        O_SINKBUF,
+        O_ZK,
+        O_ROOT,
+        O_ID,
+        O_PEER,
+        O_SESSION,
+        O_AUTHFILE,
+        O_METRICS,
+        O_CARRY
+    };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
         {"sink", required_argument, 0, O_SINK},
@@ -316,8 +337,10 @@ int main(int argc, char **argv)
         switch (c) {
         case O_LISTEN:
             if (nlistens == 16 || parse_listen(optarg, &listens[nlistens]) < 0) {
-                fprintf(stderr, "rill-worker: bad --listen '%s' (expected "
-                                "ADDR[,framing=rill|lp|line][,comp=ID][,key=K])\n", optarg);
+                fprintf(stderr,
+                        "rill-worker: bad --listen '%s' (expected "
+                        "ADDR[,framing=rill|lp|line][,comp=ID][,key=K])\n",
+                        optarg);
                 BAIL(2);
             }
             nlistens++;
@@ -431,8 +454,9 @@ int main(int argc, char **argv)
     }
     if (zk) {
         if ((rc = rill_config_set_cluster(cfg, zk, root, worker_id, peer)) < 0) {
-            fprintf(stderr, "rill-worker: bad cluster settings (--zk '%s', --cluster-root '%s', "
-                            "--worker-id, --peer-listen '%s'): %s\n",
+            fprintf(stderr,
+                    "rill-worker: bad cluster settings (--zk '%s', --cluster-root '%s', "
+                    "--worker-id, --peer-listen '%s'): %s\n",
                     zk, root, peer, rill_strerror(rc));
             BAIL(2);
         }

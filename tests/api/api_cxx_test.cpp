@@ -8,7 +8,8 @@
 
 #include "harness.h"
 
-namespace {
+namespace
+{
 
 struct Counter {
     int releases;
@@ -19,7 +20,10 @@ extern "C" int nop_batch(uintptr_t, unsigned, const rill_msg_t *, size_t, rill_e
     return 0;
 }
 
-extern "C" void count_release(uintptr_t ctx) { reinterpret_cast<Counter *>(ctx)->releases++; }
+extern "C" void count_release(uintptr_t ctx)
+{
+    reinterpret_cast<Counter *>(ctx)->releases++;
+}
 
 int version()
 {
@@ -62,8 +66,7 @@ int config_and_registry()
     Counter a = {0}, b = {0};
     rill_comp_ops_t ops = {nop_batch, nullptr, count_release};
     ASSERT_EQ(rill_comp_register(w, 1, "one", &ops, reinterpret_cast<uintptr_t>(&a)), 0);
-    ASSERT_EQ(rill_comp_register(w, 1, "dup", &ops, reinterpret_cast<uintptr_t>(&b)),
-              RILL_EEXIST);
+    ASSERT_EQ(rill_comp_register(w, 1, "dup", &ops, reinterpret_cast<uintptr_t>(&b)), RILL_EEXIST);
     ASSERT_EQ(rill_comp_unregister(w, 2), RILL_ENOENT);
 
     rill_stats_t st;

@@ -365,9 +365,9 @@ static int worker_up(rill_worker_t **w, const char *sink, unsigned threads, size
  * above the high watermark (sink_buffer / 2) must hold that, or frames are dropped
  * (counted) instead of the sources pausing. See test_sink_reconnect. */
 #define STALL_SINK_BUFFER (16 * MIB)
-#define STAGE_HIGH_BYTES (8 * MIB)      /* core/loop/backpressure.c STAGE_HIGH */
-#define HANDOFF_RINGS_BYTES (32 * MIB)  /* core/worker.c: all rings together, at most */
-#define PROVIDED_BUFS_BYTES (1 * MIB)   /* per loop: 64 x 16 KiB */
+#define STAGE_HIGH_BYTES (8 * MIB)     /* core/loop/backpressure.c STAGE_HIGH */
+#define HANDOFF_RINGS_BYTES (32 * MIB) /* core/worker.c: all rings together, at most */
+#define PROVIDED_BUFS_BYTES (1 * MIB)  /* per loop: 64 x 16 KiB */
 
 static int test_stalled_sink(void)
 {
@@ -653,8 +653,7 @@ static int test_paused_not_idle(void)
     ASSERT_GE(b, 0);
     int64_t t0 = tu_now_ms();
     ASSERT_EQ(tu_write_all(b, tail.data, PI_FRAME / 2), 0);
-    ASSERT_EQ(tu_wait_stat_ge(w, offsetof(rill_stats_t, bytes_in), PI_FRAME / 2, WAIT_MS, NULL),
-              0);
+    ASSERT_EQ(tu_wait_stat_ge(w, offsetof(rill_stats_t, bytes_in), PI_FRAME / 2, WAIT_MS, NULL), 0);
 
     /* A floods until the worker pauses; then B sends the rest of its frame and more. */
     pi_sender_t a = {tu_connect(port, 5000), 0};
@@ -683,8 +682,9 @@ static int test_paused_not_idle(void)
     tu_sleep_ms(PI_STALL_MS); /* over two idle timeouts while paused */
     rill_stats_t st;
     ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
-    fprintf(stderr, "  stalled %lld ms after B's half frame, for %d ms with idle_timeout %d "
-                    "ms: paused %llu, err_idle %llu, msgs_in %llu\n",
+    fprintf(stderr,
+            "  stalled %lld ms after B's half frame, for %d ms with idle_timeout %d "
+            "ms: paused %llu, err_idle %llu, msgs_in %llu\n",
             (long long)setup_ms, PI_STALL_MS, PI_IDLE_MS, (unsigned long long)st.paused,
             (unsigned long long)st.err_idle, (unsigned long long)st.msgs_in);
     ASSERT_U64_EQ(st.err_idle, 0);

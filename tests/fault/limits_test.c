@@ -463,10 +463,9 @@ static int test_carry_budget(void)
             "  %d connections x %zu bytes of partial frame (%u written whole): err_carry %llu, "
             "carry_bytes %.1f MiB, bytes_in %.1f MiB; RSS +%.1f MiB over %.1f MiB, bound "
             "+%.1f MiB%s\n",
-            CB_CONNS, part, sent, (unsigned long long)st.err_carry,
-            (double)st.carry_bytes / MIB, (double)st.bytes_in / MIB,
-            (double)(peak - base) / MIB, (double)base / MIB, (double)bound / MIB,
-            CB_SANITIZED ? " (sanitizer build: RSS not asserted)" : "");
+            CB_CONNS, part, sent, (unsigned long long)st.err_carry, (double)st.carry_bytes / MIB,
+            (double)st.bytes_in / MIB, (double)(peak - base) / MIB, (double)base / MIB,
+            (double)bound / MIB, CB_SANITIZED ? " (sanitizer build: RSS not asserted)" : "");
     ASSERT_GT(st.err_carry, 0);
     ASSERT_U64_LE(st.carry_bytes, CB_BUDGET);
     /* At most budget / frame carries can stay, so at least the rest were closed. */

@@ -32,12 +32,12 @@
 #define FUZZ_FRAMING RILL_FRAMING_LINE
 #endif
 
-#define CHECK(c)                                                                      \
-    do {                                                                              \
-        if (!(c)) {                                                                   \
-            fprintf(stderr, "fuzz_decode: check failed at line %d: %s\n", __LINE__, #c); \
-            abort();                                                                  \
-        }                                                                             \
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "fuzz_decode: check failed at line %d: %s\n", __LINE__, #c);           \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 #define FIXED_COMP 77u
@@ -130,8 +130,8 @@ static int reference(const uint8_t *p, size_t len, uint32_t max, int has_key, ms
             return 0;
         }
         if (v1)
-            msgs_add(out, rill__load_be32(p + pos + 4), rill__load_be64(p + pos + 8),
-                     p + pos + 16, flen - 12);
+            msgs_add(out, rill__load_be32(p + pos + 4), rill__load_be64(p + pos + 8), p + pos + 16,
+                     flen - 12);
         else
             msgs_add(out, FIXED_COMP, has_key ? FIXED_KEY : rill__hash_bytes(p + pos + 4, flen),
                      p + pos + 4, flen);

@@ -979,7 +979,8 @@ static int payload_limit(void)
     ASSERT_EQ(tu_write_all(a, msg, 4 + MAX_FRAME - 12), 0);
     tu_put_be32(msg, MAX_FRAME - 11);
     ASSERT_EQ(tu_write_all(b, msg, 4 + MAX_FRAME - 11), 0);
-    if (expect_closed(b)) return 1;
+    if (expect_closed(b))
+        return 1;
     ASSERT_TRUE(wait_sink_has(sink, 77, MAX_FRAME - 12));
 
     /* line: the same limit (the newline does not count). */
@@ -992,7 +993,8 @@ static int payload_limit(void)
     msg[MAX_FRAME - 12] = 'l';
     msg[MAX_FRAME - 11] = '\n';
     ASSERT_EQ(tu_write_all(d, msg, MAX_FRAME - 10), 0);
-    if (expect_closed(d)) return 1;
+    if (expect_closed(d))
+        return 1;
     ASSERT_TRUE(wait_sink_has(sink, 78, MAX_FRAME - 12));
 
     /* emits: exactly max_frame - 12, from a v1 frame for the probe. */
@@ -1015,8 +1017,7 @@ static int payload_limit(void)
     rill_stats_t st;
     ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
     fprintf(stderr, "  err_frame_long %llu, passthrough emit failures %llu\n",
-            (unsigned long long)st.err_frame_long,
-            (unsigned long long)atomic_load(&pt.emit_fail));
+            (unsigned long long)st.err_frame_long, (unsigned long long)atomic_load(&pt.emit_fail));
     ASSERT_U64_EQ(st.err_frame_long, 2);
     ASSERT_U64_EQ(atomic_load(&pt.emit_fail), 0);
     ASSERT_U64_EQ(st.sink_dropped, 0);

@@ -1037,8 +1037,9 @@ static int loop_thread_refusals(void)
     while (!atomic_load(&lt.ran) && tu_now_ms() < end)
         tu_sleep_ms(10);
     ASSERT_EQ(atomic_load(&lt.ran), 1);
-    fprintf(stderr, "  from b's loop: unregister(a) %s, unregister(b) %s, view_wait(a) %s, "
-                    "stop(a) %s, start(a) %s\n",
+    fprintf(stderr,
+            "  from b's loop: unregister(a) %s, unregister(b) %s, view_wait(a) %s, "
+            "stop(a) %s, start(a) %s\n",
             rill_err_name(atomic_load(&lt.unregister_other)),
             rill_err_name(atomic_load(&lt.unregister_own)),
             rill_err_name(atomic_load(&lt.view_wait)), rill_err_name(atomic_load(&lt.stop_other)),

@@ -46,21 +46,23 @@ uint64_t tu_get_be64(const uint8_t *p)
     return ((uint64_t)tu_get_be32(p) << 32) | tu_get_be32(p + 4);
 }
 
-size_t tu_frame_encode(uint8_t *out, uint32_t comp, uint64_t key, const void *payload,
-                       uint32_t len)
+size_t tu_frame_encode(uint8_t *out, uint32_t comp, uint64_t key, const void *payload, uint32_t len)
 {
     tu_put_be32(out, 12u + len);
     tu_put_be32(out + 4, comp);
     tu_put_be64(out + 8, key);
-    if (len) memcpy(out + TU_HDR, payload, len);
+    if (len)
+        memcpy(out + TU_HDR, payload, len);
     return TU_HDR + len;
 }
 
 static void buf_reserve(tu_buf_t *b, size_t extra)
 {
-    if (b->len + extra <= b->cap) return;
+    if (b->len + extra <= b->cap)
+        return;
     size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + extra) cap *= 2;
+    while (cap < b->len + extra)
+        cap *= 2;
     uint8_t *p = realloc(b->data, cap);
     if (!p) {
         fprintf(stderr, "tu_buf: out of memory\n");
@@ -79,7 +81,8 @@ void tu_buf_frame(tu_buf_t *b, uint32_t comp, uint64_t key, const void *payload,
 void tu_buf_append(tu_buf_t *b, const void *data, size_t len)
 {
     buf_reserve(b, len);
-    if (len) memcpy(b->data + b->len, data, len);
+    if (len)
+        memcpy(b->data + b->len, data, len);
     b->len += len;
 }
 
@@ -129,20 +132,25 @@ static void deadline_ts(struct timespec *ts, int timeout_ms)
 
 /* ------------------------------------------------------------ client sockets */
 
-void tu_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
+void tu_ignore_sigpipe(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+}
 
 int tu_connect(uint16_t port, int timeout_ms)
 {
     int64_t end = tu_now_ms() + timeout_ms;
     for (;;) {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0) return -errno;
+        if (fd < 0)
+            return -errno;
         struct sockaddr_in sa;
         memset(&sa, 0, sizeof sa);
         sa.sin_family = AF_INET;
         sa.sin_port = htons(port);
         sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) return fd;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+            return fd;
         int err = errno;
         close(fd);
         if ((err != ECONNREFUSED && err != EAGAIN && err != EINTR && err != ETIMEDOUT) ||
@@ -164,7 +172,8 @@ int tu_write_all(int fd, const void *buf, size_t n)
     while (n > 0) {
         ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
         if (k < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             return -errno;
         }
         p += k;
@@ -179,20 +188,25 @@ int tu_read_exact(int fd, void *buf, size_t n, int timeout_ms)
     int64_t end = tu_now_ms() + timeout_ms;
     while (n > 0) {
         int64_t left = end - tu_now_ms();
-        if (left <= 0) return -ETIMEDOUT;
+        if (left <= 0)
+            return -ETIMEDOUT;
         struct pollfd pfd = {fd, POLLIN, 0};
         int r = poll(&pfd, 1, (int)left);
         if (r < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             return -errno;
         }
-        if (r == 0) return -ETIMEDOUT;
+        if (r == 0)
+            return -ETIMEDOUT;
         ssize_t k = recv(fd, p, n, 0);
         if (k < 0) {
-            if (errno == EINTR || errno == EAGAIN) continue;
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
             return -errno;
         }
-        if (k == 0) return -EPIPE;
+        if (k == 0)
+            return -EPIPE;
         p += k;
         n -= (size_t)k;
     }
@@ -205,24 +219,32 @@ int tu_wait_peer_closed(int fd, int timeout_ms)
     int64_t end = tu_now_ms() + timeout_ms;
     for (;;) {
         int64_t left = end - tu_now_ms();
-        if (left <= 0) return -ETIMEDOUT;
+        if (left <= 0)
+            return -ETIMEDOUT;
         struct pollfd pfd = {fd, POLLIN, 0};
         int r = poll(&pfd, 1, (int)left);
         if (r < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             return -errno;
         }
-        if (r == 0) return -ETIMEDOUT;
+        if (r == 0)
+            return -ETIMEDOUT;
         ssize_t k = recv(fd, junk, sizeof junk, 0);
-        if (k == 0) return 0;
+        if (k == 0)
+            return 0;
         if (k < 0) {
-            if (errno == EINTR || errno == EAGAIN) continue;
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
             return -errno;
         }
     }
 }
 
-int tu_closed_rc(int rc) { return rc == 0 || rc == -ECONNRESET || rc == -EPIPE; }
+int tu_closed_rc(int rc)
+{
+    return rc == 0 || rc == -ECONNRESET || rc == -EPIPE;
+}
 
 /* ------------------------------------------------------------ sink server */
 
@@ -266,7 +288,8 @@ static void sink_store(tu_sink_t *s, unsigned conn, uint32_t comp, uint64_t key,
     if (s->nframes == s->capframes) {
         size_t cap = s->capframes ? s->capframes * 2 : 1024;
         tu_frame_t *f = realloc(s->frames, cap * sizeof *f);
-        if (!f) abort();
+        if (!f)
+            abort();
         s->frames = f;
         s->capframes = cap;
     }
@@ -278,7 +301,8 @@ static void sink_store(tu_sink_t *s, unsigned conn, uint32_t comp, uint64_t key,
     f->payload = NULL;
     if (len) {
         f->payload = malloc(len);
-        if (!f->payload) abort();
+        if (!f->payload)
+            abort();
         memcpy(f->payload, payload, len);
     }
 }
@@ -292,12 +316,12 @@ static int sink_decode(tu_sink_t *s, sink_conn_t *c)
     while (c->len - pos >= 4) {
         uint32_t flen = tu_get_be32(c->buf + pos);
         if (flen < 12 || flen > SINK_MAX_LEN) {
-            fprintf(stderr, "  tu_sink: connection %u sent a bad length field %u\n", c->id,
-                    flen);
+            fprintf(stderr, "  tu_sink: connection %u sent a bad length field %u\n", c->id, flen);
             rc = -1;
             break;
         }
-        if (c->len - pos < 4 + (size_t)flen) break;
+        if (c->len - pos < 4 + (size_t)flen)
+            break;
         const uint8_t *f = c->buf + pos;
         uint32_t plen = flen - 12;
         sink_store(s, c->id, tu_get_be32(f + 4), tu_get_be64(f + 8), plen ? f + TU_HDR : NULL,
@@ -306,7 +330,8 @@ static int sink_decode(tu_sink_t *s, sink_conn_t *c)
         any = 1;
         pos += 4 + (size_t)flen;
     }
-    if (any) pthread_cond_broadcast(&s->cv);
+    if (any)
+        pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     if (pos) {
         memmove(c->buf, c->buf + pos, c->len - pos);
@@ -320,13 +345,15 @@ static void sink_close_conn(tu_sink_t *s, size_t i, int bad)
     sink_conn_t *c = &s->conns[i];
     pthread_mutex_lock(&s->mu);
     s->closed++;
-    if (bad) s->bad++;
-    else if (c->len) s->partial++;
+    if (bad)
+        s->bad++;
+    else if (c->len)
+        s->partial++;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     if (!bad && c->len)
-        fprintf(stderr, "  tu_sink: connection %u closed inside a frame (%zu bytes left)\n",
-                c->id, c->len);
+        fprintf(stderr, "  tu_sink: connection %u closed inside a frame (%zu bytes left)\n", c->id,
+                c->len);
     close(c->fd);
     free(c->buf);
     s->conns[i] = s->conns[--s->nconns];
@@ -342,7 +369,8 @@ static void *sink_thread(void *arg)
         if (n > cappfds) {
             cappfds = n * 2;
             pfds = realloc(pfds, cappfds * sizeof *pfds);
-            if (!pfds) abort();
+            if (!pfds)
+                abort();
         }
         pfds[0] = (struct pollfd){s->wake[0], POLLIN, 0};
         pfds[1] = (struct pollfd){s->lfd, POLLIN, 0};
@@ -350,31 +378,38 @@ static void *sink_thread(void *arg)
             pfds[2 + i] = (struct pollfd){s->conns[i].fd, POLLIN, 0};
         int r = poll(pfds, n, -1);
         if (r < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             perror("tu_sink: poll");
             break;
         }
-        if (pfds[0].revents) break;
+        if (pfds[0].revents)
+            break;
         /* Connections first (indices shift when one closes: walk backwards). */
         for (size_t i = s->nconns; i-- > 0;) {
-            if (!pfds[2 + i].revents) continue;
+            if (!pfds[2 + i].revents)
+                continue;
             sink_conn_t *c = &s->conns[i];
             if (c->cap - c->len < 65536) {
                 size_t cap = c->cap ? c->cap * 2 : 262144;
-                while (cap - c->len < 65536) cap *= 2;
+                while (cap - c->len < 65536)
+                    cap *= 2;
                 uint8_t *b = realloc(c->buf, cap);
-                if (!b) abort();
+                if (!b)
+                    abort();
                 c->buf = b;
                 c->cap = cap;
             }
             ssize_t k = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
-            if (k < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+            if (k < 0 && (errno == EINTR || errno == EAGAIN))
+                continue;
             if (k <= 0) {
                 sink_close_conn(s, i, 0);
                 continue;
             }
             c->len += (size_t)k;
-            if (sink_decode(s, c) < 0) sink_close_conn(s, i, 1);
+            if (sink_decode(s, c) < 0)
+                sink_close_conn(s, i, 1);
         }
         if (pfds[1].revents & POLLIN) {
             int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -382,7 +417,8 @@ static void *sink_thread(void *arg)
                 if (s->nconns == s->capconns) {
                     s->capconns = s->capconns ? s->capconns * 2 : 8;
                     s->conns = realloc(s->conns, s->capconns * sizeof *s->conns);
-                    if (!s->conns) abort();
+                    if (!s->conns)
+                        abort();
                 }
                 pthread_mutex_lock(&s->mu);
                 unsigned id = s->accepted++;
@@ -400,11 +436,13 @@ int tu_sink_new(tu_sink_t **out, tu_frame_cb cb, void *arg)
 {
     *out = NULL;
     tu_sink_t *s = calloc(1, sizeof *s);
-    if (!s) return -ENOMEM;
+    if (!s)
+        return -ENOMEM;
     s->cb = cb;
     s->arg = arg;
     s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s->lfd < 0) goto fail;
+    if (s->lfd < 0)
+        goto fail;
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
@@ -415,7 +453,8 @@ int tu_sink_new(tu_sink_t **out, tu_frame_cb cb, void *arg)
         goto fail;
     s->port = ntohs(sa.sin_port);
     snprintf(s->addr, sizeof s->addr, "127.0.0.1:%u", (unsigned)s->port);
-    if (pipe2(s->wake, O_CLOEXEC) < 0) goto fail;
+    if (pipe2(s->wake, O_CLOEXEC) < 0)
+        goto fail;
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -433,14 +472,16 @@ int tu_sink_new(tu_sink_t **out, tu_frame_cb cb, void *arg)
     return 0;
 fail:;
     int err = errno;
-    if (s->lfd >= 0) close(s->lfd);
+    if (s->lfd >= 0)
+        close(s->lfd);
     free(s);
     return -err;
 }
 
 void tu_sink_destroy(tu_sink_t *s)
 {
-    if (!s) return;
+    if (!s)
+        return;
     char b = 1;
     while (write(s->wake[1], &b, 1) < 0 && errno == EINTR) {
     }
@@ -450,7 +491,8 @@ void tu_sink_destroy(tu_sink_t *s)
         free(s->conns[i].buf);
     }
     free(s->conns);
-    for (size_t i = 0; i < s->nframes; i++) free(s->frames[i].payload);
+    for (size_t i = 0; i < s->nframes; i++)
+        free(s->frames[i].payload);
     free(s->frames);
     close(s->wake[0]);
     close(s->wake[1]);
@@ -460,8 +502,14 @@ void tu_sink_destroy(tu_sink_t *s)
     free(s);
 }
 
-uint16_t tu_sink_port(const tu_sink_t *s) { return s->port; }
-const char *tu_sink_addr(const tu_sink_t *s) { return s->addr; }
+uint16_t tu_sink_port(const tu_sink_t *s)
+{
+    return s->port;
+}
+const char *tu_sink_addr(const tu_sink_t *s)
+{
+    return s->addr;
+}
 
 size_t tu_sink_count(tu_sink_t *s)
 {
@@ -489,7 +537,10 @@ static int sink_wait(tu_sink_t *s, int (*done)(tu_sink_t *, const void *), const
     return rc;
 }
 
-static int done_count(tu_sink_t *s, const void *arg) { return s->count >= *(const size_t *)arg; }
+static int done_count(tu_sink_t *s, const void *arg)
+{
+    return s->count >= *(const size_t *)arg;
+}
 static int done_closed(tu_sink_t *s, const void *arg)
 {
     return s->accepted >= *(const unsigned *)arg && s->closed == s->accepted;
@@ -525,8 +576,14 @@ void tu_sink_info(tu_sink_t *s, tu_sink_info_t *out)
     pthread_mutex_unlock(&s->mu);
 }
 
-void tu_sink_lock(tu_sink_t *s) { pthread_mutex_lock(&s->mu); }
-void tu_sink_unlock(tu_sink_t *s) { pthread_mutex_unlock(&s->mu); }
+void tu_sink_lock(tu_sink_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+}
+void tu_sink_unlock(tu_sink_t *s)
+{
+    pthread_mutex_unlock(&s->mu);
+}
 
 const tu_frame_t *tu_sink_frames(tu_sink_t *s, size_t *n)
 {
@@ -560,17 +617,21 @@ static void *sender_thread(void *arg)
     unsigned idx = ((sender_arg_t *)arg)->idx;
     free(arg);
     unsigned mine = 0;
-    for (unsigned c = idx; c < s->nconn; c += s->nthreads) mine++;
+    for (unsigned c = idx; c < s->nconn; c += s->nthreads)
+        mine++;
     size_t *off = calloc(mine ? mine : 1, sizeof *off);
-    if (!off) abort();
+    if (!off)
+        abort();
     int left = 1;
     while (left) {
         left = 0;
         unsigned m = 0;
         for (unsigned c = idx; c < s->nconn; c += s->nthreads, m++) {
-            if (off[m] >= s->lens[c]) continue;
+            if (off[m] >= s->lens[c])
+                continue;
             size_t n = s->lens[c] - off[m];
-            if (n > s->chunk) n = s->chunk;
+            if (n > s->chunk)
+                n = s->chunk;
             int rc = tu_write_all(s->fds[c], s->bufs[c] + off[m], n);
             if (rc < 0) {
                 int zero = 0;
@@ -579,9 +640,11 @@ static void *sender_thread(void *arg)
                 continue;
             }
             off[m] += n;
-            if (off[m] < s->lens[c]) left = 1;
+            if (off[m] < s->lens[c])
+                left = 1;
         }
-        if (left && s->pause_us) usleep(s->pause_us);
+        if (left && s->pause_us)
+            usleep(s->pause_us);
     }
     free(off);
     atomic_fetch_add(&s->finished, 1);
@@ -594,15 +657,17 @@ int tu_send_start(tu_sender_t **out, const int *fds, uint8_t *const *bufs, const
     return tu_send_start_paced(out, fds, bufs, lens, nconn, nthreads, chunk, 0);
 }
 
-int tu_send_start_paced(tu_sender_t **out, const int *fds, uint8_t *const *bufs,
-                        const size_t *lens, unsigned nconn, unsigned nthreads, size_t chunk,
-                        unsigned pause_us)
+int tu_send_start_paced(tu_sender_t **out, const int *fds, uint8_t *const *bufs, const size_t *lens,
+                        unsigned nconn, unsigned nthreads, size_t chunk, unsigned pause_us)
 {
     *out = NULL;
-    if (nthreads == 0 || chunk == 0) return -EINVAL;
-    if (nthreads > nconn) nthreads = nconn ? nconn : 1;
+    if (nthreads == 0 || chunk == 0)
+        return -EINVAL;
+    if (nthreads > nconn)
+        nthreads = nconn ? nconn : 1;
     tu_sender_t *s = calloc(1, sizeof *s);
-    if (!s) return -ENOMEM;
+    if (!s)
+        return -ENOMEM;
     s->fds = fds;
     s->bufs = bufs;
     s->lens = lens;
@@ -617,7 +682,8 @@ int tu_send_start_paced(tu_sender_t **out, const int *fds, uint8_t *const *bufs,
     }
     for (unsigned i = 0; i < nthreads; i++) {
         sender_arg_t *a = malloc(sizeof *a);
-        if (!a) abort();
+        if (!a)
+            abort();
         a->s = s;
         a->idx = i;
         int e = pthread_create(&s->thr[i], NULL, sender_thread, a);
@@ -636,12 +702,17 @@ int tu_send_start_paced(tu_sender_t **out, const int *fds, uint8_t *const *bufs,
     return 0;
 }
 
-int tu_send_done(tu_sender_t *s) { return atomic_load(&s->finished) == s->nthreads; }
+int tu_send_done(tu_sender_t *s)
+{
+    return atomic_load(&s->finished) == s->nthreads;
+}
 
 int tu_send_join(tu_sender_t *s)
 {
-    if (!s) return 0;
-    for (unsigned i = 0; i < s->started; i++) pthread_join(s->thr[i], NULL);
+    if (!s)
+        return 0;
+    for (unsigned i = 0; i < s->started; i++)
+        pthread_join(s->thr[i], NULL);
     int rc = atomic_load(&s->err);
     free(s->thr);
     free(s);
@@ -653,7 +724,8 @@ int tu_send_join(tu_sender_t *s)
 uint64_t tu_stat(const rill_worker_t *w, size_t off)
 {
     rill_stats_t st;
-    if (rill_worker_stats(w, &st, sizeof st) != 0) return UINT64_MAX;
+    if (rill_worker_stats(w, &st, sizeof st) != 0)
+        return UINT64_MAX;
     uint64_t v;
     memcpy(&v, (const char *)&st + off, sizeof v);
     return v;
@@ -667,10 +739,14 @@ int tu_wait_stats(const rill_worker_t *w, tu_stats_pred pred, void *arg, int tim
     for (;;) {
         memset(&st, 0, sizeof st);
         int rc = rill_worker_stats(w, &st, sizeof st);
-        if (last) *last = st;
-        if (rc != 0) return rc;
-        if (pred(&st, arg)) return 0;
-        if (tu_now_ms() >= end) return -ETIMEDOUT;
+        if (last)
+            *last = st;
+        if (rc != 0)
+            return rc;
+        if (pred(&st, arg))
+            return 0;
+        if (tu_now_ms() >= end)
+            return -ETIMEDOUT;
         tu_sleep_ms(5);
     }
 }
@@ -695,7 +771,8 @@ static int wait_stat(const rill_worker_t *w, size_t off, uint64_t val, int eq, i
     stat_cmp_t c = {off, val, eq};
     rill_stats_t st;
     int rc = tu_wait_stats(w, pred_cmp, &c, timeout_ms, &st);
-    if (last) memcpy(last, (const char *)&st + off, sizeof *last);
+    if (last)
+        memcpy(last, (const char *)&st + off, sizeof *last);
     return rc;
 }
 
@@ -711,8 +788,7 @@ int tu_wait_stat_eq(const rill_worker_t *w, size_t off, uint64_t val, int timeou
     return wait_stat(w, off, val, 1, timeout_ms, last);
 }
 
-int tu_pass_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n,
-                  rill_emitter_t *em)
+int tu_pass_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n, rill_emitter_t *em)
 {
     (void)ctx;
     (void)loop;

@@ -145,9 +145,8 @@ int tu_send_start(tu_sender_t **out, const int *fds, uint8_t *const *bufs, const
                   unsigned nconn, unsigned nthreads, size_t chunk);
 /* Same, sleeping pause_us after each round over a thread's connections (to spread the
  * traffic over time, e.g. while a test changes registrations). */
-int tu_send_start_paced(tu_sender_t **out, const int *fds, uint8_t *const *bufs,
-                        const size_t *lens, unsigned nconn, unsigned nthreads, size_t chunk,
-                        unsigned pause_us);
+int tu_send_start_paced(tu_sender_t **out, const int *fds, uint8_t *const *bufs, const size_t *lens,
+                        unsigned nconn, unsigned nthreads, size_t chunk, unsigned pause_us);
 /* Non-zero once every thread has finished writing. */
 int tu_send_done(tu_sender_t *s);
 /* Joins and frees. Returns 0 or the first -errno a write failed with. */
@@ -173,7 +172,6 @@ int tu_wait_stat_eq(const rill_worker_t *w, size_t off, uint64_t val, int timeou
                     uint64_t *last);
 
 /* A computation that passes every message to sink 0 unchanged, frame by frame. */
-int tu_pass_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n,
-                  rill_emitter_t *em);
+int tu_pass_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n, rill_emitter_t *em);
 
 #endif /* RILL_TESTS_TCP_UTIL_H */

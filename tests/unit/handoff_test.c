@@ -42,7 +42,10 @@ typedef struct xfer {
     int bad;
 } xfer_t;
 
-static uint8_t pattern(uint64_t i) { return (uint8_t)((i * 2654435761u) >> 13); }
+static uint8_t pattern(uint64_t i)
+{
+    return (uint8_t)((i * 2654435761u) >> 13);
+}
 
 static void *producer(void *arg)
 {

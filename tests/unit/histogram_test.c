@@ -9,16 +9,17 @@ static rill__hist_t g_h, g_h2; /* too big for comfortable stack use in every cas
 /* The quantile estimate must be >= the exact value and within 1/SUB above it. */
 static int within(uint64_t est, uint64_t exact)
 {
-    if (est < exact) return 0;
+    if (est < exact)
+        return 0;
     return (double)(est - exact) <= (double)exact / RILL_HIST_SUB;
 }
 
-#define ASSERT_WITHIN(est, exact)                                                       \
-    do {                                                                                \
-        uint64_t e_ = (est), x_ = (exact);                                              \
-        if (!within(e_, x_))                                                            \
-            T_FAIL_AT_("%s = %llu not within 1/%u above %s = %llu", #est,               \
-                       (unsigned long long)e_, RILL_HIST_SUB, #exact, (unsigned long long)x_); \
+#define ASSERT_WITHIN(est, exact)                                                                  \
+    do {                                                                                           \
+        uint64_t e_ = (est), x_ = (exact);                                                         \
+        if (!within(e_, x_))                                                                       \
+            T_FAIL_AT_("%s = %llu not within 1/%u above %s = %llu", #est, (unsigned long long)e_,  \
+                       RILL_HIST_SUB, #exact, (unsigned long long)x_);                             \
     } while (0)
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -41,9 +42,12 @@ static uint64_t exact_q(const uint64_t *sorted, size_t n, double q)
 {
     double r = q * (double)n;
     size_t rank = (size_t)r;
-    if ((double)rank < r) rank++;
-    if (rank < 1) rank = 1;
-    if (rank > n) rank = n;
+    if ((double)rank < r)
+        rank++;
+    if (rank < 1)
+        rank = 1;
+    if (rank > n)
+        rank = n;
     return sorted[rank - 1];
 }
 
@@ -52,7 +56,8 @@ static const double qs[] = {0.0, 0.001, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0
 static int check_against_sorted(uint64_t *v, size_t n)
 {
     rill__hist_init(&g_h);
-    for (size_t i = 0; i < n; i++) rill__hist_record(&g_h, v[i]);
+    for (size_t i = 0; i < n; i++)
+        rill__hist_record(&g_h, v[i]);
     qsort(v, n, sizeof v[0], cmp_u64);
     for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++)
         ASSERT_WITHIN(rill__hist_quantile(&g_h, qs[i]), exact_q(v, n, qs[i]));
@@ -89,7 +94,8 @@ static int t_empty(void)
 static int t_zero(void)
 {
     rill__hist_init(&g_h);
-    for (int i = 0; i < 10; i++) rill__hist_record(&g_h, 0);
+    for (int i = 0; i < 10; i++)
+        rill__hist_record(&g_h, 0);
     ASSERT_U64_EQ(g_h.count, 10);
     ASSERT_U64_EQ(g_h.sum, 0);
     ASSERT_U64_EQ(g_h.min, 0);
@@ -170,7 +176,8 @@ static int t_count_sum_minmax(void)
     ASSERT_U64_EQ(g_h.min, 5);
     ASSERT_U64_EQ(g_h.max, 100000);
     uint64_t total = 0;
-    for (unsigned i = 0; i < RILL_HIST_BUCKETS; i++) total += g_h.buckets[i];
+    for (unsigned i = 0; i < RILL_HIST_BUCKETS; i++)
+        total += g_h.buckets[i];
     ASSERT_U64_EQ(total, 20000);
     return 0;
 }
@@ -179,7 +186,8 @@ static int t_uniform(void)
 {
     enum { N = 200000 };
     static uint64_t v[N];
-    for (size_t i = 0; i < N; i++) v[i] = 1000 + rng() % 1000000;
+    for (size_t i = 0; i < N; i++)
+        v[i] = 1000 + rng() % 1000000;
     return check_against_sorted(v, N);
 }
 
@@ -187,8 +195,10 @@ static int t_linear_ramp(void)
 {
     enum { N = 100000 };
     static uint64_t v[N];
-    for (size_t i = 0; i < N; i++) v[i] = i + 1;
-    if (check_against_sorted(v, N)) return 1;
+    for (size_t i = 0; i < N; i++)
+        v[i] = i + 1;
+    if (check_against_sorted(v, N))
+        return 1;
     /* On a ramp 1..N, quantile q is about q * N. */
     ASSERT_WITHIN(rill__hist_quantile(&g_h, 0.5), 50000);
     ASSERT_WITHIN(rill__hist_quantile(&g_h, 0.99), 99000);
@@ -216,7 +226,8 @@ static int t_log_uniform(void)
     for (size_t i = 0; i < N; i++) {
         unsigned e = (unsigned)(rng() % 64);
         uint64_t r = rng();
-        v[i] = e == 63 ? r | ((uint64_t)1 << 63) : (r & ((((uint64_t)1) << (e + 1)) - 1)) | ((uint64_t)1 << e);
+        v[i] = e == 63 ? r | ((uint64_t)1 << 63)
+                       : (r & ((((uint64_t)1) << (e + 1)) - 1)) | ((uint64_t)1 << e);
     }
     return check_against_sorted(v, N);
 }
@@ -245,7 +256,8 @@ static int t_merge(void)
     /* Merging equals recording everything into one histogram, bucket for bucket. */
     static rill__hist_t one;
     rill__hist_init(&one);
-    for (size_t i = 0; i < 2 * N; i++) rill__hist_record(&one, v[i]);
+    for (size_t i = 0; i < 2 * N; i++)
+        rill__hist_record(&one, v[i]);
     ASSERT_U64_EQ(one.count, g_h.count);
     ASSERT_U64_EQ(one.sum, g_h.sum);
     ASSERT_MEM_EQ(one.buckets, g_h.buckets, sizeof one.buckets);
@@ -255,7 +267,8 @@ static int t_merge(void)
 static int t_quantile_monotonic(void)
 {
     rill__hist_init(&g_h);
-    for (int i = 0; i < 50000; i++) rill__hist_record(&g_h, rng() >> (rng() % 64));
+    for (int i = 0; i < 50000; i++)
+        rill__hist_record(&g_h, rng() >> (rng() % 64));
     uint64_t prev = 0;
     for (int i = 0; i <= 1000; i++) {
         uint64_t x = rill__hist_quantile(&g_h, i / 1000.0);
@@ -286,4 +299,7 @@ static const t_case_t cases[] = {
     {NULL, NULL},
 };
 
-int main(int argc, char **argv) { return t_run("histogram", cases, argc, argv); }
+int main(int argc, char **argv)
+{
+    return t_run("histogram", cases, argc, argv);
+}

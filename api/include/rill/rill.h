@@ -44,18 +44,18 @@ extern "C" {
 /* ---------------------------------------------------------------- errors */
 
 /* rill's own error codes. errno values pass through as -errno and never reach this range. */
-#define RILL_ERRNO_MAP(X)                                                         \
-    X(EINVAL, -30001, "invalid argument")                                         \
-    X(ESTATE, -30002, "operation not valid in the object's current state")        \
-    X(ENOMEM, -30003, "out of memory")                                            \
-    X(EEXIST, -30004, "a computation with this id is already registered")         \
-    X(ENOENT, -30005, "no computation with this id is registered")                \
-    X(EADDR, -30006, "cannot parse address (expected HOST:PORT)")                 \
-    X(EFRAME_SHORT, -30007, "frame length below the 12-byte minimum")             \
-    X(EFRAME_LONG, -30008, "frame length above max_frame")                        \
-    X(ELOOPTHREAD, -30009, "call not allowed from a loop thread")                 \
-    X(ERANGE, -30010, "value out of range")                                       \
-    X(EFULL, -30011, "outbound queue full")                                       \
+#define RILL_ERRNO_MAP(X)                                                                          \
+    X(EINVAL, -30001, "invalid argument")                                                          \
+    X(ESTATE, -30002, "operation not valid in the object's current state")                         \
+    X(ENOMEM, -30003, "out of memory")                                                             \
+    X(EEXIST, -30004, "a computation with this id is already registered")                          \
+    X(ENOENT, -30005, "no computation with this id is registered")                                 \
+    X(EADDR, -30006, "cannot parse address (expected HOST:PORT)")                                  \
+    X(EFRAME_SHORT, -30007, "frame length below the 12-byte minimum")                              \
+    X(EFRAME_LONG, -30008, "frame length above max_frame")                                         \
+    X(ELOOPTHREAD, -30009, "call not allowed from a loop thread")                                  \
+    X(ERANGE, -30010, "value out of range")                                                        \
+    X(EFULL, -30011, "outbound queue full")                                                        \
     X(EUNSUPPORTED, -30012, "the kernel lacks an io_uring feature rill needs")
 
 enum {
@@ -152,12 +152,12 @@ RILL_EXTERN int rill_config_set_flush_interval_ms(rill_config_t *cfg, unsigned m
  * picks a free port, see rill_worker_listener_port()). comp_id and key are used only by the
  * lp and line framings: every message gets comp_id, and key when has_key is non-zero
  * (otherwise a hash of the payload). Returns the listener's index (0, 1, ...) or
- * RILL_EINVAL / RILL_EADDR / RILL_ERANGE (more than 16 listeners). The address is resolved here; nothing is bound
- * until rill_worker_new().
+ * RILL_EINVAL / RILL_EADDR / RILL_ERANGE (more than 16 listeners). The address is resolved here;
+ * nothing is bound until rill_worker_new().
  */
 RILL_EXTERN int rill_config_add_listener(rill_config_t *cfg, const char *addr,
-                                         rill_framing_t framing, uint32_t comp_id,
-                                         int has_key, uint64_t key);
+                                         rill_framing_t framing, uint32_t comp_id, int has_key,
+                                         uint64_t key);
 /*
  * Adds a sink: each loop thread opens one TCP connection to addr when it starts and sends
  * emitted frames (v1 framing) there in batches. Returns the sink's index, which
@@ -189,9 +189,8 @@ RILL_EXTERN int rill_config_set_metrics_listener(rill_config_t *cfg, const char 
  * watches <root>/members, and routes every frame to the member that owns its key
  * (rendezvous hashing over the current view). Returns 0, RILL_EINVAL or RILL_EADDR.
  */
-RILL_EXTERN int rill_config_set_cluster(rill_config_t *cfg, const char *zk_hosts,
-                                        const char *root, const char *worker_id,
-                                        const char *peer_addr);
+RILL_EXTERN int rill_config_set_cluster(rill_config_t *cfg, const char *zk_hosts, const char *root,
+                                        const char *worker_id, const char *peer_addr);
 /* ZooKeeper session timeout (default 10000 ms; 1000..120000). After losing the connection
  * for this long the worker considers its membership given up (it keeps serving with the
  * last view and rejoins when it reconnects). Returns 0 or RILL_ERANGE. */
@@ -266,8 +265,8 @@ typedef struct rill_emitter rill_emitter_t;
  * (errors counter) and keeps what was already emitted. Must not block; must not call
  * rill_worker_stop(), rill_worker_destroy() or rill_comp_unregister().
  */
-typedef int (*rill_batch_cb)(uintptr_t ctx, unsigned loop, const rill_msg_t *msgs,
-                             size_t n, rill_emitter_t *em);
+typedef int (*rill_batch_cb)(uintptr_t ctx, unsigned loop, const rill_msg_t *msgs, size_t n,
+                             rill_emitter_t *em);
 /* Called on each loop thread when the worker flushes (every flush interval, and once
  * when it stops), so that computations holding state can emit it. Same rules as
  * rill_batch_cb. Optional (NULL). */
@@ -398,8 +397,7 @@ RILL_EXTERN int rill_emit_sink(rill_emitter_t *em, int sink, uint32_t comp_id, u
  * payload above max_frame - 12; then nothing is queued). Only from the callback that
  * received em.
  */
-RILL_EXTERN int rill_emit_sink_msgs(rill_emitter_t *em, int sink, const rill_msg_t *msgs,
-                                    size_t n);
+RILL_EXTERN int rill_emit_sink_msgs(rill_emitter_t *em, int sink, const rill_msg_t *msgs, size_t n);
 
 /*
  * Sends one message to computation comp_id, routed by key like an ingested frame (it may
@@ -410,8 +408,8 @@ RILL_EXTERN int rill_emit_sink_msgs(rill_emitter_t *em, int sink, const rill_msg
  * memory to queue it; counted in handoff_dropped, or peer_dropped when bound for
  * another member). Only from the callback that received em.
  */
-RILL_EXTERN int rill_emit_comp(rill_emitter_t *em, uint32_t comp_id, uint64_t key,
-                               const void *data, size_t len);
+RILL_EXTERN int rill_emit_comp(rill_emitter_t *em, uint32_t comp_id, uint64_t key, const void *data,
+                               size_t len);
 
 /* ---------------------------------------------------------------- statistics */
 
@@ -496,8 +494,7 @@ typedef struct rill_comp_stats {
 /* Fills out with computation id's counters (the first size bytes of it; size =
  * sizeof(rill_comp_stats_t) as the caller compiled it). Returns 0, RILL_ENOENT (id not
  * registered) or RILL_EINVAL (w or out NULL, size 0). Any thread. */
-RILL_EXTERN int rill_comp_stats(rill_worker_t *w, uint32_t id, rill_comp_stats_t *out,
-                                size_t size);
+RILL_EXTERN int rill_comp_stats(rill_worker_t *w, uint32_t id, rill_comp_stats_t *out, size_t size);
 
 /*
  * Lists the registered computations: copies the ids of the first min(n, total) of them, in

@@ -7,7 +7,7 @@
 #define RILL_VERSION_PATCH 0
 
 /* (major << 16) | (minor << 8) | patch, comparable with rill_version(). */
-#define RILL_VERSION_HEX \
+#define RILL_VERSION_HEX                                                                           \
     ((RILL_VERSION_MAJOR << 16) | (RILL_VERSION_MINOR << 8) | RILL_VERSION_PATCH)
 
 #endif /* RILL_VERSION_H */
