@@ -15,18 +15,19 @@ void rill__dispatch_init(rill__dispatch_t *d, unsigned idx, unsigned nloops, int
                          rill__loop_stats_t *stats, rill__log_flags_t *logged,
                          atomic_llong *inflight)
 {
-    memset(d, 0, sizeof *d);
-    d->idx = idx;
-    d->nloops = nloops;
-    d->clustered = clustered;
-    d->dead_letter = dead_letter;
-    d->max_payload = max_frame - RILL_FRAME_MIN_LEN;
-    d->reg = reg;
-    d->links = links;
-    d->handoff = handoff;
-    d->stats = stats;
-    d->logged = logged;
-    d->inflight = inflight;
+    *d = (rill__dispatch_t){
+        .idx = idx,
+        .nloops = nloops,
+        .clustered = clustered,
+        .dead_letter = dead_letter,
+        .max_payload = max_frame - RILL_FRAME_MIN_LEN,
+        .reg = reg,
+        .links = links,
+        .handoff = handoff,
+        .stats = stats,
+        .logged = logged,
+        .inflight = inflight,
+    };
     rill__decoder_init(&d->local_dec, RILL_FRAMING_RILL, UINT32_MAX, 0, 0, 0);
 }
 

@@ -17,13 +17,14 @@ void rill__links_init(rill__links_t *ls, rill__ring_t *ring, rill__loop_stats_t 
                       rill__log_flags_t *logged, size_t cap, const rill__addr_t *sinks,
                       unsigned nsinks, int clustered)
 {
-    memset(ls, 0, sizeof *ls);
-    ls->ring = ring;
-    ls->stats = stats;
-    ls->logged = logged;
-    ls->cap = cap;
-    ls->nsinks = nsinks;
-    ls->clustered = clustered;
+    *ls = (rill__links_t){
+        .ring = ring,
+        .stats = stats,
+        .logged = logged,
+        .cap = cap,
+        .nsinks = nsinks,
+        .clustered = clustered,
+    };
     for (unsigned s = 0; s < RILL_MAX_SINKS; s++) {
         link_reset(&ls->sinks[s], &stats->sink_dropped);
         if (s < nsinks)
