@@ -123,7 +123,9 @@ RILL_EXTERN int rill_config_set_max_frame(rill_config_t *cfg, uint32_t bytes);
 /* Upper bound, per loop and per sink, on output bytes waiting to be sent (default 64 MiB;
  * raised at rill_worker_new() to twice the largest frame if smaller). Above half of it the
  * loop stops reading its sources (backpressure) until it is below a quarter; output that
- * still does not fit is dropped and counted in sink_dropped. Returns 0 or RILL_ERANGE. */
+ * still does not fit is dropped and counted in sink_dropped. The same bound holds for each
+ * peer link of a clustered worker (drops counted in peer_dropped). Returns 0 or
+ * RILL_ERANGE. */
 RILL_EXTERN int rill_config_set_sink_buffer(rill_config_t *cfg, size_t bytes);
 /* Upper bound, for the whole worker, on the bytes held in source connections' partial
  * frames (a frame that straddles received pieces is carried until its last byte
@@ -289,7 +291,9 @@ typedef struct rill_comp_ops {
  * prepares loops. No thread starts and no connection is made until the loops run.
  * On success stores the worker in *out (the caller owns it: rill_worker_destroy()) and
  * returns 0; on failure stores NULL and returns -errno (bind, socket) or a RILL_E* code.
- * Any thread.
+ * Each listener is one socket without SO_REUSEPORT, so a port another process (or
+ * worker) listens on gives -EADDRINUSE, and the address is named in a log line. Any
+ * thread.
  */
 RILL_EXTERN int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg);
 
