@@ -5,13 +5,14 @@
 #include "rill/rill.h"
 
 /* errno names rill's callers meet in practice (socket and io_uring failures). */
+/* clang-format off */
 #define RILL_ERRNO_NAMES(X)                                                                        \
-    X(EPERM)                                                                                       \
-    X(ENOENT) X(EINTR) X(EIO) X(EBADF) X(EAGAIN) X(ENOMEM) X(EACCES) X(EFAULT) X(EBUSY) X(EEXIST)  \
-        X(EINVAL) X(EMFILE) X(ENFILE) X(ENOSPC) X(EPIPE) X(ERANGE) X(ENOSYS) X(EOPNOTSUPP)         \
-            X(EADDRINUSE) X(EADDRNOTAVAIL) X(ENETUNREACH) X(ECONNABORTED) X(ECONNRESET) X(ENOBUFS) \
-                X(ENOTCONN) X(ETIMEDOUT) X(ECONNREFUSED) X(EHOSTUNREACH) X(EALREADY)               \
-                    X(EINPROGRESS) X(ECANCELED)
+    X(EPERM) X(ENOENT) X(EINTR) X(EIO) X(EBADF) X(EAGAIN) X(ENOMEM) X(EACCES) X(EFAULT)           \
+    X(EBUSY) X(EEXIST) X(EINVAL) X(EMFILE) X(ENFILE) X(ENOSPC) X(EPIPE) X(ERANGE) X(ENOSYS)       \
+    X(EOPNOTSUPP) X(EADDRINUSE) X(EADDRNOTAVAIL) X(ENETUNREACH) X(ECONNABORTED) X(ECONNRESET)     \
+    X(ENOBUFS) X(ENOTCONN) X(ETIMEDOUT) X(ECONNREFUSED) X(EHOSTUNREACH) X(EALREADY)               \
+    X(EINPROGRESS) X(ECANCELED)
+/* clang-format on */
 
 const char *rill_strerror(int err)
 {
