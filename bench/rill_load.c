@@ -1071,7 +1071,7 @@ int main(int argc, char **argv)
     FILE *h = g_o.json ? stderr : stdout;
     fprintf(h,
             "rill-load: sent %" PRIu64 " frames (%.1f MB) of %u bytes in %.3f s over %d "
-                                       "connection%s: %.0f frames/s, %.1f MB/s%s\n",
+            "connection%s: %.0f frames/s, %.1f MB/s%s\n",
             sent, (double)sent_bytes / 1e6, g_o.size, send_s, g_o.connections,
             g_o.connections == 1 ? "" : "s", send_rate,
             send_s > 0 ? (double)sent_bytes / 1e6 / send_s : 0, g_sigint ? " (interrupted)" : "");

@@ -376,7 +376,7 @@ void rill_worker_destroy(rill_worker_t *w)
 int rill_comp_register(rill_worker_t *w, uint32_t id, const char *name, const rill_comp_ops_t *ops,
                        uintptr_t ctx)
 {
-    if (!w)
+    if (!w || id == RILL_CONTROL_COMP_ID) /* reserved for control frames */
         return RILL_EINVAL;
     return rill__registry_add(w->reg, id, name, ops, ctx);
 }

@@ -25,6 +25,7 @@ const (
 	ErrRange       Errno = C.RILL_ERANGE       // value out of range
 	ErrFull        Errno = C.RILL_EFULL        // outbound queue full
 	ErrUnsupported Errno = C.RILL_EUNSUPPORTED // the kernel lacks an io_uring feature
+	ErrControl     Errno = C.RILL_ECONTROL     // malformed control frame (acknowledged streams)
 )
 
 // Error returns rill_strerror's description, prefixed with "rill: ".

@@ -67,8 +67,8 @@ static void unknown(rill__dispatch_t *d, const rill_msg_t *v, size_t n)
                    "frames for unregistered computation %u (further ones only counted in "
                    "unknown_comp)",
                    v[0].comp_id);
-    if (d->dead_letter < 0)
-        return;
+    if (d->dead_letter < 0 || v[0].comp_id == RILL_CONTROL_COMP_ID)
+        return; /* a sink would take the reserved id for a control frame */
     struct rill_emitter em = {d};
     rill_emit_sink_msgs(&em, d->dead_letter, v, n);
     publish_emitted(d);

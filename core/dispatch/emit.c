@@ -11,7 +11,8 @@ int rill_emit_sink(rill_emitter_t *em, int sink, uint32_t comp_id, uint64_t key,
     if (!em || !em->d || (len && !data))
         return RILL_EINVAL;
     rill__dispatch_t *d = em->d;
-    if ((unsigned)sink >= d->links->nsinks || len > d->max_payload)
+    if ((unsigned)sink >= d->links->nsinks || len > d->max_payload ||
+        comp_id == RILL_CONTROL_COMP_ID)
         return RILL_EINVAL;
     int rc = rill__link_append(d->links, &d->links->sinks[sink], comp_id, key, data, (uint32_t)len);
     if (rc == 0)
@@ -29,7 +30,8 @@ int rill_emit_sink_msgs(rill_emitter_t *em, int sink, const rill_msg_t *msgs, si
     uint32_t max = d->max_payload;
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
-        if (msgs[i].len > max || (msgs[i].len && !msgs[i].data))
+        if (msgs[i].len > max || (msgs[i].len && !msgs[i].data) ||
+            msgs[i].comp_id == RILL_CONTROL_COMP_ID)
             return RILL_EINVAL;
         bytes += rill__frame_size(msgs[i].len);
     }
@@ -43,7 +45,7 @@ int rill_emit_comp(rill_emitter_t *em, uint32_t comp_id, uint64_t key, const voi
     if (!em || !em->d || (len && !data))
         return RILL_EINVAL;
     rill__dispatch_t *d = em->d;
-    if (len > d->max_payload)
+    if (len > d->max_payload || comp_id == RILL_CONTROL_COMP_ID)
         return RILL_EINVAL;
     const rill_view_t *view = d->view;
     if (view && view->n) {

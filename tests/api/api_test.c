@@ -181,6 +181,8 @@ static int worker_basics(void)
     ASSERT_EQ(rill_comp_register(w, 8, NULL, NULL, (uintptr_t)&b), RILL_EINVAL);
     ASSERT_EQ(rill_comp_register(w, 8, NULL, &no_batch, (uintptr_t)&b), RILL_EINVAL);
     ASSERT_EQ(rill_comp_register(NULL, 8, NULL, &ops, (uintptr_t)&b), RILL_EINVAL);
+    /* the control frames' comp id is reserved (docs/protocol.md) */
+    ASSERT_EQ(rill_comp_register(w, RILL_CONTROL_COMP_ID, "ctl", &ops, (uintptr_t)&b), RILL_EINVAL);
     ASSERT_EQ(b.releases, 0); /* a failed registration never releases */
     ASSERT_EQ(rill_comp_unregister(w, 8), RILL_ENOENT);
     ASSERT_EQ(rill_comp_unregister(NULL, 7), RILL_EINVAL);

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus of the decoder fuzzers (tests/fuzz/corpus/decode_<framing>/).
+"""Writes the seed corpus of the decoder fuzzers (tests/fuzz/corpus/decode_<framing>/) and
+of the control-frame fuzzer (tests/fuzz/corpus/control/).
 
 Input layout (see fuzz_decode.c): max_frame byte (255 = 1 MiB), cap byte, flags byte, then
 pieces of <length byte><bytes>. Run from anywhere; rewrites the seed files."""
@@ -59,7 +60,36 @@ def seeds(framing):
     return s
 
 
+CONTROL = 0xFFFFFFFF
+
+
+def control_seeds():
+    """Streams of control frames (fuzz_control.c reads the raw bytes as one v1 stream)."""
+    hello = v1(CONTROL, 1, struct.pack(">HHQQ", 2, 0, 0x0102030405060708, 42))
+    welcome = v1(CONTROL, 2, struct.pack(">IQ", 1 << 20, 7))
+    ack = v1(CONTROL, 3, struct.pack(">QI", 99, 65536))
+    goaway = v1(CONTROL, 4, struct.pack(">H", 14) + b"127.0.0.1:7701")
+    return {
+        "hello": hello,
+        "welcome": welcome,
+        "ack": ack,
+        "goaway": goaway,
+        "goaway_empty": v1(CONTROL, 4, struct.pack(">H", 0)),
+        "hello_then_data": hello + v1(1, 5, b"payload") + ack,
+        "hello_extended": v1(CONTROL, 1, struct.pack(">HHQQ", 2, 1, 9, 1) + b"extra"),
+        "hello_bad_version": v1(CONTROL, 1, struct.pack(">HHQQ", 3, 0, 9, 1)),
+        "hello_short": v1(CONTROL, 1, struct.pack(">HHQ", 2, 0, 9)),
+        "goaway_overlong": v1(CONTROL, 4, struct.pack(">H", 40) + b"x"),
+        "unknown_type": v1(CONTROL, 9, b"\0" * 12),
+    }
+
+
 def main():
+    d = os.path.join(HERE, "corpus", "control")
+    os.makedirs(d, exist_ok=True)
+    for name, stream in control_seeds().items():
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(stream)
     for framing in ("rill", "lp", "line"):
         d = os.path.join(HERE, "corpus", "decode_" + framing)
         os.makedirs(d, exist_ok=True)

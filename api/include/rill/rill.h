@@ -56,7 +56,8 @@ extern "C" {
     X(ELOOPTHREAD, -30009, "call not allowed from a loop thread")                                  \
     X(ERANGE, -30010, "value out of range")                                                        \
     X(EFULL, -30011, "outbound queue full")                                                        \
-    X(EUNSUPPORTED, -30012, "the kernel lacks an io_uring feature rill needs")
+    X(EUNSUPPORTED, -30012, "the kernel lacks an io_uring feature rill needs")                     \
+    X(ECONTROL, -30013, "malformed control frame")
 
 enum {
 #define RILL_ERR_ENUM_(name, value, text) RILL_##name = (value),
@@ -246,6 +247,9 @@ RILL_EXTERN int rill_view_self(const rill_view_t *v);
 RILL_EXTERN int rill_view_owner(const rill_view_t *v, uint64_t key);
 
 /* ---------------------------------------------------------------- computations */
+/* The comp id of control frames (docs/protocol.md): no computation may be registered
+ * under it and no emit may use it. */
+#define RILL_CONTROL_COMP_ID 0xFFFFFFFFu
 
 /* A view of one message. Valid only during the callback that receives it: copy what
  * must outlive the call. */
@@ -364,10 +368,11 @@ RILL_EXTERN void rill_worker_destroy(rill_worker_t *w);
 
 /*
  * Registers a computation under id. name (may be NULL) is copied. ctx is opaque to rill
- * (a pointer, an index, a Go cgo.Handle). On success returns 0 and the registration owns
- * ctx until its release callback runs; on failure returns RILL_EEXIST / RILL_EINVAL /
- * RILL_ENOMEM and does not call release (the caller keeps ctx). Any thread, also while
- * traffic flows; lookups by loops never wait for it.
+ * (a pointer, an index, a Go cgo.Handle). id 0xFFFFFFFF (RILL_CONTROL_COMP_ID) is reserved
+ * for control frames and refused with RILL_EINVAL. On success returns 0 and the
+ * registration owns ctx until its release callback runs; on failure returns RILL_EEXIST /
+ * RILL_EINVAL / RILL_ENOMEM and does not call release (the caller keeps ctx). Any
+ * thread, also while traffic flows; lookups by loops never wait for it.
  */
 RILL_EXTERN int rill_comp_register(rill_worker_t *w, uint32_t id, const char *name,
                                    const rill_comp_ops_t *ops, uintptr_t ctx);
@@ -385,9 +390,9 @@ RILL_EXTERN int rill_comp_unregister(rill_worker_t *w, uint32_t id);
 
 /*
  * Queues one v1 frame (comp_id, key, data[0..len)) for sink `sink`; data is copied.
- * Returns 0, RILL_EINVAL (bad sink index, a NULL argument, or len above max_frame - 12),
- * RILL_EFULL when the sink's buffer is full or RILL_ENOMEM when it cannot grow (either
- * way the frame is dropped and counted in sink_dropped).
+ * Returns 0, RILL_EINVAL (bad sink index, a NULL argument, comp_id RILL_CONTROL_COMP_ID,
+ * or len above max_frame - 12), RILL_EFULL when the sink's buffer is full or RILL_ENOMEM
+ * when it cannot grow (either way the frame is dropped and counted in sink_dropped).
  * Only from the callback that received em.
  */
 RILL_EXTERN int rill_emit_sink(rill_emitter_t *em, int sink, uint32_t comp_id, uint64_t key,
@@ -397,9 +402,9 @@ RILL_EXTERN int rill_emit_sink(rill_emitter_t *em, int sink, uint32_t comp_id, u
  * Queues msgs[0..n) for sink `sink` as v1 frames, each with its own comp_id, key and
  * payload (copied): a whole batch passed on in one call. Returns the number queued (n,
  * or fewer when the sink's buffer filled or could not grow: the rest are dropped and
- * counted in sink_dropped), or RILL_EINVAL (bad sink index, a NULL argument, or a
- * payload above max_frame - 12; then nothing is queued). Only from the callback that
- * received em.
+ * counted in sink_dropped), or RILL_EINVAL (bad sink index, a NULL argument, a comp_id
+ * RILL_CONTROL_COMP_ID, or a payload above max_frame - 12; then nothing is queued). Only
+ * from the callback that received em.
  */
 RILL_EXTERN int rill_emit_sink_msgs(rill_emitter_t *em, int sink, const rill_msg_t *msgs, size_t n);
 
@@ -407,10 +412,10 @@ RILL_EXTERN int rill_emit_sink_msgs(rill_emitter_t *em, int sink, const rill_msg
  * Sends one message to computation comp_id, routed by key like an ingested frame (it may
  * run on another loop thread or, clustered, on the member that owns key); data is
  * copied. It is processed after the current callback returns. Returns 0, RILL_EINVAL (a
- * NULL argument, or len above max_frame - 12), or the reason it was dropped: RILL_EFULL
- * (the queue to the owning member is full; counted in peer_dropped) or RILL_ENOMEM (no
- * memory to queue it; counted in handoff_dropped, or peer_dropped when bound for
- * another member). Only from the callback that received em.
+ * NULL argument, comp_id RILL_CONTROL_COMP_ID, or len above max_frame - 12), or the
+ * reason it was dropped: RILL_EFULL (the queue to the owning member is full; counted in
+ * peer_dropped) or RILL_ENOMEM (no memory to queue it; counted in handoff_dropped, or
+ * peer_dropped when bound for another member). Only from the callback that received em.
  */
 RILL_EXTERN int rill_emit_comp(rill_emitter_t *em, uint32_t comp_id, uint64_t key, const void *data,
                                size_t len);
