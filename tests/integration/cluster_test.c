@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 
 #define COMP_PASS 1
 #define COMP_COUNT 2
+#define COMP_SEQ 3 /* seq_batch: records which worker applied each sequence number */
 #define NKEYS 10000u
 #define KEY_BASE 0x5eed0000000000ull
 #define MAXW 4
@@ -59,12 +61,30 @@ static unsigned g_case_no;
 typedef struct tw {
     rill_worker_t *w;
     char id[16];
+    unsigned idx;              /* index in the cluster's w[] */
     uint16_t port;             /* source listener */
     atomic_uint counts[NKEYS]; /* count computation: frames per key index, on this worker */
     atomic_ullong counted, stray;
+    atomic_ullong seq_applied; /* seq computation: frames applied here */
+    atomic_ullong seq_after;   /* ... of which from the watched worker's source (seq below
+                                  SEQ_OTHER), applied after g_seq.gone was set */
     atomic_uint view_cbs;
     atomic_ullong cb_epoch, cb_size;
+    atomic_int cb_self;
 } tw_t;
+
+/* The seq computation's record (the leave_hands_keys_over case): how often each sequence
+ * number was applied and on which workers, and whether a member other than `watch` has
+ * seen a view without `watch` (set by that member's view callback, on its loop). The
+ * watched worker's source sends seqs below SEQ_OTHER, another member's source the rest. */
+#define SEQ_CAP (4u << 20)
+#define SEQ_OTHER (SEQ_CAP / 2)
+static struct {
+    atomic_uchar times[SEQ_CAP];
+    atomic_uchar where[SEQ_CAP]; /* bit i: applied on worker i */
+    _Atomic(const char *) watch; /* a string literal; NULL while no case watches */
+    atomic_int gone;
+} g_seq;
 
 typedef struct cl {
     char root[128];
@@ -93,13 +113,51 @@ static int count_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t
     return 0;
 }
 
+static int seq_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n,
+                     rill_emitter_t *em)
+{
+    (void)loop;
+    (void)em;
+    tw_t *t = (tw_t *)ctx;
+    uint64_t after = 0, applied = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t seq = m[i].len == 8 ? tu_get_be64(m[i].data) : UINT64_MAX;
+        if (seq >= SEQ_CAP) {
+            atomic_fetch_add_explicit(&t->stray, 1, memory_order_relaxed);
+            continue;
+        }
+        atomic_fetch_add_explicit(&g_seq.times[seq], 1, memory_order_relaxed);
+        atomic_fetch_or_explicit(&g_seq.where[seq], (unsigned char)(1u << t->idx),
+                                 memory_order_relaxed);
+        applied++;
+        after += seq < SEQ_OTHER && atomic_load_explicit(&g_seq.gone, memory_order_acquire);
+    }
+    atomic_fetch_add_explicit(&t->seq_after, after, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->seq_applied, applied, memory_order_release);
+    return 0;
+}
+
+static int view_has(const rill_view_t *v, const char *id)
+{
+    for (unsigned i = 0; i < rill_view_size(v); i++)
+        if (strcmp(rill_view_member(v, i), id) == 0)
+            return 1;
+    return 0;
+}
+
 static void view_cb(uintptr_t ctx, const rill_view_t *v)
 {
     tw_t *t = (tw_t *)ctx;
     /* size, then epoch, then the count: a reader that sees an epoch sees its size */
     atomic_store(&t->cb_size, rill_view_size(v));
+    atomic_store(&t->cb_self, rill_view_self(v));
     atomic_store(&t->cb_epoch, rill_view_epoch(v));
     atomic_fetch_add(&t->view_cbs, 1);
+    /* another member adopted a view without the watched one: it owns the watched one's
+     * keys from now on */
+    const char *watch = atomic_load(&g_seq.watch);
+    if (watch && strcmp(t->id, watch) != 0 && rill_view_size(v) && !view_has(v, watch))
+        atomic_store_explicit(&g_seq.gone, 1, memory_order_release);
 }
 
 static void cl_init(cl_t *c, unsigned session_ms, const char *auth)
@@ -117,6 +175,8 @@ static int cl_start(cl_t *c, unsigned i, const char *id)
     if (!t)
         return RILL_ENOMEM;
     snprintf(t->id, sizeof t->id, "%s", id);
+    t->idx = i;
+    atomic_init(&t->cb_self, -2);
     c->w[i] = t;
     if (i >= c->n)
         c->n = i + 1;
@@ -149,8 +209,10 @@ static int cl_start(cl_t *c, unsigned i, const char *id)
     t->port = (uint16_t)rill_worker_listener_port(t->w, 0);
     static const rill_comp_ops_t pass = {tu_pass_batch, NULL, NULL};
     static const rill_comp_ops_t count = {count_batch, NULL, NULL};
+    static const rill_comp_ops_t seq = {seq_batch, NULL, NULL};
     if ((rc = rill_comp_register(t->w, COMP_PASS, "pass", &pass, 0)) < 0 ||
         (rc = rill_comp_register(t->w, COMP_COUNT, "count", &count, (uintptr_t)t)) < 0 ||
+        (rc = rill_comp_register(t->w, COMP_SEQ, "seq", &seq, (uintptr_t)t)) < 0 ||
         (rc = rill_worker_start(t->w)) < 0) {
         fprintf(stderr, "  starting %s: %s\n", id, rill_strerror(rc));
         return rc;
@@ -1058,6 +1120,221 @@ static int peer_midframe_body(cl_t *c)
     return 0;
 }
 
+/* ------------------------------------------------------------ leaving hands keys over */
+
+typedef struct seq_sender {
+    pthread_t th;
+    int fd;
+    unsigned nkeys;
+    uint64_t seq0, seq_end; /* sends seq0, seq0 + 1, ... below seq_end */
+    atomic_int stop;
+    atomic_ullong sent; /* frames written (handed to the kernel) */
+    int err;            /* the -errno that ended the writes, 0 */
+} seq_sender_t;
+
+/* Writes COMP_SEQ frames (payload = seq, key = key_of(seq)) in bursts of 256, a
+ * millisecond apart, until told to stop, until a write fails (the worker closed the
+ * connection) or until seq_end. */
+static void *seq_send_main(void *arg)
+{
+    seq_sender_t *s = arg;
+    uint8_t buf[256 * (TU_HDR + 8)];
+    uint64_t seq = s->seq0;
+    while (!atomic_load(&s->stop) && seq < s->seq_end) {
+        size_t len = 0;
+        uint64_t burst = 0;
+        for (; burst < 256 && seq < s->seq_end; burst++, seq++) {
+            uint8_t p[8];
+            tu_put_be64(p, seq);
+            len += tu_frame_encode(buf + len, COMP_SEQ, key_of(seq, s->nkeys), p, sizeof p);
+        }
+        int rc = tu_write_all(s->fd, buf, len);
+        if (rc < 0) {
+            s->err = rc;
+            break;
+        }
+        atomic_fetch_add(&s->sent, burst);
+        tu_sleep_ms(1);
+    }
+    return NULL;
+}
+
+static int seq_send_start(seq_sender_t *s, uint16_t port, unsigned nkeys, uint64_t seq0,
+                          uint64_t seq_end)
+{
+    memset(s, 0, sizeof *s);
+    s->nkeys = nkeys;
+    s->seq0 = seq0;
+    s->seq_end = seq_end;
+    s->fd = tu_connect(port, 5000);
+    if (s->fd < 0)
+        return s->fd;
+    int e = pthread_create(&s->th, NULL, seq_send_main, s);
+    if (e) {
+        close(s->fd);
+        return -e;
+    }
+    return 0;
+}
+
+static void seq_send_stop(seq_sender_t *s)
+{
+    atomic_store(&s->stop, 1);
+    pthread_join(s->th, NULL);
+    close(s->fd);
+}
+
+static uint64_t seq_applied_all(const cl_t *c)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < c->n; i++)
+        n += atomic_load_explicit(&c->w[i]->seq_applied, memory_order_acquire);
+    return n;
+}
+
+/* Checks seqs [lo, hi): the first `read` of them (what a source's worker decoded) applied
+ * exactly once each, by the owner of its key (A in the view of three, B or C in theirs),
+ * and none beyond. Returns the number of problems (and prints the first ones). */
+static uint64_t check_seqs(uint64_t lo, uint64_t hi, uint64_t read, const rill_view_t *v3,
+                           const rill_view_t *v2, unsigned nkeys, const char *what)
+{
+    uint64_t missing = 0, dup = 0, beyond = 0, bad_owner = 0, first_missing = 0;
+    for (uint64_t q = lo; q < hi; q++) {
+        unsigned n = atomic_load(&g_seq.times[q]);
+        if (q >= lo + read) {
+            beyond += n != 0;
+            continue;
+        }
+        if (n == 0 && missing++ == 0)
+            first_missing = q;
+        dup += n > 1;
+        unsigned where = atomic_load(&g_seq.where[q]);
+        uint64_t key = key_of(q, nkeys);
+        const char *o3 = rill_view_member(v3, (unsigned)rill_view_owner(v3, key));
+        const char *o2 = rill_view_member(v2, (unsigned)rill_view_owner(v2, key));
+        int ok = where == 0 || (where == 1u && strcmp(o3, "a") == 0) ||
+                 (where == 2u && strcmp(o2, "b") == 0) || (where == 4u && strcmp(o2, "c") == 0);
+        if (!ok && bad_owner++ < 5)
+            fprintf(stderr, "  %s: seq %" PRIu64 " (key owned by %s, then %s) applied on %s%s%s\n",
+                    what, q, o3, o2, where & 1 ? "a " : "", where & 2 ? "b " : "",
+                    where & 4 ? "c" : "");
+    }
+    if (missing || dup || beyond || bad_owner)
+        fprintf(stderr,
+                "  %s: of the %" PRIu64 " frames read %" PRIu64 " were never applied (first seq "
+                "%" PRIu64 "), %" PRIu64 " more than once, %" PRIu64 " not by their owner; %" PRIu64
+                " applied beyond them\n",
+                what, read, missing, first_missing, dup, bad_owner, beyond);
+    return missing + dup + beyond + bad_owner;
+}
+
+/* A stops while its source keeps sending, and so does B's: from the moment another member
+ * can see that A left, A applies none of its own source's frames (their keys belong to B
+ * and C now: A forwards them), while what B forwarded to A before it saw A leave is still
+ * processed there; every frame A and B read from their sources is applied exactly once, by
+ * the owner of its key. */
+static int handover_body(cl_t *c)
+{
+    const unsigned nkeys = 5000;
+    ASSERT_EQ(start3(c, NULL), 0);
+    rill_view_t *v3 = rill_worker_view(c->w[0]->w);
+    ASSERT_PTR_NE(v3, NULL);
+    atomic_store(&g_seq.gone, 0);
+    atomic_store(&g_seq.watch, "a"); /* the views have agreed: from now on */
+    tw_t *a = c->w[0], *b = c->w[1];
+
+    seq_sender_t sa, sb;
+    ASSERT_EQ(seq_send_start(&sa, a->port, nkeys, 0, SEQ_OTHER), 0);
+    if (seq_send_start(&sb, b->port, nkeys, SEQ_OTHER, SEQ_CAP) < 0) {
+        seq_send_stop(&sa);
+        T_FAIL_AT_("cannot start the sender to b");
+    }
+    int64_t end = tu_now_ms() + SINK_MS;
+    while (seq_applied_all(c) < 40000 && tu_now_ms() < end)
+        tu_sleep_ms(5);
+    uint64_t before = seq_applied_all(c);
+    int64_t t0 = tu_now_ms();
+    int stop_rc = rill_worker_stop(a->w);
+    int64_t stop_ms = tu_now_ms() - t0;
+    seq_send_stop(&sa);
+    static const unsigned BC[] = {1, 2};
+    int64_t conv = wait_agree(c, BC, 2, "b,c", VIEW_MS, NULL);
+    tu_sleep_ms(100); /* b's source goes on a little in the new view */
+    seq_send_stop(&sb);
+    ASSERT_U64_GE(before, 40000);
+    ASSERT_EQ(stop_rc, 0);
+    ASSERT_GE(conv, 0);
+    ASSERT_TRUE(atomic_load(&g_seq.gone));
+
+    /* A's last view: the others, and itself no longer a member */
+    rill_view_t *va = rill_worker_view(a->w);
+    ASSERT_PTR_NE(va, NULL);
+    char m[256];
+    members_str(va, m, sizeof m);
+    int a_self = rill_view_self(va);
+    rill_view_destroy(va);
+    int cb_self = atomic_load(&a->cb_self);
+    fprintf(stderr, "  a's view after its stop: members=%s self=%d (its view callback: self=%d)\n",
+            m, a_self, cb_self);
+
+    /* every frame A and B decoded from their sources is applied, once */
+    uint64_t b_sent = atomic_load(&sb.sent), b_in = 0;
+    end = tu_now_ms() + SINK_MS;
+    while ((b_in = stat_of(b, TU_STAT(msgs_in))) < b_sent && tu_now_ms() < end)
+        tu_sleep_ms(10);
+    uint64_t a_in = stat_of(a, TU_STAT(msgs_in));
+    while (seq_applied_all(c) < a_in + b_in && tu_now_ms() < end)
+        tu_sleep_ms(10);
+    tu_sleep_ms(300); /* anything extra (a duplicate) would show up now */
+    uint64_t applied = seq_applied_all(c);
+    rill_view_t *v2 = rill_worker_view(b->w);
+    ASSERT_PTR_NE(v2, NULL);
+    uint64_t bad_a = check_seqs(0, SEQ_OTHER, a_in, v3, v2, nkeys, "a's source");
+    uint64_t bad_b = check_seqs(SEQ_OTHER, SEQ_CAP, b_in, v3, v2, nkeys, "b's source");
+    rill_view_destroy(v2);
+    rill_view_destroy(v3);
+    uint64_t a_after = atomic_load(&a->seq_after);
+    uint64_t bc_after = atomic_load(&c->w[1]->seq_after) + atomic_load(&c->w[2]->seq_after);
+    fprintf(stderr,
+            "  leave: rill_worker_stop(a) took %" PRId64 " ms; b and c agree on [b,c] %" PRId64
+            " ms later; a read %" PRIu64 " frames (%" PRIu64 " written), b %" PRIu64
+            "; applied: a %" PRIu64 ", b %" PRIu64 ", c %" PRIu64 "; of a's source's frames "
+            "after b or c saw a leave: %" PRIu64 " applied on a, %" PRIu64 " on b and c\n",
+            stop_ms, conv, a_in, (uint64_t)atomic_load(&sa.sent), b_in,
+            (uint64_t)atomic_load(&a->seq_applied), (uint64_t)atomic_load(&b->seq_applied),
+            (uint64_t)atomic_load(&c->w[2]->seq_applied), a_after, bc_after);
+    print_all_stats(c);
+    if (a_after)
+        T_FAIL_AT_("a applied %" PRIu64 " frames from its own source after another member "
+                   "saw it leave (they own those keys now)",
+                   a_after);
+    ASSERT_STR_EQ(m, "b,c");
+    ASSERT_EQ(a_self, -1);
+    ASSERT_EQ(cb_self, -1);
+    ASSERT_U64_EQ(bad_a, 0);
+    ASSERT_U64_EQ(bad_b, 0);
+    ASSERT_U64_EQ(applied, a_in + b_in);
+    for (unsigned i = 0; i < 3; i++)
+        ASSERT_U64_EQ(atomic_load(&c->w[i]->stray), 0);
+    /* the leave window carried traffic, which the new owners applied */
+    if (bc_after == 0)
+        T_FAIL_AT_("no frame of a's source was applied after b or c saw a leave: the source "
+                   "had stopped (%" PRIu64 " frames written, write error %d), so nothing was "
+                   "checked",
+                   (uint64_t)atomic_load(&sa.sent), sa.err);
+    return 0;
+}
+
+static int leave_hands_keys_over(void)
+{
+    static cl_t c;
+    cl_init(&c, 0, NULL);
+    int rc = handover_body(&c);
+    cl_destroy(&c);
+    atomic_store(&g_seq.watch, NULL);
+    return rc;
+}
+
 /* ------------------------------------------------------------ table */
 
 #define CASE(name, body, session)                                                                  \
@@ -1128,6 +1405,7 @@ int main(int argc, char **argv)
         {"bad_member_data", bad_member_data},
         {"unreachable_peer", unreachable_peer},
         {"peer_midframe", peer_midframe},
+        {"leave_hands_keys_over", leave_hands_keys_over},
         {"zk_restart", zk_restart},
         {NULL, NULL},
     };
