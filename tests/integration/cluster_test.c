@@ -8,11 +8,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "cluster/cluster.h" /* rill__cluster_client_id, for the session-expiry case */
@@ -72,6 +74,11 @@ typedef struct tw {
     atomic_ullong cb_epoch, cb_size;
     atomic_int cb_self;
 } tw_t;
+
+/* Options of one worker (cl_start_opts); zeroes mean the defaults of cl_start. */
+typedef struct tw_opts {
+    const char *zk_hosts; /* NULL: the test's server */
+} tw_opts_t;
 
 /* The seq computation's record (the leave_hands_keys_over case): how often each sequence
  * number was applied and on which workers, and whether a member other than `watch` has
@@ -168,9 +175,13 @@ static void cl_init(cl_t *c, unsigned session_ms, const char *auth)
     c->auth = auth;
 }
 
-/* Creates and starts worker i with id `id`. Returns 0 or a rill error. */
-static int cl_start(cl_t *c, unsigned i, const char *id)
+/* Creates and starts worker i with id `id` and options o (NULL: defaults). Returns 0 or a
+ * rill error. */
+static int cl_start_opts(cl_t *c, unsigned i, const char *id, const tw_opts_t *o)
 {
+    static const tw_opts_t defaults = {NULL};
+    if (!o)
+        o = &defaults;
     tw_t *t = calloc(1, sizeof *t);
     if (!t)
         return RILL_ENOMEM;
@@ -191,8 +202,9 @@ static int cl_start(cl_t *c, unsigned i, const char *id)
     int rc;
     if ((rc = rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_RILL, 0, 0, 0)) < 0 ||
         (rc = rill_config_add_sink(cfg, tu_sink_addr(c->sink))) < 0 ||
-        (rc = rill_config_set_cluster(cfg, zk_server_connect_string(&g_zk), c->root, id,
-                                      "127.0.0.1:0")) < 0 ||
+        (rc = rill_config_set_cluster(cfg,
+                                      o->zk_hosts ? o->zk_hosts : zk_server_connect_string(&g_zk),
+                                      c->root, id, "127.0.0.1:0")) < 0 ||
         (c->session_ms && (rc = rill_config_set_session_timeout_ms(cfg, c->session_ms)) < 0) ||
         (c->auth && (rc = rill_config_set_cluster_auth(cfg, c->auth)) < 0) ||
         (rc = rill_config_set_view_cb(cfg, view_cb, (uintptr_t)t)) < 0) {
@@ -218,6 +230,11 @@ static int cl_start(cl_t *c, unsigned i, const char *id)
         return rc;
     }
     return 0;
+}
+
+static int cl_start(cl_t *c, unsigned i, const char *id)
+{
+    return cl_start_opts(c, i, id, NULL);
 }
 
 static void cl_destroy(cl_t *c)
@@ -1335,6 +1352,53 @@ static int leave_hands_keys_over(void)
     return rc;
 }
 
+/* ------------------------------------------------------------ no ZooKeeper */
+
+/* A clustered worker that never reaches ZooKeeper has no view: it processes every frame
+ * itself and counts each in misrouted (applied without an owner). */
+static int no_zk_body(cl_t *c)
+{
+    /* a loopback port that refuses connections: bound, never listening, held meanwhile */
+    int hold = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(hold, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    if (bind(hold, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        getsockname(hold, (struct sockaddr *)&sa, &sl) < 0) {
+        close(hold);
+        T_FAIL_AT_("cannot bind a loopback port: %s", strerror(errno));
+    }
+    char hosts[64];
+    snprintf(hosts, sizeof hosts, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+    tw_opts_t o = {hosts};
+    int rc = cl_start_opts(c, 0, "alone", &o);
+    tw_t *t = c->w[0];
+    const uint64_t n = 5000;
+    int sent = rc == 0 ? send_frames(t->port, COMP_COUNT, 0, n, NKEYS) : -1;
+    int64_t end = tu_now_ms() + SINK_MS;
+    while (sent == 0 && atomic_load(&t->counted) < n && tu_now_ms() < end)
+        tu_sleep_ms(5);
+    tu_sleep_ms(300);
+    rill_view_t *v = rc == 0 ? rill_worker_view(t->w) : NULL;
+    print_all_stats(c);
+    close(hold);
+    ASSERT_EQ(rc, 0);
+    ASSERT_EQ(sent, 0);
+    fprintf(stderr,
+            "  ZooKeeper at %s (refuses connections): %s; %" PRIu64 " of %" PRIu64
+            " frames counted\n",
+            hosts, v ? "a view" : "no view", (uint64_t)atomic_load(&t->counted), n);
+    ASSERT_TRUE(v == NULL);
+    ASSERT_U64_EQ(atomic_load(&t->counted), n);
+    ASSERT_U64_EQ(stat_of(t, TU_STAT(msgs_in)), n);
+    ASSERT_U64_EQ(stat_of(t, TU_STAT(misrouted)), n);
+    ASSERT_U64_EQ(stat_of(t, TU_STAT(forwarded)), 0);
+    return 0;
+}
+
 /* ------------------------------------------------------------ table */
 
 #define CASE(name, body, session)                                                                  \
@@ -1356,6 +1420,7 @@ CASE(session_expiry, expire_body, 4000)
 CASE(bad_member_data, bad_member_body, 0)
 CASE(unreachable_peer, ghost_body, 0)
 CASE(peer_midframe, peer_midframe_body, 0)
+CASE(no_zookeeper, no_zk_body, 0)
 
 static int digest_auth(void)
 {
@@ -1406,6 +1471,7 @@ int main(int argc, char **argv)
         {"unreachable_peer", unreachable_peer},
         {"peer_midframe", peer_midframe},
         {"leave_hands_keys_over", leave_hands_keys_over},
+        {"no_zookeeper", no_zookeeper},
         {"zk_restart", zk_restart},
         {NULL, NULL},
     };
