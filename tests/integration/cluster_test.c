@@ -67,6 +67,7 @@ typedef struct tw {
     uint16_t port;             /* source listener */
     atomic_uint counts[NKEYS]; /* count computation: frames per key index, on this worker */
     atomic_ullong counted, stray;
+    atomic_ullong big;         /* count computation: frames with a payload of BIG_PAYLOAD */
     atomic_ullong seq_applied; /* seq computation: frames applied here */
     atomic_ullong seq_after;   /* ... of which from the watched worker's source (seq below
                                   SEQ_OTHER), applied after g_seq.gone was set */
@@ -78,6 +79,7 @@ typedef struct tw {
 /* Options of one worker (cl_start_opts); zeroes mean the defaults of cl_start. */
 typedef struct tw_opts {
     const char *zk_hosts; /* NULL: the test's server */
+    uint32_t max_frame;   /* 0: rill's default */
 } tw_opts_t;
 
 /* The seq computation's record (the leave_hands_keys_over case): how often each sequence
@@ -92,6 +94,8 @@ static struct {
     _Atomic(const char *) watch; /* a string literal; NULL while no case watches */
     atomic_int gone;
 } g_seq;
+
+#define BIG_PAYLOAD (100u * 1024u) /* the max_frame case: above B's limit, below A's */
 
 typedef struct cl {
     char root[128];
@@ -113,6 +117,15 @@ static int count_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t
         uint64_t k = m[i].key - KEY_BASE;
         if (m[i].key >= KEY_BASE && k < NKEYS)
             atomic_fetch_add_explicit(&t->counts[k], 1, memory_order_relaxed);
+        else
+            atomic_fetch_add_explicit(&t->stray, 1, memory_order_relaxed);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (m[i].len != BIG_PAYLOAD)
+            continue;
+        /* payload: the low byte of the key, over and over */
+        if (m[i].data[0] == (uint8_t)m[i].key && m[i].data[m[i].len - 1] == (uint8_t)m[i].key)
+            atomic_fetch_add_explicit(&t->big, 1, memory_order_relaxed);
         else
             atomic_fetch_add_explicit(&t->stray, 1, memory_order_relaxed);
     }
@@ -179,7 +192,7 @@ static void cl_init(cl_t *c, unsigned session_ms, const char *auth)
  * rill error. */
 static int cl_start_opts(cl_t *c, unsigned i, const char *id, const tw_opts_t *o)
 {
-    static const tw_opts_t defaults = {NULL};
+    static const tw_opts_t defaults = {NULL, 0};
     if (!o)
         o = &defaults;
     tw_t *t = calloc(1, sizeof *t);
@@ -205,6 +218,7 @@ static int cl_start_opts(cl_t *c, unsigned i, const char *id, const tw_opts_t *o
         (rc = rill_config_set_cluster(cfg,
                                       o->zk_hosts ? o->zk_hosts : zk_server_connect_string(&g_zk),
                                       c->root, id, "127.0.0.1:0")) < 0 ||
+        (o->max_frame && (rc = rill_config_set_max_frame(cfg, o->max_frame)) < 0) ||
         (c->session_ms && (rc = rill_config_set_session_timeout_ms(cfg, c->session_ms)) < 0) ||
         (c->auth && (rc = rill_config_set_cluster_auth(cfg, c->auth)) < 0) ||
         (rc = rill_config_set_view_cb(cfg, view_cb, (uintptr_t)t)) < 0) {
@@ -1373,7 +1387,7 @@ static int no_zk_body(cl_t *c)
     }
     char hosts[64];
     snprintf(hosts, sizeof hosts, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
-    tw_opts_t o = {hosts};
+    tw_opts_t o = {hosts, 0};
     int rc = cl_start_opts(c, 0, "alone", &o);
     tw_t *t = c->w[0];
     const uint64_t n = 5000;
@@ -1399,6 +1413,104 @@ static int no_zk_body(cl_t *c)
     return 0;
 }
 
+/* ------------------------------------------------------------ max_frame across members */
+
+/* A (max_frame 256 KiB) forwards 100 KiB frames to their owner B (max_frame 64 KiB): B's
+ * peer listener takes them (its computation counts them and emits nothing: it could not
+ * emit a payload above its own limit), and the frames behind them on the same peer link
+ * arrive too. */
+static int peer_max_frame_body(cl_t *c)
+{
+    const tw_opts_t oa = {NULL, 256u * 1024u}, ob = {NULL, 64u * 1024u};
+    ASSERT_EQ(cl_start_opts(c, 0, "a", &oa), 0);
+    ASSERT_EQ(cl_start_opts(c, 1, "b", &ob), 0);
+    static const unsigned AB[] = {0, 1};
+    ASSERT_GE(wait_agree(c, AB, 2, "a,b", VIEW_MS, NULL), 0);
+    rill_view_t *v = rill_worker_view(c->w[0]->w);
+    ASSERT_PTR_NE(v, NULL);
+    enum { NBIG = 32, NSMALL = 64 };
+    unsigned bk[NKEYS], ak[NKEYS], nb = 0, na = 0;
+    for (unsigned k = 0; k < NKEYS; k++) {
+        const char *o = rill_view_member(v, (unsigned)rill_view_owner(v, KEY_BASE + k));
+        if (strcmp(o, "b") == 0)
+            bk[nb++] = k;
+        else
+            ak[na++] = k;
+    }
+    rill_view_destroy(v);
+    ASSERT_GE(nb, NBIG);
+    ASSERT_GT(na, 0);
+
+    /* one connection: a big frame for a key of B, then small frames for keys of both;
+     * NBIG times; then small frames for B's keys only */
+    static unsigned expect[NKEYS];
+    memset(expect, 0, sizeof expect);
+    uint8_t *big = malloc(BIG_PAYLOAD);
+    ASSERT_PTR_NE(big, NULL);
+    tu_buf_t b = {0};
+    uint64_t to_b = 0, to_a = 0;
+    for (unsigned i = 0; i < NBIG; i++) {
+        unsigned k = bk[i];
+        memset(big, (uint8_t)(KEY_BASE + k), BIG_PAYLOAD);
+        tu_buf_frame(&b, COMP_COUNT, KEY_BASE + k, big, BIG_PAYLOAD);
+        expect[k]++, to_b++;
+        for (unsigned j = 0; j < NSMALL; j++) {
+            unsigned kb = bk[(i * NSMALL + j) % nb], ka = ak[(i * NSMALL + j) % na];
+            tu_buf_frame(&b, COMP_COUNT, KEY_BASE + kb, "s", 1);
+            tu_buf_frame(&b, COMP_COUNT, KEY_BASE + ka, "s", 1);
+            expect[kb]++, to_b++;
+            expect[ka]++, to_a++;
+        }
+    }
+    for (unsigned j = 0; j < 2000; j++) {
+        unsigned kb = bk[j % nb];
+        tu_buf_frame(&b, COMP_COUNT, KEY_BASE + kb, "t", 1);
+        expect[kb]++, to_b++;
+    }
+    free(big);
+    int fd = tu_connect(c->w[0]->port, 5000);
+    ASSERT_GE(fd, 0);
+    int wrc = tu_write_all(fd, b.data, b.len);
+    close(fd);
+    size_t bytes = b.len;
+    tu_buf_free(&b);
+    ASSERT_EQ(wrc, 0);
+
+    tw_t *ta = c->w[0], *tb = c->w[1];
+    int64_t t0 = tu_now_ms(), end = t0 + SINK_MS;
+    while ((atomic_load(&ta->counted) < to_a || atomic_load(&tb->counted) < to_b) &&
+           tu_now_ms() < end)
+        tu_sleep_ms(10);
+    int64_t ms = tu_now_ms() - t0;
+    tu_sleep_ms(300); /* anything extra (a duplicate) would show up now */
+    uint64_t ga = atomic_load(&ta->counted), gb = atomic_load(&tb->counted);
+    fprintf(stderr,
+            "  %zu bytes to a: b counted %" PRIu64 " of %" PRIu64 " frames (%" PRIu64
+            " of %u of 100 KiB), a %" PRIu64 " of %" PRIu64 ", after %" PRId64 " ms\n",
+            bytes, gb, to_b, (uint64_t)atomic_load(&tb->big), NBIG, ga, to_a, ms);
+    fprintf(stderr, "    b: err_frame_long=%" PRIu64 "; a: sink_errors=%" PRIu64 "\n",
+            stat_of(tb, TU_STAT(err_frame_long)), stat_of(ta, TU_STAT(sink_errors)));
+    print_all_stats(c);
+    ASSERT_U64_EQ(stat_of(tb, TU_STAT(err_frame_long)), 0); /* the peer link was never cut */
+    ASSERT_U64_EQ(stat_of(ta, TU_STAT(sink_errors)), 0);
+    ASSERT_U64_EQ(gb, to_b);
+    ASSERT_U64_EQ(ga, to_a);
+    ASSERT_U64_EQ(atomic_load(&tb->big), NBIG);
+    ASSERT_U64_EQ(atomic_load(&ta->big), 0);
+    ASSERT_U64_EQ(atomic_load(&ta->stray) + atomic_load(&tb->stray), 0);
+    unsigned bad = 0;
+    for (unsigned k = 0; k < NKEYS; k++) {
+        unsigned got = atomic_load(&ta->counts[k]) + atomic_load(&tb->counts[k]);
+        if (got != expect[k] && bad++ < 5)
+            fprintf(stderr, "  key %u: counted %u, sent %u\n", k, got, expect[k]);
+    }
+    ASSERT_EQ(bad, 0);
+    ASSERT_U64_EQ(stat_of(ta, TU_STAT(forwarded)), to_b);
+    ASSERT_U64_EQ(stat_of(tb, TU_STAT(peer_in)), to_b);
+    ASSERT_U64_EQ(stat_of(tb, TU_STAT(msgs_out)), 0); /* b emitted nothing */
+    return 0;
+}
+
 /* ------------------------------------------------------------ table */
 
 #define CASE(name, body, session)                                                                  \
@@ -1421,6 +1533,7 @@ CASE(bad_member_data, bad_member_body, 0)
 CASE(unreachable_peer, ghost_body, 0)
 CASE(peer_midframe, peer_midframe_body, 0)
 CASE(no_zookeeper, no_zk_body, 0)
+CASE(peer_frame_above_owner_limit, peer_max_frame_body, 0)
 
 static int digest_auth(void)
 {
@@ -1472,6 +1585,7 @@ int main(int argc, char **argv)
         {"peer_midframe", peer_midframe},
         {"leave_hands_keys_over", leave_hands_keys_over},
         {"no_zookeeper", no_zookeeper},
+        {"peer_frame_above_owner_limit", peer_frame_above_owner_limit},
         {"zk_restart", zk_restart},
         {NULL, NULL},
     };
