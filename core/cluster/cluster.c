@@ -288,6 +288,33 @@ static void reread(rill__cluster_t *c)
     publish(c, v);
 }
 
+/* Leaving: stop owning keys before the others take them over. Publishes the current view
+ * without this worker (self = -1, epoch + 1: the cversion the delete of our node will
+ * give, when nothing else changes meanwhile), so from now on every frame from this
+ * worker's sources, its emits and its re-routed frames go to the keys' new owners over
+ * the peer links the loops already have; frames arriving over the peer listener are
+ * still processed here (misrouted), never sent back. publish() returns only after every
+ * loop has left the registry sections that could still route by the old view, so once
+ * the node is deleted no frame of this worker's sources is applied here. When this
+ * worker was the only member there is nobody to hand keys to: it keeps its view. */
+static void publish_departure(rill__cluster_t *c)
+{
+    const rill_view_t *cur = c->view; /* written by this thread only */
+    if (!cur || cur->self < 0 || cur->n < 2)
+        return;
+    rill_view_t *v = rill__view_alloc(cur->n - 1);
+    if (!v)
+        return; /* no memory: the loops keep the old view through the grace window */
+    unsigned k = 0;
+    for (unsigned i = 0; i < cur->n; i++)
+        if ((int)i != cur->self)
+            v->m[k++] = cur->m[i]; /* still sorted, seeds kept */
+    v->n = k;
+    v->epoch = cur->epoch + 1;
+    v->self = -1;
+    publish(c, v);
+}
+
 static void close_session(rill__cluster_t *c)
 {
     /* Unpublish under mu, close outside it: zookeeper_close joins the completion thread,
@@ -397,8 +424,11 @@ static void *cluster_main(void *arg)
         }
     }
     /* Leave: delete the node so that the others take our keys over at once, instead of
-     * after the session times out. Skipped when ZooKeeper is unreachable. */
+     * after the session times out; hand our keys up first (publish_departure). Skipped
+     * when ZooKeeper is unreachable: the node then stays until the session expires, and
+     * until then the others still route our keys here, so we keep owning them. */
     if (c->zh && c->connected && c->node_created) {
+        publish_departure(c);
         int rc = zoo_delete(c->zh, c->node_path, -1);
         if (rc != ZOK && rc != ZNONODE)
             zk_error(c, "deleting the member node", rc);

@@ -5,7 +5,7 @@
  * ZooKeeper request and zookeeper_close() happen on the cluster thread, never in a
  * callback. The thread keeps <root>/members/<id> alive, re-reads the full member list
  * after every children event (re-arming the watch with the same read), and publishes each
- * new view to the loops. */
+ * new view to the loops; when the worker stops, a last one without itself. */
 #ifndef RILL_CORE_CLUSTER_H
 #define RILL_CORE_CLUSTER_H
 
@@ -24,7 +24,9 @@ int rill__cluster_new(rill__cluster_t **out, rill_worker_t *w, int peer_port,
                       void (*notify)(void *ctx), void *notify_ctx);
 /* Starts the cluster thread (once). Returns 0 or -errno. */
 int rill__cluster_start(rill__cluster_t *c);
-/* Leaves the cluster (deletes the member node, closes the session) and joins the thread. */
+/* Leaves the cluster and joins the thread: publishes a view without this worker (once no
+ * loop routes by the old one, its sources' frames all go to the keys' new owners), then
+ * deletes the member node and closes the session. */
 void rill__cluster_stop(rill__cluster_t *c);
 void rill__cluster_free(rill__cluster_t *c);
 

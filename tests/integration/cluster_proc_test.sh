@@ -261,6 +261,15 @@ if wait_ready w4 && wait_agree "$DEADLINE_MS" w1,w2,w3,w4 w1 w2 w3 w4; then
         fail "w4 did not log leaving the cluster"
         show_log "${WLOG[w4]}"
     fi
+    # Before its node went, w4 handed its keys to the others: its last view is theirs,
+    # without itself.
+    read -r e m s <<<"$(last_view w4)"
+    if [ "$m" = w1,w2,w3 ] && [ "$s" = - ]; then
+        pass "w4's last view: members=$m self=$s (epoch $e): it stopped owning keys as it left"
+    else
+        fail "w4's last view: members=${m:-?} self=${s:-?}, expected members=w1,w2,w3 self=-"
+        show_log "${WLOG[w4]}"
+    fi
 else
     fail "w4 did not join"
     show_log "${WLOG[w4]}"
