@@ -14,7 +14,7 @@
 #include "util/log.h"
 #include "worker_internal.h"
 
-#define POLL_MS 50             /* the thread notices a stop this often */
+#define POLL_MS 50 /* the thread notices a stop this often */
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 5000
 #define DATA_MAX 1024
@@ -27,14 +27,14 @@ struct rill__cluster {
     /* Filled by the ZooKeeper completion thread (watcher), drained by the cluster thread. */
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    int ev_state;              /* latest session state reported, 0 = none pending */
-    int ev_children;           /* a children event arrived */
+    int ev_state;    /* latest session state reported, 0 = none pending */
+    int ev_children; /* a children event arrived */
 
     /* Cluster thread only. */
     zhandle_t *zh;
     int connected;
     int node_created;
-    uint64_t disconnected_at;  /* ns; 0 while connected */
+    uint64_t disconnected_at; /* ns; 0 while connected */
     int given_up;
     uint64_t retry_at;
     unsigned retry_ms;
@@ -331,8 +331,8 @@ static void close_session(rill__cluster_t *c)
 
 static void open_session(rill__cluster_t *c, uint64_t now)
 {
-    zhandle_t *zh = zookeeper_init(c->w->cfg.zk_hosts, watcher, (int)c->w->cfg.session_ms, NULL,
-                                   c, 0);
+    zhandle_t *zh =
+        zookeeper_init(c->w->cfg.zk_hosts, watcher, (int)c->w->cfg.session_ms, NULL, c, 0);
     pthread_mutex_lock(&c->mu);
     c->zh = zh;
     pthread_mutex_unlock(&c->mu);
@@ -346,8 +346,8 @@ static void open_session(rill__cluster_t *c, uint64_t now)
         return;
     }
     if (c->w->cfg.auth[0]) {
-        int rc = zoo_add_auth(c->zh, "digest", c->w->cfg.auth, (int)strlen(c->w->cfg.auth),
-                              NULL, NULL);
+        int rc =
+            zoo_add_auth(c->zh, "digest", c->w->cfg.auth, (int)strlen(c->w->cfg.auth), NULL, NULL);
         if (rc != ZOK)
             zk_error(c, "adding digest authentication", rc);
     }
@@ -506,8 +506,8 @@ rill_view_t *rill__cluster_view_copy(rill__cluster_t *c)
 
 int rill__cluster_view_wait(rill__cluster_t *c, uint64_t epoch, int timeout_ms)
 {
-    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
-                                       : rill__now_ns() + (uint64_t)timeout_ms * 1000000u;
+    uint64_t deadline =
+        timeout_ms < 0 ? UINT64_MAX : rill__now_ns() + (uint64_t)timeout_ms * 1000000u;
     int changed = 0;
     pthread_mutex_lock(&c->mu);
     for (;;) {

@@ -92,10 +92,22 @@ int rill__member_format(char *buf, size_t size, const char *id, const char *addr
 
 /* ---------------------------------------------------------------- public accessors */
 
-void rill_view_destroy(rill_view_t *v) { free(v); }
-uint64_t rill_view_epoch(const rill_view_t *v) { return v ? v->epoch : 0; }
-unsigned rill_view_size(const rill_view_t *v) { return v ? v->n : 0; }
-int rill_view_self(const rill_view_t *v) { return v ? v->self : -1; }
+void rill_view_destroy(rill_view_t *v)
+{
+    free(v);
+}
+uint64_t rill_view_epoch(const rill_view_t *v)
+{
+    return v ? v->epoch : 0;
+}
+unsigned rill_view_size(const rill_view_t *v)
+{
+    return v ? v->n : 0;
+}
+int rill_view_self(const rill_view_t *v)
+{
+    return v ? v->self : -1;
+}
 
 const char *rill_view_member(const rill_view_t *v, unsigned i)
 {

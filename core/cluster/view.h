@@ -16,15 +16,15 @@
 
 typedef struct rill__member {
     char id[RILL_ID_MAX];
-    char addr[96];   /* peer address as published, "HOST:PORT" */
+    char addr[96]; /* peer address as published, "HOST:PORT" */
     rill__addr_t sa;
-    uint64_t h;      /* hash of id: the member's rendezvous seed */
+    uint64_t h; /* hash of id: the member's rendezvous seed */
 } rill__member_t;
 
 struct rill_view {
-    uint64_t epoch;  /* cversion of <root>/members */
+    uint64_t epoch; /* cversion of <root>/members */
     unsigned n;
-    int self;        /* index of this worker, -1 if absent */
+    int self; /* index of this worker, -1 if absent */
     rill__member_t m[];
 };
 

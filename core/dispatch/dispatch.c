@@ -11,9 +11,8 @@
 
 void rill__dispatch_init(rill__dispatch_t *d, unsigned idx, unsigned nloops, int clustered,
                          int dead_letter, uint32_t max_frame, rill__registry_t *reg,
-                         rill__links_t *links, rill__handoff_t *handoff,
-                         rill__loop_stats_t *stats, rill__log_flags_t *logged,
-                         atomic_llong *inflight)
+                         rill__links_t *links, rill__handoff_t *handoff, rill__loop_stats_t *stats,
+                         rill__log_flags_t *logged, atomic_llong *inflight)
 {
     *d = (rill__dispatch_t){
         .idx = idx,
@@ -132,8 +131,8 @@ void rill__dispatch(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int rout
             if (dst == me)
                 d->mine[m++] = v[i];
             else
-                handed += rill__handoff_stage(d->handoff, dst, v[i].comp_id, v[i].key,
-                                              v[i].data, v[i].len) == 0;
+                handed += rill__handoff_stage(d->handoff, dst, v[i].comp_id, v[i].key, v[i].data,
+                                              v[i].len) == 0;
         }
         if (handed)
             RILL_STAT_ADD(d->stats->handoff_msgs, handed);

@@ -40,8 +40,8 @@ typedef struct rill__ctl {
     unsigned type; /* RILL_CTL_* */
     uint16_t version, flags;
     uint64_t stream_id;
-    uint64_t seq;    /* HELLO first_seq, WELCOME acked_seq, ACK through_seq */
-    uint32_t credit; /* WELCOME, ACK */
+    uint64_t seq;     /* HELLO first_seq, WELCOME acked_seq, ACK through_seq */
+    uint32_t credit;  /* WELCOME, ACK */
     const char *addr; /* GOAWAY: points into the parsed payload; not NUL-terminated */
     uint16_t addr_len;
 } rill__ctl_t;

@@ -37,8 +37,8 @@ int rill__loop_new(rill__loop_t **out, rill_worker_t *w, unsigned idx)
     l->w = w;
     l->idx = idx;
     l->nloops = w->nloops;
-    rill__links_init(&l->links, &l->ring, &l->stats, &w->logged, w->cfg.sink_buffer,
-                     w->cfg.sinks, w->cfg.nsinks, w->cfg.clustered);
+    rill__links_init(&l->links, &l->ring, &l->stats, &w->logged, w->cfg.sink_buffer, w->cfg.sinks,
+                     w->cfg.nsinks, w->cfg.clustered);
     l->efd = eventfd(0, EFD_CLOEXEC);
     if (l->efd < 0) {
         int err = -errno;
@@ -167,7 +167,7 @@ static uint64_t next_wait(rill__loop_t *l, uint64_t now)
 {
     if (l->pending_work)
         return 0;
-#define UNTIL(t) ((t) > now ? (t) - now : 0)
+#define UNTIL(t) ((t) > now ? (t)-now : 0)
     uint64_t wait = rill__links_next_retry(&l->links, now);
     if (l->w->cfg.flush_ms && l->phase == PH_RUN && UNTIL(l->next_flush) < wait)
         wait = UNTIL(l->next_flush);

@@ -61,9 +61,9 @@ static int roundtrip_every_split(void)
     size_t n = rill__ctl_put_hello(f, 0x0102030405060708ull, 42);
     ASSERT_EQ(n, 16 + RILL_CTL_HELLO_LEN);
     /* The wire bytes of the contract: length, comp id, key = type, then the fields. */
-    static const uint8_t hello[] = {0, 0, 0, 32, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 1,
-                                    0, 2,  0, 0, 1,    2,    3,    4,    5, 6, 7, 8, 0, 0, 0, 0,
-                                    0, 0,  0, 42};
+    static const uint8_t hello[] = {0, 0, 0, 32, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0,
+                                    0, 0, 0, 1,  0,    2,    0,    0,    1, 2, 3, 4,
+                                    5, 6, 7, 8,  0,    0,    0,    0,    0, 0, 0, 42};
     ASSERT_EQ(n, sizeof hello);
     ASSERT_MEM_EQ(f, hello, sizeof hello);
     rill__ctl_t w = {.type = RILL_CTL_HELLO, .stream_id = 0x0102030405060708ull, .seq = 42};
@@ -71,8 +71,8 @@ static int roundtrip_every_split(void)
         return 1;
 
     n = rill__ctl_put_welcome(f, 1u << 20, 7);
-    static const uint8_t welcome[] = {0, 0, 0, 24, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0,
-                                      0, 2, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7};
+    static const uint8_t welcome[] = {0, 0, 0, 24,   0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0,
+                                      0, 2, 0, 0x10, 0,    0,    0,    0,    0, 0, 0, 0, 0, 7};
     ASSERT_EQ(n, sizeof welcome);
     ASSERT_MEM_EQ(f, welcome, sizeof welcome);
     w = (rill__ctl_t){.type = RILL_CTL_WELCOME, .credit = 1u << 20, .seq = 7};
@@ -80,9 +80,8 @@ static int roundtrip_every_split(void)
         return 1;
 
     n = rill__ctl_put_ack(f, UINT64_MAX, 65536);
-    static const uint8_t ack[] = {0,    0,    0,    24,   0xff, 0xff, 0xff, 0xff, 0, 0,
-                                  0,    0,    0,    0,    0,    3,    0xff, 0xff, 0xff, 0xff,
-                                  0xff, 0xff, 0xff, 0xff, 0,    1,    0,    0};
+    static const uint8_t ack[] = {0, 0, 0,    24,   0xff, 0xff, 0xff, 0xff, 0,    0,    0, 0, 0, 0,
+                                  0, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 1, 0, 0};
     ASSERT_EQ(n, sizeof ack);
     ASSERT_MEM_EQ(f, ack, sizeof ack);
     w = (rill__ctl_t){.type = RILL_CTL_ACK, .credit = 65536, .seq = UINT64_MAX};

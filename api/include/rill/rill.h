@@ -207,8 +207,9 @@ RILL_EXTERN int rill_config_set_cluster_auth(rill_config_t *cfg, const char *use
  * grows with every change ZooKeeper records in the members' parent (its cversion). */
 typedef struct rill_view rill_view_t;
 
-/* Called on loop thread 0 each time the view changes (v is valid during the call only).
- * Same rules as rill_batch_cb: must not block. */
+/* Called on loop thread 0 each time the view changes (v is valid during the call only),
+ * and once when a stopping worker leaves, with a view of the others in which
+ * rill_view_self is -1. Same rules as rill_batch_cb: must not block. */
 typedef void (*rill_view_cb)(uintptr_t ctx, const rill_view_t *v);
 /* Registers a view-change callback. ctx is passed back as given; rill never frees it, and
  * it must stay valid until rill_worker_destroy() of every worker made from this config
@@ -231,7 +232,8 @@ RILL_EXTERN int rill_worker_view_wait(rill_worker_t *w, uint64_t epoch, int time
 /* Frees a view returned by rill_worker_view(). NULL is a no-op. Never pass the view a
  * rill_view_cb received (rill owns that one). Any thread. */
 RILL_EXTERN void rill_view_destroy(rill_view_t *v);
-/* The view's epoch: the cversion of <root>/members when it was read; a later view of the
+/* The view's epoch: the cversion of <root>/members when it was read (for the view a
+ * leaving worker adopts without itself: one above its last view); a later view of the
  * same cluster has a larger one. 0 for NULL. Any thread (v is immutable). */
 RILL_EXTERN uint64_t rill_view_epoch(const rill_view_t *v);
 /* Number of members in v (0 for NULL). Any thread. */
@@ -466,7 +468,8 @@ typedef struct rill_stats {
                                     differs (never sent back), or from a source while the
                                     worker had no view yet */
     uint64_t rerouted;           /* frames queued for a member that left, routed again */
-    uint64_t view_changes;       /* views this worker adopted */
+    uint64_t view_changes;       /* views this worker adopted (including the one a leaving
+                                    worker adopts without itself) */
     uint64_t zk_errors;          /* ZooKeeper failures, malformed member data */
     uint64_t sink_queued_bytes;  /* gauge: output waiting for sinks and peer links */
     uint64_t stage_queued_bytes; /* gauge: frames waiting to be handed to another loop */
