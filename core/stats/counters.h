@@ -85,7 +85,7 @@
     X(rerouted, COUNTER, LOOPS, "rerouted", "rill_rerouted_total",                             \
       "Frames queued for a member that left, routed again.")                                   \
     X(view_changes, COUNTER, CLUSTER, "", "rill_view_changes_total",                           \
-      "Cluster views adopted (including the one a leaving worker adopts without itself).")                                                                \
+      "Cluster views adopted (including the one a leaving worker adopts without itself).") \
     X(zk_errors, COUNTER, CLUSTER, "zk_err", "rill_zk_errors_total",                           \
       "ZooKeeper failures and malformed member data.")                                         \
     X(sink_queued_bytes, GAUGE, LOOPS, "", "rill_sink_queued_bytes",                           \
