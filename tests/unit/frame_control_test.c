@@ -27,6 +27,12 @@ static int decode_one(const uint8_t *s, size_t n, size_t cut, rill__ctl_t *out, 
             for (int i = 0; i < k; i++) {
                 ASSERT_TRUE(rill__is_control(&v[i]));
                 *parse_rc = rill__ctl_parse(&v[i], out);
+                /* The view (and so addr) may point into the decoder's carry: keep a copy. */
+                static char addr[256];
+                if (*parse_rc == 0 && out->addr_len) {
+                    memcpy(addr, out->addr, out->addr_len);
+                    out->addr = addr;
+                }
                 got++;
             }
         }
