@@ -115,6 +115,15 @@ int rill_config_add_sink(rill_config_t *cfg, const char *addr)
     return (int)cfg->nsinks++;
 }
 
+int rill_config_set_sink_delivery(rill_config_t *cfg, int sink, rill_delivery_t d)
+{
+    if (!cfg || sink < 0 || sink >= (int)cfg->nsinks ||
+        (d != RILL_DELIVERY_BEST_EFFORT && d != RILL_DELIVERY_ACKED))
+        return RILL_EINVAL;
+    cfg->sink_acked[sink] = d == RILL_DELIVERY_ACKED;
+    return 0;
+}
+
 int rill_config_set_dead_letter_sink(rill_config_t *cfg, int sink)
 {
     if (!cfg || sink < -1 || sink >= (int)cfg->nsinks)

@@ -3,6 +3,8 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cluster/cluster.h"
@@ -74,6 +76,10 @@ int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg)
     /* The carry budget must let one largest frame be carried whole. */
     if (w->cfg.carry_budget < 4 + (size_t)cfg->max_frame)
         w->cfg.carry_budget = 4 + (size_t)cfg->max_frame;
+    /* Acked streams need ids that a receiver does not confuse with another worker's:
+     * random per worker, stable for its life (its reconnects resume the same streams). */
+    if (getrandom(&w->stream_seed, sizeof w->stream_seed, GRND_NONBLOCK) != sizeof w->stream_seed)
+        w->stream_seed = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL) ^ (uintptr_t)w;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
     for (unsigned li = 0; li < RILL_MAX_LISTENERS; li++)

@@ -48,6 +48,7 @@ struct rill_config {
     unsigned nsinks;
     rill__listener_cfg_t listeners[RILL_MAX_LISTENERS];
     rill__addr_t sinks[RILL_MAX_SINKS];
+    uint8_t sink_acked[RILL_MAX_SINKS]; /* RILL_DELIVERY_ACKED */
 
     int has_metrics;
     rill__addr_t metrics_addr;
@@ -97,6 +98,7 @@ struct rill_worker {
     atomic_uint conns_open;    /* source connections over all loops (max_conns) */
 
     rill__log_flags_t logged;
+    uint64_t stream_seed; /* random per worker: acked streams' ids derive from it */
 
     struct rill__cluster *cluster; /* NULL unless clustered */
     struct rill__metrics *metrics; /* NULL unless configured */

@@ -113,6 +113,20 @@ const (
 
 // Config holds a worker's settings. The zero value is usable: one loop thread, 1 MiB
 // frames, no listeners, no sinks.
+// Delivery is how frames reach a sink (rill_delivery_t).
+type Delivery int
+
+const (
+	// DeliveryBestEffort sends frames as they are emitted; what the kernel had accepted
+	// when a connection broke is lost (and cannot be counted). The default.
+	DeliveryBestEffort Delivery = C.RILL_DELIVERY_BEST_EFFORT
+	// DeliveryAcked makes each loop's connection to the sink an acknowledged stream
+	// (HELLO / WELCOME / ACK, docs/protocol.md): frames stay retained until the sink
+	// acknowledges them and are sent again after a reconnect, so a sink restart or a cut
+	// connection loses nothing the worker holds.
+	DeliveryAcked Delivery = C.RILL_DELIVERY_ACKED
+)
+
 type Config struct {
 	// Threads is the number of loop threads, 1..64 (0 means 1).
 	Threads int
@@ -131,6 +145,9 @@ type Config struct {
 	// Sinks are "HOST:PORT" addresses; each loop opens one connection to each when it
 	// starts. Emitters name a sink by its index in this slice.
 	Sinks []string
+	// SinkDelivery[i] says how frames reach Sinks[i]; a missing entry means
+	// DeliveryBestEffort. See [Delivery].
+	SinkDelivery []Delivery
 	// DeadLetter sends frames for unregistered computations to sink DeadLetterSink
 	// instead of dropping them (both are counted in Stats.UnknownComp).
 	DeadLetter bool
@@ -338,6 +355,11 @@ func NewWorker(cfg Config) (*Worker, error) {
 		C.free(unsafe.Pointer(addr))
 		if rc < 0 {
 			return nil, fmt.Errorf("rill: sink %d (%q): %w", i, s, Errno(rc))
+		}
+	}
+	for i, d := range cfg.SinkDelivery {
+		if rc := C.rill_config_set_sink_delivery(cc, C.int(i), C.rill_delivery_t(d)); rc < 0 {
+			return nil, fmt.Errorf("rill: SinkDelivery[%d] = %d: %w", i, d, Errno(rc))
 		}
 	}
 	if cfg.DeadLetter {

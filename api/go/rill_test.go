@@ -447,6 +447,18 @@ func TestErrorsAndRun(t *testing.T) {
 	if _, err := NewWorker(Config{Threads: 65}); !errors.Is(err, ErrRange) {
 		t.Fatalf("65 threads: %v", err)
 	}
+	// A delivery for a sink that does not exist, or one rill does not know.
+	if _, err := NewWorker(Config{SinkDelivery: []Delivery{DeliveryAcked}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("delivery without a sink: %v", err)
+	}
+	if _, err := NewWorker(Config{Sinks: []string{"127.0.0.1:9"}, SinkDelivery: []Delivery{7}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("unknown delivery: %v", err)
+	}
+	if w, err := NewWorker(Config{Sinks: []string{"127.0.0.1:9"}, SinkDelivery: []Delivery{DeliveryAcked}}); err != nil {
+		t.Fatalf("acked sink: %v", err)
+	} else {
+		w.Close()
+	}
 	s := newSink(t)
 	w := mustWorker(t, Config{Threads: 2, Sinks: []string{s.addr()},
 		Listeners: []Listener{{Addr: "127.0.0.1:0"}}})

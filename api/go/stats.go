@@ -48,6 +48,14 @@ type Stats struct {
 	ErrCarry   uint64
 	CarryBytes uint64
 
+	// Acknowledged delivery (sinks with DeliveryAcked): frames sent again after a
+	// reconnect, times a link waited for credit, connections closed for a bad control
+	// frame, and the bytes held until acknowledged (a gauge).
+	Resent        uint64
+	CreditWaits   uint64
+	ErrControl    uint64
+	RetainedBytes uint64
+
 	// Gauges: current values, not monotonic.
 	SinkQueuedBytes  uint64 // output waiting for sinks and peer links
 	StageQueuedBytes uint64 // frames waiting to be handed to another loop
@@ -150,6 +158,10 @@ func statsFromC(st *C.rill_stats_t) Stats {
 		HandoffDropped:   uint64(st.handoff_dropped),
 		ErrCarry:         uint64(st.err_carry),
 		CarryBytes:       uint64(st.carry_bytes),
+		Resent:           uint64(st.resent),
+		CreditWaits:      uint64(st.credit_waits),
+		ErrControl:       uint64(st.err_control),
+		RetainedBytes:    uint64(st.retained_bytes),
 		SinkQueuedBytes:  uint64(st.sink_queued_bytes),
 		StageQueuedBytes: uint64(st.stage_queued_bytes),
 		HeldBuffers:      uint64(st.held_buffers),

@@ -4,6 +4,13 @@
 
 #include "link/link.h"
 
+/* Sinks and peer links share one index space in user_data: sinks first. */
+#define RILL_LINK_PEER_BASE RILL_MAX_SINKS
+
+rill__link_t *rill__link_at(rill__links_t *ls, unsigned li); /* NULL for a bad index */
+unsigned rill__link_index(const rill__links_t *ls, const rill__link_t *k);
+/* The connection failed (err): close it, retry with backoff. */
+void rill__link_down(rill__links_t *ls, rill__link_t *k, int err, uint64_t now);
 void rill__link_release(rill__link_t *k);
 void rill__link_hup_cancel(rill__links_t *ls, rill__link_t *k);
 void rill__link_move_to_reroute(rill__links_t *ls, rill__link_t *k);

@@ -8,24 +8,29 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "link/acked.h"
 #include "link/internal.h"
 #include "util/stat.h"
 
 #define BACKOFF_MIN_NS (50ull * 1000000ull)
 #define BACKOFF_MAX_NS (1000ull * 1000000ull)
 
-/* Sinks and peer links share one index space in user_data: sinks first. */
-#define PEER_BASE RILL_MAX_SINKS
+#define PEER_BASE RILL_LINK_PEER_BASE
 
-static rill__link_t *link_at(rill__links_t *ls, unsigned li)
+rill__link_t *rill__link_at(rill__links_t *ls, unsigned li)
 {
+    if (li >= PEER_BASE + RILL_MAX_MEMBERS)
+        return NULL;
     return li < PEER_BASE ? &ls->sinks[li] : &ls->peers[li - PEER_BASE];
 }
 
-static unsigned link_index(const rill__links_t *ls, const rill__link_t *k)
+unsigned rill__link_index(const rill__links_t *ls, const rill__link_t *k)
 {
     return k >= ls->peers ? PEER_BASE + (unsigned)(k - ls->peers) : (unsigned)(k - ls->sinks);
 }
+
+#define link_at rill__link_at
+#define link_index rill__link_index
 
 /* A peer slot is given up: its descriptor closed, its queues freed, its generation moved
  * on so that completions of its last use are ignored. */
@@ -52,9 +57,16 @@ void rill__link_hup_cancel(rill__links_t *ls, rill__link_t *k)
     k->hup_armed = 0;
 }
 
-static void link_down(rill__links_t *ls, rill__link_t *k, int err, uint64_t now)
+void rill__link_down(rill__links_t *ls, rill__link_t *k, int err, uint64_t now)
 {
     rill__link_hup_cancel(ls, k);
+    if (k->ack) {
+        /* Cancel before close, as for sources; the recv's buffer stays until it reports. */
+        if (k->ack->rx_armed)
+            rill__ring_cancel(ls->ring,
+                              RILL_UD(RILL_OP_LINK_RECV, link_index(ls, k), k->ack->rx_conn));
+        rill__acked_on_down(k);
+    }
     if (k->fd >= 0)
         close(k->fd);
     k->fd = -1;
@@ -81,7 +93,7 @@ static void link_connect(rill__links_t *ls, rill__link_t *k, uint64_t now)
 {
     int fd = socket(k->addr.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        link_down(ls, k, -errno, now);
+        rill__link_down(ls, k, -errno, now);
         return;
     }
     int one = 1;
@@ -106,6 +118,10 @@ static void send_fly(rill__links_t *ls, rill__link_t *k)
  * leave in one send when the current one completes. */
 static void kick(rill__links_t *ls, rill__link_t *k)
 {
+    if (k->ack) {
+        rill__acked_kick(ls, k);
+        return;
+    }
     if (k->state != RILL_LINK_UP || k->sending || k->pend.len == 0)
         return;
     rill__buf_t t = k->fly;
@@ -119,7 +135,9 @@ static void kick(rill__links_t *ls, rill__link_t *k)
 
 static void service(rill__links_t *ls, rill__link_t *k, uint64_t now, int may_connect)
 {
-    if (k->state == RILL_LINK_DOWN && now >= k->retry_at && may_connect)
+    /* An acked link's control recv must have reported before its buffer serves again. */
+    if (k->state == RILL_LINK_DOWN && now >= k->retry_at && may_connect &&
+        !(k->ack && k->ack->rx_armed))
         link_connect(ls, k, now);
     kick(ls, k);
 }
@@ -211,15 +229,19 @@ static void on_connect(rill__links_t *ls, const struct io_uring_cqe *cqe, uint64
         return;
     }
     if (cqe->res < 0) {
-        link_down(ls, k, cqe->res, now);
+        rill__link_down(ls, k, cqe->res, now);
         return;
     }
     k->state = RILL_LINK_UP;
     k->backoff = 0;
+    k->conn_seq = ++ls->conn_seq;
+    if (k->ack) {
+        rill__acked_on_up(ls, k); /* HELLO; its recv notices a hang-up too */
+        return;
+    }
     /* Nothing is ever read from a link: watch for its hang-up instead, so a receiver that
      * goes away is noticed at once, not by the first send after it (which the kernel
      * would still accept, and lose). */
-    k->conn_seq = ++ls->conn_seq;
     struct io_uring_sqe *sqe = rill__ring_sqe(ls->ring);
     io_uring_prep_poll_add(sqe, k->fd, POLLRDHUP | POLLHUP | POLLERR);
     io_uring_sqe_set_data64(sqe, RILL_UD(RILL_OP_LINK_HUP, link_index(ls, k), k->conn_seq));
@@ -240,7 +262,7 @@ static void on_hup(rill__links_t *ls, const struct io_uring_cqe *cqe, uint64_t n
         shutdown(k->fd, SHUT_RDWR);
         return;
     }
-    link_down(ls, k, cqe->res < 0 ? cqe->res : -ECONNRESET, now);
+    rill__link_down(ls, k, cqe->res < 0 ? cqe->res : -ECONNRESET, now);
 }
 
 static void on_send(rill__links_t *ls, const struct io_uring_cqe *cqe, uint64_t now)
@@ -249,6 +271,17 @@ static void on_send(rill__links_t *ls, const struct io_uring_cqe *cqe, uint64_t 
     if (!k)
         return;
     k->sending = 0;
+    if (k->ack) { /* everything sent stays retained until acknowledged: no requeue */
+        if (cqe->res <= 0 || k->ack->failed)
+            rill__link_down(ls, k,
+                            cqe->res < 0     ? cqe->res
+                            : k->ack->failed ? k->ack->failed
+                                             : -EPIPE,
+                            now);
+        else if (k->state == RILL_LINK_UP)
+            rill__acked_sent(ls, k, cqe->res);
+        return;
+    }
     if (cqe->res <= 0) {
         requeue_unsent(k);
         if (k->retiring) {
@@ -257,7 +290,7 @@ static void on_send(rill__links_t *ls, const struct io_uring_cqe *cqe, uint64_t 
             rill__link_release(k);
             return;
         }
-        link_down(ls, k, cqe->res ? cqe->res : -EPIPE, now);
+        rill__link_down(ls, k, cqe->res ? cqe->res : -EPIPE, now);
         return;
     }
     RILL_STAT_ADD(ls->stats->bytes_out, (uint64_t)cqe->res);
@@ -286,6 +319,9 @@ void rill__links_on_completion(rill__links_t *ls, const struct io_uring_cqe *cqe
         break;
     case RILL_OP_LINK_HUP:
         on_hup(ls, cqe, now);
+        break;
+    case RILL_OP_LINK_RECV:
+        rill__acked_on_recv(ls, cqe, now);
         break;
     default:
         break;

@@ -29,20 +29,21 @@ typedef struct rill__link {
     int fd;
     int state;
     rill__addr_t addr;
-    uint32_t gen;         /* bumped on reuse so stale completions are recognised */
-    uint8_t in_use;       /* peer links: slot holds a member's link */
-    uint8_t retiring;     /* peer links: member left; freed once its last operation completes */
-    uint8_t op_pending;   /* a connect is outstanding */
-    uint8_t hup_armed;    /* a poll for the other side's hang-up is outstanding */
-    uint8_t sending;      /* a send is outstanding (fly) */
-    uint32_t conn_seq;    /* which connection of the link that poll watches */
-    char id[RILL_ID_MAX]; /* peer links: member id; empty for sinks */
-    uint64_t retry_at;    /* RILL_LINK_DOWN: next connect attempt (ns) */
-    uint64_t backoff;     /* ns */
-    rill__buf_t pend;     /* frames queued, not yet sent */
-    rill__buf_t fly;      /* frames being sent (one send in flight at most) */
-    size_t fly_off;       /* bytes of fly the kernel has taken */
-    uint64_t *dropped;    /* where this link's drops are counted (sink_ or peer_dropped) */
+    uint32_t gen;            /* bumped on reuse so stale completions are recognised */
+    uint8_t in_use;          /* peer links: slot holds a member's link */
+    uint8_t retiring;        /* peer links: member left; freed once its last operation completes */
+    uint8_t op_pending;      /* a connect is outstanding */
+    uint8_t hup_armed;       /* a poll for the other side's hang-up is outstanding */
+    uint8_t sending;         /* a send is outstanding (fly) */
+    uint32_t conn_seq;       /* which connection of the link that poll watches */
+    char id[RILL_ID_MAX];    /* peer links: member id; empty for sinks */
+    uint64_t retry_at;       /* RILL_LINK_DOWN: next connect attempt (ns) */
+    uint64_t backoff;        /* ns */
+    rill__buf_t pend;        /* frames queued, not yet sent */
+    rill__buf_t fly;         /* frames being sent (one send in flight at most) */
+    size_t fly_off;          /* bytes of fly the kernel has taken */
+    uint64_t *dropped;       /* where this link's drops are counted (sink_ or peer_dropped) */
+    struct rill__acked *ack; /* acknowledged delivery (HELLO / WELCOME / ACK), or NULL */
 } rill__link_t;
 
 typedef struct rill__links {
@@ -66,6 +67,9 @@ typedef struct rill__links {
 void rill__links_init(rill__links_t *ls, rill__ring_t *ring, rill__loop_stats_t *stats,
                       rill__log_flags_t *logged, size_t cap, const rill__addr_t *sinks,
                       unsigned nsinks, int clustered);
+/* Makes sink s an acknowledged stream with the given stream id (before the loop runs).
+ * Returns 0 or RILL_ENOMEM. */
+int rill__link_make_acked(rill__links_t *ls, unsigned s, uint64_t stream_id);
 /* Closes every descriptor and frees every queue. */
 void rill__links_free(rill__links_t *ls);
 /* Closes the descriptors only (the loop's ring is gone; queues stay for the counters). */
@@ -122,6 +126,8 @@ void rill__links_on_completion(rill__links_t *ls, const struct io_uring_cqe *cqe
 int rill__links_idle(const rill__links_t *ls);
 /* Bytes queued or in flight over all links. */
 size_t rill__links_queued(const rill__links_t *ls);
+/* Bytes acked links hold until their receivers acknowledge them. */
+size_t rill__links_retained(const rill__links_t *ls);
 /* Backpressure: *high when some link's queue is above hi bytes, *low when every one is
  * at or below lo. */
 void rill__links_pressure(const rill__links_t *ls, size_t hi, size_t lo, int *high, int *low);

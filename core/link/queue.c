@@ -3,7 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "link/link.h"
+#include "link/acked.h"
 #include "util/stat.h"
 
 static void link_reset(rill__link_t *k, uint64_t *dropped)
@@ -56,6 +56,8 @@ void rill__links_free(rill__links_t *ls)
     for (unsigned s = 0; s < RILL_MAX_SINKS; s++) {
         rill__buf_free(&ls->sinks[s].pend);
         rill__buf_free(&ls->sinks[s].fly);
+        rill__acked_free(ls->sinks[s].ack);
+        ls->sinks[s].ack = NULL;
     }
     for (unsigned p = 0; p < RILL_MAX_MEMBERS; p++) {
         rill__buf_free(&ls->peers[p].pend);
@@ -113,7 +115,10 @@ void rill__link_discard(rill__link_t *k)
 int rill__links_idle(const rill__links_t *ls)
 {
     int idle = 1;
-    FOR_EACH_LINK(ls, k, idle &= k->pend.len == 0 && !k->sending);
+    /* An acked link is idle once the receiver has acknowledged everything. */
+    FOR_EACH_LINK(ls, k,
+                  idle &= k->pend.len == 0 && !k->sending &&
+                          (!k->ack || rill__acked_retained(k->ack) == 0));
     return idle;
 }
 
@@ -121,6 +126,13 @@ size_t rill__links_queued(const rill__links_t *ls)
 {
     size_t bytes = 0;
     FOR_EACH_LINK(ls, k, bytes += k->pend.len + (k->sending ? k->fly.len : 0));
+    return bytes;
+}
+
+size_t rill__links_retained(const rill__links_t *ls)
+{
+    size_t bytes = 0;
+    FOR_EACH_LINK(ls, k, bytes += k->ack ? rill__acked_retained(k->ack) : 0);
     return bytes;
 }
 
@@ -152,7 +164,8 @@ void rill__links_count_unsent(rill__links_t *ls)
 {
     for (unsigned s = 0; s < RILL_MAX_SINKS; s++) {
         rill__link_t *k = &ls->sinks[s];
-        RILL_STAT_ADD(*k->dropped, k->pend.frames + (k->sending ? k->fly.frames : 0));
+        RILL_STAT_ADD(*k->dropped, k->pend.frames + (k->sending ? k->fly.frames : 0) +
+                                       (k->ack ? k->ack->unacked : 0));
     }
     for (unsigned p = 0; p < RILL_MAX_MEMBERS; p++) {
         rill__link_t *k = &ls->peers[p];

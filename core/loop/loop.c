@@ -28,6 +28,16 @@ __thread rill__loop_t *rill__current_loop;
 #define HANDOFF_STEP ((size_t)256 << 10)
 #define HANDOFF_STEPS 16
 
+/* The stream id of loop idx's acked stream to sink s: one per (worker, loop, sink). */
+static uint64_t stream_id(uint64_t seed, unsigned idx, unsigned s)
+{
+    uint64_t x = seed ^ ((uint64_t)idx << 8 | s) * 0x9e3779b97f4a7c15ull;
+    x ^= x >> 31;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 29;
+    return x ? x : 1;
+}
+
 int rill__loop_new(rill__loop_t **out, rill_worker_t *w, unsigned idx)
 {
     rill__loop_t *l = aligned_alloc(64, (sizeof *l + 63) & ~(size_t)63);
@@ -39,6 +49,13 @@ int rill__loop_new(rill__loop_t **out, rill_worker_t *w, unsigned idx)
     l->nloops = w->nloops;
     rill__links_init(&l->links, &l->ring, &l->stats, &w->logged, w->cfg.sink_buffer, w->cfg.sinks,
                      w->cfg.nsinks, w->cfg.clustered);
+    for (unsigned s = 0; s < w->cfg.nsinks; s++)
+        if (w->cfg.sink_acked[s] &&
+            rill__link_make_acked(&l->links, s, stream_id(w->stream_seed, idx, s)) < 0) {
+            rill__links_free(&l->links);
+            free(l);
+            return RILL_ENOMEM;
+        }
     l->efd = eventfd(0, EFD_CLOEXEC);
     if (l->efd < 0) {
         int err = -errno;
@@ -158,6 +175,7 @@ static void run_local_and_push(rill__loop_t *l)
 static void publish_gauges(rill__loop_t *l)
 {
     RILL_STAT_SET(l->stats.sink_queued_bytes, rill__links_queued(&l->links));
+    RILL_STAT_SET(l->stats.retained_bytes, rill__links_retained(&l->links));
     RILL_STAT_SET(l->stats.stage_queued_bytes, rill__handoff_staged(&l->handoff, NULL));
     RILL_STAT_SET(l->stats.held_buffers, l->held_count);
     rill__conn_publish_carried(l);
@@ -197,6 +215,7 @@ static void handle_cqe(rill__loop_t *l, struct io_uring_cqe *cqe, uint64_t now)
     case RILL_OP_LINK_CONNECT:
     case RILL_OP_LINK_SEND:
     case RILL_OP_LINK_HUP:
+    case RILL_OP_LINK_RECV:
         rill__links_on_completion(&l->links, cqe, now);
         break;
     default: /* RILL_OP_CANCEL: the cancelled operation reports on its own */

@@ -101,7 +101,15 @@
     X(err_carry, COUNTER, LOOPS, "carry", "rill_protocol_errors_total{reason=\"carry_budget\"}", \
       "Source connections closed because the worker's partial frames exceeded the carry budget (largest first).") \
     X(carry_bytes, GAUGE, LOOPS, "", "rill_carry_bytes",                                       \
-      "Bytes held in source connections' partial frames (bounded by the carry budget).")
+      "Bytes held in source connections' partial frames (bounded by the carry budget).") \
+    X(resent, COUNTER, LOOPS, "resent", "rill_resent_total",                                   \
+      "Frames an acked link sent again after a reconnect (the receiver did not hold them).") \
+    X(credit_waits, COUNTER, LOOPS, "", "rill_credit_waits_total",                             \
+      "Times an acked link had frames queued and no credit left to send them.")              \
+    X(err_control, COUNTER, LOOPS, "", "rill_protocol_errors_total{reason=\"control\"}",       \
+      "Connections closed for a malformed or unexpected control frame.")                     \
+    X(retained_bytes, GAUGE, LOOPS, "", "rill_retained_bytes",                                 \
+      "Bytes acked links hold until their receivers acknowledge them.")
 /* clang-format on */
 
 /* Prometheus TYPE of a kind. */

@@ -36,9 +36,13 @@ static const char usage[] =
     "                      newline-terminated text; lp and line deliver every message to\n"
     "                      computation ID (default 1) with key K (default: hash of the\n"
     "                      payload). Default: 127.0.0.1:7700\n"
-    "  --sink ADDR         connect to ADDR (HOST:PORT) and send output frames there (one\n"
+    "  --sink ADDR[,delivery=best-effort|acked]\n"
+    "                      connect to ADDR (HOST:PORT) and send output frames there (one\n"
     "                      connection per loop thread, reconnecting with backoff). Without\n"
     "                      it the computations run and their output is discarded.\n"
+    "                      delivery=acked: an acknowledged stream (HELLO / WELCOME / ACK,\n"
+    "                      docs/protocol.md); frames stay retained until the sink\n"
+    "                      acknowledges them and are sent again after a reconnect\n"
     "  --threads N         loop threads, each with its own io_uring (1..64, default 1)\n"
     "  --max-frame BYTES   largest v1 length field (default 1048576): payloads of every\n"
     "                      framing are at most BYTES - 12; a longer one closes its\n"
@@ -443,9 +447,27 @@ int main(int argc, char **argv)
     }
     int sink_idx = -1;
     if (sink) {
-        sink_idx = rill_config_add_sink(cfg, sink);
+        /* ADDR[,delivery=best-effort|acked] */
+        char sink_addr[512];
+        rill_delivery_t delivery = RILL_DELIVERY_BEST_EFFORT;
+        snprintf(sink_addr, sizeof sink_addr, "%s", sink);
+        char *opt = strchr(sink_addr, ',');
+        if (opt) {
+            *opt++ = '\0';
+            if (!strcmp(opt, "delivery=acked"))
+                delivery = RILL_DELIVERY_ACKED;
+            else if (strcmp(opt, "delivery=best-effort") != 0) {
+                fprintf(stderr,
+                        "rill-worker: bad --sink '%s' (expected "
+                        "ADDR[,delivery=best-effort|acked])\n",
+                        sink);
+                BAIL(2);
+            }
+        }
+        sink_idx = rill_config_add_sink(cfg, sink_addr);
         if (sink_idx < 0)
-            BAIL(fail("bad --sink address", sink, sink_idx));
+            BAIL(fail("bad --sink address", sink_addr, sink_idx));
+        rill_config_set_sink_delivery(cfg, sink_idx, delivery);
         if (dead_letter)
             rill_config_set_dead_letter_sink(cfg, sink_idx);
     } else if (dead_letter) {

@@ -173,6 +173,25 @@ RILL_EXTERN int rill_config_add_sink(rill_config_t *cfg, const char *addr);
  * counted in unknown_comp. Returns 0 or RILL_EINVAL. */
 RILL_EXTERN int rill_config_set_dead_letter_sink(rill_config_t *cfg, int sink);
 
+/* How frames reach a sink. */
+typedef enum rill_delivery {
+    /* Sent as they are emitted; what the kernel had accepted when the connection broke is
+     * lost (not counted: rill cannot know). The default. */
+    RILL_DELIVERY_BEST_EFFORT = 0,
+    /* An acknowledged stream (docs/protocol.md, "Control frames"): each loop's connection
+     * starts with HELLO, the sink answers WELCOME and acknowledges (ACK) what it holds
+     * safe; every frame stays retained until acknowledged and is sent again after a
+     * reconnect, so a sink restart or a cut connection loses nothing the worker holds. At
+     * most the sink's credit is unacknowledged; frames beyond it wait in the sink buffer
+     * (then backpressure). A stop waits (up to its 5 s sink deadline) for the
+     * acknowledgements; frames still unacknowledged then are counted in sink_dropped. */
+    RILL_DELIVERY_ACKED = 1
+} rill_delivery_t;
+
+/* Sets how frames reach sink `sink` (index from rill_config_add_sink). Returns 0 or
+ * RILL_EINVAL (no such sink, or an unknown delivery). */
+RILL_EXTERN int rill_config_set_sink_delivery(rill_config_t *cfg, int sink, rill_delivery_t d);
+
 /* Serves the worker's counters at http://addr/metrics in the Prometheus text format
  * (0.0.4), from a small thread of its own, from rill_worker_new() until
  * rill_worker_destroy(). addr is HOST:PORT (port 0 picks one: rill_worker_metrics_port).
@@ -482,6 +501,11 @@ typedef struct rill_stats {
     uint64_t err_carry;          /* connections closed: the worker's partial frames were above
                                     the carry budget (the largest carries go first) */
     uint64_t carry_bytes;        /* gauge: bytes held in source connections' partial frames */
+    uint64_t resent;             /* frames an acked link sent again after a reconnect */
+    uint64_t credit_waits;       /* times an acked link had frames queued and no credit */
+    uint64_t err_control;        /* connections closed for a malformed or unexpected control
+                                    frame */
+    uint64_t retained_bytes;     /* gauge: bytes acked links hold until acknowledged */
 } rill_stats_t;
 
 /*

@@ -1,0 +1,247 @@
+/* The sender's side of an acknowledged stream on a link (see acked.h). */
+#include "link/acked.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "link/internal.h"
+#include "util/stat.h"
+
+void rill__acked_free(rill__acked_t *a)
+{
+    if (!a)
+        return;
+    rill__buf_free(&a->ret);
+    rill__decoder_free(&a->rx_dec);
+    free(a);
+}
+
+int rill__link_make_acked(rill__links_t *ls, unsigned s, uint64_t stream_id)
+{
+    rill__acked_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return RILL_ENOMEM;
+    a->stream_id = stream_id ? stream_id : 1;
+    a->head_seq = 1;
+    /* Control frames are small: anything longer than the largest is not one of ours. */
+    rill__decoder_init(&a->rx_dec, RILL_FRAMING_RILL, RILL_CTL_FRAME_MAX, 0, 0, 0);
+    ls->sinks[s].ack = a;
+    return 0;
+}
+
+static void arm_recv(rill__links_t *ls, rill__link_t *k)
+{
+    rill__acked_t *a = k->ack;
+    struct io_uring_sqe *sqe = rill__ring_sqe(ls->ring);
+    io_uring_prep_recv(sqe, k->fd, a->rx, sizeof a->rx, 0);
+    io_uring_sqe_set_data64(sqe, RILL_UD(RILL_OP_LINK_RECV, rill__link_index(ls, k), k->conn_seq));
+    a->rx_armed = 1;
+    a->rx_conn = k->conn_seq;
+}
+
+static void send_span(rill__links_t *ls, rill__link_t *k, const uint8_t *p, size_t n)
+{
+    struct io_uring_sqe *sqe = rill__ring_sqe(ls->ring);
+    io_uring_prep_send(sqe, k->fd, p, n, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, RILL_UD(RILL_OP_LINK_SEND, rill__link_index(ls, k), k->gen));
+    k->sending = 1;
+}
+
+void rill__acked_on_up(rill__links_t *ls, rill__link_t *k)
+{
+    rill__acked_t *a = k->ack;
+    a->welcomed = 0;
+    a->failed = 0;
+    rill__decoder_free(&a->rx_dec); /* a partial control frame of the last connection */
+    rill__decoder_init(&a->rx_dec, RILL_FRAMING_RILL, RILL_CTL_FRAME_MAX, 0, 0, 0);
+    arm_recv(ls, k);
+    /* HELLO names the oldest frame still held: the receiver may have it already. */
+    a->ctl_len = rill__ctl_put_hello(a->ctl, a->stream_id, a->head_seq);
+    a->ctl_off = 0;
+    send_span(ls, k, a->ctl, a->ctl_len);
+}
+
+void rill__acked_on_down(rill__link_t *k)
+{
+    rill__acked_t *a = k->ack;
+    a->welcomed = 0;
+    a->sent = a->head;
+    a->ctl_len = a->ctl_off = 0;
+}
+
+/* Size of the frame at off in b (rill wrote it: the length is valid). */
+static inline size_t frame_at(const uint8_t *b, size_t off)
+{
+    return 4 + (size_t)rill__load_be32(b + off);
+}
+
+/* Drops acknowledged frames (seq <= through) from the front, never past what was sent. */
+static void release_through(rill__acked_t *a, uint64_t through, size_t limit)
+{
+    while (a->unacked && a->head_seq <= through && a->head < limit) {
+        a->head += frame_at(a->ret.data, a->head);
+        a->head_seq++;
+        a->unacked--;
+    }
+    if (a->head == a->ret.len && a->head == a->sent) { /* all acknowledged: start over */
+        a->ret.len = a->head = a->sent = 0;
+    }
+}
+
+/* Between sends: moves the acknowledged bytes out and as many queued frames from pend as
+ * the credit allows into ret. Returns the frames moved. */
+static uint64_t refill(rill__links_t *ls, rill__link_t *k)
+{
+    rill__acked_t *a = k->ack;
+    if (a->head && (a->head == a->ret.len || a->head > a->ret.cap / 2)) {
+        memmove(a->ret.data, a->ret.data + a->head, a->ret.len - a->head);
+        a->ret.len -= a->head;
+        a->sent -= a->head;
+        a->head = 0;
+    }
+    if (a->sent < a->ret.len || k->pend.len == 0)
+        return 0; /* frames to send again come first */
+    size_t room = a->credit > rill__acked_retained(a) ? a->credit - rill__acked_retained(a) : 0;
+    size_t take = 0;
+    uint64_t frames = 0;
+    while (take < k->pend.len) {
+        size_t f = frame_at(k->pend.data, take);
+        /* A frame larger than the whole credit goes alone, when nothing is unacknowledged:
+         * otherwise it could never be sent. */
+        if (take + f > room && !(frames == 0 && rill__acked_retained(a) == 0))
+            break;
+        take += f;
+        frames++;
+    }
+    if (!take) {
+        if (!a->waiting) {
+            a->waiting = 1;
+            RILL_STAT_ADD(ls->stats->credit_waits, 1);
+        }
+        return 0;
+    }
+    a->waiting = 0;
+    if (rill__buf_reserve(&a->ret, take, SIZE_MAX) < 0)
+        return 0; /* no memory now: the frames wait in pend */
+    memcpy(a->ret.data + a->ret.len, k->pend.data, take);
+    a->ret.len += take;
+    a->unacked += frames;
+    rill__buf_consume(&k->pend, take);
+    k->pend.frames -= frames;
+    return frames;
+}
+
+void rill__acked_kick(rill__links_t *ls, rill__link_t *k)
+{
+    rill__acked_t *a = k->ack;
+    if (k->state != RILL_LINK_UP || k->sending || !a->welcomed)
+        return;
+    refill(ls, k);
+    if (a->sent >= a->ret.len)
+        return;
+    /* Resent frames after a reconnect: within the credit too (whole frames). */
+    size_t end = a->sent, limit = a->head + a->credit;
+    while (end < a->ret.len) {
+        size_t f = frame_at(a->ret.data, end);
+        if (end + f > limit && end > a->head)
+            break;
+        end += f;
+    }
+    if (end == a->sent)
+        return;
+    a->window_end = end;
+    send_span(ls, k, a->ret.data + a->sent, end - a->sent);
+}
+
+void rill__acked_sent(rill__links_t *ls, rill__link_t *k, int res)
+{
+    rill__acked_t *a = k->ack;
+    if (a->ctl_off < a->ctl_len) { /* the HELLO */
+        a->ctl_off += (size_t)res;
+        if (a->ctl_off < a->ctl_len)
+            send_span(ls, k, a->ctl + a->ctl_off, a->ctl_len - a->ctl_off);
+        else
+            rill__acked_kick(ls, k); /* data may follow once WELCOME came */
+        return;
+    }
+    RILL_STAT_ADD(ls->stats->bytes_out, (uint64_t)res);
+    a->sent += (size_t)res;
+    if (a->sent < a->window_end) {
+        send_span(ls, k, a->ret.data + a->sent, a->window_end - a->sent); /* short send */
+        return;
+    }
+    rill__acked_kick(ls, k);
+}
+
+/* A control frame from the receiver. Returns 0, or RILL_ECONTROL when it breaks the
+ * protocol (then the link is taken down). */
+static int on_control(rill__links_t *ls, rill__link_t *k, const rill_msg_t *m)
+{
+    rill__acked_t *a = k->ack;
+    rill__ctl_t c;
+    if (!rill__is_control(m) || rill__ctl_parse(m, &c) < 0)
+        return RILL_ECONTROL;
+    switch (c.type) {
+    case RILL_CTL_WELCOME:
+        if (a->welcomed)
+            return RILL_ECONTROL;
+        a->welcomed = 1;
+        a->credit = c.credit;
+        /* What the receiver already holds is not sent again; the rest is. */
+        release_through(a, c.seq, a->ret.len);
+        a->sent = a->head;
+        if (a->unacked)
+            RILL_STAT_ADD(ls->stats->resent, a->unacked);
+        return 0;
+    case RILL_CTL_ACK:
+        if (!a->welcomed)
+            return RILL_ECONTROL;
+        a->credit = c.credit;
+        /* Frames are released only once they were sent; a short send may still be
+         * handing the last one to the kernel. */
+        release_through(a, c.seq, a->sent);
+        return 0;
+    case RILL_CTL_GOAWAY:
+        return 0; /* a sink has no other member to go to: it acknowledges, then closes */
+    default:
+        return RILL_ECONTROL; /* HELLO is the sender's */
+    }
+}
+
+void rill__acked_on_recv(rill__links_t *ls, const struct io_uring_cqe *cqe, uint64_t now)
+{
+    unsigned li = RILL_UD_IDX(cqe->user_data);
+    rill__link_t *k = rill__link_at(ls, li);
+    if (!k || !k->ack)
+        return;
+    rill__acked_t *a = k->ack;
+    if (a->rx_conn != RILL_UD_GEN(cqe->user_data))
+        return;
+    a->rx_armed = 0;
+    if (k->state != RILL_LINK_UP || k->conn_seq != a->rx_conn)
+        return; /* an earlier connection's recv, cancelled */
+    int err = cqe->res < 0 ? cqe->res : cqe->res == 0 ? -ECONNRESET : 0;
+    size_t pos = 0, len = cqe->res > 0 ? (size_t)cqe->res : 0;
+    rill_msg_t v[8];
+    while (!err && pos < len) {
+        int n = rill__decode(&a->rx_dec, a->rx, len, &pos, v, 8);
+        if (n < 0)
+            err = RILL_ECONTROL;
+        for (int i = 0; i < n && !err; i++)
+            err = on_control(ls, k, &v[i]);
+    }
+    if (err) {
+        if (err == RILL_ECONTROL)
+            RILL_STAT_ADD(ls->stats->err_control, 1);
+        if (k->sending) {
+            a->failed = err;
+            shutdown(k->fd, SHUT_RDWR); /* the send in flight reports soon: down then */
+        } else
+            rill__link_down(ls, k, err, now);
+        return;
+    }
+    arm_recv(ls, k);
+    rill__acked_kick(ls, k);
+}

@@ -1,0 +1,60 @@
+/* Acknowledged delivery on a link (docs/protocol.md, "Control frames"): the link is the
+ * sender of one stream. Every frame it sends stays in `ret` until the receiver
+ * acknowledges it; after a reconnect the link sends HELLO with its oldest unacknowledged
+ * seq and, once the WELCOME says what the receiver already holds, sends the rest again.
+ * Credit (the receiver's grant of unacknowledged bytes) bounds what is in flight.
+ *
+ *   ret:  [0 .. head)       acknowledged, not yet compacted away
+ *         [head .. sent)    handed to the kernel on this connection, not acknowledged
+ *         [sent .. ret.len) retained from an earlier connection, or moved from pend and
+ *                           not yet sent: sent next, in order
+ *   pend: frames queued after ret's, not yet given a place in the credit window
+ *
+ * ret is never reallocated or moved while a send from it is in flight (sends reference
+ * its memory); compaction and moves from pend happen only between sends. */
+#ifndef RILL_CORE_LINK_ACKED_H
+#define RILL_CORE_LINK_ACKED_H
+
+#include "frame/control.h"
+#include "link/link.h"
+
+#define RILL_ACK_RX_BUF 512 /* control frames are at most RILL_CTL_FRAME_MAX bytes */
+
+typedef struct rill__acked {
+    uint64_t stream_id;
+    uint64_t head_seq; /* seq of the frame at head (the oldest unacknowledged) */
+    uint64_t unacked;  /* frames in ret from head */
+    rill__buf_t ret;
+    size_t head, sent, window_end; /* window_end: end of the send in flight */
+    uint32_t credit;  /* bytes the receiver allows unacknowledged (from WELCOME / ACK) */
+    uint8_t welcomed; /* WELCOME received on this connection */
+    uint8_t rx_armed; /* a recv for control frames is outstanding */
+    uint8_t waiting;  /* credit ran out with frames queued (counted once per wait) */
+    int failed;       /* the connection broke while a send was in flight: down when it reports */
+    uint32_t rx_conn; /* the connection (conn_seq) that recv belongs to */
+    uint8_t ctl[RILL_CTL_FRAME_MAX]; /* HELLO being sent */
+    size_t ctl_len, ctl_off;
+    uint8_t rx[RILL_ACK_RX_BUF];
+    rill__decoder_t rx_dec;
+} rill__acked_t;
+
+void rill__acked_free(rill__acked_t *a);
+
+/* The connection is up: arm the control recv and send HELLO. */
+void rill__acked_on_up(rill__links_t *ls, rill__link_t *k);
+/* The connection went down: everything unacknowledged is sent again on the next one. */
+void rill__acked_on_down(rill__link_t *k);
+/* Starts the next send if WELCOME came, nothing is in flight and credit allows. */
+void rill__acked_kick(rill__links_t *ls, rill__link_t *k);
+/* A send completed with res > 0. */
+void rill__acked_sent(rill__links_t *ls, rill__link_t *k, int res);
+/* A RILL_OP_LINK_RECV completion. */
+void rill__acked_on_recv(rill__links_t *ls, const struct io_uring_cqe *cqe, uint64_t now);
+
+/* Bytes and frames retained (unacknowledged), for gauges and the drain. */
+static inline size_t rill__acked_retained(const rill__acked_t *a)
+{
+    return a->ret.len - a->head;
+}
+
+#endif
