@@ -14,7 +14,8 @@
  * it), and returns once the proxy thread has applied it: after fp_stall(p, 1) returns
  * nothing more is forwarded, after fp_cut(p) returns every connection that was open (or
  * waiting in the listen backlog) has been reset. Functions that can fail return 0 or
- * -errno; NULL is -EINVAL. */
+ * -errno; NULL is -EINVAL, and a fault call returns -EPIPE when the proxy's thread has
+ * ended (its poll failed; the reason is printed). */
 #ifndef RILL_TESTS_FAULT_PROXY_H
 #define RILL_TESTS_FAULT_PROXY_H
 

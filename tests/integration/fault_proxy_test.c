@@ -332,17 +332,18 @@ static int test_cut_resets(void)
     ASSERT_EQ(fp_stall(p, 0), 0);
 
     for (int i = 0; i < CUT_CONNS; i++) {
-        /* The client: a reset (nothing unread was waiting on its side but the blob). */
+        /* The client: a reset, and no byte (the target's blob for c[1] stayed in the
+         * proxy). */
         size_t got = 0;
         uint8_t sink[8192];
         int rc = read_until_closed(c[i], sink, sizeof sink, &got, WAIT_MS);
         ASSERT_EQ(rc, -ECONNRESET);
-        ASSERT_EQ(got, 0); /* the blob for c[1] never left the proxy */
+        ASSERT_EQ(got, 0);
         ssize_t k = send(c[i], "x", 1, MSG_NOSIGNAL);
         int err = errno;
         ASSERT_EQ(k, -1);
         ASSERT_TRUE(err == EPIPE || err == ECONNRESET);
-        /* The target: a reset or EOF, and no byte of the stalled blob. */
+        /* The target: a reset or EOF, and no byte (c[0]'s blob stayed in the proxy). */
         rc = read_until_closed(s[i], sink, sizeof sink, &got, WAIT_MS);
         ASSERT_TRUE(tu_closed_rc(rc));
         ASSERT_EQ(got, 0);
