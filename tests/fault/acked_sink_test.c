@@ -8,6 +8,8 @@
  *   - the sink restarts without memory: every frame arrives at least once;
  *   - the sink stops reading: the worker keeps at most the sink's credit unacknowledged,
  *     pauses its sources, drops nothing, and delivers everything once the sink reads;
+ *   - the connection to the sink goes through a fault proxy that resets it five times
+ *     mid-stream: nothing is lost;
  *   - a sink that sends garbage instead of WELCOME: the connection is closed and counted
  *     (err_control), the worker reconnects, and delivery goes on once the sink behaves.
  * Waits are failure bounds only. */
@@ -27,6 +29,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "integration/fault_proxy.h"
 #include "integration/tcp_util.h"
 #include "rill/rill.h"
 
@@ -552,6 +555,44 @@ static int test_stalled_sink(void)
     return 0;
 }
 
+/* The sink link through a fault proxy, reset five times mid-stream. */
+static int test_link_cuts(void)
+{
+    asink_t s;
+    ASSERT_EQ(asink_start(&s, 256u << 10, PER_SRC), 0);
+    fp_t *fp;
+    ASSERT_EQ(fp_new(&fp, s.port), 0);
+    rill_worker_t *w;
+    ASSERT_EQ(worker_up(&w, fp_addr(fp), 2, 0), 0);
+    sources_t src;
+    ASSERT_EQ(sources_start(&src, (uint16_t)rill_worker_listener_port(w, 0), PER_SRC), 0);
+    for (uint64_t k = 1; k <= 5; k++) {
+        while (asink_frames(&s) < k * NSRC * PER_SRC / 6)
+            tu_sleep_ms(2);
+        ASSERT_EQ(fp_cut(fp), 0);
+    }
+    ASSERT_EQ(sources_join(&src), 0);
+    int64_t end = tu_now_ms() + WAIT_MS;
+    while (asink_missing(&s) && tu_now_ms() < end)
+        tu_sleep_ms(20);
+    ASSERT_EQ(rill_worker_stop(w), 0);
+    fp_stats_t ps;
+    ASSERT_EQ(fp_stats(fp, &ps), 0);
+    print_stats("link reset 5 times by the proxy", w, &s);
+    fprintf(stderr, "  proxy: %llu connections, %llu cut\n", (unsigned long long)ps.connected,
+            (unsigned long long)ps.conns_cut);
+    ASSERT_U64_EQ(asink_missing(&s), 0);
+    ASSERT_U64_EQ(s.dups, 0); /* the sink keeps what it counted: nothing twice */
+    ASSERT_U64_EQ(s.gaps, 0);
+    ASSERT_U64_EQ(s.bad, 0);
+    ASSERT_GE(ps.conns_cut, 5);
+    ASSERT_U64_EQ(tu_stat(w, offsetof(rill_stats_t, sink_dropped)), 0);
+    rill_worker_destroy(w);
+    fp_destroy(fp);
+    asink_stop(&s);
+    return 0;
+}
+
 static int test_bad_control(void)
 {
     asink_t s;
@@ -579,9 +620,13 @@ int main(int argc, char **argv)
     t_require_io_uring("acked_sink");
     tu_ignore_sigpipe();
     static const t_case_t cases[] = {
-        {"delivery", test_delivery},         {"sink_restart", test_sink_restart},
-        {"sink_amnesia", test_sink_amnesia}, {"stalled_sink", test_stalled_sink},
-        {"bad_control", test_bad_control},   {NULL, NULL},
+        {"delivery", test_delivery},
+        {"sink_restart", test_sink_restart},
+        {"sink_amnesia", test_sink_amnesia},
+        {"stalled_sink", test_stalled_sink},
+        {"link_cuts", test_link_cuts},
+        {"bad_control", test_bad_control},
+        {NULL, NULL},
     };
     return t_run("acked_sink", cases, argc, argv);
 }
