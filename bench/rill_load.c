@@ -1,8 +1,8 @@
 /* rill-load: load generator for rill workers (v1 frames over TCP), with an optional sink
  * listener that counts what the worker emits and measures end-to-end latency from the
- * send time stamp each frame carries. The sink is in load_sink.c; it also answers
- * acknowledged streams (HELLO / WELCOME / ACK / GOAWAY, docs/protocol.md). Run with --help
- * for the flags. */
+ * send time stamp each frame carries. With --acked both ends speak acknowledged streams
+ * (HELLO / WELCOME / ACK / GOAWAY, docs/protocol.md): load_acked.c is the sender,
+ * load_sink.c the sink. Run with --help for the flags. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +49,8 @@ static void usage(FILE *f)
         "\n"
         "  --target HOST:PORT       worker to send to (default 127.0.0.1:7700). Connecting is\n"
         "                           retried for up to 5 s (the worker may still be starting).\n"
+        "                           With --acked, a comma-separated list A,B,C: a connection\n"
+        "                           fails over to the next one on a failure or GOAWAY\n"
         "  --connections C          TCP connections to the target (default 1); 0 = send\n"
         "                           nothing, only act as the sink (--sink-listen) for --duration\n"
         "                           seconds or until SIGINT/SIGTERM\n"
@@ -74,12 +76,21 @@ static void usage(FILE *f)
         "  --sink-threads N         threads reading sink connections (default: CPUs, max 8)\n"
         "  --drain SEC              after sending stops, keep reading the sink until it has\n"
         "                           received as many frames as were sent, or SEC pass (default 3)\n"
+        "                           (--acked: senders first wait that long for the last ACKs)\n"
         "  --json                   print the final summary as one JSON object on stdout (the\n"
         "                           human summary then goes to stderr)\n"
         "  --quiet                  no per-second progress lines on stderr\n"
         "  --seed N                 seed of the key generator (default 1; same seed, same keys)\n"
         "\n"
         "Acknowledged delivery (docs/protocol.md, \"Control frames\"):\n"
+        "  --acked                  each connection is an acknowledged stream: HELLO (stream id\n"
+        "                           from the run id and the connection index), no data before\n"
+        "                           WELCOME, every frame kept until ACKed, at most the granted\n"
+        "                           credit unacknowledged; on a failure or GOAWAY, reconnect\n"
+        "                           (backoff 10 ms..1 s) and resend from the oldest\n"
+        "                           unacknowledged frame. Memory: up to the credit per connection\n"
+        "  --retry-for SEC          --acked: a connection that makes no progress (no WELCOME,\n"
+        "                           no ACK) for SEC while it has work gives up (default 10)\n"
         "  --credit BYTES           sink: credit granted to acknowledged streams (default\n"
         "                           4194304); a sender may have that much unacknowledged\n"
         "  --goaway-after N         sink: after counting N frames, send GOAWAY on every\n"
@@ -110,8 +121,8 @@ static void usage(FILE *f)
         "\n"
         "Progress each second on stderr: elapsed, sent/s, received/s, totals. SIGINT stops\n"
         "sending and prints the summary (a second SIGINT skips the drain). Exit status: 0 on\n"
-        "success; 1 when a connection could not be made or failed while sending; 2 on bad usage;\n"
-        "3 when --verify found frames missing.\n",
+        "success; 1 when a connection could not be made or failed while sending, or (--acked)\n"
+        "frames were left unacknowledged; 2 on bad usage; 3 when --verify found frames missing.\n",
         f);
 }
 
@@ -163,7 +174,8 @@ static void parse_opts(int argc, char **argv, opts_t *o)
                   .duration = 10,
                   .drain = 3,
                   .seed = 1,
-                  .credit = 4u << 20};
+                  .credit = 4u << 20,
+                  .retry_for = 10};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = NULL;
@@ -214,6 +226,10 @@ static void parse_opts(int argc, char **argv, opts_t *o)
             o->quiet = true;
         else if (!strcmp(a, "--seed"))
             o->seed = parse_u64(a, NEXT(), 0, UINT64_MAX);
+        else if (!strcmp(a, "--acked"))
+            o->acked = true;
+        else if (!strcmp(a, "--retry-for"))
+            o->retry_for = parse_double(a, NEXT(), 0);
         else if (!strcmp(a, "--credit"))
             o->credit = parse_u64(a, NEXT(), 1, UINT32_MAX);
         else if (!strcmp(a, "--goaway-after"))
@@ -231,14 +247,33 @@ static void parse_opts(int argc, char **argv, opts_t *o)
             die_usage("unknown option %s", argv[i]);
 #undef NEXT
         if (val && (!strcmp(a, "--json") || !strcmp(a, "--quiet") || !strcmp(a, "--help") ||
-                    !strcmp(a, "--verify")))
+                    !strcmp(a, "--acked") || !strcmp(a, "--verify")))
             die_usage("%s takes no value", a);
     }
+    /* --target A,B,C: the list, in order. */
+    const char *t = o->target;
+    for (;;) {
+        const char *comma = strchr(t, ',');
+        size_t n = comma ? (size_t)(comma - t) : strlen(t);
+        if (!n)
+            die_usage("--target: empty address in '%s'", o->target);
+        if (o->ntargets == MAX_TARGETS)
+            die_usage("--target: at most 64 addresses (%s)", o->target);
+        char *one = strndup(t, n);
+        if (!one)
+            die_usage("out of memory%s", "");
+        o->targets[o->ntargets++] = one;
+        if (!comma)
+            break;
+        t = comma + 1;
+    }
+    if (o->ntargets > 1 && !o->acked)
+        die_usage("--target with several addresses needs --acked (%s)", o->target);
     if (!o->connections) {
         if (!o->sink_listen)
             die_usage("--connections 0 (sink only) needs --sink-listen%s", "");
-        if (o->count || o->verify)
-            die_usage("--connections 0 sends nothing: no --count or --verify%s", "");
+        if (o->acked || o->count || o->verify)
+            die_usage("--connections 0 sends nothing: no --acked, --count or --verify%s", "");
     }
     if (o->verify) {
         if (!o->sink_listen || !o->count)
@@ -644,6 +679,14 @@ static uint64_t total_recv(uint64_t *bytes, uint64_t *last)
     return t.frames;
 }
 
+static uint64_t total_acked(sender_t *ts, int n)
+{
+    uint64_t a = 0;
+    for (int i = 0; i < n; i++)
+        a += atomic_load_explicit(&ts[i].acked, memory_order_relaxed);
+    return a;
+}
+
 static uint64_t random_run_id(void)
 {
     uint64_t v = 0;
@@ -706,7 +749,8 @@ int main(int argc, char **argv)
         return 1;
     int exit_code = 0;
 
-    /* Connect everything before sending anything. */
+    /* Connect everything before sending anything (--acked: each sender thread connects and
+     * reconnects its own). */
     size_t nthreads = g_o.threads ? (size_t)g_o.threads : 1;
     conn_t *conns = calloc(g_o.connections ? (size_t)g_o.connections : 1, sizeof *conns);
     sender_t *ts = aligned_alloc(64, sizeof(sender_t) * nthreads);
@@ -717,7 +761,7 @@ int main(int argc, char **argv)
     memset(ts, 0, sizeof(sender_t) * nthreads);
     uint64_t deadline = now_ns() + CONNECT_RETRY_NS;
     int nconnected = 0;
-    for (int i = 0; i < g_o.connections; i++) {
+    for (int i = 0; i < g_o.connections && !g_o.acked; i++) {
         char err[512];
         conns[i].fd = connect_retry(g_o.target, deadline, err, sizeof err);
         if (conns[i].fd < 0) {
@@ -735,20 +779,27 @@ int main(int argc, char **argv)
             sender_t *t = &ts[i];
             t->id = i;
             t->conns = calloc((size_t)g_o.connections / (size_t)g_o.threads + 1, sizeof *t->conns);
-            t->buf = malloc((size_t)g_batch * g_o.size);
-            if (!t->conns || !t->buf) {
+            t->buf = g_o.acked ? NULL : malloc((size_t)g_batch * g_o.size);
+            if (!t->conns || (!g_o.acked && !t->buf)) {
                 fprintf(stderr, "rill-load: out of memory\n");
                 return 1;
             }
-            load_frame_template(t->buf, (size_t)g_batch);
+            if (t->buf)
+                load_frame_template(t->buf, (size_t)g_batch);
         }
         for (int i = 0; i < g_o.connections; i++) {
             sender_t *t = &ts[i % g_o.threads];
             t->conns[t->nconns++] = &conns[i];
         }
+        for (int i = 0; i < g_o.threads && g_o.acked; i++)
+            if (load_acked_setup(&ts[i], i, g_o.threads) < 0) {
+                fprintf(stderr, "rill-load: out of memory\n");
+                return 1;
+            }
         g_start_ns = now_ns();
         for (int i = 0; i < g_o.threads; i++)
-            if (pthread_create(&ts[i].tid, NULL, sender_main, &ts[i])) {
+            if (pthread_create(&ts[i].tid, NULL, g_o.acked ? load_acked_main : sender_main,
+                               &ts[i])) {
                 fprintf(stderr, "rill-load: cannot start sender thread\n");
                 return 1;
             }
@@ -782,14 +833,17 @@ int main(int argc, char **argv)
                 uint64_t s = total_sent(ts, g_o.threads, NULL), r = total_recv(NULL, NULL);
                 double dt = (double)(now - last_print) / 1e9;
                 if (!g_o.quiet) {
-                    char a[32], b[32];
+                    char a[32], b[32], acked[48] = "";
                     fmt_rate(a, sizeof a, (double)(s - last_sent) / dt);
                     fmt_rate(b, sizeof b, (double)(r - last_recv) / dt);
+                    if (g_o.acked)
+                        snprintf(acked, sizeof acked, "  acked %" PRIu64,
+                                 total_acked(ts, g_o.threads));
                     fprintf(stderr,
                             "[%6.1fs] sent/s %-8s recv/s %-8s  sent %" PRIu64 "  recv %" PRIu64
-                            "%s\n",
+                            "%s%s\n",
                             (double)(now - g_start_ns) / 1e9, a, g_o.sink_listen ? b : "-", s, r,
-                            g_o.sink_listen ? "" : " (no sink)");
+                            g_o.sink_listen ? "" : " (no sink)", acked);
                 }
                 last_print = now;
                 last_sent = s;
@@ -806,16 +860,32 @@ int main(int argc, char **argv)
     uint64_t sent = total_sent(ts, g_o.threads, &sent_bytes);
     uint64_t send_end = g_start_ns;
     int conn_errors = 0;
+    uint64_t acked = 0, unacked = 0, resent = 0, reconnects = 0, goaways = 0, credit_waits = 0;
     for (int i = 0; i < g_o.threads; i++) {
         if (ts[i].end_ns > send_end)
             send_end = ts[i].end_ns;
         conn_errors += ts[i].errors;
+        acked += atomic_load(&ts[i].acked);
+        unacked += ts[i].unacked;
+        resent += ts[i].resent;
+        reconnects += ts[i].reconnects;
+        goaways += ts[i].goaways;
+        credit_waits += ts[i].credit_waits;
     }
     double send_s = exit_code ? 0 : (double)(send_end - g_start_ns) / 1e9;
     if (g_o.verify && !exit_code) {
         for (int i = 0; i < g_o.threads; i++)
-            for (int k = 0; k < ts[i].nconns; k++)
-                load_verify_sent(ts[i].conns[k]->index, ts[i].conns[k]->seq);
+            for (int k = 0; k < ts[i].nconns; k++) {
+                uint32_t index;
+                uint64_t n;
+                if (g_o.acked) {
+                    n = load_acked_sent(&ts[i], k, &index);
+                } else {
+                    n = ts[i].conns[k]->seq;
+                    index = ts[i].conns[k]->index;
+                }
+                load_verify_sent(index, n);
+            }
     }
 
     /* Drain: wait for the sink to see as many frames as were sent. */
@@ -859,6 +929,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < g_o.threads; i++) {
         free(ts[i].conns);
         free(ts[i].buf);
+        load_acked_free(&ts[i]);
     }
     free(ts);
     free(conns);
@@ -868,7 +939,7 @@ int main(int argc, char **argv)
             printf("{\"error\": \"connect failed\", \"target\": \"%s\"}\n", g_o.target);
         return exit_code;
     }
-    if (conn_errors)
+    if (conn_errors || unacked)
         exit_code = 1;
     else if (missing)
         exit_code = 3;
@@ -891,6 +962,12 @@ int main(int argc, char **argv)
     if (conn_errors)
         fprintf(h, "rill-load: %d connection%s failed while sending\n", conn_errors,
                 conn_errors == 1 ? "" : "s");
+    if (g_o.acked)
+        fprintf(h,
+                "rill-load: acknowledged %" PRIu64 " of %" PRIu64 " frames (%" PRIu64
+                " unacknowledged); resent %" PRIu64 ", reconnects %" PRIu64 ", goaways %" PRIu64
+                ", credit waits %" PRIu64 "\n",
+                acked, sent, unacked, resent, reconnects, goaways, credit_waits);
     if (g_o.sink_listen) {
         fprintf(h,
                 "rill-load: received %" PRIu64
@@ -957,6 +1034,14 @@ int main(int argc, char **argv)
             printf("\"foreign\": %" PRIu64 ", ", foreign);
         else
             printf("\"foreign\": null, ");
+        if (g_o.acked)
+            printf("\"acked\": %" PRIu64 ", \"unacked\": %" PRIu64 ", \"resent\": %" PRIu64
+                   ", \"reconnects\": %" PRIu64 ", \"goaways\": %" PRIu64
+                   ", \"credit_waits\": %" PRIu64 ", ",
+                   acked, unacked, resent, reconnects, goaways, credit_waits);
+        else
+            printf("\"acked\": null, \"unacked\": null, \"resent\": null, \"reconnects\": null, "
+                   "\"goaways\": null, \"credit_waits\": null, ");
         if (g_o.verify)
             printf("\"missing\": %" PRIu64 ", \"duplicates\": %" PRIu64 ", \"unexpected\": %" PRIu64
                    "}\n",

@@ -1,5 +1,5 @@
 /* rill-load's pieces shared by its files: options, the frame layout it sends, the sender
- * threads' shared state and the sink (load_sink.c).
+ * threads' shared state, the sink (load_sink.c) and the acknowledged sender (load_acked.c).
  * Internal to bench/; nothing here is rill API. */
 #ifndef RILL_BENCH_RILL_LOAD_H
 #define RILL_BENCH_RILL_LOAD_H
@@ -15,11 +15,14 @@
 #include "frame/frame.h"
 
 #define MAX_SIZE (64u * 1024u * 1024u)
+#define MAX_TARGETS 64
 
 /* ------------------------------------------------------------------ options */
 
 typedef struct opts {
-    const char *target;
+    const char *target;               /* as given: one HOST:PORT or a comma-separated list */
+    const char *targets[MAX_TARGETS]; /* the list, split */
+    int ntargets;
     int connections; /* 0 = sink only */
     int threads;
     uint32_t size;
@@ -37,11 +40,13 @@ typedef struct opts {
     bool quiet;
     uint64_t seed;
     /* acknowledged delivery and checks */
+    bool acked;
     uint64_t credit; /* WELCOME/ACK credit the sink grants */
     bool verify;
     const char *dump;
     bool has_run_id;
     uint64_t run_id;
+    double retry_for;
     uint64_t goaway_after; /* 0 = never */
     const char *goaway_to;
 } opts_t;
@@ -120,18 +125,33 @@ typedef struct conn {
     bool active;
 } conn_t;
 
+struct aconn; /* load_acked.c */
+
 typedef struct sender {
-    _Alignas(64) atomic_uint_fast64_t frames;
+    _Alignas(64) atomic_uint_fast64_t frames; /* distinct frames sent (not resends) */
     atomic_uint_fast64_t bytes;
+    atomic_uint_fast64_t acked; /* --acked: frames acknowledged */
     atomic_bool done;
     pthread_t tid;
     int id;
     conn_t **conns;
+    struct aconn *aconns; /* --acked: this thread's connections instead of conns */
     int nconns;
     uint64_t end_ns;
     int errors;
     uint8_t *buf;
+    /* --acked, read after the thread ended */
+    uint64_t resent, reconnects, goaways, credit_waits, unacked;
 } sender_t;
+
+/* --acked: sets up t's nconns connections, indexes first..first + nconns - 1 spaced by
+ * stride (the connection index i goes to thread i % threads). Returns 0 or -1 (message
+ * printed). */
+int load_acked_setup(sender_t *t, int first, int stride);
+void *load_acked_main(void *arg);
+/* Frames generated on connection slot i of t (payload seqs 0..n-1). */
+uint64_t load_acked_sent(const sender_t *t, int i, uint32_t *index);
+void load_acked_free(sender_t *t);
 
 /* ------------------------------------------------------------------ sink */
 
