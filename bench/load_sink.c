@@ -67,6 +67,7 @@ typedef struct sink_conn {
     stream_t *stream;
     uint64_t gen;
     uint64_t next_seq;   /* seq of the next data frame */
+    uint64_t counted;    /* data frames counted since WELCOME (--close-after) */
     uint64_t pend_bytes; /* counted since the last ACK */
     uint64_t pend_since; /* when the first of those was counted; 0 = nothing pending */
     bool listed, goaway_sent, want_out, dead;
@@ -429,6 +430,7 @@ static void count_frame(sink_t *s, sink_conn_t *c, int cls, uint32_t conn, uint6
         return;
     if (c->mode == MODE_ACKED) {
         c->next_seq++;
+        c->counted++;
         c->pend_bytes += total;
     }
     if (cls == CLS_FOREIGN) {
@@ -617,6 +619,8 @@ static bool sink_read(sink_t *s, sink_conn_t *c)
                 g_o.goaway_after)
             atomic_store(&g_goaway, true);
     }
+    if (ok && c->mode == MODE_ACKED && g_o.close_after && c->counted >= g_o.close_after)
+        return false; /* --close-after: this batch counted (and held) but never acknowledged */
     if (ok && c->mode == MODE_ACKED && c->pend_bytes) {
         if (!c->pend_since) {
             c->pend_since = now;

@@ -30,6 +30,7 @@
 #define CONNECT_RETRY_NS 5000000000ull
 #define STOP_GRACE_NS 1000000000ull /* then blocked writers are unstuck with shutdown() */
 #define MAX_WRITE_BYTES (16u * 1024u * 1024u)
+#define SINK_QUIET_NS 200000000ull /* sink only: the drain ends after this long without frames */
 #define VERIFY_MAX_FRAMES (1ull << 33) /* --verify: connections x count, one bit each (1 GiB) */
 
 /* ------------------------------------------------------------------ options */
@@ -96,6 +97,9 @@ static void usage(FILE *f)
         "  --goaway-after N         sink: after counting N frames, send GOAWAY on every\n"
         "                           acknowledged stream (and answer new HELLOs with GOAWAY)\n"
         "  --goaway-to HOST:PORT    sink: the address the GOAWAY names (default: none)\n"
+        "  --close-after N          sink: close each acknowledged connection once it counted N\n"
+        "                           frames on it, before acknowledging the last of them (the\n"
+        "                           sender reconnects; WELCOME says what the sink holds)\n"
         "\n"
         "Checks:\n"
         "  --run-id N               this run's id (default: random). The sink counts frames of\n"
@@ -234,6 +238,8 @@ static void parse_opts(int argc, char **argv, opts_t *o)
             o->credit = parse_u64(a, NEXT(), 1, UINT32_MAX);
         else if (!strcmp(a, "--goaway-after"))
             o->goaway_after = parse_u64(a, NEXT(), 1, UINT64_MAX);
+        else if (!strcmp(a, "--close-after"))
+            o->close_after = parse_u64(a, NEXT(), 1, UINT64_MAX);
         else if (!strcmp(a, "--goaway-to"))
             o->goaway_to = NEXT();
         else if (!strcmp(a, "--run-id")) {
@@ -285,9 +291,9 @@ static void parse_opts(int argc, char **argv, opts_t *o)
         if ((uint64_t)o->connections > VERIFY_MAX_FRAMES / o->count)
             die_usage("--verify: connections x count is above 2^33%s", "");
     }
-    if ((o->dump || o->goaway_after || o->goaway_to) && !o->sink_listen)
-        die_usage("--dump, --goaway-after and --goaway-to are for the sink: they need "
-                  "--sink-listen%s",
+    if ((o->dump || o->goaway_after || o->goaway_to || o->close_after) && !o->sink_listen)
+        die_usage("--dump, --goaway-after, --goaway-to and --close-after are for the sink: they "
+                  "need --sink-listen%s",
                   "");
     if (o->goaway_to && strlen(o->goaway_to) > 255)
         die_usage("--goaway-to: address too long%s", "");
@@ -894,8 +900,11 @@ int main(int argc, char **argv)
         uint64_t t0 = now_ns(), until = t0 + (uint64_t)(g_o.drain * 1e9), last_print = t0;
         uint64_t last_recv = total_recv(NULL, NULL);
         for (;;) {
-            uint64_t r = total_recv(NULL, NULL), now = now_ns();
-            if (r >= sent || now >= until || g_sigint > sig0)
+            uint64_t last, r = total_recv(NULL, &last), now = now_ns();
+            if ((g_o.connections && r >= sent) || now >= until || g_sigint > sig0)
+                break;
+            /* Sink only: read what is still arriving, until nothing came for a moment. */
+            if (!g_o.connections && now >= t0 + SINK_QUIET_NS && now >= last + SINK_QUIET_NS)
                 break;
             if (!g_o.quiet && now >= last_print + 1000000000ull) {
                 char b[32];

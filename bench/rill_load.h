@@ -48,6 +48,7 @@ typedef struct opts {
     uint64_t run_id;
     double retry_for;
     uint64_t goaway_after; /* 0 = never */
+    uint64_t close_after;  /* 0 = never */
     const char *goaway_to;
 } opts_t;
 
