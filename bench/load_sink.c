@@ -751,6 +751,11 @@ void load_sink_stop(void *hist, load_sink_totals_t *t)
     atomic_store(&g_stop_sink, true);
     for (int i = 0; i < g_nsinks; i++)
         pthread_join(g_sinks[i].tid, NULL);
+    /* What was counted is acknowledged before the connections close: a sender then holds
+     * nothing that this sink counted. */
+    for (sink_conn_t *c = g_sink_conns; c; c = c->next)
+        if (c->mode == MODE_ACKED && !c->dead)
+            sink_ack(c->owner, c);
     load_sink_totals(t);
     for (int i = 0; i < g_nsinks; i++) {
         rill__hist_merge(hist, &g_sinks[i].hist);
