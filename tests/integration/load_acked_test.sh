@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # load_acked_test.sh RILL_LOAD — rill-load at both ends of acknowledged streams (HELLO /
 # WELCOME / ACK / GOAWAY, docs/protocol.md "Control frames"), over real loopback sockets:
+#   0. --help names every flag of these features; contradictory flags are refused
 #   1. direct: an acked source into its own acked sink: every frame delivered once (--verify)
 #   2. resume: the sink closes each connection without acknowledging its last frames; the
 #      source reconnects, WELCOME says what the sink holds: nothing missing, no duplicates
@@ -162,6 +163,38 @@ covered()
 lines() { wc -l <"$1" | tr -d ' '; }
 between() { [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
 run_id() { printf '0x%04x%04x%04x%04x' $RANDOM $RANDOM $RANDOM $RANDOM; }
+
+# ------------------------------------------------------------------ 0. flags
+# bad_usage NAME ARGS...: rill-load must exit 2 at once (not start) and say why.
+bad_usage()
+{
+    local name=$1 rc=0
+    shift
+    timeout -k 2 10 "$LOAD" "$@" </dev/null >"$TMP/bad.out" 2>"$TMP/bad.err" || rc=$?
+    if [ "$rc" -eq 2 ] && [ -s "$TMP/bad.err" ]; then
+        pass "$name: exit 2, $(head -n1 "$TMP/bad.err")"
+    else
+        fail "$name: expected exit 2 with a reason, got $rc (124 = still running after 10 s)"
+        sed 's/^/    | /' "$TMP/bad.err" | head -n 3
+    fi
+}
+case_flags()
+{
+    local rc=0 f missing=""
+    timeout -k 2 10 "$LOAD" --help >"$TMP/help.out" 2>&1 || rc=$?
+    check "--help exits 0 (got $rc)" [ "$rc" -eq 0 ]
+    for f in --acked --retry-for --credit --goaway-after --goaway-to --close-after --run-id \
+        --verify --dump --connections --target; do
+        grep -q -e "$f" "$TMP/help.out" || missing="$missing $f"
+    done
+    check "--help mentions every flag${missing:+ (missing:$missing)}" [ -z "$missing" ]
+    bad_usage "several targets need --acked" --target 127.0.0.1:1,127.0.0.1:2 --count 1
+    bad_usage "--verify needs --count" --sink-listen 127.0.0.1:0 --verify
+    bad_usage "--verify needs the run id in the payload" --sink-listen 127.0.0.1:0 --count 1 \
+        --verify --size 32
+    bad_usage "--connections 0 needs --sink-listen" --connections 0
+    bad_usage "--dump is for the sink" --dump "$TMP/x" --count 1
+}
 
 # ------------------------------------------------------------------ 1. direct
 case_direct()
@@ -368,7 +401,7 @@ case_goaway()
 }
 
 # LOAD_ACKED_CASES="kill" runs only those cases (for debugging).
-for c in ${LOAD_ACKED_CASES:-direct resume runs kill goaway}; do
+for c in ${LOAD_ACKED_CASES:-flags direct resume runs kill goaway}; do
     "case_$c"
 done
 
