@@ -1,6 +1,8 @@
 /* rill-load: load generator for rill workers (v1 frames over TCP), with an optional sink
  * listener that counts what the worker emits and measures end-to-end latency from the
- * send time stamp each frame carries. Run with --help for the flags. */
+ * send time stamp each frame carries. With --acked both ends speak acknowledged streams
+ * (HELLO / WELCOME / ACK / GOAWAY, docs/protocol.md): load_acked.c is the sender,
+ * load_sink.c the sink. Run with --help for the flags. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,43 +18,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "frame/frame.h"
 #include "histogram.h"
+#include "rill_load.h"
 
-#define SINK_READ_CHUNK (256u * 1024u)
-#define SINK_MAX_FRAME (64u * 1024u * 1024u) /* length fields above this are a broken stream */
 #define CONNECT_RETRY_NS 5000000000ull
 #define STOP_GRACE_NS 1000000000ull /* then blocked writers are unstuck with shutdown() */
-#define MAX_SIZE (64u * 1024u * 1024u)
 #define MAX_WRITE_BYTES (16u * 1024u * 1024u)
+#define SINK_QUIET_NS 200000000ull /* sink only: the drain ends after this long without frames */
+#define VERIFY_MAX_FRAMES (1ull << 33) /* --verify: connections x count, one bit each (1 GiB) */
 
 /* ------------------------------------------------------------------ options */
 
-typedef struct opts {
-    const char *target;
-    int connections;
-    int threads;
-    uint32_t size;
-    uint64_t keys;
-    double zipf;
-    uint32_t comp;
-    double rate;
-    int batch; /* 0 = not given */
-    double duration;
-    uint64_t count; /* 0 = use duration */
-    const char *sink_listen;
-    int sink_threads;
-    double drain;
-    bool json;
-    bool quiet;
-    uint64_t seed;
-} opts_t;
+opts_t g_o;
+uint64_t g_start_ns;
+int g_batch;
+uint64_t g_run_id;
 
 static void usage(FILE *f)
 {
@@ -64,7 +50,11 @@ static void usage(FILE *f)
         "\n"
         "  --target HOST:PORT       worker to send to (default 127.0.0.1:7700). Connecting is\n"
         "                           retried for up to 5 s (the worker may still be starting).\n"
-        "  --connections C          TCP connections to the target (default 1)\n"
+        "                           With --acked, a comma-separated list A,B,C: a connection\n"
+        "                           fails over to the next one on a failure or GOAWAY\n"
+        "  --connections C          TCP connections to the target (default 1); 0 = send\n"
+        "                           nothing, only act as the sink (--sink-listen) for --duration\n"
+        "                           seconds or until SIGINT/SIGTERM\n"
         "  --threads T              sender threads (default 1); connections are spread over them\n"
         "                           and each thread writes to its connections in turn\n"
         "  --size S                 bytes per frame on the wire, including the 16-byte header\n"
@@ -81,25 +71,62 @@ static void usage(FILE *f)
         "  --count N                instead of a duration: send exactly N frames per connection\n"
         "  --sink-listen HOST:PORT  also act as the worker's sink: listen there from the start,\n"
         "                           accept any number of connections, count the v1 frames and\n"
-        "                           bytes received and the latency now - send time stamp\n"
+        "                           bytes received and the latency now - send time stamp. A\n"
+        "                           connection whose first frame is HELLO is an acknowledged\n"
+        "                           stream: answered with WELCOME, then ACKs of what was counted\n"
         "  --sink-threads N         threads reading sink connections (default: CPUs, max 8)\n"
         "  --drain SEC              after sending stops, keep reading the sink until it has\n"
         "                           received as many frames as were sent, or SEC pass (default 3)\n"
+        "                           (--acked: senders first wait that long for the last ACKs)\n"
         "  --json                   print the final summary as one JSON object on stdout (the\n"
         "                           human summary then goes to stderr)\n"
         "  --quiet                  no per-second progress lines on stderr\n"
         "  --seed N                 seed of the key generator (default 1; same seed, same keys)\n"
+        "\n"
+        "Acknowledged delivery (docs/protocol.md, \"Control frames\"):\n"
+        "  --acked                  each connection is an acknowledged stream: HELLO (stream id\n"
+        "                           from the run id and the connection index), no data before\n"
+        "                           WELCOME, every frame kept until ACKed, at most the granted\n"
+        "                           credit unacknowledged; on a failure or GOAWAY, reconnect\n"
+        "                           (backoff 10 ms..1 s) and resend from the oldest\n"
+        "                           unacknowledged frame. Memory: up to the credit per connection\n"
+        "  --retry-for SEC          --acked: a connection that makes no progress (no WELCOME,\n"
+        "                           no ACK) for SEC while it has work gives up (default 10)\n"
+        "  --credit BYTES           sink: credit granted to acknowledged streams (default\n"
+        "                           4194304); a sender may have that much unacknowledged\n"
+        "  --goaway-after N         sink: after counting N frames, send GOAWAY on every\n"
+        "                           acknowledged stream (and answer new HELLOs with GOAWAY)\n"
+        "  --goaway-to HOST:PORT    sink: the address the GOAWAY names (default: none)\n"
+        "  --close-after N          sink: close each acknowledged connection once it counted N\n"
+        "                           frames on it, before acknowledging the last of them (the\n"
+        "                           sender reconnects; WELCOME says what the sink holds)\n"
+        "\n"
+        "Checks:\n"
+        "  --run-id N               this run's id (default: random). The sink counts frames of\n"
+        "                           its own run (and frames without a run id); frames of other\n"
+        "                           runs are counted apart (foreign). Give a sender's run id to\n"
+        "                           a separate sink process (--connections 0) to count its frames\n"
+        "  --verify                 with --sink-listen and --count: at the end, report frames\n"
+        "                           sent but never counted by the sink (missing) and counted\n"
+        "                           more than once (duplicates); exit 3 when any is missing.\n"
+        "                           One bit per frame: connections x count <= 2^33 (1 GiB);\n"
+        "                           needs --size 48 or more\n"
+        "  --dump FILE              sink: append 'CONN SEQ' (decimal, one line per frame) for\n"
+        "                           every frame of this run it counts, written before the frame\n"
+        "                           is acknowledged (so it survives a kill of this process)\n"
         "  --help                   this text\n"
         "\n"
         "Payload of each frame (S - 16 bytes): bytes 0..7 send time in ns from CLOCK_MONOTONIC\n"
         "(little-endian), 8..15 sequence number within its connection (LE), 16..19 connection\n"
-        "index (LE u32, when S >= 36), the rest filler. Latency is measured on every received\n"
-        "frame with a payload of 16 bytes or more, whatever its comp id, so sender and sink must\n"
-        "share a clock (same host).\n"
+        "index (LE u32, when S >= 36), 20..27 run id (LE) and 28..31 the tag \"rld1\" (when\n"
+        "S >= 48), the rest filler. Latency is measured on every received frame with a payload\n"
+        "of 16 bytes or more, whatever its comp id, so sender and sink must share a clock (same\n"
+        "host).\n"
         "\n"
         "Progress each second on stderr: elapsed, sent/s, received/s, totals. SIGINT stops\n"
         "sending and prints the summary (a second SIGINT skips the drain). Exit status: 0 on\n"
-        "success; 1 when a connection could not be made or failed while sending; 2 on bad usage.\n",
+        "success; 1 when a connection could not be made or failed while sending, or (--acked)\n"
+        "frames were left unacknowledged; 2 on bad usage; 3 when --verify found frames missing.\n",
         f);
 }
 
@@ -150,7 +177,9 @@ static void parse_opts(int argc, char **argv, opts_t *o)
                   .comp = 1,
                   .duration = 10,
                   .drain = 3,
-                  .seed = 1};
+                  .seed = 1,
+                  .credit = 4u << 20,
+                  .retry_for = 10};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = NULL;
@@ -170,7 +199,7 @@ static void parse_opts(int argc, char **argv, opts_t *o)
         } else if (!strcmp(a, "--target"))
             o->target = NEXT();
         else if (!strcmp(a, "--connections"))
-            o->connections = (int)parse_u64(a, NEXT(), 1, 65536);
+            o->connections = (int)parse_u64(a, NEXT(), 0, 65536);
         else if (!strcmp(a, "--threads"))
             o->threads = (int)parse_u64(a, NEXT(), 1, 1024);
         else if (!strcmp(a, "--size"))
@@ -201,12 +230,74 @@ static void parse_opts(int argc, char **argv, opts_t *o)
             o->quiet = true;
         else if (!strcmp(a, "--seed"))
             o->seed = parse_u64(a, NEXT(), 0, UINT64_MAX);
+        else if (!strcmp(a, "--acked"))
+            o->acked = true;
+        else if (!strcmp(a, "--retry-for"))
+            o->retry_for = parse_double(a, NEXT(), 0);
+        else if (!strcmp(a, "--credit"))
+            o->credit = parse_u64(a, NEXT(), 1, UINT32_MAX);
+        else if (!strcmp(a, "--goaway-after"))
+            o->goaway_after = parse_u64(a, NEXT(), 1, UINT64_MAX);
+        else if (!strcmp(a, "--close-after"))
+            o->close_after = parse_u64(a, NEXT(), 1, UINT64_MAX);
+        else if (!strcmp(a, "--goaway-to"))
+            o->goaway_to = NEXT();
+        else if (!strcmp(a, "--run-id")) {
+            o->run_id = parse_u64(a, NEXT(), 0, UINT64_MAX);
+            o->has_run_id = true;
+        } else if (!strcmp(a, "--verify"))
+            o->verify = true;
+        else if (!strcmp(a, "--dump"))
+            o->dump = NEXT();
         else
             die_usage("unknown option %s", argv[i]);
 #undef NEXT
-        if (val && (!strcmp(a, "--json") || !strcmp(a, "--quiet") || !strcmp(a, "--help")))
+        if (val && (!strcmp(a, "--json") || !strcmp(a, "--quiet") || !strcmp(a, "--help") ||
+                    !strcmp(a, "--acked") || !strcmp(a, "--verify")))
             die_usage("%s takes no value", a);
     }
+    /* --target A,B,C: the list, in order. */
+    const char *t = o->target;
+    for (;;) {
+        const char *comma = strchr(t, ',');
+        size_t n = comma ? (size_t)(comma - t) : strlen(t);
+        if (!n)
+            die_usage("--target: empty address in '%s'", o->target);
+        if (o->ntargets == MAX_TARGETS)
+            die_usage("--target: at most 64 addresses (%s)", o->target);
+        char *one = strndup(t, n);
+        if (!one)
+            die_usage("out of memory%s", "");
+        o->targets[o->ntargets++] = one;
+        if (!comma)
+            break;
+        t = comma + 1;
+    }
+    if (o->ntargets > 1 && !o->acked)
+        die_usage("--target with several addresses needs --acked (%s)", o->target);
+    if (!o->connections) {
+        if (!o->sink_listen)
+            die_usage("--connections 0 (sink only) needs --sink-listen%s", "");
+        if (o->acked || o->count || o->verify)
+            die_usage("--connections 0 sends nothing: no --acked, --count or --verify%s", "");
+    }
+    if (o->verify) {
+        if (!o->sink_listen || !o->count)
+            die_usage("--verify needs --sink-listen and --count%s", "");
+        if (o->size < SIZE_WITH_RUN)
+            die_usage("--verify needs --size 48 or more (the run id is in bytes 20..31 of the "
+                      "payload)%s",
+                      "");
+        if ((uint64_t)o->connections > VERIFY_MAX_FRAMES / o->count)
+            die_usage("--verify: connections x count is above 2^33%s", "");
+    }
+    if ((o->dump || o->goaway_after || o->goaway_to || o->close_after) && !o->sink_listen)
+        die_usage("--dump, --goaway-after, --goaway-to and --close-after are for the sink: they "
+                  "need --sink-listen%s",
+                  "");
+    if (o->goaway_to && strlen(o->goaway_to) > 255)
+        die_usage("--goaway-to: address too long%s", "");
+
     if (o->zipf > 0 && o->keys > 100000000)
         die_usage("--zipf supports at most %s keys", "100000000");
     if (o->threads > o->connections)
@@ -219,13 +310,6 @@ static void parse_opts(int argc, char **argv, opts_t *o)
 
 /* ------------------------------------------------------------------ time, signals */
 
-static inline uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void sleep_until(uint64_t t)
 {
     struct timespec ts = {.tv_sec = (time_t)(t / 1000000000ull),
@@ -233,9 +317,9 @@ static void sleep_until(uint64_t t)
     clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL); /* EINTR: the caller re-checks */
 }
 
-static volatile sig_atomic_t g_sigint;
-static atomic_bool g_stop_send; /* senders stop at their next burst */
-static atomic_bool g_stop_sink; /* sink threads exit */
+volatile sig_atomic_t g_sigint;
+atomic_bool g_stop_send;
+atomic_bool g_stop_sink;
 
 static void on_sigint(int sig)
 {
@@ -265,8 +349,8 @@ static int split_hostport(const char *s, char *host, size_t hostcap, char *port,
     return 0;
 }
 
-static int resolve(const char *hostport, bool passive, struct addrinfo **out, char *err,
-                   size_t errcap)
+int load_resolve(const char *hostport, bool passive, struct addrinfo **out, char *err,
+                 size_t errcap)
 {
     char host[256], port[32];
     if (split_hostport(hostport, host, sizeof host, port, sizeof port) < 0) {
@@ -283,42 +367,13 @@ static int resolve(const char *hostport, bool passive, struct addrinfo **out, ch
     return 0;
 }
 
-static int listen_on(const char *hostport)
-{
-    struct addrinfo *ai;
-    char err[512];
-    if (resolve(hostport, true, &ai, err, sizeof err) < 0) {
-        fprintf(stderr, "rill-load: --sink-listen: %s\n", err);
-        return -1;
-    }
-    int fd = -1, e = 0;
-    for (struct addrinfo *p = ai; p; p = p->ai_next) {
-        fd = socket(p->ai_family, p->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, p->ai_protocol);
-        if (fd < 0) {
-            e = errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, p->ai_addr, p->ai_addrlen) == 0 && listen(fd, 1024) == 0)
-            break;
-        e = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(ai);
-    if (fd < 0)
-        fprintf(stderr, "rill-load: cannot listen on %s: %s\n", hostport, strerror(e));
-    return fd;
-}
-
 /* Connects to hostport, retrying until deadline (the worker may still be starting). */
 static int connect_retry(const char *hostport, uint64_t deadline, char *err, size_t errcap)
 {
     int last = 0;
     for (;;) {
         struct addrinfo *ai;
-        if (resolve(hostport, false, &ai, err, errcap) == 0) {
+        if (load_resolve(hostport, false, &ai, err, errcap) == 0) {
             for (struct addrinfo *p = ai; p; p = p->ai_next) {
                 int fd = socket(p->ai_family, p->ai_socktype | SOCK_CLOEXEC, p->ai_protocol);
                 if (fd < 0) {
@@ -464,51 +519,11 @@ static inline uint64_t next_key(uint64_t *rng, uint64_t k)
 
 /* ------------------------------------------------------------------ senders */
 
-static inline void store_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void store_le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline uint64_t load_le64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-typedef struct conn {
-    int fd;
-    uint32_t index;
-    uint64_t seq; /* frames sent on it */
-    bool active;
-} conn_t;
-
-typedef struct sender {
-    _Alignas(64) atomic_uint_fast64_t frames;
-    atomic_uint_fast64_t bytes;
-    atomic_bool done;
-    pthread_t tid;
-    int id;
-    conn_t **conns;
-    int nconns;
-    uint64_t end_ns;
-    int errors;
-    uint8_t *buf;
-} sender_t;
-
-static opts_t g_o;
-static uint64_t g_start_ns;
-static int g_batch;
-
-/* Fills n frames for c into buf. Headers' length and comp fields and the filler were
- * written once at start; only key, time stamp, sequence and connection index change. */
-static inline void fill(uint8_t *buf, uint32_t n, conn_t *c, uint64_t *rng, bool ts_per_frame)
+/* Fills n frames into buf. Headers' length and comp fields, the filler and the run id were
+ * written once at start (load_frame_template); only key, time stamp, sequence and connection
+ * index change. */
+static inline void fill_frames(uint8_t *buf, uint32_t n, uint32_t index, uint64_t seq0,
+                               uint64_t *rng, bool ts_per_frame)
 {
     const uint32_t s = g_o.size;
     const uint64_t k = g_o.keys;
@@ -518,21 +533,52 @@ static inline void fill(uint8_t *buf, uint32_t n, conn_t *c, uint64_t *rng, bool
         rill__store_be64(f + 8, next_key(rng, k));
         if (ts_per_frame && i)
             ts = now_ns();
-        store_le64(f + 16, ts);
-        store_le64(f + 24, c->seq + i);
-        if (s >= 36)
-            store_le32(f + 32, c->index);
+        store_le64(f + 16 + PL_TS, ts);
+        store_le64(f + 16 + PL_SEQ, seq0 + i);
+        if (s >= SIZE_WITH_CONN)
+            store_le32(f + 16 + PL_CONN, index);
     }
+}
+
+static inline void fill(uint8_t *buf, uint32_t n, conn_t *c, uint64_t *rng, bool ts_per_frame)
+{
+    fill_frames(buf, n, c->index, c->seq, rng, ts_per_frame);
+}
+
+void load_fill(uint8_t *buf, uint32_t n, uint32_t index, uint64_t seq0, uint64_t *rng,
+               bool ts_per_frame)
+{
+    fill_frames(buf, n, index, seq0, rng, ts_per_frame);
+}
+
+void load_frame_template(uint8_t *buf, size_t n)
+{
+    const uint32_t s = g_o.size;
+    for (size_t f = 0; f < n; f++) {
+        uint8_t *p = buf + f * s;
+        rill__store_be32(p, s - 4);
+        rill__store_be32(p + 4, g_o.comp);
+        memset(p + 16, 0xa5, s - 16);
+        if (s >= SIZE_WITH_RUN) {
+            store_le64(p + 16 + PL_RUN, g_run_id);
+            store_le32(p + 16 + PL_TAG, PL_TAG_VALUE);
+        }
+    }
+}
+
+uint64_t load_rng_init(int id)
+{
+    uint64_t rng = g_o.seed ^ 0x5851f42d4c957f2dull;
+    for (int i = 0; i <= id; i++)
+        splitmix64(&rng);
+    return splitmix64(&rng) | 1; /* xorshift state must not be 0 */
 }
 
 static void *sender_main(void *arg)
 {
     sender_t *t = arg;
     const uint32_t s = g_o.size;
-    uint64_t rng = g_o.seed ^ 0x5851f42d4c957f2dull;
-    for (int i = 0; i <= t->id; i++)
-        splitmix64(&rng);
-    rng = splitmix64(&rng) | 1; /* xorshift state must not be 0 */
+    uint64_t rng = load_rng_init(t->id);
 
     const bool paced = g_o.rate > 0;
     /* This thread's share of the rate, in frames per ns, and the smallest burst worth a
@@ -607,185 +653,6 @@ static void *sender_main(void *arg)
     return NULL;
 }
 
-/* ------------------------------------------------------------------ sink */
-
-typedef struct sink_conn {
-    struct sink_conn *prev, *next; /* all open sink connections, to free them at exit */
-    int fd;
-    uint8_t *buf;
-    size_t have;
-    uint64_t skip; /* bytes of the current frame still to discard (frame already seen) */
-    uint64_t skip_frame_bytes;
-} sink_conn_t;
-
-typedef struct sink {
-    _Alignas(64) atomic_uint_fast64_t frames;
-    atomic_uint_fast64_t bytes;
-    atomic_uint_fast64_t last_ns; /* arrival of the last frame */
-    pthread_t tid;
-    int id;
-    int epfd;
-    int listen_fd; /* sink 0 accepts and deals connections out round-robin */
-    uint64_t accepted;
-    uint64_t errors;
-    rill__hist_t hist;
-} sink_t;
-
-static sink_t *g_sinks;
-static int g_nsinks;
-static pthread_mutex_t g_sink_conns_lock = PTHREAD_MUTEX_INITIALIZER;
-static sink_conn_t *g_sink_conns;
-
-static void sink_close(sink_t *s, sink_conn_t *c)
-{
-    epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
-    pthread_mutex_lock(&g_sink_conns_lock);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        g_sink_conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    pthread_mutex_unlock(&g_sink_conns_lock);
-    free(c->buf);
-    free(c);
-}
-
-static void sink_accept(sink_t *s)
-{
-    for (;;) {
-        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
-                fprintf(stderr, "rill-load: sink accept: %s\n", strerror(errno));
-            return;
-        }
-        sink_conn_t *c = calloc(1, sizeof *c);
-        if (c)
-            c->buf = malloc(SINK_READ_CHUNK);
-        if (!c || !c->buf) {
-            fprintf(stderr, "rill-load: sink: out of memory\n");
-            if (c)
-                free(c);
-            close(fd);
-            continue;
-        }
-        c->fd = fd;
-        pthread_mutex_lock(&g_sink_conns_lock);
-        c->next = g_sink_conns;
-        if (g_sink_conns)
-            g_sink_conns->prev = c;
-        g_sink_conns = c;
-        pthread_mutex_unlock(&g_sink_conns_lock);
-        sink_t *to = &g_sinks[s->accepted++ % (uint64_t)g_nsinks];
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
-        if (epoll_ctl(to->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            fprintf(stderr, "rill-load: sink epoll_ctl: %s\n", strerror(errno));
-            sink_close(to, c);
-        }
-    }
-}
-
-/* Reads once from c; returns false when the connection is finished. */
-static bool sink_read(sink_t *s, sink_conn_t *c)
-{
-    ssize_t n = read(c->fd, c->buf + c->have, SINK_READ_CHUNK - c->have);
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EINTR)
-            return true;
-        if (errno != ECONNRESET)
-            fprintf(stderr, "rill-load: sink read: %s\n", strerror(errno));
-        return false;
-    }
-    if (n == 0)
-        return false;
-    const uint64_t now = now_ns();
-    size_t len = c->have + (size_t)n, off = 0;
-    uint64_t frames = 0, bytes = 0;
-
-    if (c->skip) {
-        size_t d = c->skip < len ? (size_t)c->skip : len;
-        off += d;
-        c->skip -= d;
-        if (!c->skip) {
-            frames++;
-            bytes += c->skip_frame_bytes;
-        }
-    }
-    while (len - off >= 4) {
-        const uint8_t *f = c->buf + off;
-        uint32_t flen = rill__load_be32(f);
-        if (flen < RILL_FRAME_MIN_LEN || flen > SINK_MAX_FRAME) {
-            fprintf(stderr, "rill-load: sink: bad frame length %u; closing that connection\n",
-                    flen);
-            s->errors++;
-            return false;
-        }
-        uint64_t total = 4 + (uint64_t)flen;
-        /* Needed to look at the frame: all of it, or the header and the 16 payload bytes
-         * that carry the time stamp. */
-        size_t need = total < 32 ? (size_t)total : 32;
-        if (len - off < need)
-            break;
-        if (flen - 12 >= 16) {
-            uint64_t ts = load_le64(f + 16);
-            if (ts <= now)
-                rill__hist_record(&s->hist, now - ts);
-        }
-        if (len - off >= total) {
-            off += (size_t)total;
-            frames++;
-            bytes += total;
-        } else {
-            /* A large frame: the rest is discarded as it arrives; counted when complete. */
-            c->skip = total - (len - off);
-            c->skip_frame_bytes = total;
-            off = len;
-        }
-    }
-    c->have = len - off;
-    if (c->have)
-        memmove(c->buf, c->buf + off, c->have);
-    if (frames) {
-        atomic_store_explicit(&s->frames,
-                              atomic_load_explicit(&s->frames, memory_order_relaxed) + frames,
-                              memory_order_relaxed);
-        atomic_store_explicit(&s->bytes,
-                              atomic_load_explicit(&s->bytes, memory_order_relaxed) + bytes,
-                              memory_order_relaxed);
-        atomic_store_explicit(&s->last_ns, now, memory_order_relaxed);
-    }
-    return true;
-}
-
-static void *sink_main(void *arg)
-{
-    sink_t *s = arg;
-    struct epoll_event evs[64];
-    while (!atomic_load_explicit(&g_stop_sink, memory_order_relaxed)) {
-        int n = epoll_wait(s->epfd, evs, 64, 50);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            fprintf(stderr, "rill-load: sink epoll_wait: %s\n", strerror(errno));
-            break;
-        }
-        for (int i = 0; i < n; i++) {
-            if (evs[i].data.ptr == NULL) {
-                sink_accept(s);
-                continue;
-            }
-            sink_conn_t *c = evs[i].data.ptr;
-            if (!sink_read(s, c))
-                sink_close(s, c);
-        }
-    }
-    return NULL;
-}
-
 /* ------------------------------------------------------------------ main */
 
 static uint64_t total_sent(sender_t *ts, int n, uint64_t *bytes)
@@ -802,19 +669,38 @@ static uint64_t total_sent(sender_t *ts, int n, uint64_t *bytes)
 
 static uint64_t total_recv(uint64_t *bytes, uint64_t *last)
 {
-    uint64_t f = 0, b = 0, l = 0;
-    for (int i = 0; i < g_nsinks; i++) {
-        f += atomic_load_explicit(&g_sinks[i].frames, memory_order_relaxed);
-        b += atomic_load_explicit(&g_sinks[i].bytes, memory_order_relaxed);
-        uint64_t x = atomic_load_explicit(&g_sinks[i].last_ns, memory_order_relaxed);
-        if (x > l)
-            l = x;
+    if (!g_o.sink_listen) {
+        if (bytes)
+            *bytes = 0;
+        if (last)
+            *last = 0;
+        return 0;
     }
+    load_sink_totals_t t;
+    load_sink_totals(&t);
     if (bytes)
-        *bytes = b;
+        *bytes = t.bytes;
     if (last)
-        *last = l;
-    return f;
+        *last = t.last_ns;
+    return t.frames;
+}
+
+static uint64_t total_acked(sender_t *ts, int n)
+{
+    uint64_t a = 0;
+    for (int i = 0; i < n; i++)
+        a += atomic_load_explicit(&ts[i].acked, memory_order_relaxed);
+    return a;
+}
+
+static uint64_t random_run_id(void)
+{
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v) {
+        uint64_t z = now_ns() ^ ((uint64_t)getpid() << 32);
+        v = splitmix64(&z);
+    }
+    return v ? v : 1;
 }
 
 static void fmt_rate(char *out, size_t cap, double r)
@@ -831,6 +717,7 @@ int main(int argc, char **argv)
 {
     parse_opts(argc, argv, &g_o);
     setvbuf(stderr, NULL, _IOLBF, 0);
+    g_run_id = g_o.has_run_id ? g_o.run_id : random_run_id();
 
     struct sigaction sa = {.sa_handler = on_sigint}; /* no SA_RESTART: sleeps wake up */
     sigemptyset(&sa.sa_mask);
@@ -840,7 +727,7 @@ int main(int argc, char **argv)
 
     if (g_o.batch)
         g_batch = g_o.batch;
-    else if (g_o.rate > 0) {
+    else if (g_o.rate > 0 && g_o.connections) {
         double b = g_o.rate / g_o.connections / 1000.0; /* ~1 ms of frames per connection */
         g_batch = b < 1 ? 1 : b > 256 ? 256 : (int)b;
     } else
@@ -860,52 +747,27 @@ int main(int argc, char **argv)
                 g_o.keys);
         return 1;
     }
+    if (g_o.verify && load_verify_init(g_o.connections, g_o.count) < 0)
+        return 1;
 
     /* The sink listens from the start, before anything connects anywhere. */
-    int listen_fd = -1;
-    if (g_o.sink_listen) {
-        listen_fd = listen_on(g_o.sink_listen);
-        if (listen_fd < 0)
-            return 1;
-        g_nsinks = g_o.sink_threads;
-        g_sinks = aligned_alloc(64, sizeof(sink_t) * (size_t)g_nsinks);
-        if (!g_sinks) {
-            fprintf(stderr, "rill-load: out of memory\n");
-            return 1;
-        }
-        memset(g_sinks, 0, sizeof(sink_t) * (size_t)g_nsinks);
-        for (int i = 0; i < g_nsinks; i++) {
-            sink_t *s = &g_sinks[i];
-            s->id = i;
-            s->listen_fd = listen_fd;
-            rill__hist_init(&s->hist);
-            s->epfd = epoll_create1(EPOLL_CLOEXEC);
-            if (s->epfd < 0) {
-                perror("rill-load: epoll_create1");
-                return 1;
-            }
-        }
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-        epoll_ctl(g_sinks[0].epfd, EPOLL_CTL_ADD, listen_fd, &ev);
-        for (int i = 0; i < g_nsinks; i++)
-            if (pthread_create(&g_sinks[i].tid, NULL, sink_main, &g_sinks[i])) {
-                fprintf(stderr, "rill-load: cannot start sink thread\n");
-                return 1;
-            }
-    }
+    if (g_o.sink_listen && load_sink_start() < 0)
+        return 1;
     int exit_code = 0;
 
-    /* Connect everything before sending anything. */
-    conn_t *conns = calloc((size_t)g_o.connections, sizeof *conns);
-    sender_t *ts = aligned_alloc(64, sizeof(sender_t) * (size_t)g_o.threads);
+    /* Connect everything before sending anything (--acked: each sender thread connects and
+     * reconnects its own). */
+    size_t nthreads = g_o.threads ? (size_t)g_o.threads : 1;
+    conn_t *conns = calloc(g_o.connections ? (size_t)g_o.connections : 1, sizeof *conns);
+    sender_t *ts = aligned_alloc(64, sizeof(sender_t) * nthreads);
     if (!conns || !ts) {
         fprintf(stderr, "rill-load: out of memory\n");
         return 1;
     }
-    memset(ts, 0, sizeof(sender_t) * (size_t)g_o.threads);
+    memset(ts, 0, sizeof(sender_t) * nthreads);
     uint64_t deadline = now_ns() + CONNECT_RETRY_NS;
     int nconnected = 0;
-    for (int i = 0; i < g_o.connections; i++) {
+    for (int i = 0; i < g_o.connections && !g_o.acked; i++) {
         char err[512];
         conns[i].fd = connect_retry(g_o.target, deadline, err, sizeof err);
         if (conns[i].fd < 0) {
@@ -923,39 +785,43 @@ int main(int argc, char **argv)
             sender_t *t = &ts[i];
             t->id = i;
             t->conns = calloc((size_t)g_o.connections / (size_t)g_o.threads + 1, sizeof *t->conns);
-            t->buf = malloc((size_t)g_batch * g_o.size);
-            if (!t->conns || !t->buf) {
+            t->buf = g_o.acked ? NULL : malloc((size_t)g_batch * g_o.size);
+            if (!t->conns || (!g_o.acked && !t->buf)) {
                 fprintf(stderr, "rill-load: out of memory\n");
                 return 1;
             }
-            for (int f = 0; f < g_batch; f++) {
-                uint8_t *p = t->buf + (size_t)f * g_o.size;
-                rill__store_be32(p, g_o.size - 4);
-                rill__store_be32(p + 4, g_o.comp);
-                memset(p + 16, 0xa5, g_o.size - 16);
-            }
+            if (t->buf)
+                load_frame_template(t->buf, (size_t)g_batch);
         }
         for (int i = 0; i < g_o.connections; i++) {
             sender_t *t = &ts[i % g_o.threads];
             t->conns[t->nconns++] = &conns[i];
         }
+        for (int i = 0; i < g_o.threads && g_o.acked; i++)
+            if (load_acked_setup(&ts[i], i, g_o.threads) < 0) {
+                fprintf(stderr, "rill-load: out of memory\n");
+                return 1;
+            }
         g_start_ns = now_ns();
         for (int i = 0; i < g_o.threads; i++)
-            if (pthread_create(&ts[i].tid, NULL, sender_main, &ts[i])) {
+            if (pthread_create(&ts[i].tid, NULL, g_o.acked ? load_acked_main : sender_main,
+                               &ts[i])) {
                 fprintf(stderr, "rill-load: cannot start sender thread\n");
                 return 1;
             }
 
-        /* Progress and supervision until every sender is done. */
+        /* Progress and supervision until every sender is done (sink only: until the duration
+         * passed or a signal). */
         uint64_t last_print = g_start_ns, last_sent = 0, last_recv = 0, stop_at = 0;
         bool shut = false;
         for (;;) {
             int done = 0;
             for (int i = 0; i < g_o.threads; i++)
                 done += atomic_load_explicit(&ts[i].done, memory_order_acquire);
-            if (done == g_o.threads)
-                break;
             uint64_t now = now_ns();
+            if (done == g_o.threads &&
+                (g_o.connections || g_sigint || now >= g_start_ns + (uint64_t)(g_o.duration * 1e9)))
+                break;
             if (g_sigint && !stop_at)
                 stop_at = now;
             /* A sender blocked in write() (the worker stopped reading) would never see the
@@ -973,14 +839,17 @@ int main(int argc, char **argv)
                 uint64_t s = total_sent(ts, g_o.threads, NULL), r = total_recv(NULL, NULL);
                 double dt = (double)(now - last_print) / 1e9;
                 if (!g_o.quiet) {
-                    char a[32], b[32];
+                    char a[32], b[32], acked[48] = "";
                     fmt_rate(a, sizeof a, (double)(s - last_sent) / dt);
                     fmt_rate(b, sizeof b, (double)(r - last_recv) / dt);
+                    if (g_o.acked)
+                        snprintf(acked, sizeof acked, "  acked %" PRIu64,
+                                 total_acked(ts, g_o.threads));
                     fprintf(stderr,
                             "[%6.1fs] sent/s %-8s recv/s %-8s  sent %" PRIu64 "  recv %" PRIu64
-                            "%s\n",
+                            "%s%s\n",
                             (double)(now - g_start_ns) / 1e9, a, g_o.sink_listen ? b : "-", s, r,
-                            g_o.sink_listen ? "" : " (no sink)");
+                            g_o.sink_listen ? "" : " (no sink)", acked);
                 }
                 last_print = now;
                 last_sent = s;
@@ -997,12 +866,33 @@ int main(int argc, char **argv)
     uint64_t sent = total_sent(ts, g_o.threads, &sent_bytes);
     uint64_t send_end = g_start_ns;
     int conn_errors = 0;
+    uint64_t acked = 0, unacked = 0, resent = 0, reconnects = 0, goaways = 0, credit_waits = 0;
     for (int i = 0; i < g_o.threads; i++) {
         if (ts[i].end_ns > send_end)
             send_end = ts[i].end_ns;
         conn_errors += ts[i].errors;
+        acked += atomic_load(&ts[i].acked);
+        unacked += ts[i].unacked;
+        resent += ts[i].resent;
+        reconnects += ts[i].reconnects;
+        goaways += ts[i].goaways;
+        credit_waits += ts[i].credit_waits;
     }
     double send_s = exit_code ? 0 : (double)(send_end - g_start_ns) / 1e9;
+    if (g_o.verify && !exit_code) {
+        for (int i = 0; i < g_o.threads; i++)
+            for (int k = 0; k < ts[i].nconns; k++) {
+                uint32_t index;
+                uint64_t n;
+                if (g_o.acked) {
+                    n = load_acked_sent(&ts[i], k, &index);
+                } else {
+                    n = ts[i].conns[k]->seq;
+                    index = ts[i].conns[k]->index;
+                }
+                load_verify_sent(index, n);
+            }
+    }
 
     /* Drain: wait for the sink to see as many frames as were sent. */
     if (g_o.sink_listen && !exit_code) {
@@ -1010,8 +900,11 @@ int main(int argc, char **argv)
         uint64_t t0 = now_ns(), until = t0 + (uint64_t)(g_o.drain * 1e9), last_print = t0;
         uint64_t last_recv = total_recv(NULL, NULL);
         for (;;) {
-            uint64_t r = total_recv(NULL, NULL), now = now_ns();
-            if (r >= sent || now >= until || g_sigint > sig0)
+            uint64_t last, r = total_recv(NULL, &last), now = now_ns();
+            if ((g_o.connections && r >= sent) || now >= until || g_sigint > sig0)
+                break;
+            /* Sink only: read what is still arriving, until nothing came for a moment. */
+            if (!g_o.connections && now >= t0 + SINK_QUIET_NS && now >= last + SINK_QUIET_NS)
                 break;
             if (!g_o.quiet && now >= last_print + 1000000000ull) {
                 char b[32];
@@ -1029,25 +922,23 @@ int main(int argc, char **argv)
 
     rill__hist_t hist;
     rill__hist_init(&hist);
-    uint64_t recv = 0, recv_bytes = 0, recv_last = 0, sink_errors = 0;
+    uint64_t recv = 0, recv_bytes = 0, recv_last = 0, sink_errors = 0, foreign = 0;
+    uint64_t missing = 0, duplicates = 0, unexpected = 0;
     if (g_o.sink_listen) {
-        atomic_store(&g_stop_sink, true);
-        for (int i = 0; i < g_nsinks; i++) {
-            pthread_join(g_sinks[i].tid, NULL);
-            rill__hist_merge(&hist, &g_sinks[i].hist);
-            sink_errors += g_sinks[i].errors;
-        }
-        recv = total_recv(&recv_bytes, &recv_last);
-        while (g_sink_conns)
-            sink_close(&g_sinks[0], g_sink_conns); /* EPOLL_CTL_DEL may fail: harmless */
-        for (int i = 0; i < g_nsinks; i++)
-            close(g_sinks[i].epfd);
-        close(listen_fd);
-        free(g_sinks);
+        load_sink_totals_t st;
+        load_sink_stop(&hist, &st);
+        recv = st.frames;
+        recv_bytes = st.bytes;
+        recv_last = st.last_ns;
+        sink_errors = st.errors;
+        foreign = st.foreign;
     }
+    if (g_o.verify)
+        load_verify_result(&missing, &duplicates, &unexpected);
     for (int i = 0; i < g_o.threads; i++) {
         free(ts[i].conns);
         free(ts[i].buf);
+        load_acked_free(&ts[i]);
     }
     free(ts);
     free(conns);
@@ -1057,8 +948,10 @@ int main(int argc, char **argv)
             printf("{\"error\": \"connect failed\", \"target\": \"%s\"}\n", g_o.target);
         return exit_code;
     }
-    if (conn_errors)
+    if (conn_errors || unacked)
         exit_code = 1;
+    else if (missing)
+        exit_code = 3;
 
     double send_rate = send_s > 0 ? (double)sent / send_s : 0;
     double recv_s = recv_last > g_start_ns ? (double)(recv_last - g_start_ns) / 1e9 : 0;
@@ -1078,12 +971,23 @@ int main(int argc, char **argv)
     if (conn_errors)
         fprintf(h, "rill-load: %d connection%s failed while sending\n", conn_errors,
                 conn_errors == 1 ? "" : "s");
+    if (g_o.acked)
+        fprintf(h,
+                "rill-load: acknowledged %" PRIu64 " of %" PRIu64 " frames (%" PRIu64
+                " unacknowledged); resent %" PRIu64 ", reconnects %" PRIu64 ", goaways %" PRIu64
+                ", credit waits %" PRIu64 "\n",
+                acked, sent, unacked, resent, reconnects, goaways, credit_waits);
     if (g_o.sink_listen) {
         fprintf(h,
                 "rill-load: received %" PRIu64
                 " frames (%.1f MB) at the sink: %.0f frames/s, %.1f MB/s\n",
                 recv, (double)recv_bytes / 1e6, recv_rate,
                 recv_s > 0 ? (double)recv_bytes / 1e6 / recv_s : 0);
+        if (foreign)
+            fprintf(h,
+                    "rill-load: %" PRIu64 " more frames of other runs at the sink (foreign; this "
+                    "run is 0x%016" PRIx64 ")\n",
+                    foreign, g_run_id);
         if (hist.count)
             fprintf(h,
                     "rill-load: latency us: p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (%" PRIu64
@@ -1091,9 +995,17 @@ int main(int argc, char **argv)
                     p50, p99, p999, pmax, hist.count);
         else
             fprintf(h, "rill-load: latency: no samples\n");
-        fprintf(h, "rill-load: lost %" PRId64 " (sent - received)%s\n", (int64_t)(sent - recv),
-                sink_errors ? "; the sink saw malformed frames" : "");
+        if (g_o.connections)
+            fprintf(h, "rill-load: lost %" PRId64 " (sent - received)%s\n", (int64_t)(sent - recv),
+                    sink_errors ? "; the sink saw malformed frames" : "");
+        else if (sink_errors)
+            fprintf(h, "rill-load: the sink saw malformed frames\n");
     }
+    if (g_o.verify)
+        fprintf(h,
+                "rill-load: verify: %" PRIu64 " missing, %" PRIu64 " duplicates, %" PRIu64
+                " unexpected (of %" PRIu64 " frames sent)\n",
+                missing, duplicates, unexpected, sent);
     if (g_o.json) {
         printf("{\"sent\": %" PRIu64 ", \"sent_bytes\": %" PRIu64 ", \"send_seconds\": %.6f, "
                "\"send_rate\": %.1f, \"send_mb_per_s\": %.3f, ",
@@ -1101,9 +1013,12 @@ int main(int argc, char **argv)
                send_s > 0 ? (double)sent_bytes / 1e6 / send_s : 0);
         if (g_o.sink_listen) {
             printf("\"received\": %" PRIu64 ", \"received_bytes\": %" PRIu64
-                   ", \"recv_rate\": %.1f, "
-                   "\"lost\": %" PRId64 ", ",
-                   recv, recv_bytes, recv_rate, (int64_t)(sent - recv));
+                   ", \"recv_rate\": %.1f, ",
+                   recv, recv_bytes, recv_rate);
+            if (g_o.connections)
+                printf("\"lost\": %" PRId64 ", ", (int64_t)(sent - recv));
+            else
+                printf("\"lost\": null, ");
             if (hist.count)
                 printf("\"lat_p50_us\": %.3f, \"lat_p99_us\": %.3f, \"lat_p999_us\": %.3f, "
                        "\"lat_max_us\": %.3f, ",
@@ -1120,9 +1035,28 @@ int main(int argc, char **argv)
         printf(
             "\"connections\": %d, \"threads\": %d, \"size\": %u, \"comp\": %u, \"keys\": %" PRIu64
             ", "
-            "\"rate_target\": %.1f, \"batch\": %d, \"conn_errors\": %d, \"interrupted\": %s}\n",
+            "\"rate_target\": %.1f, \"batch\": %d, \"conn_errors\": %d, \"interrupted\": %s, ",
             g_o.connections, g_o.threads, g_o.size, g_o.comp, g_o.keys, g_o.rate, g_batch,
             conn_errors, g_sigint ? "true" : "false");
+        printf("\"run_id\": \"0x%016" PRIx64 "\", ", g_run_id);
+        if (g_o.sink_listen)
+            printf("\"foreign\": %" PRIu64 ", ", foreign);
+        else
+            printf("\"foreign\": null, ");
+        if (g_o.acked)
+            printf("\"acked\": %" PRIu64 ", \"unacked\": %" PRIu64 ", \"resent\": %" PRIu64
+                   ", \"reconnects\": %" PRIu64 ", \"goaways\": %" PRIu64
+                   ", \"credit_waits\": %" PRIu64 ", ",
+                   acked, unacked, resent, reconnects, goaways, credit_waits);
+        else
+            printf("\"acked\": null, \"unacked\": null, \"resent\": null, \"reconnects\": null, "
+                   "\"goaways\": null, \"credit_waits\": null, ");
+        if (g_o.verify)
+            printf("\"missing\": %" PRIu64 ", \"duplicates\": %" PRIu64 ", \"unexpected\": %" PRIu64
+                   "}\n",
+                   missing, duplicates, unexpected);
+        else
+            printf("\"missing\": null, \"duplicates\": null, \"unexpected\": null}\n");
         fflush(stdout);
     }
     return exit_code;

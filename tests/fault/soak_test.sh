@@ -176,7 +176,9 @@ wait "$SPID" || srcs=$?
 [ "$srcs" -eq 0 ] || { cat "$TMP/sink.err"; fail "the sink's rill-load exited $srcs"; }
 sent=$(( $(json_num "$TMP/max.json" sent) + $(json_num "$TMP/soak.json" sent) +
     $(json_num "$TMP/sink.json" sent) ))
-recv=$(json_num "$TMP/sink.json" received)
+# The sink counts the frames of its own run as received and those of the two other
+# rill-load runs (the rate probe and the soak itself) as foreign: all of them count here.
+recv=$(( $(json_num "$TMP/sink.json" received) + $(json_num "$TMP/sink.json" foreign) ))
 [ "${#rss[@]}" -ge 5 ] || fail "only ${#rss[@]} samples after the warm-up"
 
 read -r rmin rmax < <(printf '%s\n' "${rss[@]}" | sort -n | sed -n '1p;$p' | tr '\n' ' ')
