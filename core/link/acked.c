@@ -106,6 +106,10 @@ static uint64_t refill(rill__links_t *ls, rill__link_t *k)
     size_t room = a->credit > rill__acked_retained(a) ? a->credit - rill__acked_retained(a) : 0;
     size_t take = 0;
     uint64_t frames = 0;
+    if (k->pend.len <= room) { /* all of it fits: no need to walk the frames */
+        take = k->pend.len;
+        frames = k->pend.frames;
+    }
     while (take < k->pend.len) {
         size_t f = frame_at(k->pend.data, take);
         /* A frame larger than the whole credit goes alone, when nothing is unacknowledged:
@@ -141,8 +145,11 @@ void rill__acked_kick(rill__links_t *ls, rill__link_t *k)
     refill(ls, k);
     if (a->sent >= a->ret.len)
         return;
-    /* Resent frames after a reconnect: within the credit too (whole frames). */
+    /* Resent frames after a reconnect: within the credit too (whole frames); refill kept
+     * what it moved within it, so usually all of ret goes. */
     size_t end = a->sent, limit = a->head + a->credit;
+    if (a->ret.len <= limit)
+        end = a->ret.len;
     while (end < a->ret.len) {
         size_t f = frame_at(a->ret.data, end);
         if (end + f > limit && end > a->head)
