@@ -129,6 +129,21 @@ static void conn_open(rill__loop_t *l, unsigned li, int fd)
     rill__conn_arm_recv(l, (unsigned)slot);
 }
 
+/* Whether this loop takes the next connection. Every loop's single-shot accept waits on
+ * the one listening socket, and the kernel hands a burst of connects to whichever loop
+ * is running; so a loop with more connections open than the fewest any loop has, plus
+ * one, leaves the next ones to the others (measured with bench/accept-spread). */
+static int accept_turn(const rill__loop_t *l)
+{
+    uint64_t least = l->conns_open;
+    for (unsigned i = 0; i < l->nloops; i++) {
+        uint64_t n = RILL_STAT_GET(l->w->loops[i]->stats.conns_open);
+        if (i != l->idx && n < least)
+            least = n;
+    }
+    return l->conns_open <= least + 1;
+}
+
 void rill__conn_on_accept(rill__loop_t *l, const struct io_uring_cqe *cqe)
 {
     unsigned li = RILL_UD_IDX(cqe->user_data);
@@ -145,8 +160,28 @@ void rill__conn_on_accept(rill__loop_t *l, const struct io_uring_cqe *cqe)
     } else {
         conn_open(l, li, cqe->res);
     }
-    if (!l->accept_armed[li] && l->phase == PH_RUN && cqe->res != -ECANCELED)
-        rill__conn_arm_accept(l, li);
+    if (!l->accept_armed[li] && l->phase == PH_RUN && cqe->res != -ECANCELED) {
+        if (accept_turn(l)) {
+            rill__conn_arm_accept(l, li);
+        } else {
+            /* Ahead of another loop: leave the next connection to the others, and wake
+             * them in case one of them was waiting for its turn. */
+            l->accept_deferred = 1;
+            for (unsigned i = 0; i < l->nloops; i++)
+                if (i != l->idx)
+                    rill__loop_wake(l->w->loops[i]);
+        }
+    }
+}
+
+void rill__conn_resume_accepts(rill__loop_t *l)
+{
+    if (l->phase != PH_RUN || !accept_turn(l))
+        return;
+    l->accept_deferred = 0;
+    for (unsigned li = 0; li < l->w->cfg.nlisteners; li++)
+        if (!l->accept_armed[li])
+            rill__conn_arm_accept(l, li);
 }
 
 static void protocol_error(rill__loop_t *l, unsigned slot, int err)

@@ -10,6 +10,8 @@ enum { PH_RUN, PH_CLOSING, PH_WAIT_CLOSED, PH_WAIT_FLUSHED, PH_SINKS, PH_DONE };
 /* conn.c: source connections. */
 void rill__conn_arm_accept(rill__loop_t *l, unsigned li);
 void rill__conn_arm_recv(rill__loop_t *l, unsigned slot);
+/* Arms the accepts left unarmed while this loop was ahead, if it no longer is. */
+void rill__conn_resume_accepts(rill__loop_t *l);
 void rill__conn_on_accept(rill__loop_t *l, const struct io_uring_cqe *cqe);
 void rill__conn_on_recv(rill__loop_t *l, const struct io_uring_cqe *cqe);
 /* Decodes and dispatches a received piece of connection slot. */

@@ -250,6 +250,8 @@ static void iterate(rill__loop_t *l, uint64_t now)
     run_local_and_push(l);
     if (!l->efd_armed)
         arm_efd(l);
+    if (l->accept_deferred)
+        rill__conn_resume_accepts(l);
     if (w->cfg.idle_ms && now >= l->next_sweep) {
         rill__conn_sweep_idle(l, now);
         l->next_sweep = now + rill__conn_sweep_interval(w);

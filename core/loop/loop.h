@@ -50,6 +50,7 @@ struct rill__loop {
     unsigned nconns, conns_cap, conns_open;
     size_t carried; /* bytes held in this loop's connections' partial frames */
     int accept_armed[RILL_MAX_LISTENERS];
+    int accept_deferred; /* an accept was left unarmed: this loop is ahead of the others */
 
     rill__links_t links;              /* sinks and peer links */
     rill__handoff_t handoff;          /* other loops */
