@@ -140,6 +140,21 @@ type Config struct {
 	// FlushInterval is how often every [Flusher] runs on every loop; 0 means only when
 	// the worker stops. Rounded up to whole milliseconds.
 	FlushInterval time.Duration
+	// MaxConns is the most source connections open at once across all loops; 0 means
+	// the default (10000). More are closed right after accept (Stats.ConnsRefused).
+	MaxConns int
+	// IdleTimeout closes a source connection stalled inside a frame for this long
+	// (Stats.ErrIdle); 0 means the default (30 s), a negative value never. Rounded up to
+	// whole milliseconds.
+	IdleTimeout time.Duration
+	// CarryBudget bounds the bytes all source connections together hold in partial
+	// frames; 0 means the default (256 MiB). Above it the connections with the largest
+	// partial frames are closed (Stats.ErrCarry).
+	CarryBudget int
+	// MetricsAddr, when set ("HOST:PORT", port 0 picks one), serves the worker's counters
+	// in the Prometheus text format at http://MetricsAddr/metrics; see
+	// [Worker.MetricsPort].
+	MetricsAddr string
 	// Listeners are bound by [NewWorker].
 	Listeners []Listener
 	// Sinks are "HOST:PORT" addresses; each loop opens one connection to each when it
@@ -290,6 +305,45 @@ var liveHandles atomic.Int64
 // ErrClosed is returned by methods of a Worker after Close.
 var ErrClosed = errors.New("rill: worker closed")
 
+// applyLimits sets the connection limits and the metrics endpoint of cfg on cc.
+func applyLimits(cc *C.rill_config_t, cfg *Config) error {
+	if cfg.MaxConns < 0 || cfg.CarryBudget < 0 {
+		return fmt.Errorf("rill: MaxConns %d, CarryBudget %d: %w", cfg.MaxConns, cfg.CarryBudget, ErrRange)
+	}
+	if cfg.MaxConns > 0 {
+		if rc := C.rill_config_set_max_conns(cc, C.unsigned(cfg.MaxConns)); rc < 0 {
+			return fmt.Errorf("rill: MaxConns %d: %w", cfg.MaxConns, Errno(rc))
+		}
+	}
+	if cfg.IdleTimeout != 0 {
+		ms := C.unsigned(0) // negative: never
+		if cfg.IdleTimeout > 0 {
+			d := (cfg.IdleTimeout + time.Millisecond - 1) / time.Millisecond
+			if d > time.Duration(^uint32(0)) {
+				return fmt.Errorf("rill: IdleTimeout %v: %w", cfg.IdleTimeout, ErrRange)
+			}
+			ms = C.unsigned(d)
+		}
+		if rc := C.rill_config_set_idle_timeout_ms(cc, ms); rc < 0 {
+			return fmt.Errorf("rill: IdleTimeout %v: %w", cfg.IdleTimeout, Errno(rc))
+		}
+	}
+	if cfg.CarryBudget > 0 {
+		if rc := C.rill_config_set_carry_budget(cc, C.size_t(cfg.CarryBudget)); rc < 0 {
+			return fmt.Errorf("rill: CarryBudget %d: %w", cfg.CarryBudget, Errno(rc))
+		}
+	}
+	if cfg.MetricsAddr != "" {
+		addr := C.CString(cfg.MetricsAddr)
+		rc := C.rill_config_set_metrics_listener(cc, addr)
+		C.free(unsafe.Pointer(addr))
+		if rc < 0 {
+			return fmt.Errorf("rill: MetricsAddr %q: %w", cfg.MetricsAddr, Errno(rc))
+		}
+	}
+	return nil
+}
+
 // NewWorker creates a worker from cfg: it binds every listener (so port and address errors
 // show here) but starts no loop and opens no sink connection until [Worker.Start] or
 // [Worker.Run]. The caller must Close the worker.
@@ -323,6 +377,9 @@ func NewWorker(cfg Config) (*Worker, error) {
 		if rc := C.rill_config_set_sink_buffer(cc, C.size_t(cfg.SinkBuffer)); rc < 0 {
 			return nil, fmt.Errorf("rill: SinkBuffer %d: %w", cfg.SinkBuffer, Errno(rc))
 		}
+	}
+	if err := applyLimits(cc, &cfg); err != nil {
+		return nil, err
 	}
 	if cfg.FlushInterval < 0 {
 		return nil, fmt.Errorf("rill: FlushInterval %v: %w", cfg.FlushInterval, ErrRange)
@@ -406,6 +463,21 @@ func NewWorker(cfg Config) (*Worker, error) {
 
 // Threads returns the number of loop threads.
 func (w *Worker) Threads() int { return w.threads }
+
+// MetricsPort returns the port of the metrics endpoint (Config.MetricsAddr), or
+// ErrInvalid when none was configured, ErrClosed after Close.
+func (w *Worker) MetricsPort() (int, error) {
+	w.life.RLock()
+	defer w.life.RUnlock()
+	if w.c == nil {
+		return 0, ErrClosed
+	}
+	rc := C.rill_worker_metrics_port(w.c)
+	if rc < 0 {
+		return 0, Errno(rc)
+	}
+	return int(rc), nil
+}
 
 // ListenerPort returns the TCP port that listener i (its index in Config.Listeners) is
 // bound to; useful with port 0.
