@@ -78,26 +78,6 @@ typedef struct asink {
     uint64_t frames, dups, gaps, bad;
 } asink_t;
 
-static int listen_port(uint16_t port, uint16_t *bound)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof sa;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 16) < 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) {
-        int e = -errno;
-        close(fd);
-        return e;
-    }
-    *bound = ntohs(sa.sin_port);
-    return fd;
-}
-
 /* Control frames, written from the table: u32 length, u32 comp id = 0xFFFFFFFF, u64 key =
  * type, big-endian fields. */
 static void send_welcome(int fd, uint32_t credit, uint64_t acked)
@@ -229,7 +209,7 @@ static void *asink_thread(void *arg)
                 s->nstreams = 0;
             tu_sleep_ms(200);
             uint16_t p;
-            s->lfd = listen_port(s->port, &p);
+            s->lfd = tu_listen(s->port, &p);
             if (s->lfd < 0)
                 abort();
             atomic_fetch_add(&s->kills, 1);
@@ -291,7 +271,7 @@ static int asink_start(asink_t *s, uint32_t credit, uint64_t per_src)
     s->per_src = per_src;
     for (int i = 0; i < NSRC; i++)
         s->seen[i] = calloc((per_src + 63) / 64, sizeof(uint64_t));
-    s->lfd = listen_port(0, &s->port);
+    s->lfd = tu_listen(0, &s->port);
     if (s->lfd < 0)
         return -1;
     snprintf(s->addr, sizeof s->addr, "127.0.0.1:%u", (unsigned)s->port);

@@ -80,29 +80,6 @@ typedef struct gsink {
     uint64_t last[NSEND][KEYS]; /* last seq + 1 per (conn, key) */
 } gsink_t;
 
-static int listen_on(uint16_t port, uint16_t *bound)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = htons(port);
-    socklen_t sl = sizeof sa;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 16) < 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) {
-        int e = -errno;
-        close(fd);
-        return e;
-    }
-    *bound = ntohs(sa.sin_port);
-    return fd;
-}
-
 static void gsink_frame(gsink_t *s, const uint8_t *f, uint32_t flen)
 {
     pay_t p;
@@ -180,7 +157,7 @@ static void *gsink_thread(void *arg)
             close(s->lfd);
             tu_sleep_ms(300);
             uint16_t p;
-            s->lfd = listen_on(s->port, &p);
+            s->lfd = tu_listen(s->port, &p);
             if (s->lfd < 0) {
                 fprintf(stderr, "  sink: cannot listen again on %u: %s\n", s->port,
                         strerror(-s->lfd));
@@ -217,7 +194,7 @@ static void *gsink_thread(void *arg)
 static int gsink_start(gsink_t *s, int reading)
 {
     memset(s, 0, sizeof *s);
-    s->lfd = listen_on(0, &s->port);
+    s->lfd = tu_listen(0, &s->port);
     if (s->lfd < 0)
         return -1;
     snprintf(s->addr, sizeof s->addr, "127.0.0.1:%u", (unsigned)s->port);
@@ -623,7 +600,7 @@ static int test_paused_not_idle(void)
 {
     tu_ignore_sigpipe();
     uint16_t sport;
-    int lfd = listen_on(0, &sport);
+    int lfd = tu_listen(0, &sport);
     ASSERT_GE(lfd, 0);
     char sink[32];
     snprintf(sink, sizeof sink, "127.0.0.1:%u", (unsigned)sport);

@@ -843,3 +843,26 @@ size_t tu_rss_mon_stop(tu_rss_mon_t *m)
     pthread_join(m->thr, NULL);
     return atomic_load(&m->max);
 }
+
+int tu_listen(uint16_t port, uint16_t *bound)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons(port);
+    socklen_t sl = sizeof sa;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 16) < 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    *bound = ntohs(sa.sin_port);
+    return fd;
+}

@@ -64,6 +64,10 @@ void tu_ignore_sigpipe(void);
 /* Connects to 127.0.0.1:port, retrying ECONNREFUSED/EAGAIN for up to timeout_ms. Returns a
  * blocking fd or -errno. */
 int tu_connect(uint16_t port, int timeout_ms);
+/* A non-blocking listening socket on 127.0.0.1:port (0: a free port, stored in *bound),
+ * with SO_REUSEADDR so a test can listen again on the port it just closed. Returns the fd
+ * or -errno. */
+int tu_listen(uint16_t port, uint16_t *bound);
 /* Sets TCP_NODELAY. Returns 0 or -errno. */
 int tu_set_nodelay(int fd);
 /* Writes all of buf (blocking). Returns 0 or -errno (EPIPE, ECONNRESET, ...). */
