@@ -393,6 +393,15 @@ static int wait_frames(asink_t *s, uint64_t n)
     return asink_frames(s) >= n ? 0 : -1;
 }
 
+/* Waits (a failure bound only) until every frame of the run has reached the sink; the
+ * asserts after it say what was missing. */
+static void wait_complete(asink_t *s)
+{
+    int64_t end = tu_now_ms() + WAIT_MS;
+    while (asink_missing(s) && tu_now_ms() < end)
+        tu_sleep_ms(20);
+}
+
 /* ------------------------------------------------------------ cases */
 
 #define PER_SRC 50000u
@@ -443,9 +452,7 @@ static int restarts(int forget, asink_t *s, rill_worker_t **wp)
             tu_sleep_ms(2);
     }
     ASSERT_EQ(sources_join(&src), 0);
-    int64_t end = tu_now_ms() + WAIT_MS;
-    while (asink_missing(s) && tu_now_ms() < end)
-        tu_sleep_ms(20);
+    wait_complete(s);
     ASSERT_EQ(rill_worker_stop(w), 0);
     return 0;
 }
@@ -552,9 +559,7 @@ static int test_link_cuts(void)
         ASSERT_EQ(fp_cut(fp), 0);
     }
     ASSERT_EQ(sources_join(&src), 0);
-    int64_t end = tu_now_ms() + WAIT_MS;
-    while (asink_missing(&s) && tu_now_ms() < end)
-        tu_sleep_ms(20);
+    wait_complete(&s);
     ASSERT_EQ(rill_worker_stop(w), 0);
     fp_stats_t ps;
     ASSERT_EQ(fp_stats(fp, &ps), 0);
