@@ -17,6 +17,7 @@ rill_config_t *rill_config_new(void)
     cfg->max_frame = RILL_DEFAULT_MAX_FRAME;
     cfg->sink_buffer = RILL_DEFAULT_SINK_BUFFER;
     cfg->carry_budget = RILL_DEFAULT_CARRY_BUDGET;
+    cfg->source_credit = RILL_DEFAULT_SOURCE_CREDIT;
     cfg->dead_letter_sink = -1;
     cfg->max_conns = RILL_DEFAULT_MAX_CONNS;
     cfg->idle_ms = RILL_DEFAULT_IDLE_MS;
@@ -121,6 +122,16 @@ int rill_config_set_sink_delivery(rill_config_t *cfg, int sink, rill_delivery_t 
         (d != RILL_DELIVERY_BEST_EFFORT && d != RILL_DELIVERY_ACKED))
         return RILL_EINVAL;
     cfg->sink_acked[sink] = d == RILL_DELIVERY_ACKED;
+    return 0;
+}
+
+int rill_config_set_source_credit(rill_config_t *cfg, uint32_t bytes)
+{
+    if (!cfg)
+        return RILL_EINVAL;
+    if (bytes < (4u << 10) || bytes > (1u << 30))
+        return RILL_ERANGE;
+    cfg->source_credit = bytes;
     return 0;
 }
 

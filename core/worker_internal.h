@@ -16,6 +16,9 @@
 #define RILL_DEFAULT_MAX_FRAME (1u << 20)
 #define RILL_DEFAULT_SINK_BUFFER ((size_t)64 << 20)
 #define RILL_DEFAULT_CARRY_BUDGET ((size_t)256 << 20)
+#define RILL_DEFAULT_SOURCE_CREDIT (4u << 20)
+/* Acked source streams a loop remembers (attached to a connection or not). */
+#define RILL_STREAMS_PER_LOOP 4096u
 enum { LOOP_IDLE, LOOP_RUNNING, LOOP_DONE };
 
 #define RILL_DEFAULT_MAX_CONNS 10000u
@@ -40,6 +43,7 @@ struct rill_config {
     uint32_t max_frame;
     size_t sink_buffer;
     size_t carry_budget;
+    uint32_t source_credit; /* credit granted to each acked source connection */
     unsigned flush_ms;
     unsigned max_conns;
     unsigned idle_ms;

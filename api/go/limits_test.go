@@ -33,7 +33,7 @@ func waitStats(t *testing.T, w *Worker, what string, ok func(Stats) bool) Stats 
 // connection beyond MaxConns 2 is refused, a connection stalled inside a frame is closed
 // after IdleTimeout, and /metrics answers on MetricsPort with those counters.
 func TestLimitsAndMetrics(t *testing.T) {
-	for _, bad := range []Config{{MaxConns: -1}, {CarryBudget: -1}, {CarryBudget: 1000}} {
+	for _, bad := range []Config{{MaxConns: -1}, {CarryBudget: -1}, {CarryBudget: 1000}, {SourceCredit: 100}} {
 		if _, err := NewWorker(bad); !errors.Is(err, ErrRange) {
 			t.Fatalf("%+v: %v, want ErrRange", bad, err)
 		}

@@ -151,6 +151,10 @@ type Config struct {
 	// frames; 0 means the default (256 MiB). Above it the connections with the largest
 	// partial frames are closed (Stats.ErrCarry).
 	CarryBudget int
+	// SourceCredit is the credit granted to each acked source connection (one whose
+	// first frame is HELLO): the bytes of frames it may have unacknowledged. 0 keeps
+	// the default (4 MiB); 4 KiB..1 GiB.
+	SourceCredit int
 	// MetricsAddr, when set ("HOST:PORT", port 0 picks one), serves the worker's counters
 	// in the Prometheus text format at http://MetricsAddr/metrics; see
 	// [Worker.MetricsPort].
@@ -307,8 +311,9 @@ var ErrClosed = errors.New("rill: worker closed")
 
 // applyLimits sets the connection limits and the metrics endpoint of cfg on cc.
 func applyLimits(cc *C.rill_config_t, cfg *Config) error {
-	if cfg.MaxConns < 0 || cfg.CarryBudget < 0 {
-		return fmt.Errorf("rill: MaxConns %d, CarryBudget %d: %w", cfg.MaxConns, cfg.CarryBudget, ErrRange)
+	if cfg.MaxConns < 0 || cfg.CarryBudget < 0 || cfg.SourceCredit < 0 || cfg.SourceCredit > 1<<30 {
+		return fmt.Errorf("rill: MaxConns %d, CarryBudget %d, SourceCredit %d: %w", cfg.MaxConns,
+			cfg.CarryBudget, cfg.SourceCredit, ErrRange)
 	}
 	if cfg.MaxConns > 0 {
 		if rc := C.rill_config_set_max_conns(cc, C.unsigned(cfg.MaxConns)); rc < 0 {
@@ -331,6 +336,11 @@ func applyLimits(cc *C.rill_config_t, cfg *Config) error {
 	if cfg.CarryBudget > 0 {
 		if rc := C.rill_config_set_carry_budget(cc, C.size_t(cfg.CarryBudget)); rc < 0 {
 			return fmt.Errorf("rill: CarryBudget %d: %w", cfg.CarryBudget, Errno(rc))
+		}
+	}
+	if cfg.SourceCredit > 0 {
+		if rc := C.rill_config_set_source_credit(cc, C.uint32_t(cfg.SourceCredit)); rc < 0 {
+			return fmt.Errorf("rill: SourceCredit %d: %w", cfg.SourceCredit, Errno(rc))
 		}
 	}
 	if cfg.MetricsAddr != "" {

@@ -56,6 +56,17 @@ type Stats struct {
 	ErrControl    uint64
 	RetainedBytes uint64
 
+	// Acked sources (connections that began with HELLO): data frames that ran, resent
+	// frames skipped because they had already run, ACKs sent, the points at which
+	// frames waited for their sinks' acknowledgements and how long they waited (summed,
+	// in nanoseconds), and the acked connections open (a gauge).
+	AckedIn     uint64
+	DupSkipped  uint64
+	AcksSent    uint64
+	AckBarriers uint64
+	AckWaitNs   uint64
+	AckedConns  uint64
+
 	// Gauges: current values, not monotonic.
 	SinkQueuedBytes  uint64 // output waiting for sinks and peer links
 	StageQueuedBytes uint64 // frames waiting to be handed to another loop
@@ -162,6 +173,12 @@ func statsFromC(st *C.rill_stats_t) Stats {
 		CreditWaits:      uint64(st.credit_waits),
 		ErrControl:       uint64(st.err_control),
 		RetainedBytes:    uint64(st.retained_bytes),
+		AckedIn:          uint64(st.acked_in),
+		DupSkipped:       uint64(st.dup_skipped),
+		AcksSent:         uint64(st.acks_sent),
+		AckBarriers:      uint64(st.ack_barriers),
+		AckWaitNs:        uint64(st.ack_wait_ns),
+		AckedConns:       uint64(st.acked_conns),
 		SinkQueuedBytes:  uint64(st.sink_queued_bytes),
 		StageQueuedBytes: uint64(st.stage_queued_bytes),
 		HeldBuffers:      uint64(st.held_buffers),

@@ -204,6 +204,7 @@ int rill__dispatch_run_local(rill__dispatch_t *d)
         size_t len = d->local_run.len;
         dispatch_encoded(d, &d->local_dec, d->local_run.data, len, RILL_ROUTE_LOCAL, NULL);
         d->local_run.len = 0;
+        rill__links_publish(d->links); /* before the release: see rill__links_publish */
         atomic_fetch_sub_explicit(d->inflight, (long long)len, memory_order_release);
     }
     return d->local.len != 0;

@@ -28,6 +28,7 @@ int rill__link_make_acked(rill__links_t *ls, unsigned s, uint64_t stream_id)
     /* Control frames are small: anything longer than the largest is not one of ours. */
     rill__decoder_init(&a->rx_dec, RILL_FRAMING_RILL, RILL_CTL_FRAME_MAX, 0, 0, 0);
     ls->sinks[s].ack = a;
+    ls->nacked++;
     return 0;
 }
 

@@ -57,4 +57,16 @@ static inline size_t rill__acked_retained(const rill__acked_t *a)
     return a->ret.len - a->head;
 }
 
+/* The figures of core/barrier: frames acknowledged since the link began (head_seq
+ * starts at 1 and moves past every acknowledged frame), and frames given to the link
+ * (acknowledged, retained, or queued behind them). */
+static inline uint64_t rill__acked_safe(const rill__link_t *k)
+{
+    return k->ack->head_seq - 1;
+}
+static inline uint64_t rill__acked_appended(const rill__link_t *k)
+{
+    return k->ack->head_seq - 1 + k->ack->unacked + k->pend.frames;
+}
+
 #endif

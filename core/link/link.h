@@ -11,6 +11,7 @@
 #ifndef RILL_CORE_LINK_H
 #define RILL_CORE_LINK_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,6 +61,10 @@ typedef struct rill__links {
     /* Frames to route again under the current view: queued for a member that left, or
      * left unsent by the failed send of such a member's link. The loop takes them. */
     rill__buf_t reroute;
+    /* The acked sinks' figures (rill__links_figures) as last published for other loops,
+     * which read them to tell when frames they handed to this loop are safe. */
+    unsigned nacked;
+    _Atomic uint64_t pub_appended[RILL_MAX_SINKS], pub_safe[RILL_MAX_SINKS];
 } rill__links_t;
 
 /* Sets up the links to the given sinks (nothing connects before rill__links_service).
@@ -133,6 +138,15 @@ size_t rill__links_retained(const rill__links_t *ls);
 void rill__links_pressure(const rill__links_t *ls, size_t hi, size_t lo, int *high, int *low);
 /* Nanoseconds until the next connect attempt is due (0: now), UINT64_MAX when none. */
 uint64_t rill__links_next_retry(const rill__links_t *ls, uint64_t now);
+/* Per sink s: frames given to it since the loop began (appended[s]) and frames its
+ * receiver acknowledged (safe[s]); both 0 for a best-effort sink, which keeps nothing
+ * it could send again. The outputs' figures of core/barrier. */
+void rill__links_figures(const rill__links_t *ls, uint64_t *appended, uint64_t *safe);
+/* Publishes the figures for other loops (release): called before this loop reports a
+ * handoff as processed, so that a loop which sees nothing in flight also sees every
+ * frame those handoffs produced. */
+void rill__links_publish(rill__links_t *ls);
+
 /* The drain gave up: counts everything still queued or in flight as dropped. */
 void rill__links_count_unsent(rill__links_t *ls);
 

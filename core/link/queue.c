@@ -160,6 +160,28 @@ uint64_t rill__links_next_retry(const rill__links_t *ls, uint64_t now)
     return wait;
 }
 
+void rill__links_figures(const rill__links_t *ls, uint64_t *appended, uint64_t *safe)
+{
+    for (unsigned s = 0; s < ls->nsinks; s++) {
+        const rill__link_t *k = &ls->sinks[s];
+        appended[s] = k->ack ? rill__acked_appended(k) : 0;
+        safe[s] = k->ack ? rill__acked_safe(k) : 0;
+    }
+}
+
+void rill__links_publish(rill__links_t *ls)
+{
+    if (!ls->nacked)
+        return;
+    for (unsigned s = 0; s < ls->nsinks; s++) {
+        const rill__link_t *k = &ls->sinks[s];
+        if (!k->ack)
+            continue;
+        atomic_store_explicit(&ls->pub_appended[s], rill__acked_appended(k), memory_order_relaxed);
+        atomic_store_explicit(&ls->pub_safe[s], rill__acked_safe(k), memory_order_relaxed);
+    }
+}
+
 void rill__links_count_unsent(rill__links_t *ls)
 {
     for (unsigned s = 0; s < RILL_MAX_SINKS; s++) {

@@ -61,6 +61,8 @@ static void drop_carry(rill__loop_t *l, rill__conn_t *c)
 
 static void conn_finish_close(rill__loop_t *l, rill__conn_t *c)
 {
+    free(c->tx);
+    c->tx = NULL;
     close(c->fd);
     c->fd = -1;
     drop_carry(l, c);
@@ -80,13 +82,21 @@ void rill__conn_close(rill__loop_t *l, unsigned slot, int reason)
     c->closing = 1;
     c->close_reason = reason;
     drop_carry(l, c); /* nothing is decoded for a closing connection */
-    if (!c->recv_armed) {
+    rill__ackin_detach(l, c);
+    /* Cancel before close: the fd is closed only after the last completion of its
+     * operations, so no completion can ever refer to a reused descriptor. */
+    if (c->recv_armed)
+        rill__ring_cancel(&l->ring, RILL_UD(RILL_OP_RECV, slot, c->gen));
+    if (c->tx_armed)
+        rill__ring_cancel(&l->ring, RILL_UD(RILL_OP_CONN_SEND, slot, c->gen));
+    rill__conn_maybe_finish(l, slot);
+}
+
+void rill__conn_maybe_finish(rill__loop_t *l, unsigned slot)
+{
+    rill__conn_t *c = &l->conns[slot];
+    if (c->in_use && c->closing && !c->recv_armed && !c->tx_armed)
         conn_finish_close(l, c);
-        return;
-    }
-    /* Cancel before close: the fd is closed only after the recv's last completion, so
-     * no completion can ever refer to a reused descriptor. */
-    rill__ring_cancel(&l->ring, RILL_UD(RILL_OP_RECV, slot, c->gen));
 }
 
 /* Refuses an accepted descriptor: the worker is full or stopping. */
@@ -121,6 +131,12 @@ static void conn_open(rill__loop_t *l, unsigned li, int fd)
     c->close_reason = 0;
     c->frame_since = 0;
     c->peer = (uint8_t)lc->peer;
+    /* Only a v1 source connection can begin with HELLO. */
+    c->mode = lc->framing == RILL_FRAMING_RILL && !lc->peer ? RILL_CONN_NEW : RILL_CONN_PLAIN;
+    c->tx_armed = 0;
+    c->leaving = 0;
+    c->stream = NULL;
+    c->tx = NULL;
     rill__decoder_init(&c->dec, lc->framing, rill__listener_frame_limit(l->w, lc), lc->comp_id,
                        lc->has_key, lc->key);
     l->conns_open++;
@@ -260,10 +276,17 @@ void rill__conn_on_data(rill__loop_t *l, unsigned slot, const uint8_t *data, siz
             protocol_error(l, slot, n);
             break;
         }
-        if (n > 0) {
+        if (n > 0 && c->mode != RILL_CONN_PLAIN) {
+            n = rill__ackin_filter(l, slot, l->views, (size_t)n, &msgs);
+            if (n < 0) {
+                rill__conn_close(l, slot, n); /* counted where it was found */
+                break;
+            }
+        } else {
             msgs += (uint64_t)n;
-            rill__dispatch(&l->dispatch, l->views, (size_t)n, route);
         }
+        if (n > 0)
+            rill__dispatch(&l->dispatch, l->views, (size_t)n, route);
     }
     if (c->peer)
         RILL_STAT_ADD(l->stats.peer_in, msgs);
@@ -311,7 +334,9 @@ void rill__conn_recv_result(rill__loop_t *l, unsigned slot, int res)
     if (!c->in_use || c->recv_armed)
         return;
     if (c->closing) {
-        conn_finish_close(l, c); /* the recv's last completion: now the fd may go */
+        rill__conn_maybe_finish(l, slot); /* the recv's last completion: the fd may go */
+    } else if (c->leaving && res == -ECANCELED) {
+        /* Draining an acked source: reads stopped, it closes once acknowledged. */
     } else if (res > 0 || res == -ENOBUFS) {
         if (l->paused) {
             c->rearm = 1; /* backpressure: leave the data in the kernel for now */

@@ -27,8 +27,12 @@ static void close_sources(rill__loop_t *l)
             rill__ring_cancel(&l->ring, RILL_UD(RILL_OP_ACCEPT, li, 0));
     for (unsigned i = 0; i < l->nconns; i++) {
         rill__conn_t *c = &l->conns[i];
-        if (!c->in_use)
+        if (!c->in_use || c->closing)
             continue;
+        if (c->mode == RILL_CONN_ACKED) {
+            rill__ackin_goaway(l, i); /* closes once what it brought is acknowledged */
+            continue;
+        }
         if (!c->held) {
             rill__conn_close(l, i, 0);
             continue;
@@ -67,6 +71,7 @@ void rill__drain_step(rill__loop_t *l, uint64_t now)
     case PH_CLOSING:
         if (late && l->held_count)
             rill__bp_drop(l);
+        rill__ackin_close_settled(l, late);
         if (l->conns_open)
             return;
         for (unsigned li = 0; li < w->cfg.nlisteners; li++)

@@ -27,6 +27,32 @@ uint64_t rill__conn_sweep_interval(const rill_worker_t *w);
 /* Publishes the loop's carried bytes (once per iteration, and after shedding). */
 void rill__conn_publish_carried(rill__loop_t *l);
 
+/* Frees the connection once none of its operations is outstanding (closing). */
+void rill__conn_maybe_finish(rill__loop_t *l, unsigned slot);
+
+/* acked_in.c: acked sources. */
+int rill__ackin_init(rill__loop_t *l);
+void rill__ackin_free(rill__loop_t *l);
+/* Takes the control frames out of n views decoded from connection slot and drops the
+ * frames that already ran; returns the views left to dispatch (moved to the front), or
+ * a RILL_E* error that closes the connection. Adds the data frames among the n to *data.
+ * The first frame of a v1 connection decides whether it is acked. */
+int rill__ackin_filter(rill__loop_t *l, unsigned slot, rill_msg_t *v, size_t n, uint64_t *data);
+/* The connection closes: its stream stays, without it. */
+void rill__ackin_detach(rill__loop_t *l, rill__conn_t *c);
+/* A RILL_OP_CONN_SEND completion. */
+void rill__ackin_on_send(rill__loop_t *l, const struct io_uring_cqe *cqe);
+/* End of an iteration: barrier for what ran, completions, ACKs. */
+void rill__ackin_step(rill__loop_t *l);
+/* Non-zero while a barrier waits for other loops (the loop then polls, see poll_ns). */
+int rill__ackin_waiting(const rill__loop_t *l);
+uint64_t rill__ackin_poll_ns(void);
+/* Drain: GOAWAY on acked connection slot, stop reading it. */
+void rill__ackin_goaway(rill__loop_t *l, unsigned slot);
+/* Drain: closes the leaving connections whose frames are all acknowledged (all of them
+ * when late). */
+void rill__ackin_close_settled(rill__loop_t *l, int late);
+
 /* backpressure.c */
 /* Re-evaluates the watermarks of the links and handoff stages: sets paused/sink_paused. */
 void rill__bp_update(rill__loop_t *l);

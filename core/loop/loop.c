@@ -70,6 +70,10 @@ int rill__loop_new(rill__loop_t **out, rill_worker_t *w, unsigned idx)
     rill__dispatch_init(&l->dispatch, idx, w->nloops, w->cfg.clustered, w->cfg.dead_letter_sink,
                         w->cfg.max_frame, w->reg, &l->links, &l->handoff, &l->stats, &w->logged,
                         &w->inflight);
+    if (rill__ackin_init(l) < 0) {
+        rill__loop_free(l);
+        return RILL_ENOMEM;
+    }
     *out = l;
     return 0;
 }
@@ -84,12 +88,14 @@ void rill__loop_free(rill__loop_t *l)
         if (l->conns[i].in_use) {
             close(l->conns[i].fd);
             rill__decoder_free(&l->conns[i].dec);
+            free(l->conns[i].tx);
         }
     }
     free(l->conns);
     rill__links_free(&l->links);
     rill__handoff_free(&l->handoff);
     rill__dispatch_free(&l->dispatch);
+    rill__ackin_free(l);
     free(l);
 }
 
@@ -155,6 +161,7 @@ static void drain_incoming(rill__loop_t *l)
             size_t n;
             while ((n = rill__handoff_next(&l->handoff, s, l->views, RILL_BATCH_MAX)) > 0)
                 rill__dispatch(&l->dispatch, l->views, n, RILL_ROUTE_LOCAL);
+            rill__links_publish(&l->links); /* before the release: see rill__links_publish */
             rill__handoff_end(&l->handoff, s);
             rill__bp_update(l);
         }
@@ -174,6 +181,7 @@ static void run_local_and_push(rill__loop_t *l)
 /* Queue depths for stats and metrics, once per iteration. */
 static void publish_gauges(rill__loop_t *l)
 {
+    rill__links_publish(&l->links); /* acked sinks' figures: other loops' barriers read them */
     RILL_STAT_SET(l->stats.sink_queued_bytes, rill__links_queued(&l->links));
     RILL_STAT_SET(l->stats.retained_bytes, rill__links_retained(&l->links));
     RILL_STAT_SET(l->stats.stage_queued_bytes, rill__handoff_staged(&l->handoff, NULL));
@@ -193,6 +201,8 @@ static uint64_t next_wait(rill__loop_t *l, uint64_t now)
         wait = UNTIL(l->next_sweep);
     if (rill__handoff_staged(&l->handoff, NULL) && STAGE_RETRY_NS < wait)
         wait = STAGE_RETRY_NS;
+    if (rill__ackin_waiting(l) && rill__ackin_poll_ns() < wait)
+        wait = rill__ackin_poll_ns();
     if ((l->phase != PH_RUN || atomic_load_explicit(&l->w->stopping, memory_order_relaxed)) &&
         DRAIN_POLL_NS < wait)
         wait = DRAIN_POLL_NS;
@@ -211,6 +221,9 @@ static void handle_cqe(rill__loop_t *l, struct io_uring_cqe *cqe, uint64_t now)
         break;
     case RILL_OP_EFD:
         l->efd_armed = 0;
+        break;
+    case RILL_OP_CONN_SEND:
+        rill__ackin_on_send(l, cqe);
         break;
     case RILL_OP_LINK_CONNECT:
     case RILL_OP_LINK_SEND:
@@ -269,6 +282,7 @@ static void iterate(rill__loop_t *l, uint64_t now)
         rill__links_service(&l->links, now, l->phase != PH_DONE);
     }
     rill__drain_step(l, now);
+    rill__ackin_step(l);
     publish_gauges(l);
 }
 

@@ -11,13 +11,43 @@
 
 #include <stdint.h>
 
+#include "barrier/barrier.h"
 #include "dispatch/dispatch.h"
+#include "frame/control.h"
 #include "frame/frame.h"
 #include "handoff/stage.h"
 #include "link/link.h"
 #include "ring/ring.h"
 #include "stats/loop_stats.h"
 #include "worker_internal.h"
+
+/* What a source connection is, decided by its first frame (acked_in.c). */
+enum {
+    RILL_CONN_NEW = 0, /* v1 framing, no frame yet: HELLO makes it acked */
+    RILL_CONN_PLAIN,   /* best-effort: another first frame, lp/line, or the peer listener */
+    RILL_CONN_ACKED,   /* began with HELLO: frames are acknowledged once safe */
+};
+
+/* An acked source stream: the receiver's side of HELLO / WELCOME / ACK. It outlives its
+ * connection, so that a sender that reconnects to this loop is told what is already
+ * safe and its resent frames that already ran are skipped. */
+typedef struct rill__stream {
+    uint64_t id;
+    uint64_t next_seq;   /* seq of the next data frame on the attached connection */
+    uint64_t acked_sent; /* highest seq the attached connection's sender was told is safe */
+    int conn;            /* slot of the attached connection, -1 when none */
+    uint8_t pending;     /* on the loop's pending list */
+    uint64_t last_used;  /* ns: the oldest detached stream goes first when the table is full */
+    rill__ackq_t q;
+} rill__stream_t;
+
+/* The control frames an acked connection sends, one send in flight at a time. */
+typedef struct rill__conn_tx {
+    uint8_t buf[3 * RILL_CTL_FRAME_MAX];
+    size_t len, off;
+    uint8_t welcome_due, goaway_due;
+    uint64_t welcome_seq;
+} rill__conn_tx_t;
 
 typedef struct rill__conn {
     int fd;
@@ -35,6 +65,11 @@ typedef struct rill__conn {
     uint64_t frame_since; /* when the frame now pending began (ns), 0 between frames */
     size_t carried;       /* bytes of its partial frame counted in the loop's carried */
     rill__decoder_t dec;
+    uint8_t mode;           /* RILL_CONN_* */
+    uint8_t tx_armed;       /* acked: a send of control frames is outstanding */
+    uint8_t leaving;        /* acked, draining: GOAWAY sent, no more reads, close once acked */
+    rill__stream_t *stream; /* acked: its stream */
+    rill__conn_tx_t *tx;    /* acked: control frames out */
 } rill__conn_t;
 
 struct rill__loop {
@@ -77,6 +112,16 @@ struct rill__loop {
     int phase;           /* drain progress, see drain.c */
     uint64_t drain_deadline;
     int pending_work; /* something to do without waiting */
+
+    /* Acked sources (acked_in.c): streams by id, the ones with work, and the barriers
+     * that tell when their frames' effects are safe. Snapshots have one figure per
+     * (loop, sink): index loop * nsinks + sink. */
+    rill__stream_t **streams;
+    unsigned nstreams, streams_cap;
+    rill__stream_t **pending;
+    unsigned npending;
+    rill__barriers_t barriers;
+    uint64_t *fig_a, *fig_s; /* scratch: appended and safe figures, one per snapshot slot */
 
     rill__loop_stats_t stats;
 };

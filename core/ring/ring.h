@@ -34,6 +34,7 @@ enum {
     RILL_OP_LINK_SEND,
     RILL_OP_LINK_HUP,
     RILL_OP_LINK_RECV,
+    RILL_OP_CONN_SEND, /* control frames to an acked source (WELCOME, ACK, GOAWAY) */
 };
 #define RILL_UD(op, idx, gen) (((uint64_t)(op) << 56) | ((uint64_t)(idx) << 32) | (uint32_t)(gen))
 #define RILL_UD_OP(ud) ((unsigned)((ud) >> 56))

@@ -109,7 +109,19 @@
     X(err_control, COUNTER, LOOPS, "", "rill_protocol_errors_total{reason=\"control\"}",       \
       "Connections closed for a malformed or unexpected control frame.")                     \
     X(retained_bytes, GAUGE, LOOPS, "", "rill_retained_bytes",                                 \
-      "Bytes acked links hold until their receivers acknowledge them.")
+      "Bytes acked links hold until their receivers acknowledge them.")                       \
+    X(acked_in, COUNTER, LOOPS, "acked_in", "rill_acked_in_total",                             \
+      "Data frames that ran from acked source streams (resent ones that already ran excluded).") \
+    X(dup_skipped, COUNTER, LOOPS, "dup_skipped", "rill_dup_skipped_total",                    \
+      "Frames an acked source sent again that had already run here: skipped.")               \
+    X(acks_sent, COUNTER, LOOPS, "", "rill_acks_sent_total",                                   \
+      "ACK frames sent to acked sources.")                                                     \
+    X(ack_barriers, COUNTER, LOOPS, "", "rill_ack_barriers_total",                             \
+      "Points at which acked source frames waited for their effects to be acknowledged downstream, completed.") \
+    X(ack_wait_ns, COUNTER, LOOPS, "", "rill_ack_wait_ns_total",                               \
+      "Nanoseconds those points waited, summed (mean wait: divided by rill_ack_barriers_total).") \
+    X(acked_conns, GAUGE, LOOPS, "acked_conns", "rill_acked_conns",                            \
+      "Source connections open now that began with HELLO.")
 /* clang-format on */
 
 /* Prometheus TYPE of a kind. */

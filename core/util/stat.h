@@ -7,6 +7,8 @@
 
 #define RILL_STAT_ADD(field, n)                                                                    \
     __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+#define RILL_STAT_SUB(field, n)                                                                    \
+    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) - (n), __ATOMIC_RELAXED)
 #define RILL_STAT_SET(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
 #define RILL_STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
 

@@ -61,6 +61,10 @@ static const char usage[] =
     "  --carry-budget BYTES  bytes all source connections together may hold in partial\n"
     "                      frames (default 268435456); above it the connections with\n"
     "                      the largest partial frames are closed (counted as carry=)\n"
+    "  --source-credit BYTES  acked sources (connections that begin with HELLO): bytes of\n"
+    "                      frames each may have unacknowledged (default 4194304). A frame\n"
+    "                      is acknowledged once it ran and acked sinks acknowledged its\n"
+    "                      output; resent frames that already ran are skipped\n"
     "  --dead-letter       send frames for unknown computation ids to the sink unchanged\n"
     "                      instead of dropping them (they are counted either way)\n"
     "  --zk HOSTS          join a cluster coordinated by ZooKeeper at HOSTS\n"
@@ -90,10 +94,13 @@ static const char usage[] =
     "  clustered: fwd (frames forwarded to their owner), peer_in, misrouted, rerouted,\n"
     "  zk_err; then peer_dropped (frames for another member that were dropped) and\n"
     "  handoff_dropped (frames between loops dropped for lack of memory), carry\n"
-    "  (connections closed over --carry-budget). Each cluster view change is logged as\n"
+    "  (connections closed over --carry-budget), resent (frames an acked sink link sent\n"
+    "  again), acked_in / dup_skipped (frames from acked sources that ran / that had\n"
+    "  already run), acked_conns. Each cluster view change is logged as\n"
     "  'rill-worker: view epoch=N members=a,b,c self=a'.\n"
     "SIGINT or SIGTERM: stop accepting, process what was received, flush, send what is\n"
-    "queued (up to 5 s), print final stats and exit 0.\n";
+    "queued (up to 5 s), print final stats and exit 0. Acked sources get GOAWAY and are\n"
+    "closed once what they sent is acknowledged.\n";
 
 static int parse_u64(const char *s, uint64_t *out)
 {
@@ -299,7 +306,8 @@ int main(int argc, char **argv)
         O_SESSION,
         O_AUTHFILE,
         O_METRICS,
-        O_CARRY
+        O_CARRY,
+        O_CREDIT
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -313,6 +321,7 @@ int main(int argc, char **argv)
         {"idle-timeout-ms", required_argument, 0, O_IDLE},
         {"sink-buffer", required_argument, 0, O_SINKBUF},
         {"carry-budget", required_argument, 0, O_CARRY},
+        {"source-credit", required_argument, 0, O_CREDIT},
         {"zk", required_argument, 0, O_ZK},
         {"cluster-root", required_argument, 0, O_ROOT},
         {"worker-id", required_argument, 0, O_ID},
@@ -415,6 +424,11 @@ int main(int argc, char **argv)
         case O_CARRY:
             if (parse_u64(optarg, &v) < 0 || rill_config_set_carry_budget(cfg, (size_t)v) < 0)
                 BAIL(fail("bad --carry-budget", optarg, RILL_ERANGE));
+            break;
+        case O_CREDIT:
+            if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX ||
+                rill_config_set_source_credit(cfg, (uint32_t)v) < 0)
+                BAIL(fail("bad --source-credit", optarg, RILL_ERANGE));
             break;
         case O_QUIET:
             quiet = 1;

@@ -192,6 +192,16 @@ typedef enum rill_delivery {
  * RILL_EINVAL (no such sink, or an unknown delivery). */
 RILL_EXTERN int rill_config_set_sink_delivery(rill_config_t *cfg, int sink, rill_delivery_t d);
 
+/* Acked sources: a source connection whose first frame is HELLO (docs/protocol.md,
+ * "Control frames") is an acknowledged stream. The worker answers WELCOME and
+ * acknowledges (ACK, cumulative, at most one per connection and loop iteration) a frame
+ * once its batch ran and everything the batch emitted to acked sinks was acknowledged by
+ * them; after a reconnect to the same loop, frames that already ran are skipped
+ * (dup_skipped) and only acknowledged once safe. The sender may have `bytes` of frames
+ * unacknowledged per connection: the credit of WELCOME and every ACK (default 4 MiB).
+ * Returns 0, RILL_EINVAL or RILL_ERANGE (below 4 KiB or above 1 GiB). */
+RILL_EXTERN int rill_config_set_source_credit(rill_config_t *cfg, uint32_t bytes);
+
 /* Serves the worker's counters at http://addr/metrics in the Prometheus text format
  * (0.0.4), from a small thread of its own, from rill_worker_new() until
  * rill_worker_destroy(). addr is HOST:PORT (port 0 picks one: rill_worker_metrics_port).
@@ -506,6 +516,12 @@ typedef struct rill_stats {
     uint64_t err_control;        /* connections closed for a malformed or unexpected control
                                     frame */
     uint64_t retained_bytes;     /* gauge: bytes acked links hold until acknowledged */
+    uint64_t acked_in;           /* data frames that ran from acked source streams */
+    uint64_t dup_skipped;        /* resent frames of acked sources that had already run */
+    uint64_t acks_sent;          /* ACK frames sent to acked sources */
+    uint64_t ack_barriers;       /* points where acked frames waited for downstream ACKs */
+    uint64_t ack_wait_ns;        /* how long those waited, summed */
+    uint64_t acked_conns;        /* gauge: source connections that began with HELLO */
 } rill_stats_t;
 
 /*

@@ -1,0 +1,410 @@
+/* Acked sources: the receiver's side of acknowledged streams on source connections
+ * (docs/protocol.md, "Control frames"; docs/delivery.md).
+ *
+ * A v1 connection whose first frame is HELLO is attached to the loop's stream of that id
+ * (created if new) and answered with WELCOME: the credit, and the highest seq of the
+ * stream already safe here. Its data frames then take seqs in order; a frame whose seq
+ * already ran (a sender resending after a reconnect) is skipped. At the end of an
+ * iteration in which acked frames ran, the loop takes a barrier over its outputs
+ * (core/barrier): the frames are safe once every acked sink acknowledged what had been
+ * appended to it by then. With several loops, frames handed to another loop leave their
+ * effects in that loop's sinks: the barrier is sealed only at a moment when nothing is
+ * in flight between or within loops (the worker's inflight figure is 0), with every
+ * loop's published sink figures read after it. Safe frames are acknowledged with one
+ * cumulative ACK per connection and iteration.
+ *
+ * Leaving (the drain): GOAWAY on every acked connection, no more reads, and the
+ * connection closes once everything that ran from it is acknowledged (or at the drain
+ * deadline). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "loop/internal.h"
+#include "util/stat.h"
+
+/* While a barrier waits for other loops, the loop looks again this often. */
+#define QUIET_POLL_NS (1000ull * 1000ull)
+#define BARRIERS 64
+
+int rill__ackin_init(rill__loop_t *l)
+{
+    unsigned width = l->nloops * l->w->cfg.nsinks;
+    if (!width)
+        width = 1;
+    l->fig_a = calloc(width, sizeof *l->fig_a);
+    l->fig_s = calloc(width, sizeof *l->fig_s);
+    if (!l->fig_a || !l->fig_s || rill__barriers_init(&l->barriers, width, BARRIERS) < 0)
+        return RILL_ENOMEM;
+    return 0;
+}
+
+void rill__ackin_free(rill__loop_t *l)
+{
+    for (unsigned i = 0; i < l->nstreams; i++)
+        free(l->streams[i]);
+    free(l->streams);
+    free(l->pending);
+    free(l->fig_a);
+    free(l->fig_s);
+    rill__barriers_free(&l->barriers);
+}
+
+/* ------------------------------------------------------------------ streams */
+
+static rill__stream_t *stream_find(rill__loop_t *l, uint64_t id)
+{
+    for (unsigned i = 0; i < l->nstreams; i++)
+        if (l->streams[i]->id == id)
+            return l->streams[i];
+    return NULL;
+}
+
+/* A new stream; when the table is full, the least recently used stream that no
+ * connection holds and that waits for nothing is reused. NULL when there is none. */
+static rill__stream_t *stream_new(rill__loop_t *l, uint64_t id)
+{
+    rill__stream_t *s = NULL;
+    if (l->nstreams == l->streams_cap && l->streams_cap < RILL_STREAMS_PER_LOOP) {
+        unsigned cap = l->streams_cap ? l->streams_cap * 2 : 16;
+        rill__stream_t **t = realloc(l->streams, cap * sizeof *t);
+        rill__stream_t **p = t ? realloc(l->pending, cap * sizeof *p) : NULL;
+        if (t)
+            l->streams = t;
+        if (p) {
+            l->pending = p;
+            l->streams_cap = cap;
+        }
+    }
+    if (l->nstreams < l->streams_cap) {
+        s = calloc(1, sizeof *s);
+        if (!s)
+            return NULL;
+        l->streams[l->nstreams++] = s;
+    } else {
+        for (unsigned i = 0; i < l->nstreams; i++) {
+            rill__stream_t *c = l->streams[i];
+            if (c->conn < 0 && !c->pending && (!s || c->last_used < s->last_used))
+                s = c;
+        }
+        if (!s)
+            return NULL;
+        memset(s, 0, sizeof *s);
+    }
+    s->id = id;
+    s->conn = -1;
+    return s;
+}
+
+static void stream_mark_pending(rill__loop_t *l, rill__stream_t *s)
+{
+    if (!s->pending) {
+        s->pending = 1;
+        l->pending[l->npending++] = s;
+    }
+}
+
+/* ------------------------------------------------------------------ sending */
+
+static void tx_arm(rill__loop_t *l, unsigned slot)
+{
+    rill__conn_t *c = &l->conns[slot];
+    struct io_uring_sqe *sqe = rill__ring_sqe(&l->ring);
+    io_uring_prep_send(sqe, c->fd, c->tx->buf + c->tx->off, c->tx->len - c->tx->off,
+                       MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, RILL_UD(RILL_OP_CONN_SEND, slot, c->gen));
+    c->tx_armed = 1;
+}
+
+/* Sends what the connection owes its sender, in one send: WELCOME first, then an ACK of
+ * what became safe, then GOAWAY. Nothing while a send is in flight: its completion
+ * calls this again, and an ACK built then covers everything safe by then. */
+static void tx_kick(rill__loop_t *l, unsigned slot)
+{
+    rill__conn_t *c = &l->conns[slot];
+    rill__conn_tx_t *tx = c->tx;
+    if (!tx || c->tx_armed || c->closing)
+        return;
+    uint32_t credit = l->w->cfg.source_credit;
+    rill__stream_t *s = c->stream;
+    size_t len = 0;
+    if (tx->welcome_due) {
+        len += rill__ctl_put_welcome(tx->buf + len, credit, tx->welcome_seq);
+        tx->welcome_due = 0;
+    }
+    if (s && s->q.safe > s->acked_sent) {
+        len += rill__ctl_put_ack(tx->buf + len, s->q.safe, credit);
+        s->acked_sent = s->q.safe;
+        RILL_STAT_ADD(l->stats.acks_sent, 1);
+    }
+    if (tx->goaway_due) {
+        len += rill__ctl_put_goaway(tx->buf + len, NULL, 0);
+        tx->goaway_due = 0;
+    }
+    if (!len)
+        return;
+    tx->len = len;
+    tx->off = 0;
+    tx_arm(l, slot);
+}
+
+void rill__ackin_on_send(rill__loop_t *l, const struct io_uring_cqe *cqe)
+{
+    unsigned slot = RILL_UD_IDX(cqe->user_data);
+    rill__conn_t *c = slot < l->nconns ? &l->conns[slot] : NULL;
+    if (!c || !c->in_use || c->gen != RILL_UD_GEN(cqe->user_data) || !c->tx_armed)
+        return;
+    c->tx_armed = 0;
+    if (c->closing) {
+        rill__conn_maybe_finish(l, slot);
+        return;
+    }
+    if (cqe->res <= 0) {
+        RILL_STAT_ADD(l->stats.err_conn, 1);
+        rill__log_once(&l->w->logged.conn_err, "connection failed: %s (counted in err_conn)",
+                       rill_strerror(cqe->res < 0 ? cqe->res : -EPIPE));
+        rill__conn_close(l, slot, cqe->res < 0 ? cqe->res : -EPIPE);
+        return;
+    }
+    c->tx->off += (size_t)cqe->res;
+    if (c->tx->off < c->tx->len) {
+        tx_arm(l, slot); /* short send */
+        return;
+    }
+    tx_kick(l, slot);
+}
+
+/* ------------------------------------------------------------------ receiving */
+
+/* HELLO on connection slot: attach it to its stream and owe the sender a WELCOME. */
+static int on_hello(rill__loop_t *l, unsigned slot, const rill__ctl_t *h)
+{
+    rill__conn_t *c = &l->conns[slot];
+    rill__stream_t *s = stream_find(l, h->stream_id);
+    uint64_t known = 0; /* WELCOME's acked_seq */
+    if (s && s->conn >= 0) {
+        /* The sender reconnected while its old connection still looks open here: that
+         * one is dead to the sender; what it had not yet brought is sent again. */
+        rill__conn_t *old = &l->conns[s->conn];
+        old->stream = NULL;
+        rill__conn_close(l, (unsigned)s->conn, -ECONNRESET);
+        s->conn = -1;
+    }
+    if (s && h->seq - 1 > s->q.processed && !s->q.n) {
+        /* The sender holds nothing from before first_seq (acknowledged elsewhere): start
+         * from there. */
+        rill__ackq_reset(&s->q, h->seq - 1);
+    }
+    if (s) {
+        known = s->q.safe;
+    } else {
+        s = stream_new(l, h->stream_id);
+        if (!s) {
+            rill__log_once(&l->w->logged.streams,
+                           "refusing an acked source: %u streams per loop are held already "
+                           "(further cases only counted in err_conn)",
+                           RILL_STREAMS_PER_LOOP);
+            return RILL_EFULL;
+        }
+        rill__ackq_reset(&s->q, h->seq - 1);
+    }
+    c->tx = calloc(1, sizeof *c->tx);
+    if (!c->tx)
+        return RILL_ENOMEM;
+    s->conn = (int)slot;
+    s->last_used = l->now;
+    s->next_seq = h->seq > known + 1 ? h->seq : known + 1;
+    /* The sender takes everything before next_seq as acknowledged. */
+    s->acked_sent = s->next_seq - 1;
+    c->stream = s;
+    c->mode = RILL_CONN_ACKED;
+    c->tx->welcome_due = 1;
+    c->tx->welcome_seq = known;
+    RILL_STAT_ADD(l->stats.acked_conns, 1);
+    tx_kick(l, slot);
+    return 0;
+}
+
+static int control_error(rill__loop_t *l)
+{
+    RILL_STAT_ADD(l->stats.err_control, 1);
+    rill__log_once(&l->w->logged.control,
+                   "closing a source connection: a malformed or unexpected control frame "
+                   "(further cases only counted in err_control)");
+    return RILL_ECONTROL;
+}
+
+int rill__ackin_filter(rill__loop_t *l, unsigned slot, rill_msg_t *v, size_t n, uint64_t *data)
+{
+    rill__conn_t *c = &l->conns[slot];
+    size_t i = 0;
+    if (c->mode == RILL_CONN_NEW) {
+        if (!rill__is_control(&v[0])) {
+            c->mode = RILL_CONN_PLAIN; /* best-effort, exactly as without HELLO */
+            *data += n;
+            return (int)n;
+        }
+        rill__ctl_t h;
+        if (rill__ctl_parse(&v[0], &h) < 0 || h.type != RILL_CTL_HELLO)
+            return control_error(l);
+        int rc = on_hello(l, slot, &h);
+        if (rc < 0)
+            return rc;
+        i = 1;
+    }
+    *data += n - i;
+    rill__stream_t *s = c->stream;
+    if (!s)
+        return 0; /* superseded by a newer connection of its sender (closing) */
+    size_t keep = 0;
+    uint64_t dups = 0;
+    for (; i < n; i++) {
+        if (rill__is_control(&v[i]))
+            return control_error(l); /* only HELLO comes from a sender, and only first */
+        uint64_t seq = s->next_seq++;
+        if (seq <= s->q.processed) {
+            dups++; /* ran before this reconnect: its ACK comes when it is safe */
+            continue;
+        }
+        if (keep != i)
+            v[keep] = v[i];
+        keep++;
+    }
+    if (s->next_seq - 1 > s->q.processed)
+        s->q.processed = s->next_seq - 1;
+    if (dups)
+        RILL_STAT_ADD(l->stats.dup_skipped, dups);
+    if (keep)
+        RILL_STAT_ADD(l->stats.acked_in, keep);
+    if (keep || dups)
+        stream_mark_pending(l, s);
+    return (int)keep;
+}
+
+void rill__ackin_detach(rill__loop_t *l, rill__conn_t *c)
+{
+    if (c->mode == RILL_CONN_ACKED)
+        RILL_STAT_SUB(l->stats.acked_conns, 1);
+    if (c->stream) {
+        c->stream->conn = -1;
+        c->stream->last_used = l->now;
+        c->stream = NULL;
+    }
+}
+
+/* ------------------------------------------------------------------ barriers */
+
+/* Every loop's published sink figures (this loop's own are exact), read after the worker
+ * was seen with nothing in flight. */
+static void read_all_figures(rill__loop_t *l, uint64_t *appended, uint64_t *safe)
+{
+    unsigned ns = l->w->cfg.nsinks;
+    for (unsigned j = 0; j < l->nloops; j++) {
+        if (j == l->idx) {
+            uint64_t own[RILL_MAX_SINKS];
+            rill__links_figures(&l->links, appended ? appended + j * ns : own, safe + j * ns);
+            continue;
+        }
+        rill__links_t *o = &l->w->loops[j]->links;
+        for (unsigned k = 0; k < ns; k++) {
+            if (appended)
+                appended[j * ns + k] =
+                    atomic_load_explicit(&o->pub_appended[k], memory_order_relaxed);
+            safe[j * ns + k] = atomic_load_explicit(&o->pub_safe[k], memory_order_relaxed);
+        }
+    }
+}
+
+int rill__ackin_waiting(const rill__loop_t *l)
+{
+    return l->nloops > 1 && rill__barriers_pending(&l->barriers);
+}
+
+uint64_t rill__ackin_poll_ns(void)
+{
+    return QUIET_POLL_NS;
+}
+
+void rill__ackin_step(rill__loop_t *l)
+{
+    if (!l->npending && !rill__barriers_pending(&l->barriers))
+        return;
+    rill__barriers_t *b = &l->barriers;
+    unsigned ns = l->w->cfg.nsinks, width = b->width;
+    rill__links_publish(&l->links);
+
+    /* A barrier for what ran since the last one, once the local queue is empty (frames
+     * still in it would emit after the snapshot). */
+    if (rill__dispatch_local_bytes(&l->dispatch) == 0) {
+        int unnoted = 0;
+        for (unsigned i = 0; i < l->npending && !unnoted; i++)
+            unnoted = rill__ackq_unnoted(&l->pending[i]->q);
+        if (unnoted) {
+            memset(l->fig_a, 0, width * sizeof *l->fig_a);
+            if (ns)
+                rill__links_figures(&l->links, l->fig_a + l->idx * ns, l->fig_s + l->idx * ns);
+            uint64_t id = rill__barriers_take(b, l->fig_a, l->nloops == 1, l->now);
+            for (unsigned i = 0; i < l->npending; i++)
+                rill__ackq_note(&l->pending[i]->q, id);
+        }
+    }
+    if (l->nloops > 1 && rill__barriers_unsealed(b) &&
+        atomic_load_explicit(&l->w->inflight, memory_order_acquire) == 0) {
+        read_all_figures(l, l->fig_a, l->fig_s);
+        rill__barriers_seal_all(b, l->fig_a);
+    }
+    if (rill__barriers_pending(b)) {
+        if (l->nloops > 1)
+            read_all_figures(l, NULL, l->fig_s);
+        else if (ns)
+            rill__links_figures(&l->links, l->fig_a, l->fig_s);
+        uint64_t wait = 0, count = 0;
+        rill__barriers_complete(b, l->fig_s, l->now, &wait, &count);
+        if (count) {
+            RILL_STAT_ADD(l->stats.ack_barriers, count);
+            RILL_STAT_ADD(l->stats.ack_wait_ns, wait);
+        }
+    }
+    uint64_t done = rill__barriers_done(b);
+    for (unsigned i = 0; i < l->npending;) {
+        rill__stream_t *s = l->pending[i];
+        if (rill__ackq_advance(&s->q, done) && s->conn >= 0)
+            tx_kick(l, (unsigned)s->conn);
+        if (!rill__ackq_busy(&s->q)) {
+            s->pending = 0;
+            l->pending[i] = l->pending[--l->npending];
+        } else {
+            i++;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ leaving */
+
+void rill__ackin_goaway(rill__loop_t *l, unsigned slot)
+{
+    rill__conn_t *c = &l->conns[slot];
+    c->leaving = 1;
+    c->rearm = 0;
+    if (c->tx) {
+        c->tx->goaway_due = 1;
+        tx_kick(l, slot);
+    }
+    if (c->recv_armed)
+        rill__ring_cancel(&l->ring, RILL_UD(RILL_OP_RECV, slot, c->gen));
+}
+
+void rill__ackin_close_settled(rill__loop_t *l, int late)
+{
+    for (unsigned i = 0; i < l->nconns; i++) {
+        rill__conn_t *c = &l->conns[i];
+        if (!c->in_use || c->closing || !c->leaving)
+            continue;
+        rill__stream_t *s = c->stream;
+        int settled = !c->recv_armed && !c->held && !c->tx_armed &&
+                      (!s || (!rill__ackq_busy(&s->q) && s->acked_sent >= s->q.safe));
+        if (settled || late)
+            rill__conn_close(l, i, 0);
+    }
+}
