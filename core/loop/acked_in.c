@@ -111,8 +111,7 @@ static void tx_arm(rill__loop_t *l, unsigned slot)
 {
     rill__conn_t *c = &l->conns[slot];
     struct io_uring_sqe *sqe = rill__ring_sqe(&l->ring);
-    io_uring_prep_send(sqe, c->fd, c->tx->buf + c->tx->off, c->tx->len - c->tx->off,
-                       MSG_NOSIGNAL);
+    io_uring_prep_send(sqe, c->fd, c->tx->buf + c->tx->off, c->tx->len - c->tx->off, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, RILL_UD(RILL_OP_CONN_SEND, slot, c->gen));
     c->tx_armed = 1;
 }
@@ -133,9 +132,13 @@ static void tx_kick(rill__loop_t *l, unsigned slot)
         len += rill__ctl_put_welcome(tx->buf + len, credit, tx->welcome_seq);
         tx->welcome_due = 0;
     }
-    if (s && s->q.safe > s->acked_sent) {
-        len += rill__ctl_put_ack(tx->buf + len, s->q.safe, credit);
-        s->acked_sent = s->q.safe;
+    /* Never beyond what this connection brought: a frame that ran before a reconnect
+     * is acknowledged once the sender has sent it again (and it was skipped), so a
+     * sender never sees an ACK above what it wrote on this connection. */
+    uint64_t through = s ? (s->q.safe < s->next_seq - 1 ? s->q.safe : s->next_seq - 1) : 0;
+    if (s && through > s->acked_sent) {
+        len += rill__ctl_put_ack(tx->buf + len, through, credit);
+        s->acked_sent = through;
         RILL_STAT_ADD(l->stats.acks_sent, 1);
     }
     if (tx->goaway_due) {
@@ -253,7 +256,6 @@ int rill__ackin_filter(rill__loop_t *l, unsigned slot, rill_msg_t *v, size_t n, 
             return rc;
         i = 1;
     }
-    *data += n - i;
     rill__stream_t *s = c->stream;
     if (!s)
         return 0; /* superseded by a newer connection of its sender (closing) */
@@ -262,6 +264,7 @@ int rill__ackin_filter(rill__loop_t *l, unsigned slot, rill_msg_t *v, size_t n, 
     for (; i < n; i++) {
         if (rill__is_control(&v[i]))
             return control_error(l); /* only HELLO comes from a sender, and only first */
+        (*data)++;
         uint64_t seq = s->next_seq++;
         if (seq <= s->q.processed) {
             dups++; /* ran before this reconnect: its ACK comes when it is safe */
@@ -369,8 +372,9 @@ void rill__ackin_step(rill__loop_t *l)
     uint64_t done = rill__barriers_done(b);
     for (unsigned i = 0; i < l->npending;) {
         rill__stream_t *s = l->pending[i];
-        if (rill__ackq_advance(&s->q, done) && s->conn >= 0)
-            tx_kick(l, (unsigned)s->conn);
+        rill__ackq_advance(&s->q, done);
+        if (s->conn >= 0)
+            tx_kick(l, (unsigned)s->conn); /* also when skipped frames caught up */
         if (!rill__ackq_busy(&s->q)) {
             s->pending = 0;
             l->pending[i] = l->pending[--l->npending];
@@ -403,7 +407,7 @@ void rill__ackin_close_settled(rill__loop_t *l, int late)
             continue;
         rill__stream_t *s = c->stream;
         int settled = !c->recv_armed && !c->held && !c->tx_armed &&
-                      (!s || (!rill__ackq_busy(&s->q) && s->acked_sent >= s->q.safe));
+                      (!s || (!rill__ackq_busy(&s->q) && s->acked_sent >= s->next_seq - 1));
         if (settled || late)
             rill__conn_close(l, i, 0);
     }

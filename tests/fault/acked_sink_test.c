@@ -1,6 +1,6 @@
 /* Acknowledged delivery to a sink (core/link/acked.c), with an in-process worker, real
- * sockets and an acked sink this test implements from the wire table of docs/protocol.md
- * ("Control frames"), not from rill's own codec:
+ * sockets and the acked sink of acked_peers.c (written from the wire table of
+ * docs/protocol.md, "Control frames", not from rill's own codec):
  *   - every frame reaches the sink once, in order per key, and nothing stays retained;
  *   - the sink is killed (connections reset) and restarted three times mid-stream: it
  *     remembers what it counted, so every frame arrives exactly once; frames the worker
@@ -28,284 +28,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fault/acked_peers.h"
 #include "harness.h"
 #include "integration/fault_proxy.h"
 #include "integration/tcp_util.h"
 #include "rill/rill.h"
 
 #define COMP 1
-#define MAGIC 0x41434b53u
 #define NSRC 4
 #define WAIT_MS 60000
-#define CTL 0xFFFFFFFFu
-
-typedef struct pay {
-    uint32_t magic, src;
-    uint64_t seq;
-} pay_t;
-
-/* ------------------------------------------------------------ an acked sink */
-
-#define MAXC 16
-#define MAXS 16
-
-typedef struct sconn {
-    int fd;
-    uint8_t *buf;
-    size_t len, cap;
-    int stream;        /* index into streams, -1 before HELLO */
-    uint64_t next_seq; /* seq of the next data frame */
-} sconn_t;
-
-typedef struct asink {
-    int lfd;
-    uint16_t port;
-    char addr[32];
-    pthread_t thr;
-    uint32_t credit;
-    atomic_int stop, stall, kill, forget, garbage;
-    atomic_uint hellos, kills;
-    sconn_t c[MAXC];
-    unsigned nc;
-    /* per stream: the highest seq counted (kept across kills unless forget) */
-    uint64_t stream_id[MAXS], counted[MAXS];
-    unsigned nstreams;
-    /* checker */
-    pthread_mutex_t mu;
-    uint64_t next[NSRC]; /* next expected seq per source connection (= key) */
-    uint64_t *seen[NSRC];
-    uint64_t per_src;
-    uint64_t frames, dups, gaps, bad;
-} asink_t;
-
-/* Control frames, written from the table: u32 length, u32 comp id = 0xFFFFFFFF, u64 key =
- * type, big-endian fields. */
-static void send_welcome(int fd, uint32_t credit, uint64_t acked)
-{
-    uint8_t f[16 + 12];
-    tu_put_be32(f, 12 + 12);
-    tu_put_be32(f + 4, CTL);
-    tu_put_be64(f + 8, 2);
-    tu_put_be32(f + 16, credit);
-    tu_put_be64(f + 20, acked);
-    tu_write_all(fd, f, sizeof f);
-}
-
-static void send_ack(int fd, uint64_t through, uint32_t credit)
-{
-    uint8_t f[16 + 12];
-    tu_put_be32(f, 12 + 12);
-    tu_put_be32(f + 4, CTL);
-    tu_put_be64(f + 8, 3);
-    tu_put_be64(f + 16, through);
-    tu_put_be32(f + 24, credit);
-    tu_write_all(fd, f, sizeof f);
-}
-
-static void count(asink_t *s, const uint8_t *p, uint32_t len, uint64_t key)
-{
-    pay_t y;
-    pthread_mutex_lock(&s->mu);
-    if (len != sizeof y) {
-        s->bad++;
-        pthread_mutex_unlock(&s->mu);
-        return;
-    }
-    memcpy(&y, p, sizeof y);
-    if (y.magic != MAGIC || y.src >= NSRC || key != y.src || y.seq >= s->per_src) {
-        s->bad++;
-    } else {
-        uint64_t *bits = &s->seen[y.src][y.seq / 64];
-        if (*bits & (1ull << (y.seq % 64)))
-            s->dups++;
-        else
-            *bits |= 1ull << (y.seq % 64);
-        if (y.seq > s->next[y.src])
-            s->gaps++; /* out of order within a key */
-        if (y.seq >= s->next[y.src])
-            s->next[y.src] = y.seq + 1;
-        s->frames++;
-    }
-    pthread_mutex_unlock(&s->mu);
-}
-
-static int find_stream(asink_t *s, uint64_t id)
-{
-    for (unsigned i = 0; i < s->nstreams; i++)
-        if (s->stream_id[i] == id)
-            return (int)i;
-    if (s->nstreams == MAXS)
-        return -1;
-    s->stream_id[s->nstreams] = id;
-    s->counted[s->nstreams] = 0;
-    return (int)s->nstreams++;
-}
-
-/* Handles the frames in c's buffer; returns -1 when the connection must go. */
-static int handle(asink_t *s, sconn_t *c)
-{
-    size_t pos = 0;
-    int counted_any = 0;
-    while (c->len - pos >= 4) {
-        uint32_t flen = tu_get_be32(c->buf + pos);
-        if (flen < 12 || c->len - pos < 4 + (size_t)flen)
-            break;
-        const uint8_t *f = c->buf + pos;
-        uint32_t comp = tu_get_be32(f + 4);
-        uint64_t key = tu_get_be64(f + 8);
-        const uint8_t *p = f + 16;
-        uint32_t plen = flen - 12;
-        pos += 4 + flen;
-        if (c->stream < 0) { /* the first frame must be HELLO */
-            if (comp != CTL || key != 1 || plen < 20 || p[0] != 0 || p[1] != 2)
-                return -1;
-            uint64_t id = tu_get_be64(p + 4), first = tu_get_be64(p + 12);
-            c->stream = find_stream(s, id);
-            if (c->stream < 0 || id == 0 || first == 0)
-                return -1;
-            atomic_fetch_add(&s->hellos, 1);
-            uint64_t acked = s->counted[c->stream];
-            c->next_seq = first > acked + 1 ? first : acked + 1;
-            send_welcome(c->fd, s->credit, acked);
-            continue;
-        }
-        if (comp == CTL)
-            return -1; /* a sender sends no other control frame */
-        uint64_t seq = c->next_seq++;
-        if (seq <= s->counted[c->stream])
-            continue; /* held already (cannot happen with a sender that follows WELCOME) */
-        count(s, p, plen, key);
-        s->counted[c->stream] = seq;
-        counted_any = 1;
-    }
-    memmove(c->buf, c->buf + pos, c->len - pos);
-    c->len -= pos;
-    if (counted_any) /* one ACK per read, never one per frame */
-        send_ack(c->fd, s->counted[c->stream], s->credit);
-    return 0;
-}
-
-static void drop_conn(asink_t *s, unsigned i, int reset)
-{
-    if (reset) {
-        struct linger lg = {1, 0};
-        setsockopt(s->c[i].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }
-    close(s->c[i].fd);
-    free(s->c[i].buf);
-    s->c[i] = s->c[--s->nc];
-}
-
-static void *asink_thread(void *arg)
-{
-    asink_t *s = arg;
-    while (!atomic_load(&s->stop)) {
-        if (atomic_load(&s->kill)) {
-            /* A crash: every connection reset, the port closed for a moment. */
-            while (s->nc)
-                drop_conn(s, 0, 1);
-            close(s->lfd);
-            if (atomic_load(&s->forget))
-                s->nstreams = 0;
-            tu_sleep_ms(200);
-            uint16_t p;
-            s->lfd = tu_listen(s->port, &p);
-            if (s->lfd < 0)
-                abort();
-            atomic_fetch_add(&s->kills, 1);
-            atomic_store(&s->kill, 0);
-        }
-        int stall = atomic_load(&s->stall);
-        struct pollfd pfd[1 + MAXC];
-        pfd[0] = (struct pollfd){s->lfd, POLLIN, 0};
-        for (unsigned i = 0; i < s->nc; i++)
-            pfd[1 + i] = (struct pollfd){s->c[i].fd, stall ? 0 : POLLIN, 0};
-        if (poll(pfd, 1 + s->nc, 10) <= 0)
-            continue;
-        for (unsigned i = s->nc; i-- > 0;) {
-            if (!pfd[1 + i].revents)
-                continue;
-            sconn_t *c = &s->c[i];
-            if (c->cap - c->len < 65536) {
-                c->cap = c->cap ? c->cap * 2 : 262144;
-                c->buf = realloc(c->buf, c->cap);
-            }
-            ssize_t k = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
-            if (k <= 0 && !(k < 0 && (errno == EAGAIN || errno == EINTR))) {
-                drop_conn(s, i, 0);
-                continue;
-            }
-            if (k > 0) {
-                c->len += (size_t)k;
-                if (handle(s, c) < 0)
-                    drop_conn(s, i, 1);
-            }
-        }
-        if (pfd[0].revents & POLLIN) {
-            int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-            if (fd >= 0 && s->nc < MAXC && !atomic_load(&s->garbage)) {
-                s->c[s->nc++] = (sconn_t){fd, NULL, 0, 0, -1, 0};
-            } else if (fd >= 0) {
-                if (atomic_load(&s->garbage)) {
-                    /* Not a WELCOME: a frame of the reserved id with an unknown type. */
-                    uint8_t g[16 + 4] = {0, 0, 0, 16, 0xff, 0xff, 0xff, 0xff,
-                                         0, 0, 0, 0,  0,    0,    0,    9};
-                    tu_write_all(fd, g, sizeof g);
-                    tu_sleep_ms(20);
-                }
-                close(fd);
-            }
-        }
-    }
-    while (s->nc)
-        drop_conn(s, 0, 0);
-    close(s->lfd);
-    return NULL;
-}
-
-static int asink_start(asink_t *s, uint32_t credit, uint64_t per_src)
-{
-    memset(s, 0, sizeof *s);
-    pthread_mutex_init(&s->mu, NULL);
-    s->credit = credit;
-    s->per_src = per_src;
-    for (int i = 0; i < NSRC; i++)
-        s->seen[i] = calloc((per_src + 63) / 64, sizeof(uint64_t));
-    s->lfd = tu_listen(0, &s->port);
-    if (s->lfd < 0)
-        return -1;
-    snprintf(s->addr, sizeof s->addr, "127.0.0.1:%u", (unsigned)s->port);
-    return pthread_create(&s->thr, NULL, asink_thread, s) ? -1 : 0;
-}
-
-static void asink_stop(asink_t *s)
-{
-    atomic_store(&s->stop, 1);
-    pthread_join(s->thr, NULL);
-    for (int i = 0; i < NSRC; i++)
-        free(s->seen[i]);
-    pthread_mutex_destroy(&s->mu);
-}
-
-/* Frames that never arrived (each source's seqs 0..per_src-1). */
-static uint64_t asink_missing(asink_t *s)
-{
-    uint64_t missing = 0;
-    pthread_mutex_lock(&s->mu);
-    for (int i = 0; i < NSRC; i++)
-        for (uint64_t q = 0; q < s->per_src; q++)
-            missing += !(s->seen[i][q / 64] & (1ull << (q % 64)));
-    pthread_mutex_unlock(&s->mu);
-    return missing;
-}
-
-static uint64_t asink_frames(asink_t *s)
-{
-    pthread_mutex_lock(&s->mu);
-    uint64_t n = s->frames;
-    pthread_mutex_unlock(&s->mu);
-    return n;
-}
 
 /* ------------------------------------------------------------ worker and sources */
 
@@ -347,7 +78,7 @@ static int sources_start(sources_t *s, uint16_t port, uint64_t per_src)
     for (uint32_t i = 0; i < NSRC; i++) {
         tu_buf_t b = {0};
         for (uint64_t q = 0; q < per_src; q++) {
-            pay_t y = {MAGIC, i, q};
+            ap_pay_t y = {AP_MAGIC, i, q};
             tu_buf_frame(&b, COMP, i, &y, sizeof y);
         }
         s->buf[i] = b.data;
@@ -409,7 +140,7 @@ static void wait_complete(asink_t *s)
 static int test_delivery(void)
 {
     asink_t s;
-    ASSERT_EQ(asink_start(&s, 1u << 20, PER_SRC), 0);
+    ASSERT_EQ(asink_start(&s, 1u << 20, NSRC, PER_SRC), 0);
     rill_worker_t *w;
     ASSERT_EQ(worker_up(&w, s.addr, 2, 0), 0);
     sources_t src;
@@ -436,7 +167,7 @@ static int test_delivery(void)
 /* Kills the sink `kills` times while the sources send, then lets everything arrive. */
 static int restarts(int forget, asink_t *s, rill_worker_t **wp)
 {
-    ASSERT_EQ(asink_start(s, 256u << 10, PER_SRC), 0);
+    ASSERT_EQ(asink_start(s, 256u << 10, NSRC, PER_SRC), 0);
     atomic_store(&s->forget, forget);
     rill_worker_t *w;
     ASSERT_EQ(worker_up(&w, s->addr, 2, 0), 0);
@@ -502,7 +233,7 @@ static int test_sink_amnesia(void)
 static int test_stalled_sink(void)
 {
     asink_t s;
-    ASSERT_EQ(asink_start(&s, STALL_CREDIT, STALL_PER_SRC), 0);
+    ASSERT_EQ(asink_start(&s, STALL_CREDIT, NSRC, STALL_PER_SRC), 0);
     rill_worker_t *w;
     ASSERT_EQ(worker_up(&w, s.addr, 1, 4u << 20), 0);
     /* The sink welcomes the worker, then stops reading (and acknowledging). */
@@ -546,7 +277,7 @@ static int test_stalled_sink(void)
 static int test_link_cuts(void)
 {
     asink_t s;
-    ASSERT_EQ(asink_start(&s, 256u << 10, PER_SRC), 0);
+    ASSERT_EQ(asink_start(&s, 256u << 10, NSRC, PER_SRC), 0);
     fp_t *fp;
     ASSERT_EQ(fp_new(&fp, s.port), 0);
     rill_worker_t *w;
@@ -581,7 +312,7 @@ static int test_link_cuts(void)
 static int test_bad_control(void)
 {
     asink_t s;
-    ASSERT_EQ(asink_start(&s, 1u << 20, 1000), 0);
+    ASSERT_EQ(asink_start(&s, 1u << 20, NSRC, 1000), 0);
     atomic_store(&s.garbage, 1);
     rill_worker_t *w;
     ASSERT_EQ(worker_up(&w, s.addr, 1, 0), 0);
