@@ -13,9 +13,9 @@
  * loop's published sink figures read after it. Safe frames are acknowledged with one
  * cumulative ACK per connection and iteration.
  *
- * Leaving (the drain): GOAWAY on every acked connection, no more reads, and the
- * connection closes once everything that ran from it is acknowledged (or at the drain
- * deadline). */
+ * Leaving (the drain): GOAWAY on every acked connection, no more reads, and once
+ * everything that ran from it is acknowledged, FIN; what the sender still sent is read
+ * and dropped until it closes (or the drain deadline passes). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -405,10 +405,22 @@ void rill__ackin_close_settled(rill__loop_t *l, int late)
         rill__conn_t *c = &l->conns[i];
         if (!c->in_use || c->closing || !c->leaving)
             continue;
-        rill__stream_t *s = c->stream;
-        int settled = !c->recv_armed && !c->held && !c->tx_armed &&
-                      (!s || (!rill__ackq_busy(&s->q) && s->acked_sent >= s->next_seq - 1));
-        if (settled || late)
+        if (late) {
             rill__conn_close(l, i, 0);
+            continue;
+        }
+        rill__stream_t *s = c->stream;
+        int settled = !c->discard && !c->recv_armed && !c->held && !c->tx_armed &&
+                      (!s || (!rill__ackq_busy(&s->q) && s->acked_sent >= s->next_seq - 1));
+        if (!settled)
+            continue;
+        /* Everything that ran is acknowledged. Close gracefully: FIN after the last ACK,
+         * then read (and drop) until the sender closes. A close with unread bytes would
+         * reset the connection, and a reset can destroy that ACK before the sender reads
+         * it. */
+        shutdown(c->fd, SHUT_WR);
+        c->discard = 1;
+        c->rearm = 0;
+        rill__conn_arm_recv(l, i);
     }
 }

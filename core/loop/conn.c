@@ -135,6 +135,7 @@ static void conn_open(rill__loop_t *l, unsigned li, int fd)
     c->mode = lc->framing == RILL_FRAMING_RILL && !lc->peer ? RILL_CONN_NEW : RILL_CONN_PLAIN;
     c->tx_armed = 0;
     c->leaving = 0;
+    c->discard = 0;
     c->stream = NULL;
     c->tx = NULL;
     rill__decoder_init(&c->dec, lc->framing, rill__listener_frame_limit(l->w, lc), lc->comp_id,
@@ -267,6 +268,8 @@ void rill__conn_on_data(rill__loop_t *l, unsigned slot, const uint8_t *data, siz
 {
     rill__conn_t *c = &l->conns[slot];
     RILL_STAT_ADD(l->stats.bytes_in, len);
+    if (c->discard)
+        return; /* a leaving acked source's last bytes: its sender sends them elsewhere */
     int route = c->peer ? RILL_ROUTE_PEER : RILL_ROUTE_SOURCE;
     size_t pos = 0;
     uint64_t msgs = 0;
@@ -316,7 +319,7 @@ void rill__conn_recv_result(rill__loop_t *l, unsigned slot, int res)
 {
     rill__conn_t *c = &l->conns[slot];
     if (res == 0) {
-        if (rill__decoder_midframe(&c->dec)) {
+        if (rill__decoder_midframe(&c->dec) && !c->discard) {
             RILL_STAT_ADD(l->stats.err_midframe, 1);
             rill__log_once(&l->w->logged.midframe,
                            "a connection closed inside a frame; the partial frame is dropped "
@@ -335,10 +338,10 @@ void rill__conn_recv_result(rill__loop_t *l, unsigned slot, int res)
         return;
     if (c->closing) {
         rill__conn_maybe_finish(l, slot); /* the recv's last completion: the fd may go */
-    } else if (c->leaving && res == -ECANCELED) {
+    } else if (c->leaving && !c->discard && (res == -ECANCELED || res > 0 || res == -ENOBUFS)) {
         /* Draining an acked source: reads stopped, it closes once acknowledged. */
     } else if (res > 0 || res == -ENOBUFS) {
-        if (l->paused) {
+        if (l->paused && !c->discard) {
             c->rearm = 1; /* backpressure: leave the data in the kernel for now */
             l->rearm_pending++;
         } else {

@@ -68,6 +68,8 @@ typedef struct rill__conn {
     uint8_t mode;           /* RILL_CONN_* */
     uint8_t tx_armed;       /* acked: a send of control frames is outstanding */
     uint8_t leaving;        /* acked, draining: GOAWAY sent, no more reads, close once acked */
+    uint8_t discard;        /* leaving and acknowledged: FIN sent, what still comes is read
+                             * and dropped (never run, so never acknowledged) until EOF */
     rill__stream_t *stream; /* acked: its stream */
     rill__conn_tx_t *tx;    /* acked: control frames out */
 } rill__conn_t;

@@ -14,6 +14,12 @@
 #   6. (with RILL_WORKER) rill-worker --sink ADDR,delivery=acked into a rill-load acked sink
 #      that is killed (kill -9) and restarted mid-run: every frame the worker took in
 #      reaches one of the two sink processes, and the worker's stop drops nothing
+#   7. (with RILL_WORKER) acked sources through a worker: rill-load --acked --target W1,W2
+#      into two rill-workers (two loops each) that share one acked sink; W1 is killed
+#      with kill -9 mid-run: the sources fail over to W2 and every frame they sent
+#      reaches the sink at least once
+#   8. (with RILL_WORKER) the same with SIGTERM instead: W1 sends GOAWAY, acknowledges
+#      what ran and closes; every frame reaches the sink exactly once
 # Prints PASS/FAIL per check and "load_acked: N passed, N failed"; exits 1 on any failure,
 # 77 when the environment cannot run it (no /proc, bash without /dev/tcp, no sort/awk).
 set -u
@@ -468,8 +474,102 @@ case_worker()
     stop_all
 }
 
+# two_workers NAME SIGNAL: acked sources into W1 and W2 (--target W1,W2), one acked sink;
+# SIGNAL goes to W1 once the sink recorded some frames. Sets SRC_RC and DUMP.
+two_workers()
+{
+    local name=$1 sig=$2 sport p1 p2 run n=30000 l1=$TMP/$1.w1.err l2=$TMP/$1.w2.err
+    DUMP=$TMP/$name.dump
+    SRC_RC=1
+    sport=$(free_port) || { fail "$name: no free port"; return 1; }
+    p1=$(free_port) || { fail "$name: no free port"; return 1; }
+    p2=$(free_port) || { fail "$name: no free port"; return 1; }
+    run=$(run_id)
+    start_sink "$name.sink" "$sport" --run-id "$run" --dump "$DUMP"
+    local sp=$SPID
+    wait_for 10 listening "$sport" || { fail "$name: the sink listens within 10 s"; return 1; }
+    "$WORKER" --listen "127.0.0.1:$p1" --threads 2 --sink "127.0.0.1:$sport,delivery=acked" \
+        </dev/null >/dev/null 2>"$l1" &
+    local w1=$!
+    "$WORKER" --listen "127.0.0.1:$p2" --threads 2 --sink "127.0.0.1:$sport,delivery=acked" \
+        </dev/null >/dev/null 2>"$l2" &
+    local w2=$!
+    PIDS+=("$w1" "$w2")
+    if ! wait_for 10 listening "$p1" || ! wait_for 10 listening "$p2"; then
+        fail "$name: both workers listen within 10 s"
+        return 1
+    fi
+    "$LOAD" --acked --target "127.0.0.1:$p1,127.0.0.1:$p2" --run-id "$run" --count "$n" \
+        --connections 4 --rate 20000 --quiet --json </dev/null >"$TMP/$name.src.json" \
+        2>"$TMP/$name.src.json.err" &
+    local src=$!
+    PIDS+=("$src")
+    some_recorded() { [ -s "$DUMP" ] && [ "$(lines "$DUMP")" -ge 20000 ]; }
+    if ! wait_for "$WAIT_S" some_recorded; then
+        fail "$name: the sink records 20000 frames within $WAIT_S s"
+        show "$l1"
+        return 1
+    fi
+    kill "-$sig" "$w1"
+    wait "$w1" 2>/dev/null
+    pass "$name: W1 stopped with SIG$sig after $(lines "$DUMP") frames recorded"
+    SRC_RC=0
+    wait "$src" || SRC_RC=$?
+    kill -TERM "$w2"
+    local wrc=0
+    wait "$w2" || wrc=$?
+    stop_sink "$sp"
+    check "$name: W2 exits 0 after SIGTERM (got $wrc)" [ "$wrc" -eq 0 ]
+    echo "    W1: $(grep 'rill-worker: final' "$l1" | tail -n 1)"
+    echo "    W2: $(grep 'rill-worker: final' "$l2" | tail -n 1)"
+    grep 'acknowledged' "$TMP/$name.src.json.err" | sed 's/^/    /'
+    COUNT=$n
+    return 0
+}
+
+case_source_crash()
+{
+    [ -n "$WORKER" ] || { echo "    source_crash: no rill-worker given: case skipped"; return; }
+    if [ -n "$PROBE" ] && ! "$PROBE" load_acked >/dev/null 2>&1; then
+        echo "    source_crash: io_uring unavailable: case skipped"
+        return
+    fi
+    two_workers source_crash KILL || { stop_all; return; }
+    check "source_crash: the sources got every frame acknowledged (exit $SRC_RC)" [ "$SRC_RC" -eq 0 ]
+    expect_num "source_crash" "$TMP/source_crash.src.json" unacked -eq 0
+    local cov
+    if cov=$(covered "$COUNT" 4 "$DUMP"); then
+        pass "source_crash: every frame reached the sink at least once ($cov)"
+    else
+        fail "source_crash: the sink misses frames ($cov)"
+    fi
+    stop_all
+}
+
+case_source_leave()
+{
+    [ -n "$WORKER" ] || { echo "    source_leave: no rill-worker given: case skipped"; return; }
+    if [ -n "$PROBE" ] && ! "$PROBE" load_acked >/dev/null 2>&1; then
+        echo "    source_leave: io_uring unavailable: case skipped"
+        return
+    fi
+    two_workers source_leave TERM || { stop_all; return; }
+    check "source_leave: the sources got every frame acknowledged (exit $SRC_RC)" [ "$SRC_RC" -eq 0 ]
+    expect_num "source_leave" "$TMP/source_leave.src.json" goaways -ge 1
+    local cov dups
+    if cov=$(covered "$COUNT" 4 "$DUMP"); then
+        pass "source_leave: every frame reached the sink ($cov)"
+    else
+        fail "source_leave: the sink misses frames ($cov)"
+    fi
+    dups=$(sort "$DUMP" | uniq -d | wc -l | tr -d ' ')
+    check "source_leave: none twice: W1 acknowledged what ran before it closed ($dups repeated)" \
+        [ "$dups" -eq 0 ]
+    stop_all
+}
+
 # LOAD_ACKED_CASES="kill" runs only those cases (for debugging).
-for c in ${LOAD_ACKED_CASES:-flags direct resume runs kill goaway worker}; do
+for c in ${LOAD_ACKED_CASES:-flags direct resume runs kill goaway worker source_crash source_leave}; do
     "case_$c"
 done
 
