@@ -453,8 +453,8 @@ static void *asrc_thread(void *arg)
     return NULL;
 }
 
-int asrc_start(asrc_t *a, const uint16_t *ports, unsigned nports, unsigned nsrc,
-               uint64_t per_src, uint32_t comp, asink_t *check)
+int asrc_start(asrc_t *a, const uint16_t *ports, unsigned nports, unsigned nsrc, uint64_t per_src,
+               uint32_t comp, asink_t *check)
 {
     memset(a, 0, sizeof *a);
     if (nsrc > AP_MAXSRC || nports == 0 || nports > AP_MAXPORTS)

@@ -70,18 +70,18 @@ int asink_has(asink_t *s, unsigned src, uint64_t from, uint64_t upto);
 
 typedef struct ap_conn {
     int fd;
-    unsigned port_ix;     /* which of the ports it uses */
+    unsigned port_ix; /* which of the ports it uses */
     uint64_t stream_id;
-    uint64_t acked;       /* every seq <= acked is acknowledged */
-    uint64_t next;        /* seq of the next frame to send */
-    uint64_t sent_max;    /* highest seq ever sent */
-    uint64_t verified;    /* frames up to this seq were checked at the sink */
+    uint64_t acked;    /* every seq <= acked is acknowledged */
+    uint64_t next;     /* seq of the next frame to send */
+    uint64_t sent_max; /* highest seq ever sent */
+    uint64_t verified; /* frames up to this seq were checked at the sink */
     uint32_t credit;
     int welcomed, goaway;
-    int64_t retry_at;     /* ms: the next connect attempt */
+    int64_t retry_at; /* ms: the next connect attempt */
     uint8_t rx[4096];
     size_t rxlen;
-    uint8_t *out;         /* frames being written */
+    uint8_t *out; /* frames being written */
     size_t outlen, outoff;
 } ap_conn_t;
 
@@ -101,8 +101,8 @@ typedef struct asrc {
 /* nsrc streams of per_src frames each for computation comp, to ports[0] (failing over
  * to the next port on a failure or GOAWAY); check, when not NULL, is the sink whose
  * counts every ACK is checked against. */
-int asrc_start(asrc_t *a, const uint16_t *ports, unsigned nports, unsigned nsrc,
-               uint64_t per_src, uint32_t comp, asink_t *check);
+int asrc_start(asrc_t *a, const uint16_t *ports, unsigned nports, unsigned nsrc, uint64_t per_src,
+               uint32_t comp, asink_t *check);
 /* Waits until every frame is acknowledged or timeout_ms passed; stops the thread.
  * Returns 0 when everything was acknowledged. */
 int asrc_join(asrc_t *a, int timeout_ms);

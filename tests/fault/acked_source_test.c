@@ -370,8 +370,9 @@ static int closed_after(uint16_t port, const uint8_t *b, size_t n, int read_welc
     if (read_welcome) { /* a good HELLO first: the WELCOME must come */
         put_hello(hello, 2, 77, 1);
         uint8_t wl[28];
-        if (tu_write_all(fd, hello, sizeof hello) < 0 || tu_read_exact(fd, wl, sizeof wl, 5000) < 0 ||
-            tu_get_be32(wl + 4) != CTL || tu_get_be64(wl + 8) != 2) {
+        if (tu_write_all(fd, hello, sizeof hello) < 0 ||
+            tu_read_exact(fd, wl, sizeof wl, 5000) < 0 || tu_get_be32(wl + 4) != CTL ||
+            tu_get_be64(wl + 8) != 2) {
             close(fd);
             return -1;
         }
