@@ -67,6 +67,18 @@ void rill__barriers_seal_all(rill__barriers_t *b, const uint64_t *floor)
     }
 }
 
+void rill__barriers_widen_all(rill__barriers_t *b, const uint64_t *floor, int unseal)
+{
+    for (uint64_t id = b->first; id < b->next; id++) {
+        uint64_t *s = snap_of(b, id);
+        for (unsigned i = 0; i < b->width; i++)
+            if (floor[i] > s[i])
+                s[i] = floor[i];
+        if (unseal)
+            b->sealed[id % b->cap] = 0;
+    }
+}
+
 int rill__barriers_unsealed(const rill__barriers_t *b)
 {
     for (uint64_t id = b->first; id < b->next; id++)

@@ -60,6 +60,11 @@ uint64_t rill__barriers_take(rill__barriers_t *b, const uint64_t *appended, int 
  * raised to the floor's, and every pending barrier is sealed. */
 void rill__barriers_seal_all(rill__barriers_t *b, const uint64_t *floor);
 
+/* Frames that pending barriers counted were handed back and appended again elsewhere
+ * (a member left): raises every pending barrier's figures to floor (the outputs' figures
+ * now), and with unseal, makes them wait for a new floor (rill__barriers_seal_all). */
+void rill__barriers_widen_all(rill__barriers_t *b, const uint64_t *floor, int unseal);
+
 /* Non-zero when some pending barrier is not sealed yet. */
 int rill__barriers_unsealed(const rill__barriers_t *b);
 

@@ -18,7 +18,7 @@ void rill__acked_free(rill__acked_t *a)
     free(a);
 }
 
-int rill__link_make_acked(rill__links_t *ls, unsigned s, uint64_t stream_id)
+int rill__link_make_acked(rill__links_t *ls, rill__link_t *k, uint64_t stream_id)
 {
     rill__acked_t *a = calloc(1, sizeof *a);
     if (!a)
@@ -27,8 +27,9 @@ int rill__link_make_acked(rill__links_t *ls, unsigned s, uint64_t stream_id)
     a->head_seq = 1;
     /* Control frames are small: anything longer than the largest is not one of ours. */
     rill__decoder_init(&a->rx_dec, RILL_FRAMING_RILL, RILL_CTL_FRAME_MAX, 0, 0, 0);
-    ls->sinks[s].ack = a;
-    ls->nacked++;
+    k->ack = a;
+    if (k < ls->peers || k >= ls->peers + RILL_MAX_MEMBERS)
+        ls->nacked++; /* a sink (peer links are published whenever the loop is clustered) */
     return 0;
 }
 
@@ -89,6 +90,69 @@ static void release_through(rill__acked_t *a, uint64_t through, size_t limit)
     if (a->head == a->ret.len && a->head == a->sent) { /* all acknowledged: start over */
         a->ret.len = a->head = a->sent = 0;
     }
+}
+
+/* How long a retiring peer link waits for the ACK of what the member was sent: the
+ * member's leave grace and drain, with room to spare. */
+#define RETIRE_WAIT_NS (10ull * 1000000000ull)
+
+/* Moves ret[from..ret.len) (frames frames) and pend to ls->reroute, in that order. */
+static void hand_back_from(rill__links_t *ls, rill__link_t *k, size_t from, uint64_t frames)
+{
+    rill__acked_t *a = k->ack;
+    rill__buf_t *r = &ls->reroute;
+    size_t n = a->ret.len - from;
+    if (n && rill__buf_reserve(r, n, SIZE_MAX) == 0) {
+        memcpy(r->data + r->len, a->ret.data + from, n);
+        r->len += n;
+        r->frames += frames;
+    } else if (n) {
+        RILL_STAT_ADD(*k->dropped, frames); /* no memory to hand them back */
+    }
+    a->ret.len = from;
+    a->unacked -= frames;
+    uint64_t queued = k->pend.frames;
+    rill__link_move_to_reroute(ls, k);
+    /* Resolved for the figures: handed back, and waited for where they go next. */
+    k->base += frames + queued;
+}
+
+void rill__acked_hand_back(rill__links_t *ls, rill__link_t *k)
+{
+    rill__acked_t *a = k->ack;
+    hand_back_from(ls, k, a->head, a->unacked);
+    a->sent = a->window_end = a->head;
+    a->draining = 0;
+}
+
+int rill__acked_retire(rill__links_t *ls, rill__link_t *k)
+{
+    rill__acked_t *a = k->ack;
+    /* What is on its way to the member (sent, or in the send now in flight). */
+    size_t kept = k->sending ? a->window_end : a->sent;
+    if (k->state != RILL_LINK_UP || !a->welcomed || kept <= a->head) {
+        rill__acked_hand_back(ls, k);
+        return 0;
+    }
+    uint64_t tail = 0;
+    for (size_t off = kept; off < a->ret.len; off += frame_at(a->ret.data, off))
+        tail++;
+    hand_back_from(ls, k, kept, tail);
+    a->draining = 1;
+    a->retire_at = 0;
+    return 1;
+}
+
+void rill__acked_drain_service(rill__links_t *ls, rill__link_t *k, uint64_t now)
+{
+    rill__acked_t *a = k->ack;
+    if (!a->retire_at)
+        a->retire_at = now + RETIRE_WAIT_NS;
+    if (now < a->retire_at)
+        return;
+    rill__acked_hand_back(ls, k);
+    if (k->fd >= 0)
+        shutdown(k->fd, SHUT_RDWR); /* its operations report soon; then it is released */
 }
 
 /* Between sends: moves the acknowledged bytes out and as many queued frames from pend as
@@ -225,9 +289,13 @@ void rill__acked_on_recv(rill__links_t *ls, const struct io_uring_cqe *cqe, uint
     if (!k || !k->ack)
         return;
     rill__acked_t *a = k->ack;
-    if (a->rx_conn != RILL_UD_GEN(cqe->user_data))
+    if (a->rx_conn != RILL_UD_GEN(cqe->user_data) || !a->rx_armed)
         return;
     a->rx_armed = 0;
+    if (k->retiring && !a->draining) {
+        rill__link_release_when_idle(k); /* its buffer is free now */
+        return;
+    }
     if (k->state != RILL_LINK_UP || k->conn_seq != a->rx_conn)
         return; /* an earlier connection's recv, cancelled */
     int err = cqe->res < 0 ? cqe->res : cqe->res == 0 ? -ECONNRESET : 0;
@@ -239,6 +307,18 @@ void rill__acked_on_recv(rill__links_t *ls, const struct io_uring_cqe *cqe, uint
             err = RILL_ECONTROL;
         for (int i = 0; i < n && !err; i++)
             err = on_control(ls, k, &v[i]);
+    }
+    if (a->draining) {
+        /* A member that left: once it acknowledged all it was sent, or the link failed,
+         * the slot goes (what is left unacknowledged is handed back). */
+        if (err || a->unacked == 0) {
+            rill__acked_hand_back(ls, k);
+            shutdown(k->fd, SHUT_RDWR);
+            rill__link_release_when_idle(k);
+        } else {
+            arm_recv(ls, k);
+        }
+        return;
     }
     if (err) {
         if (err == RILL_ECONTROL)

@@ -26,12 +26,14 @@ typedef struct rill__acked {
     uint64_t unacked;  /* frames in ret from head */
     rill__buf_t ret;
     size_t head, sent, window_end; /* window_end: end of the send in flight */
-    uint32_t credit;  /* bytes the receiver allows unacknowledged (from WELCOME / ACK) */
-    uint8_t welcomed; /* WELCOME received on this connection */
-    uint8_t rx_armed; /* a recv for control frames is outstanding */
-    uint8_t waiting;  /* credit ran out with frames queued (counted once per wait) */
-    int failed;       /* the connection broke while a send was in flight: down when it reports */
-    uint32_t rx_conn; /* the connection (conn_seq) that recv belongs to */
+    uint32_t credit;    /* bytes the receiver allows unacknowledged (from WELCOME / ACK) */
+    uint8_t welcomed;   /* WELCOME received on this connection */
+    uint8_t rx_armed;   /* a recv for control frames is outstanding */
+    uint8_t waiting;    /* credit ran out with frames queued (counted once per wait) */
+    int failed;         /* the connection broke while a send was in flight: down when it reports */
+    uint8_t draining;   /* retiring peer link: waits for the ACK of what the member was sent */
+    uint64_t retire_at; /* draining: when it gives up waiting (ns; 0 until serviced) */
+    uint32_t rx_conn;   /* the connection (conn_seq) that recv belongs to */
     uint8_t ctl[RILL_CTL_FRAME_MAX]; /* HELLO being sent */
     size_t ctl_len, ctl_off;
     uint8_t rx[RILL_ACK_RX_BUF];
@@ -44,6 +46,16 @@ void rill__acked_free(rill__acked_t *a);
 void rill__acked_on_up(rill__links_t *ls, rill__link_t *k);
 /* The connection went down: everything unacknowledged is sent again on the next one. */
 void rill__acked_on_down(rill__link_t *k);
+/* The member left. What it was sent on the live connection stays until it acknowledges
+ * it (a member that leaves still processes what reached it) or the link fails or waits
+ * too long; everything else it held goes to ls->reroute now, in seq order. Returns
+ * non-zero when the link keeps waiting (draining). Frames handed back count as resolved
+ * in the link's figures. */
+int rill__acked_retire(rill__links_t *ls, rill__link_t *k);
+/* Hands back everything k still holds (unacknowledged, then queued) and stops draining. */
+void rill__acked_hand_back(rill__links_t *ls, rill__link_t *k);
+/* A draining link: gives up at its deadline (the frames go to ls->reroute). */
+void rill__acked_drain_service(rill__links_t *ls, rill__link_t *k, uint64_t now);
 /* Starts the next send if WELCOME came, nothing is in flight and credit allows. */
 void rill__acked_kick(rill__links_t *ls, rill__link_t *k);
 /* A send completed with res > 0. */

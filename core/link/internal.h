@@ -12,6 +12,8 @@ unsigned rill__link_index(const rill__links_t *ls, const rill__link_t *k);
 /* The connection failed (err): close it, retry with backoff. */
 void rill__link_down(rill__links_t *ls, rill__link_t *k, int err, uint64_t now);
 void rill__link_release(rill__link_t *k);
+/* Releases a retiring peer slot once none of its operations is outstanding. */
+void rill__link_release_when_idle(rill__link_t *k);
 void rill__link_hup_cancel(rill__links_t *ls, rill__link_t *k);
 void rill__link_move_to_reroute(rill__links_t *ls, rill__link_t *k);
 

@@ -40,12 +40,22 @@ void rill__link_release(rill__link_t *k)
         close(k->fd);
     uint32_t gen = k->gen + 1;
     uint64_t *dropped = k->dropped;
+    /* Everything this use of the slot was given is resolved: the next use counts on. */
+    uint64_t base = k->base + (k->ack ? rill__acked_appended(k) : 0);
     rill__buf_free(&k->pend);
     rill__buf_free(&k->fly);
+    rill__acked_free(k->ack);
     memset(k, 0, sizeof *k);
     k->fd = -1;
     k->gen = gen;
     k->dropped = dropped;
+    k->base = base;
+}
+
+void rill__link_release_when_idle(rill__link_t *k)
+{
+    if (!k->sending && !k->op_pending && !(k->ack && k->ack->rx_armed))
+        rill__link_release(k);
 }
 
 /* Stops watching a link's connection for hang-up (before its fd is closed). */
@@ -146,9 +156,13 @@ void rill__links_service(rill__links_t *ls, uint64_t now, int may_connect)
 {
     for (unsigned s = 0; s < ls->nsinks; s++)
         service(ls, &ls->sinks[s], now, may_connect);
-    for (unsigned p = 0; ls->clustered && p < RILL_MAX_MEMBERS; p++)
-        if (ls->peers[p].in_use && !ls->peers[p].retiring)
-            service(ls, &ls->peers[p], now, may_connect);
+    for (unsigned p = 0; ls->clustered && p < RILL_MAX_MEMBERS; p++) {
+        rill__link_t *k = &ls->peers[p];
+        if (k->in_use && !k->retiring)
+            service(ls, k, now, may_connect);
+        else if (k->retiring && k->ack && k->ack->draining)
+            rill__acked_drain_service(ls, k, now);
+    }
 }
 
 /* A send failed: nothing of it reached the kernel, and the bytes before fly_off did (the
@@ -225,7 +239,7 @@ static void on_connect(rill__links_t *ls, const struct io_uring_cqe *cqe, uint64
         return;
     k->op_pending = 0;
     if (k->retiring) {
-        rill__link_release(k);
+        rill__link_release_when_idle(k);
         return;
     }
     if (cqe->res < 0) {
@@ -271,6 +285,26 @@ static void on_send(rill__links_t *ls, const struct io_uring_cqe *cqe, uint64_t 
     if (!k)
         return;
     k->sending = 0;
+    if (k->ack && k->retiring) {
+        rill__acked_t *a = k->ack;
+        if (a->draining && cqe->res > 0) { /* a send to a member that left: let it finish */
+            a->sent += (size_t)cqe->res;
+            if (a->sent < a->window_end) {
+                struct io_uring_sqe *sqe = rill__ring_sqe(ls->ring);
+                io_uring_prep_send(sqe, k->fd, a->ret.data + a->sent, a->window_end - a->sent,
+                                   MSG_NOSIGNAL);
+                io_uring_sqe_set_data64(sqe, RILL_UD(RILL_OP_LINK_SEND, link_index(ls, k), k->gen));
+                k->sending = 1;
+            }
+            return;
+        }
+        if (a->draining) { /* it failed: hand everything back */
+            rill__acked_hand_back(ls, k);
+            shutdown(k->fd, SHUT_RDWR);
+        }
+        rill__link_release_when_idle(k);
+        return;
+    }
     if (k->ack) { /* everything sent stays retained until acknowledged: no requeue */
         if (cqe->res <= 0 || k->ack->failed)
             rill__link_down(ls, k,

@@ -26,6 +26,9 @@
 
 enum { RILL_LINK_DOWN, RILL_LINK_CONNECTING, RILL_LINK_UP };
 
+/* Outputs a loop's barriers track: its sinks, then its peer slots. */
+#define RILL_LINK_OUTPUTS (RILL_MAX_SINKS + RILL_MAX_MEMBERS)
+
 typedef struct rill__link {
     int fd;
     int state;
@@ -45,6 +48,8 @@ typedef struct rill__link {
     size_t fly_off;          /* bytes of fly the kernel has taken */
     uint64_t *dropped;       /* where this link's drops are counted (sink_ or peer_dropped) */
     struct rill__acked *ack; /* acknowledged delivery (HELLO / WELCOME / ACK), or NULL */
+    uint64_t base;           /* peer slots: frames of earlier uses of the slot, all resolved
+                              * (acknowledged or handed back): keeps its figures monotonic */
 } rill__link_t;
 
 typedef struct rill__links {
@@ -61,20 +66,22 @@ typedef struct rill__links {
     /* Frames to route again under the current view: queued for a member that left, or
      * left unsent by the failed send of such a member's link. The loop takes them. */
     rill__buf_t reroute;
-    /* The acked sinks' figures (rill__links_figures) as last published for other loops,
+    /* Peer links are acknowledged streams; their ids derive from this and the member. */
+    uint64_t stream_seed;
+    /* The acked links' figures (rill__links_figures) as last published for other loops,
      * which read them to tell when frames they handed to this loop are safe. */
     unsigned nacked;
-    _Atomic uint64_t pub_appended[RILL_MAX_SINKS], pub_safe[RILL_MAX_SINKS];
+    _Atomic uint64_t pub_appended[RILL_LINK_OUTPUTS], pub_safe[RILL_LINK_OUTPUTS];
 } rill__links_t;
 
 /* Sets up the links to the given sinks (nothing connects before rill__links_service).
- * cap: bytes each link may queue. */
+ * cap: bytes each link may queue; stream_seed: peer links' stream ids derive from it. */
 void rill__links_init(rill__links_t *ls, rill__ring_t *ring, rill__loop_stats_t *stats,
                       rill__log_flags_t *logged, size_t cap, const rill__addr_t *sinks,
-                      unsigned nsinks, int clustered);
-/* Makes sink s an acknowledged stream with the given stream id (before the loop runs).
- * Returns 0 or RILL_ENOMEM. */
-int rill__link_make_acked(rill__links_t *ls, unsigned s, uint64_t stream_id);
+                      unsigned nsinks, int clustered, uint64_t stream_seed);
+/* Makes link k an acknowledged stream with the given stream id (a sink before the loop
+ * runs; a peer link when it opens). Returns 0 or RILL_ENOMEM. */
+int rill__link_make_acked(rill__links_t *ls, rill__link_t *k, uint64_t stream_id);
 /* Closes every descriptor and frees every queue. */
 void rill__links_free(rill__links_t *ls);
 /* Closes the descriptors only (the loop's ring is gone; queues stay for the counters). */
@@ -138,9 +145,15 @@ size_t rill__links_retained(const rill__links_t *ls);
 void rill__links_pressure(const rill__links_t *ls, size_t hi, size_t lo, int *high, int *low);
 /* Nanoseconds until the next connect attempt is due (0: now), UINT64_MAX when none. */
 uint64_t rill__links_next_retry(const rill__links_t *ls, uint64_t now);
-/* Per sink s: frames given to it since the loop began (appended[s]) and frames its
- * receiver acknowledged (safe[s]); both 0 for a best-effort sink, which keeps nothing
- * it could send again. The outputs' figures of core/barrier. */
+/* Outputs with figures: the sinks, then (in a cluster) every peer slot. */
+static inline unsigned rill__links_outputs(const rill__links_t *ls)
+{
+    return ls->nsinks + (ls->clustered ? RILL_MAX_MEMBERS : 0);
+}
+/* Per output o (sink s is o = s, peer slot p is o = nsinks + p): frames given to it since
+ * the loop began (appended[o]) and frames its receiver acknowledged or that were handed
+ * back for re-routing (safe[o]); both 0 for a best-effort sink, which keeps nothing it
+ * could send again. The outputs' figures of core/barrier. */
 void rill__links_figures(const rill__links_t *ls, uint64_t *appended, uint64_t *safe);
 /* Publishes the figures for other loops (release): called before this loop reports a
  * handoff as processed, so that a loop which sees nothing in flight also sees every

@@ -4,20 +4,49 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "link/acked.h"
 #include "link/internal.h"
+#include "util/log.h"
 
-/* A member left: route what was queued for it again, under the new view. */
+/* A member left: route what was queued for it again, under the new view. An acked link
+ * hands back what the member had not acknowledged too, ahead of what it had queued;
+ * what it had already sent on a live connection first waits for the member's ACK (a
+ * leaving member processes what reached it), and is handed back only if none comes. */
 static void retire(rill__links_t *ls, rill__link_t *k)
 {
-    rill__link_move_to_reroute(ls, k);
+    if (k->ack && rill__acked_retire(ls, k)) {
+        /* Still up: waits for the member's ACK of what it was sent (the connection and
+         * its control recv stay), then goes. */
+        k->retiring = 1;
+        rill__link_hup_cancel(ls, k);
+        return;
+    }
+    if (!k->ack)
+        rill__link_move_to_reroute(ls, k);
     k->retiring = 1;
     rill__link_hup_cancel(ls, k);
-    if (k->sending || k->op_pending) {
+    if (k->ack && k->ack->rx_armed)
+        rill__ring_cancel(ls->ring,
+                          RILL_UD(RILL_OP_LINK_RECV, rill__link_index(ls, k), k->ack->rx_conn));
+    if (k->sending || k->op_pending || (k->ack && k->ack->rx_armed)) {
         if (k->fd >= 0)
-            shutdown(k->fd, SHUT_RDWR); /* completes the outstanding operation promptly */
+            shutdown(k->fd, SHUT_RDWR); /* completes the outstanding operations promptly */
     } else {
         rill__link_release(k);
     }
+}
+
+/* One stream per (worker, loop, member): stable across the link's reconnects. */
+static uint64_t peer_stream_id(uint64_t seed, const char *id)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over the member id */
+    for (const char *p = id; *p; p++)
+        h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+    uint64_t x = seed ^ h;
+    x ^= x >> 31;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 29;
+    return x ? x : 1;
 }
 
 static int same_member(const rill__link_t *k, const rill__member_t *m)
@@ -48,6 +77,10 @@ void rill__links_adopt_view(rill__links_t *ls, const rill_view_t *v)
             k->in_use = 1;
             k->state = RILL_LINK_DOWN;
             k->retry_at = 0; /* connect on this iteration */
+            /* Peer links are always acked: what a member took is acknowledged once its
+             * effects are safe there; without memory for that, the link is best-effort. */
+            if (rill__link_make_acked(ls, k, peer_stream_id(ls->stream_seed, k->id)) < 0)
+                rill__log("peer %s: no memory for an acked link; it is best-effort", k->id);
             found = free_slot;
         }
         if (found >= 0) {

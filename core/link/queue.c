@@ -15,7 +15,7 @@ static void link_reset(rill__link_t *k, uint64_t *dropped)
 
 void rill__links_init(rill__links_t *ls, rill__ring_t *ring, rill__loop_stats_t *stats,
                       rill__log_flags_t *logged, size_t cap, const rill__addr_t *sinks,
-                      unsigned nsinks, int clustered)
+                      unsigned nsinks, int clustered, uint64_t stream_seed)
 {
     *ls = (rill__links_t){
         .ring = ring,
@@ -24,6 +24,7 @@ void rill__links_init(rill__links_t *ls, rill__ring_t *ring, rill__loop_stats_t 
         .cap = cap,
         .nsinks = nsinks,
         .clustered = clustered,
+        .stream_seed = stream_seed,
     };
     for (unsigned s = 0; s < RILL_MAX_SINKS; s++) {
         link_reset(&ls->sinks[s], &stats->sink_dropped);
@@ -62,6 +63,8 @@ void rill__links_free(rill__links_t *ls)
     for (unsigned p = 0; p < RILL_MAX_MEMBERS; p++) {
         rill__buf_free(&ls->peers[p].pend);
         rill__buf_free(&ls->peers[p].fly);
+        rill__acked_free(ls->peers[p].ack);
+        ls->peers[p].ack = NULL;
     }
     rill__buf_free(&ls->reroute);
 }
@@ -155,30 +158,43 @@ uint64_t rill__links_next_retry(const rill__links_t *ls, uint64_t now)
             uint64_t until = k->retry_at > now ? k->retry_at - now : 0;
             if (until < wait)
                 wait = until;
+        } else if (k->retiring && k->ack && k->ack->draining) {
+            uint64_t at = k->ack->retire_at ? k->ack->retire_at : now;
+            uint64_t until = at > now ? at - now : 0;
+            if (until < wait)
+                wait = until;
         }
     });
     return wait;
 }
 
+/* One output's figures (see rill__links_figures). */
+static void link_figures(const rill__link_t *k, uint64_t *appended, uint64_t *safe)
+{
+    *appended = k->base + (k->ack ? rill__acked_appended(k) : 0);
+    *safe = k->base + (k->ack ? rill__acked_safe(k) : 0);
+}
+
 void rill__links_figures(const rill__links_t *ls, uint64_t *appended, uint64_t *safe)
 {
-    for (unsigned s = 0; s < ls->nsinks; s++) {
-        const rill__link_t *k = &ls->sinks[s];
-        appended[s] = k->ack ? rill__acked_appended(k) : 0;
-        safe[s] = k->ack ? rill__acked_safe(k) : 0;
+    unsigned n = rill__links_outputs(ls);
+    for (unsigned o = 0; o < n; o++) {
+        const rill__link_t *k = o < ls->nsinks ? &ls->sinks[o] : &ls->peers[o - ls->nsinks];
+        link_figures(k, &appended[o], &safe[o]);
     }
 }
 
 void rill__links_publish(rill__links_t *ls)
 {
-    if (!ls->nacked)
+    if (!ls->nacked && !ls->clustered)
         return;
-    for (unsigned s = 0; s < ls->nsinks; s++) {
-        const rill__link_t *k = &ls->sinks[s];
-        if (!k->ack)
-            continue;
-        atomic_store_explicit(&ls->pub_appended[s], rill__acked_appended(k), memory_order_relaxed);
-        atomic_store_explicit(&ls->pub_safe[s], rill__acked_safe(k), memory_order_relaxed);
+    unsigned n = rill__links_outputs(ls);
+    for (unsigned o = 0; o < n; o++) {
+        const rill__link_t *k = o < ls->nsinks ? &ls->sinks[o] : &ls->peers[o - ls->nsinks];
+        uint64_t a, s;
+        link_figures(k, &a, &s);
+        atomic_store_explicit(&ls->pub_appended[o], a, memory_order_relaxed);
+        atomic_store_explicit(&ls->pub_safe[o], s, memory_order_relaxed);
     }
 }
 

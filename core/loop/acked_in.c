@@ -30,13 +30,16 @@
 
 int rill__ackin_init(rill__loop_t *l)
 {
-    unsigned width = l->nloops * l->w->cfg.nsinks;
+    unsigned width = l->nloops * rill__links_outputs(&l->links);
     if (!width)
         width = 1;
     l->fig_a = calloc(width, sizeof *l->fig_a);
     l->fig_s = calloc(width, sizeof *l->fig_s);
-    if (!l->fig_a || !l->fig_s || rill__barriers_init(&l->barriers, width, BARRIERS) < 0)
+    if (!l->fig_a || !l->fig_s)
         return RILL_ENOMEM;
+    for (unsigned k = 0; k < RILL_ACK_CLASSES; k++)
+        if (rill__barriers_init(&l->barriers[k], width, BARRIERS) < 0)
+            return RILL_ENOMEM;
     return 0;
 }
 
@@ -48,7 +51,8 @@ void rill__ackin_free(rill__loop_t *l)
     free(l->pending);
     free(l->fig_a);
     free(l->fig_s);
-    rill__barriers_free(&l->barriers);
+    for (unsigned k = 0; k < RILL_ACK_CLASSES; k++)
+        rill__barriers_free(&l->barriers[k]);
 }
 
 /* ------------------------------------------------------------------ streams */
@@ -217,6 +221,7 @@ static int on_hello(rill__loop_t *l, unsigned slot, const rill__ctl_t *h)
         return RILL_ENOMEM;
     s->conn = (int)slot;
     s->last_used = l->now;
+    s->cls = c->peer ? RILL_ACK_FROM_PEER : RILL_ACK_FROM_SOURCE;
     s->next_seq = h->seq > known + 1 ? h->seq : known + 1;
     /* The sender takes everything before next_seq as acknowledged. */
     s->acked_sent = s->next_seq - 1;
@@ -302,10 +307,10 @@ void rill__ackin_detach(rill__loop_t *l, rill__conn_t *c)
  * was seen with nothing in flight. */
 static void read_all_figures(rill__loop_t *l, uint64_t *appended, uint64_t *safe)
 {
-    unsigned ns = l->w->cfg.nsinks;
+    unsigned ns = rill__links_outputs(&l->links);
     for (unsigned j = 0; j < l->nloops; j++) {
         if (j == l->idx) {
-            uint64_t own[RILL_MAX_SINKS];
+            uint64_t own[RILL_LINK_OUTPUTS];
             rill__links_figures(&l->links, appended ? appended + j * ns : own, safe + j * ns);
             continue;
         }
@@ -319,9 +324,17 @@ static void read_all_figures(rill__loop_t *l, uint64_t *appended, uint64_t *safe
     }
 }
 
+static int any_pending(const rill__loop_t *l)
+{
+    for (unsigned k = 0; k < RILL_ACK_CLASSES; k++)
+        if (rill__barriers_pending(&l->barriers[k]))
+            return 1;
+    return 0;
+}
+
 int rill__ackin_waiting(const rill__loop_t *l)
 {
-    return l->nloops > 1 && rill__barriers_pending(&l->barriers);
+    return l->nloops > 1 && any_pending(l);
 }
 
 uint64_t rill__ackin_poll_ns(void)
@@ -329,32 +342,41 @@ uint64_t rill__ackin_poll_ns(void)
     return QUIET_POLL_NS;
 }
 
-void rill__ackin_step(rill__loop_t *l)
+/* Peer-class figures leave the peer slots out (see RILL_ACK_FROM_PEER). */
+static void mask_peer_slots(const rill__loop_t *l, uint64_t *fig)
 {
-    if (!l->npending && !rill__barriers_pending(&l->barriers))
-        return;
-    rill__barriers_t *b = &l->barriers;
-    unsigned ns = l->w->cfg.nsinks, width = b->width;
-    rill__links_publish(&l->links);
+    unsigned ns = rill__links_outputs(&l->links), nsinks = l->links.nsinks;
+    for (unsigned j = 0; j < l->nloops; j++)
+        memset(fig + j * ns + nsinks, 0, (ns - nsinks) * sizeof *fig);
+}
 
+/* One class's barriers: take one for what ran since the last, seal, complete. */
+static void step_class(rill__loop_t *l, unsigned cls, int quiet)
+{
+    rill__barriers_t *b = &l->barriers[cls];
+    unsigned ns = rill__links_outputs(&l->links), width = b->width;
     /* A barrier for what ran since the last one, once the local queue is empty (frames
      * still in it would emit after the snapshot). */
     if (rill__dispatch_local_bytes(&l->dispatch) == 0) {
         int unnoted = 0;
         for (unsigned i = 0; i < l->npending && !unnoted; i++)
-            unnoted = rill__ackq_unnoted(&l->pending[i]->q);
+            unnoted = l->pending[i]->cls == cls && rill__ackq_unnoted(&l->pending[i]->q);
         if (unnoted) {
             memset(l->fig_a, 0, width * sizeof *l->fig_a);
             if (ns)
                 rill__links_figures(&l->links, l->fig_a + l->idx * ns, l->fig_s + l->idx * ns);
+            if (cls == RILL_ACK_FROM_PEER)
+                mask_peer_slots(l, l->fig_a);
             uint64_t id = rill__barriers_take(b, l->fig_a, l->nloops == 1, l->now);
             for (unsigned i = 0; i < l->npending; i++)
-                rill__ackq_note(&l->pending[i]->q, id);
+                if (l->pending[i]->cls == cls)
+                    rill__ackq_note(&l->pending[i]->q, id);
         }
     }
-    if (l->nloops > 1 && rill__barriers_unsealed(b) &&
-        atomic_load_explicit(&l->w->inflight, memory_order_acquire) == 0) {
+    if (quiet && rill__barriers_unsealed(b)) {
         read_all_figures(l, l->fig_a, l->fig_s);
+        if (cls == RILL_ACK_FROM_PEER)
+            mask_peer_slots(l, l->fig_a);
         rill__barriers_seal_all(b, l->fig_a);
     }
     if (rill__barriers_pending(b)) {
@@ -369,10 +391,21 @@ void rill__ackin_step(rill__loop_t *l)
             RILL_STAT_ADD(l->stats.ack_wait_ns, wait);
         }
     }
-    uint64_t done = rill__barriers_done(b);
+}
+
+void rill__ackin_step(rill__loop_t *l)
+{
+    if (!l->npending && !any_pending(l))
+        return;
+    rill__links_publish(&l->links);
+    /* With several loops, a moment with nothing in flight anywhere in the worker seals
+     * the barriers taken before it. */
+    int quiet = l->nloops > 1 && atomic_load_explicit(&l->w->inflight, memory_order_acquire) == 0;
+    for (unsigned k = 0; k < RILL_ACK_CLASSES; k++)
+        step_class(l, k, quiet);
     for (unsigned i = 0; i < l->npending;) {
         rill__stream_t *s = l->pending[i];
-        rill__ackq_advance(&s->q, done);
+        rill__ackq_advance(&s->q, rill__barriers_done(&l->barriers[s->cls]));
         if (s->conn >= 0)
             tx_kick(l, (unsigned)s->conn); /* also when skipped frames caught up */
         if (!rill__ackq_busy(&s->q)) {
@@ -381,6 +414,25 @@ void rill__ackin_step(rill__loop_t *l)
         } else {
             i++;
         }
+    }
+}
+
+void rill__ackin_rerouted(rill__loop_t *l)
+{
+    unsigned ns = rill__links_outputs(&l->links);
+    if (!any_pending(l) || !ns)
+        return;
+    for (unsigned k = 0; k < RILL_ACK_CLASSES; k++) {
+        rill__barriers_t *b = &l->barriers[k];
+        if (!rill__barriers_pending(b))
+            continue;
+        memset(l->fig_a, 0, b->width * sizeof *l->fig_a);
+        rill__links_figures(&l->links, l->fig_a + l->idx * ns, l->fig_s + l->idx * ns);
+        if (k == RILL_ACK_FROM_PEER)
+            mask_peer_slots(l, l->fig_a);
+        /* With several loops the frames may also have been handed to another loop: wait
+         * for a quiet moment again. */
+        rill__barriers_widen_all(b, l->fig_a, l->nloops > 1);
     }
 }
 

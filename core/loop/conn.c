@@ -131,8 +131,8 @@ static void conn_open(rill__loop_t *l, unsigned li, int fd)
     c->close_reason = 0;
     c->frame_since = 0;
     c->peer = (uint8_t)lc->peer;
-    /* Only a v1 source connection can begin with HELLO. */
-    c->mode = lc->framing == RILL_FRAMING_RILL && !lc->peer ? RILL_CONN_NEW : RILL_CONN_PLAIN;
+    /* Only a v1 connection (a source's or a member's peer link) can begin with HELLO. */
+    c->mode = lc->framing == RILL_FRAMING_RILL ? RILL_CONN_NEW : RILL_CONN_PLAIN;
     c->tx_armed = 0;
     c->leaving = 0;
     c->discard = 0;

@@ -47,6 +47,9 @@ void rill__ackin_step(rill__loop_t *l);
 /* Non-zero while a barrier waits for other loops (the loop then polls, see poll_ns). */
 int rill__ackin_waiting(const rill__loop_t *l);
 uint64_t rill__ackin_poll_ns(void);
+/* Frames the links handed back were routed again: pending barriers wait for them where
+ * they went. */
+void rill__ackin_rerouted(rill__loop_t *l);
 /* Drain: GOAWAY on acked connection slot, stop reading it. */
 void rill__ackin_goaway(rill__loop_t *l, unsigned slot);
 /* Drain: closes the leaving connections whose frames are all acknowledged (all of them

@@ -48,10 +48,10 @@ int rill__loop_new(rill__loop_t **out, rill_worker_t *w, unsigned idx)
     l->idx = idx;
     l->nloops = w->nloops;
     rill__links_init(&l->links, &l->ring, &l->stats, &w->logged, w->cfg.sink_buffer, w->cfg.sinks,
-                     w->cfg.nsinks, w->cfg.clustered);
+                     w->cfg.nsinks, w->cfg.clustered, stream_id(w->stream_seed, idx, 0xff));
     for (unsigned s = 0; s < w->cfg.nsinks; s++)
-        if (w->cfg.sink_acked[s] &&
-            rill__link_make_acked(&l->links, s, stream_id(w->stream_seed, idx, s)) < 0) {
+        if (w->cfg.sink_acked[s] && rill__link_make_acked(&l->links, &l->links.sinks[s],
+                                                          stream_id(w->stream_seed, idx, s)) < 0) {
             rill__links_free(&l->links);
             free(l);
             return RILL_ENOMEM;
@@ -117,8 +117,10 @@ static void arm_efd(rill__loop_t *l)
 /* Routes again what the links gave back (frames for members that left). */
 static void reroute(rill__loop_t *l)
 {
-    if (l->links.reroute.len)
+    if (l->links.reroute.len) {
         rill__dispatch_reroute(&l->dispatch, &l->links.reroute);
+        rill__ackin_rerouted(l);
+    }
 }
 
 /* Adopts the cluster's current view, inside the iteration's registry section (the view

@@ -38,8 +38,16 @@ typedef struct rill__stream {
     int conn;            /* slot of the attached connection, -1 when none */
     uint8_t pending;     /* on the loop's pending list */
     uint64_t last_used;  /* ns: the oldest detached stream goes first when the table is full */
+    uint8_t cls;         /* RILL_ACK_FROM_*: which barriers it waits for */
     rill__ackq_t q;
 } rill__stream_t;
+
+/* Barrier classes. Frames from sources may leave through every output (sinks, and peer
+ * links when forwarded to their key's owner); frames forwarded by a member are applied
+ * here and never forwarded again, so their barriers count the sinks only. Keeping the
+ * two apart is what keeps two members that forward to each other from each waiting for
+ * the other's acknowledgement. */
+enum { RILL_ACK_FROM_SOURCE = 0, RILL_ACK_FROM_PEER = 1, RILL_ACK_CLASSES = 2 };
 
 /* The control frames an acked connection sends, one send in flight at a time. */
 typedef struct rill__conn_tx {
@@ -122,7 +130,7 @@ struct rill__loop {
     unsigned nstreams, streams_cap;
     rill__stream_t **pending;
     unsigned npending;
-    rill__barriers_t barriers;
+    rill__barriers_t barriers[RILL_ACK_CLASSES];
     uint64_t *fig_a, *fig_s; /* scratch: appended and safe figures, one per snapshot slot */
 
     rill__loop_stats_t stats;
