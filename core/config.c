@@ -212,6 +212,19 @@ int rill_config_set_cluster(rill_config_t *cfg, const char *zk_hosts, const char
     return 0;
 }
 
+int rill_config_set_peer_advertise(rill_config_t *cfg, const char *addr)
+{
+    if (!cfg || !addr)
+        return RILL_EINVAL;
+    rill__addr_t a;
+    int rc = rill__addr_parse(&a, addr);
+    if (rc < 0)
+        return rc;
+    cfg->peer_advertise = a;
+    cfg->has_peer_advertise = 1;
+    return 0;
+}
+
 int rill_config_set_session_timeout_ms(rill_config_t *cfg, unsigned ms)
 {
     if (!cfg)

@@ -63,6 +63,8 @@ struct rill_config {
     char root[256];
     char worker_id[64];
     rill__addr_t peer_addr;
+    int has_peer_advertise;
+    rill__addr_t peer_advertise; /* published instead of peer_addr when set */
     unsigned session_ms;
     char auth[256]; /* "user:password", never logged */
     rill_view_cb view_cb;

@@ -30,6 +30,9 @@ type ClusterConfig struct {
 	// other members (required; port 0 picks a free port). It is published in ZooKeeper,
 	// so it must be reachable by them.
 	PeerAddr string
+	// PeerAdvertise, when set, is the "HOST:PORT" other members are told to use instead
+	// of PeerAddr (NAT, mapped container ports, a proxy).
+	PeerAdvertise string
 	// SessionTimeout is the ZooKeeper session timeout, 1 s..120 s, rounded up to whole
 	// milliseconds; 0 means the default (10 s).
 	SessionTimeout time.Duration
@@ -77,7 +80,7 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(s.shown()), nil }
 func applyCluster(cc *C.rill_config_t, cl *ClusterConfig) error {
 	if cl.ZKHosts == "" {
 		if cl.Root != "" || cl.WorkerID != "" || cl.PeerAddr != "" || cl.Auth != "" ||
-			cl.SessionTimeout != 0 {
+			cl.SessionTimeout != 0 || cl.PeerAdvertise != "" {
 			return fmt.Errorf("rill: Cluster: ZKHosts is required: %w", ErrInvalid)
 		}
 		return nil
@@ -98,6 +101,14 @@ func applyCluster(cc *C.rill_config_t, cl *ClusterConfig) error {
 	if rc < 0 {
 		return fmt.Errorf("rill: Cluster (ZKHosts %q, Root %q, WorkerID %q, PeerAddr %q): %w",
 			cl.ZKHosts, cl.Root, cl.WorkerID, cl.PeerAddr, Errno(rc))
+	}
+	if cl.PeerAdvertise != "" {
+		adv := C.CString(cl.PeerAdvertise)
+		rc := C.rill_config_set_peer_advertise(cc, adv)
+		C.free(unsafe.Pointer(adv))
+		if rc < 0 {
+			return fmt.Errorf("rill: Cluster.PeerAdvertise %q: %w", cl.PeerAdvertise, Errno(rc))
+		}
 	}
 	if cl.SessionTimeout < 0 {
 		return fmt.Errorf("rill: Cluster.SessionTimeout %v: %w", cl.SessionTimeout, ErrRange)

@@ -135,7 +135,9 @@ int rill__cluster_new(rill__cluster_t **out, rill_worker_t *w, int peer_port,
     snprintf(c->members_path, sizeof c->members_path, "%s/members", cfg->root);
     snprintf(c->node_path, sizeof c->node_path, "%s/%s", c->members_path, cfg->worker_id);
     rill__addr_t a = cfg->peer_addr;
-    if (a.ss.ss_family == AF_INET)
+    if (cfg->has_peer_advertise)
+        a = cfg->peer_advertise; /* NAT, mapped ports, a proxy: its port as given */
+    else if (a.ss.ss_family == AF_INET)
         ((struct sockaddr_in *)&a.ss)->sin_port = htons((uint16_t)peer_port);
     else
         ((struct sockaddr_in6 *)&a.ss)->sin6_port = htons((uint16_t)peer_port);

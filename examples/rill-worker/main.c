@@ -74,6 +74,8 @@ static const char usage[] =
     "  --worker-id ID      this worker's member name ([A-Za-z0-9_.-], default generated)\n"
     "  --peer-listen ADDR  where other members send forwarded frames (default\n"
     "                      127.0.0.1:0; must be reachable by them)\n"
+    "  --peer-advertise ADDR  the address other members are told to use instead (NAT,\n"
+    "                      mapped container ports, a proxy)\n"
     "  --session-timeout-ms MS  ZooKeeper session timeout (default 10000)\n"
     "  --zk-auth-file PATH digest credentials 'user:password' for the cluster's znodes, read\n"
     "                      from PATH (or from the environment variable RILL_ZK_AUTH); never\n"
@@ -307,7 +309,8 @@ int main(int argc, char **argv)
         O_AUTHFILE,
         O_METRICS,
         O_CARRY,
-        O_CREDIT
+        O_CREDIT,
+        O_ADVERTISE
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -326,6 +329,7 @@ int main(int argc, char **argv)
         {"cluster-root", required_argument, 0, O_ROOT},
         {"worker-id", required_argument, 0, O_ID},
         {"peer-listen", required_argument, 0, O_PEER},
+        {"peer-advertise", required_argument, 0, O_ADVERTISE},
         {"session-timeout-ms", required_argument, 0, O_SESSION},
         {"zk-auth-file", required_argument, 0, O_AUTHFILE},
         {"metrics", required_argument, 0, O_METRICS},
@@ -404,6 +408,10 @@ int main(int argc, char **argv)
             break;
         case O_PEER:
             peer = optarg;
+            break;
+        case O_ADVERTISE:
+            if ((rc = rill_config_set_peer_advertise(cfg, optarg)) < 0)
+                BAIL(fail("bad --peer-advertise address", optarg, rc));
             break;
         case O_SESSION:
             if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX ||

@@ -19,6 +19,7 @@
 
 #include "cluster/cluster.h" /* rill__cluster_client_id, for the session-expiry case */
 #include "harness.h"
+#include "integration/fault_proxy.h"
 #include "integration/tcp_util.h"
 #include "integration/zk_util.h"
 #include "rill/rill.h"
@@ -78,8 +79,10 @@ typedef struct tw {
 
 /* Options of one worker (cl_start_opts); zeroes mean the defaults of cl_start. */
 typedef struct tw_opts {
-    const char *zk_hosts; /* NULL: the test's server */
-    uint32_t max_frame;   /* 0: rill's default */
+    const char *zk_hosts;       /* NULL: the test's server */
+    uint32_t max_frame;         /* 0: rill's default */
+    const char *peer_listen;    /* NULL: 127.0.0.1:0 */
+    const char *peer_advertise; /* NULL: the listener's own address */
 } tw_opts_t;
 
 /* The seq computation's record (the leave_hands_keys_over case): how often each sequence
@@ -192,7 +195,7 @@ static void cl_init(cl_t *c, unsigned session_ms, const char *auth)
  * rill error. */
 static int cl_start_opts(cl_t *c, unsigned i, const char *id, const tw_opts_t *o)
 {
-    static const tw_opts_t defaults = {NULL, 0};
+    static const tw_opts_t defaults = {NULL, 0, NULL, NULL};
     if (!o)
         o = &defaults;
     tw_t *t = calloc(1, sizeof *t);
@@ -215,9 +218,10 @@ static int cl_start_opts(cl_t *c, unsigned i, const char *id, const tw_opts_t *o
     int rc;
     if ((rc = rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_RILL, 0, 0, 0)) < 0 ||
         (rc = rill_config_add_sink(cfg, tu_sink_addr(c->sink))) < 0 ||
-        (rc = rill_config_set_cluster(cfg,
-                                      o->zk_hosts ? o->zk_hosts : zk_server_connect_string(&g_zk),
-                                      c->root, id, "127.0.0.1:0")) < 0 ||
+        (rc = rill_config_set_cluster(
+             cfg, o->zk_hosts ? o->zk_hosts : zk_server_connect_string(&g_zk), c->root, id,
+             o->peer_listen ? o->peer_listen : "127.0.0.1:0")) < 0 ||
+        (o->peer_advertise && (rc = rill_config_set_peer_advertise(cfg, o->peer_advertise)) < 0) ||
         (o->max_frame && (rc = rill_config_set_max_frame(cfg, o->max_frame)) < 0) ||
         (c->session_ms && (rc = rill_config_set_session_timeout_ms(cfg, c->session_ms)) < 0) ||
         (c->auth && (rc = rill_config_set_cluster_auth(cfg, c->auth)) < 0) ||
@@ -1387,7 +1391,7 @@ static int no_zk_body(cl_t *c)
     }
     char hosts[64];
     snprintf(hosts, sizeof hosts, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
-    tw_opts_t o = {hosts, 0};
+    tw_opts_t o = {hosts, 0, NULL, NULL};
     int rc = cl_start_opts(c, 0, "alone", &o);
     tw_t *t = c->w[0];
     const uint64_t n = 5000;
@@ -1421,7 +1425,7 @@ static int no_zk_body(cl_t *c)
  * arrive too. */
 static int peer_max_frame_body(cl_t *c)
 {
-    const tw_opts_t oa = {NULL, 256u * 1024u}, ob = {NULL, 64u * 1024u};
+    const tw_opts_t oa = {NULL, 256u * 1024u, NULL, NULL}, ob = {NULL, 64u * 1024u, NULL, NULL};
     ASSERT_EQ(cl_start_opts(c, 0, "a", &oa), 0);
     ASSERT_EQ(cl_start_opts(c, 1, "b", &ob), 0);
     static const unsigned AB[] = {0, 1};
@@ -1511,6 +1515,76 @@ static int peer_max_frame_body(cl_t *c)
     return 0;
 }
 
+/* The peer link from a to b goes through a fault proxy (b advertises the proxy's
+ * address), which resets it five times while a forwards b's keys: the link keeps what b
+ * did not acknowledge and sends it again, and b skips what already ran, so the sink gets
+ * every frame exactly once. */
+static int peer_link_cuts_body(cl_t *c)
+{
+    uint16_t bport;
+    int probe = tu_listen(0, &bport); /* a free port for b's peer listener */
+    ASSERT_GE(probe, 0);
+    close(probe);
+    fp_t *fp;
+    ASSERT_EQ(fp_new(&fp, bport), 0);
+    char listen_at[32];
+    snprintf(listen_at, sizeof listen_at, "127.0.0.1:%u", (unsigned)bport);
+    tw_opts_t ob = {NULL, 0, listen_at, fp_addr(fp)};
+    int rc = cl_start(c, 0, "a");
+    if (rc == 0)
+        rc = cl_start_opts(c, 1, "b", &ob);
+    if (rc < 0) {
+        fp_destroy(fp);
+        T_FAIL_AT_("starting a and b: %s", rill_strerror(rc));
+    }
+    static const unsigned AB[] = {0, 1};
+    int64_t conv = wait_agree(c, AB, 2, "a,b", VIEW_MS, NULL);
+    if (conv < 0) {
+        fp_destroy(fp);
+        T_FAIL_AT_("a and b do not agree on [a,b]");
+    }
+    const uint64_t chunk = 50000, chunks = 6;
+    for (uint64_t k = 0; k < chunks; k++) {
+        if (send_frames(c->w[0]->port, COMP_PASS, k * chunk, chunk, NKEYS) < 0) {
+            fp_destroy(fp);
+            T_FAIL_AT_("sending to a");
+        }
+        if (k + 1 == chunks)
+            break;
+        /* Cut the link's current connection (the k+1-th through the proxy). */
+        fp_stats_t now;
+        int64_t end = tu_now_ms() + VIEW_MS;
+        while (fp_stats(fp, &now) == 0 && now.connected < k + 1 && tu_now_ms() < end)
+            tu_sleep_ms(2);
+        if (fp_cut(fp) < 0) {
+            fp_destroy(fp);
+            T_FAIL_AT_("cutting the proxy");
+        }
+    }
+    int waited = tu_sink_wait_count(c->sink, chunk * chunks, SINK_MS);
+    tu_sleep_ms(300); /* a duplicate would show up now */
+    fp_stats_t ps;
+    fp_stats(fp, &ps);
+    fprintf(stderr,
+            "  proxy: %llu connections, %llu cut; a: forwarded %llu, resent %llu; b: peer_in "
+            "%llu, dup_skipped %llu, acks_sent %llu\n",
+            (unsigned long long)ps.connected, (unsigned long long)ps.conns_cut,
+            (unsigned long long)stat_of(c->w[0], TU_STAT(forwarded)),
+            (unsigned long long)stat_of(c->w[0], TU_STAT(resent)),
+            (unsigned long long)stat_of(c->w[1], TU_STAT(peer_in)),
+            (unsigned long long)stat_of(c->w[1], TU_STAT(dup_skipped)),
+            (unsigned long long)stat_of(c->w[1], TU_STAT(acks_sent)));
+    print_all_stats(c);
+    uint64_t bad = check_once(c->sink, 0, chunk * chunks, "through the cut peer link");
+    fp_destroy(fp);
+    ASSERT_EQ(waited, 0);
+    ASSERT_U64_EQ(bad, 0);
+    ASSERT_GE(ps.conns_cut, chunks - 1);
+    ASSERT_GE(stat_of(c->w[0], TU_STAT(forwarded)), chunk); /* b's keys went over the link */
+    ASSERT_U64_EQ(stat_of(c->w[0], TU_STAT(peer_dropped)), 0);
+    return 0;
+}
+
 /* ------------------------------------------------------------ table */
 
 #define CASE(name, body, session)                                                                  \
@@ -1534,6 +1608,7 @@ CASE(unreachable_peer, ghost_body, 0)
 CASE(peer_midframe, peer_midframe_body, 0)
 CASE(no_zookeeper, no_zk_body, 0)
 CASE(peer_frame_above_owner_limit, peer_max_frame_body, 0)
+CASE(peer_link_cuts, peer_link_cuts_body, 0)
 
 static int digest_auth(void)
 {
@@ -1586,6 +1661,7 @@ int main(int argc, char **argv)
         {"leave_hands_keys_over", leave_hands_keys_over},
         {"no_zookeeper", no_zookeeper},
         {"peer_frame_above_owner_limit", peer_frame_above_owner_limit},
+        {"peer_link_cuts", peer_link_cuts},
         {"zk_restart", zk_restart},
         {NULL, NULL},
     };

@@ -223,6 +223,11 @@ RILL_EXTERN int rill_config_set_metrics_listener(rill_config_t *cfg, const char 
  */
 RILL_EXTERN int rill_config_set_cluster(rill_config_t *cfg, const char *zk_hosts, const char *root,
                                         const char *worker_id, const char *peer_addr);
+/* The HOST:PORT other members are told to send forwarded frames to, when it is not the
+ * peer listener's own address: behind NAT, in a container with mapped ports, or through
+ * a proxy. Default: the peer listener's address and bound port. Returns 0, RILL_EINVAL
+ * or RILL_EADDR. */
+RILL_EXTERN int rill_config_set_peer_advertise(rill_config_t *cfg, const char *addr);
 /* ZooKeeper session timeout (default 10000 ms; 1000..120000). After losing the connection
  * for this long the worker considers its membership given up (it keeps serving with the
  * last view and rejoins when it reconnects). Returns 0 or RILL_ERANGE. */
