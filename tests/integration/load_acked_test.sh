@@ -92,7 +92,7 @@ check()
 }
 show() { echo "    --- $1:"; tail -n 12 "$1" 2>/dev/null | sed 's/^/    | /'; }
 
-. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../scripts/lib/free-port.sh" # free_port
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/procs.sh" # free_port, covered, lines
 
 # listening PORT: true when a socket listens on 127.0.0.1:PORT (or any address).
 listening()
@@ -101,7 +101,6 @@ listening()
     hex=$(printf '%04X' "$1")
     grep -Eq "^ *[0-9]+: [0-9A-F]{8}:$hex [0-9A-F]{8}:[0-9A-F]{4} 0A " /proc/net/tcp
 }
-now_ms() { local t; t=$(date +%s%N); echo $((t / 1000000)); }
 # Failure bound of every wait. Generous on purpose (shared machines); how long a wait took is
 # printed, never asserted.
 WAIT_S=120
@@ -158,20 +157,6 @@ stop_sink()
     kill -KILL "$1" 2>/dev/null
     wait "$1" 2>/dev/null
 }
-# covered FILES N C: every line "CONN SEQ" with CONN < C and SEQ < N is in the union of FILES,
-# and nothing else is. Prints "distinct=... out_of_range=... missing=..." and succeeds when
-# nothing is missing or out of range.
-covered()
-{
-    local n=$1 c=$2
-    shift 2
-    sort -u "$@" | awk -v n="$n" -v c="$c" '
-        NF != 2 || $1 >= c || $2 >= n || $1 < 0 || $2 < 0 { bad++; next }
-        { ok++ }
-        END { miss = n * c - ok; printf "distinct=%d out_of_range=%d missing=%d\n", ok, bad, miss;
-              exit (bad || miss) ? 1 : 0 }'
-}
-lines() { wc -l <"$1" | tr -d ' '; }
 between() { [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
 run_id() { printf '0x%04x%04x%04x%04x' $RANDOM $RANDOM $RANDOM $RANDOM; }
 
