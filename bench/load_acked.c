@@ -24,6 +24,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "histogram.h"
 #include "load_wire.h"
 #include "rill_load.h"
 
@@ -84,8 +85,10 @@ static uint64_t mix64(uint64_t z)
 int load_acked_setup(sender_t *t, int first, int stride)
 {
     t->aconns = calloc((size_t)t->nconns, sizeof *t->aconns);
-    if (!t->aconns)
+    t->ack_hist = malloc(sizeof *t->ack_hist);
+    if (!t->aconns || !t->ack_hist)
         return -1;
+    rill__hist_init(t->ack_hist);
     uint64_t cap = 64;
     while (cap < 2 * (uint64_t)g_batch)
         cap *= 2;
@@ -118,6 +121,8 @@ uint64_t load_acked_sent(const sender_t *t, int i, uint32_t *index)
 
 void load_acked_free(sender_t *t)
 {
+    free(t->ack_hist);
+    t->ack_hist = NULL;
     if (!t->aconns)
         return;
     for (int i = 0; i < t->nconns; i++) {
@@ -347,6 +352,10 @@ static bool on_control(actx_t *x, aconn_t *c, const wire_ctl_t *m, uint64_t now)
             return false;
         }
         if (m->seq > c->acked) {
+            /* Ack latency: from the send time stamp of the newest frame it covers. */
+            uint64_t sent_at = load_le64(slot(c, m->seq) + 16 + PL_TS);
+            if (x->t->ack_hist && now > sent_at)
+                rill__hist_record(x->t->ack_hist, now - sent_at);
             c->acked = m->seq;
             c->stall_ns = c->commit - 1 > c->acked ? now : 0;
         }

@@ -935,7 +935,11 @@ int main(int argc, char **argv)
     }
     if (g_o.verify)
         load_verify_result(&missing, &duplicates, &unexpected);
+    rill__hist_t ack_hist; /* --acked: send -> ACK of the newest frame an ACK covers */
+    rill__hist_init(&ack_hist);
     for (int i = 0; i < g_o.threads; i++) {
+        if (ts[i].ack_hist)
+            rill__hist_merge(&ack_hist, ts[i].ack_hist);
         free(ts[i].conns);
         free(ts[i].buf);
         load_acked_free(&ts[i]);
@@ -977,6 +981,14 @@ int main(int argc, char **argv)
                 " unacknowledged); resent %" PRIu64 ", reconnects %" PRIu64 ", goaways %" PRIu64
                 ", credit waits %" PRIu64 "\n",
                 acked, sent, unacked, resent, reconnects, goaways, credit_waits);
+    if (g_o.acked && ack_hist.count)
+        fprintf(h,
+                "rill-load: ack latency us (send time stamp of the newest frame an ACK covers "
+                "-> the ACK): p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (%" PRIu64 " ACKs)\n",
+                (double)rill__hist_quantile(&ack_hist, 0.50) / 1e3,
+                (double)rill__hist_quantile(&ack_hist, 0.99) / 1e3,
+                (double)rill__hist_quantile(&ack_hist, 0.999) / 1e3, (double)ack_hist.max / 1e3,
+                ack_hist.count);
     if (g_o.sink_listen) {
         fprintf(h,
                 "rill-load: received %" PRIu64
@@ -1051,6 +1063,13 @@ int main(int argc, char **argv)
         else
             printf("\"acked\": null, \"unacked\": null, \"resent\": null, \"reconnects\": null, "
                    "\"goaways\": null, \"credit_waits\": null, ");
+        if (g_o.acked && ack_hist.count)
+            printf("\"ack_p50_us\": %.3f, \"ack_p99_us\": %.3f, \"ack_p999_us\": %.3f, ",
+                   (double)rill__hist_quantile(&ack_hist, 0.50) / 1e3,
+                   (double)rill__hist_quantile(&ack_hist, 0.99) / 1e3,
+                   (double)rill__hist_quantile(&ack_hist, 0.999) / 1e3);
+        else
+            printf("\"ack_p50_us\": null, \"ack_p99_us\": null, \"ack_p999_us\": null, ");
         if (g_o.verify)
             printf("\"missing\": %" PRIu64 ", \"duplicates\": %" PRIu64 ", \"unexpected\": %" PRIu64
                    "}\n",

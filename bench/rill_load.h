@@ -143,6 +143,9 @@ typedef struct sender {
     uint8_t *buf;
     /* --acked, read after the thread ended */
     uint64_t resent, reconnects, goaways, credit_waits, unacked;
+    /* --acked: for every ACK, now - the send time stamp of the newest frame it covers
+     * (a rill__hist_t of ns; NULL when the frames carry no time stamp) */
+    struct rill__hist *ack_hist;
 } sender_t;
 
 /* --acked: sets up t's nconns connections, indexes first..first + nconns - 1 spaced by

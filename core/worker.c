@@ -12,6 +12,7 @@
 #include "metrics/metrics.h"
 #include "net/listen.h"
 #include "util/log.h"
+#include "util/sha256.h"
 #include "util/stat.h"
 #include "worker_internal.h"
 
@@ -40,6 +41,7 @@ static void worker_free(rill_worker_t *w)
         rill__metrics_stop(w->metrics);
     rill__cluster_free(w->cluster);
     explicit_bzero(w->cfg.auth, sizeof w->cfg.auth);
+    explicit_bzero(w->peer_key, sizeof w->peer_key);
     rill__worker_close_listeners(w);
     if (w->loops)
         for (unsigned i = 0; i < w->nloops; i++)
@@ -80,6 +82,15 @@ int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg)
      * random per worker, stable for its life (its reconnects resume the same streams). */
     if (getrandom(&w->stream_seed, sizeof w->stream_seed, GRND_NONBLOCK) != sizeof w->stream_seed)
         w->stream_seed = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL) ^ (uintptr_t)w;
+    if (cfg->clustered && cfg->auth[0]) {
+        static const char label[] = "rill peer key 1";
+        rill__sha256_t h;
+        rill__sha256_init(&h);
+        rill__sha256_update(&h, label, sizeof label - 1);
+        rill__sha256_update(&h, cfg->auth, strlen(cfg->auth));
+        rill__sha256_final(&h, w->peer_key);
+        w->has_peer_key = 1;
+    }
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
     for (unsigned li = 0; li < RILL_MAX_LISTENERS; li++)

@@ -105,6 +105,10 @@ struct rill_worker {
 
     rill__log_flags_t logged;
     uint64_t stream_seed; /* random per worker: acked streams' ids derive from it */
+    /* Peer links prove the cluster's credentials with it (when the cluster has them):
+     * SHA-256 of a label and the digest credentials, never the credentials themselves. */
+    int has_peer_key;
+    uint8_t peer_key[32];
 
     struct rill__cluster *cluster; /* NULL unless clustered */
     struct rill__metrics *metrics; /* NULL unless configured */

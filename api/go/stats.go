@@ -67,6 +67,10 @@ type Stats struct {
 	AckWaitNs   uint64
 	AckedConns  uint64
 
+	// ErrAuth counts peer connections refused because they did not prove the cluster's
+	// credentials (a clustered worker with ClusterConfig.Auth).
+	ErrAuth uint64
+
 	// Gauges: current values, not monotonic.
 	SinkQueuedBytes  uint64 // output waiting for sinks and peer links
 	StageQueuedBytes uint64 // frames waiting to be handed to another loop
@@ -179,6 +183,7 @@ func statsFromC(st *C.rill_stats_t) Stats {
 		AckBarriers:      uint64(st.ack_barriers),
 		AckWaitNs:        uint64(st.ack_wait_ns),
 		AckedConns:       uint64(st.acked_conns),
+		ErrAuth:          uint64(st.err_auth),
 		SinkQueuedBytes:  uint64(st.sink_queued_bytes),
 		StageQueuedBytes: uint64(st.stage_queued_bytes),
 		HeldBuffers:      uint64(st.held_buffers),

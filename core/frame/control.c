@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "frame/frame.h"
+#include "util/sha256.h"
 
 static inline uint16_t load_be16(const uint8_t *p)
 {
@@ -20,7 +21,7 @@ int rill__ctl_parse(const rill_msg_t *m, rill__ctl_t *out)
     memset(out, 0, sizeof *out);
     const uint8_t *p = m->data;
     size_t len = m->len;
-    if (m->comp_id != RILL_CONTROL_COMP || m->key == 0 || m->key > RILL_CTL_GOAWAY)
+    if (m->comp_id != RILL_CONTROL_COMP || m->key == 0 || m->key > RILL_CTL_CHALLENGE)
         return RILL_ECONTROL;
     out->type = (unsigned)m->key;
     switch (out->type) {
@@ -33,6 +34,16 @@ int rill__ctl_parse(const rill_msg_t *m, rill__ctl_t *out)
         out->seq = rill__load_be64(p + 12);
         if (out->version != RILL_ACK_VERSION || out->stream_id == 0 || out->seq == 0)
             return RILL_ECONTROL;
+        if (out->flags & RILL_HELLO_F_AUTH) {
+            if (len < RILL_CTL_HELLO_LEN + RILL_CTL_MAC_LEN)
+                return RILL_ECONTROL;
+            out->mac = p + RILL_CTL_HELLO_LEN;
+        }
+        return 0;
+    case RILL_CTL_CHALLENGE:
+        if (len < RILL_CTL_NONCE_LEN)
+            return RILL_ECONTROL;
+        out->nonce = p;
         return 0;
     case RILL_CTL_WELCOME:
         if (len < RILL_CTL_WELCOME_LEN)
@@ -93,5 +104,38 @@ size_t rill__ctl_put_goaway(uint8_t *out, const char *addr, size_t addr_len)
     store_be16(out + RILL_FRAME_HEADER, (uint16_t)addr_len);
     if (addr_len)
         memcpy(out + RILL_FRAME_HEADER + RILL_CTL_GOAWAY_MIN, addr, addr_len);
+    return rill__frame_size(len);
+}
+
+size_t rill__ctl_put_challenge(uint8_t *out, const uint8_t nonce[RILL_CTL_NONCE_LEN])
+{
+    rill__frame_put_header(out, RILL_CONTROL_COMP, RILL_CTL_CHALLENGE, RILL_CTL_NONCE_LEN);
+    memcpy(out + RILL_FRAME_HEADER, nonce, RILL_CTL_NONCE_LEN);
+    return rill__frame_size(RILL_CTL_NONCE_LEN);
+}
+
+void rill__ctl_hello_mac(const uint8_t *key, const uint8_t nonce[RILL_CTL_NONCE_LEN],
+                         uint64_t stream_id, uint64_t first_seq, uint8_t mac[RILL_CTL_MAC_LEN])
+{
+    static const char label[] = "rill peer hello 1";
+    uint8_t ids[16];
+    rill__store_be64(ids, stream_id);
+    rill__store_be64(ids + 8, first_seq);
+    const void *parts[3] = {label, nonce, ids};
+    const size_t lens[3] = {sizeof label - 1, RILL_CTL_NONCE_LEN, sizeof ids};
+    rill__hmac_sha256(key, RILL_SHA256_LEN, parts, lens, 3, mac);
+}
+
+size_t rill__ctl_put_hello_auth(uint8_t *out, uint64_t stream_id, uint64_t first_seq,
+                                const uint8_t nonce[RILL_CTL_NONCE_LEN], const uint8_t *key)
+{
+    uint32_t len = RILL_CTL_HELLO_LEN + RILL_CTL_MAC_LEN;
+    rill__frame_put_header(out, RILL_CONTROL_COMP, RILL_CTL_HELLO, len);
+    uint8_t *p = out + RILL_FRAME_HEADER;
+    store_be16(p, RILL_ACK_VERSION);
+    store_be16(p + 2, RILL_HELLO_F_AUTH);
+    rill__store_be64(p + 4, stream_id);
+    rill__store_be64(p + 12, first_seq);
+    rill__ctl_hello_mac(key, nonce, stream_id, first_seq, p + RILL_CTL_HELLO_LEN);
     return rill__frame_size(len);
 }

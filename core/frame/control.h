@@ -26,14 +26,25 @@ enum {
     RILL_CTL_WELCOME = 2,
     RILL_CTL_ACK = 3,
     RILL_CTL_GOAWAY = 4,
+    /* Peer links of a cluster with credentials only (between rill members): the peer
+     * listener's first frame, u8[16] nonce; the member answers with an authenticated
+     * HELLO. Not part of the source and sink contract. */
+    RILL_CTL_CHALLENGE = 5,
 };
+
+/* HELLO flag: an HMAC-SHA256 (u8[32]) follows the fixed fields, over the peer listener's
+ * CHALLENGE nonce, the stream id and first_seq (rill__ctl_hello_mac). */
+#define RILL_HELLO_F_AUTH 0x0001u
+#define RILL_CTL_NONCE_LEN 16u
+#define RILL_CTL_MAC_LEN 32u
 
 /* Payload sizes of the fixed fields. */
 #define RILL_CTL_HELLO_LEN 20u
 #define RILL_CTL_WELCOME_LEN 12u
 #define RILL_CTL_ACK_LEN 12u
 #define RILL_CTL_GOAWAY_MIN 2u
-/* The largest v1 frame an encoder below writes (GOAWAY with a 255-byte address). */
+/* The largest v1 frame an encoder below writes (GOAWAY with a 255-byte address; an
+ * authenticated HELLO is 68). */
 #define RILL_CTL_FRAME_MAX (16u + 2u + 255u)
 
 typedef struct rill__ctl {
@@ -44,6 +55,8 @@ typedef struct rill__ctl {
     uint32_t credit;  /* WELCOME, ACK */
     const char *addr; /* GOAWAY: points into the parsed payload; not NUL-terminated */
     uint16_t addr_len;
+    const uint8_t *mac;   /* HELLO with RILL_HELLO_F_AUTH: RILL_CTL_MAC_LEN bytes, or NULL */
+    const uint8_t *nonce; /* CHALLENGE: RILL_CTL_NONCE_LEN bytes */
 } rill__ctl_t;
 
 /* Non-zero when m is a control frame (its comp id is the reserved one). */
@@ -65,5 +78,13 @@ size_t rill__ctl_put_welcome(uint8_t *out, uint32_t credit, uint64_t acked_seq);
 size_t rill__ctl_put_ack(uint8_t *out, uint64_t through_seq, uint32_t credit);
 /* addr_len is cut to 255. */
 size_t rill__ctl_put_goaway(uint8_t *out, const char *addr, size_t addr_len);
+size_t rill__ctl_put_challenge(uint8_t *out, const uint8_t nonce[RILL_CTL_NONCE_LEN]);
+/* A HELLO with RILL_HELLO_F_AUTH and its MAC under key (RILL_CTL_MAC_LEN bytes). */
+size_t rill__ctl_put_hello_auth(uint8_t *out, uint64_t stream_id, uint64_t first_seq,
+                                const uint8_t nonce[RILL_CTL_NONCE_LEN], const uint8_t *key);
+/* The MAC an authenticated HELLO carries: HMAC-SHA256 under key (RILL_CTL_MAC_LEN bytes)
+ * of "rill peer hello 1", the nonce, stream_id and first_seq (big-endian). */
+void rill__ctl_hello_mac(const uint8_t *key, const uint8_t nonce[RILL_CTL_NONCE_LEN],
+                         uint64_t stream_id, uint64_t first_seq, uint8_t mac[RILL_CTL_MAC_LEN]);
 
 #endif

@@ -59,9 +59,14 @@ void rill__acked_on_up(rill__links_t *ls, rill__link_t *k)
     rill__decoder_free(&a->rx_dec); /* a partial control frame of the last connection */
     rill__decoder_init(&a->rx_dec, RILL_FRAMING_RILL, RILL_CTL_FRAME_MAX, 0, 0, 0);
     arm_recv(ls, k);
+    a->ctl_len = a->ctl_off = 0;
+    if (ls->peer_key && k >= ls->peers && k < ls->peers + RILL_MAX_MEMBERS) {
+        a->challenged = 1; /* the peer listener speaks first: HELLO answers its nonce */
+        return;
+    }
+    a->challenged = 0;
     /* HELLO names the oldest frame still held: the receiver may have it already. */
     a->ctl_len = rill__ctl_put_hello(a->ctl, a->stream_id, a->head_seq);
-    a->ctl_off = 0;
     send_span(ls, k, a->ctl, a->ctl_len);
 }
 
@@ -255,6 +260,16 @@ static int on_control(rill__links_t *ls, rill__link_t *k, const rill_msg_t *m)
     rill__ctl_t c;
     if (!rill__is_control(m) || rill__ctl_parse(m, &c) < 0)
         return RILL_ECONTROL;
+    if (a->challenged) { /* nothing but the CHALLENGE comes first */
+        if (c.type != RILL_CTL_CHALLENGE || k->sending)
+            return RILL_ECONTROL;
+        a->challenged = 0;
+        a->ctl_len =
+            rill__ctl_put_hello_auth(a->ctl, a->stream_id, a->head_seq, c.nonce, ls->peer_key);
+        a->ctl_off = 0;
+        send_span(ls, k, a->ctl, a->ctl_len);
+        return 0;
+    }
     switch (c.type) {
     case RILL_CTL_WELCOME:
         if (a->welcomed)

@@ -32,6 +32,7 @@ typedef struct rill__acked {
     uint8_t waiting;    /* credit ran out with frames queued (counted once per wait) */
     int failed;         /* the connection broke while a send was in flight: down when it reports */
     uint8_t draining;   /* retiring peer link: waits for the ACK of what the member was sent */
+    uint8_t challenged; /* peer link with credentials: waits for CHALLENGE to send HELLO */
     uint64_t retire_at; /* draining: when it gives up waiting (ns; 0 until serviced) */
     uint32_t rx_conn;   /* the connection (conn_seq) that recv belongs to */
     uint8_t ctl[RILL_CTL_FRAME_MAX]; /* HELLO being sent */

@@ -68,6 +68,9 @@ typedef struct rill__links {
     rill__buf_t reroute;
     /* Peer links are acknowledged streams; their ids derive from this and the member. */
     uint64_t stream_seed;
+    /* When set (the cluster has credentials), a peer link answers the peer listener's
+     * CHALLENGE with a HELLO that carries an HMAC under this key (RILL_CTL_MAC_LEN). */
+    const uint8_t *peer_key;
     /* The acked links' figures (rill__links_figures) as last published for other loops,
      * which read them to tell when frames they handed to this loop are safe. */
     unsigned nacked;

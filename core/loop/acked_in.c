@@ -19,9 +19,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 
 #include "loop/internal.h"
+#include "util/sha256.h"
 #include "util/stat.h"
 
 /* While a barrier waits for other loops, the loop looks again this often. */
@@ -132,6 +134,10 @@ static void tx_kick(rill__loop_t *l, unsigned slot)
     uint32_t credit = l->w->cfg.source_credit;
     rill__stream_t *s = c->stream;
     size_t len = 0;
+    if (tx->challenge_due) {
+        len += rill__ctl_put_challenge(tx->buf + len, tx->nonce);
+        tx->challenge_due = 0;
+    }
     if (tx->welcome_due) {
         len += rill__ctl_put_welcome(tx->buf + len, credit, tx->welcome_seq);
         tx->welcome_due = 0;
@@ -216,8 +222,7 @@ static int on_hello(rill__loop_t *l, unsigned slot, const rill__ctl_t *h)
         }
         rill__ackq_reset(&s->q, h->seq - 1);
     }
-    c->tx = calloc(1, sizeof *c->tx);
-    if (!c->tx)
+    if (!c->tx && !(c->tx = calloc(1, sizeof *c->tx)))
         return RILL_ENOMEM;
     s->conn = (int)slot;
     s->last_used = l->now;
@@ -234,6 +239,32 @@ static int on_hello(rill__loop_t *l, unsigned slot, const rill__ctl_t *h)
     return 0;
 }
 
+/* A peer connection that cannot prove the cluster's credentials. */
+static int auth_error(rill__loop_t *l)
+{
+    RILL_STAT_ADD(l->stats.err_auth, 1);
+    rill__log_once(&l->w->logged.auth,
+                   "refusing a peer connection that does not prove the cluster's credentials "
+                   "(further cases only counted in err_auth)");
+    return -EACCES;
+}
+
+void rill__ackin_challenge(rill__loop_t *l, unsigned slot)
+{
+    rill__conn_t *c = &l->conns[slot];
+    if (!c->tx && !(c->tx = calloc(1, sizeof *c->tx))) {
+        rill__conn_close(l, slot, RILL_ENOMEM);
+        return;
+    }
+    if (getrandom(c->tx->nonce, sizeof c->tx->nonce, GRND_NONBLOCK) != sizeof c->tx->nonce) {
+        /* No entropy yet (early boot): a nonce that never repeats in this process. */
+        uint64_t x[2] = {l->w->stream_seed ^ (uint64_t)l->now, ++l->nonces};
+        memcpy(c->tx->nonce, x, sizeof x);
+    }
+    c->tx->challenge_due = 1;
+    tx_kick(l, slot);
+}
+
 static int control_error(rill__loop_t *l)
 {
     RILL_STAT_ADD(l->stats.err_control, 1);
@@ -248,14 +279,26 @@ int rill__ackin_filter(rill__loop_t *l, unsigned slot, rill_msg_t *v, size_t n, 
     rill__conn_t *c = &l->conns[slot];
     size_t i = 0;
     if (c->mode == RILL_CONN_NEW) {
+        /* A challenged peer connection must answer with an authenticated HELLO. */
+        int challenged = c->tx && c->peer && l->w->has_peer_key;
         if (!rill__is_control(&v[0])) {
+            if (challenged)
+                return auth_error(l);
             c->mode = RILL_CONN_PLAIN; /* best-effort, exactly as without HELLO */
             *data += n;
             return (int)n;
         }
         rill__ctl_t h;
         if (rill__ctl_parse(&v[0], &h) < 0 || h.type != RILL_CTL_HELLO)
-            return control_error(l);
+            return challenged ? auth_error(l) : control_error(l);
+        if (challenged) {
+            uint8_t want[RILL_CTL_MAC_LEN];
+            if (!h.mac)
+                return auth_error(l);
+            rill__ctl_hello_mac(l->w->peer_key, c->tx->nonce, h.stream_id, h.seq, want);
+            if (rill__ct_compare(want, h.mac, sizeof want))
+                return auth_error(l);
+        }
         int rc = on_hello(l, slot, &h);
         if (rc < 0)
             return rc;

@@ -144,6 +144,8 @@ static void conn_open(rill__loop_t *l, unsigned li, int fd)
     RILL_STAT_ADD(l->stats.conns_accepted, 1);
     RILL_STAT_SET(l->stats.conns_open, l->conns_open);
     rill__conn_arm_recv(l, (unsigned)slot);
+    if (c->peer && l->w->has_peer_key)
+        rill__ackin_challenge(l, (unsigned)slot);
 }
 
 /* Whether this loop takes the next connection. Every loop's single-shot accept waits on

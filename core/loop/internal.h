@@ -40,6 +40,9 @@ void rill__ackin_free(rill__loop_t *l);
 int rill__ackin_filter(rill__loop_t *l, unsigned slot, rill_msg_t *v, size_t n, uint64_t *data);
 /* The connection closes: its stream stays, without it. */
 void rill__ackin_detach(rill__loop_t *l, rill__conn_t *c);
+/* A peer listener connection of a cluster with credentials: send CHALLENGE; the first
+ * frame must then be a HELLO with a valid MAC over its nonce. */
+void rill__ackin_challenge(rill__loop_t *l, unsigned slot);
 /* A RILL_OP_CONN_SEND completion. */
 void rill__ackin_on_send(rill__loop_t *l, const struct io_uring_cqe *cqe);
 /* End of an iteration: barrier for what ran, completions, ACKs. */

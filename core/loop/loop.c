@@ -49,6 +49,7 @@ int rill__loop_new(rill__loop_t **out, rill_worker_t *w, unsigned idx)
     l->nloops = w->nloops;
     rill__links_init(&l->links, &l->ring, &l->stats, &w->logged, w->cfg.sink_buffer, w->cfg.sinks,
                      w->cfg.nsinks, w->cfg.clustered, stream_id(w->stream_seed, idx, 0xff));
+    l->links.peer_key = w->has_peer_key ? w->peer_key : NULL;
     for (unsigned s = 0; s < w->cfg.nsinks; s++)
         if (w->cfg.sink_acked[s] && rill__link_make_acked(&l->links, &l->links.sinks[s],
                                                           stream_id(w->stream_seed, idx, s)) < 0) {

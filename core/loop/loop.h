@@ -53,8 +53,9 @@ enum { RILL_ACK_FROM_SOURCE = 0, RILL_ACK_FROM_PEER = 1, RILL_ACK_CLASSES = 2 };
 typedef struct rill__conn_tx {
     uint8_t buf[3 * RILL_CTL_FRAME_MAX];
     size_t len, off;
-    uint8_t welcome_due, goaway_due;
+    uint8_t welcome_due, goaway_due, challenge_due;
     uint64_t welcome_seq;
+    uint8_t nonce[RILL_CTL_NONCE_LEN]; /* peer listener with credentials: its CHALLENGE's */
 } rill__conn_tx_t;
 
 typedef struct rill__conn {
@@ -132,6 +133,7 @@ struct rill__loop {
     unsigned npending;
     rill__barriers_t barriers[RILL_ACK_CLASSES];
     uint64_t *fig_a, *fig_s; /* scratch: appended and safe figures, one per snapshot slot */
+    uint64_t nonces;         /* CHALLENGE nonces made without the kernel's entropy */
 
     rill__loop_stats_t stats;
 };

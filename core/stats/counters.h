@@ -121,7 +121,9 @@
     X(ack_wait_ns, COUNTER, LOOPS, "", "rill_ack_wait_ns_total",                               \
       "Nanoseconds those points waited, summed (mean wait: divided by rill_ack_barriers_total).") \
     X(acked_conns, GAUGE, LOOPS, "acked_conns", "rill_acked_conns",                            \
-      "Source connections open now that began with HELLO.")
+      "Source connections open now that began with HELLO.")                                   \
+    X(err_auth, COUNTER, LOOPS, "", "rill_protocol_errors_total{reason=\"auth\"}",            \
+      "Peer connections refused: they did not prove the cluster's credentials.")
 /* clang-format on */
 
 /* Prometheus TYPE of a kind. */

@@ -26,6 +26,9 @@ static void check(const rill_msg_t *m)
     case RILL_CTL_ACK:
         n = rill__ctl_put_ack(f, c.seq, c.credit);
         break;
+    case RILL_CTL_CHALLENGE:
+        n = rill__ctl_put_challenge(f, c.nonce);
+        break;
     default:
         n = rill__ctl_put_goaway(f, c.addr, c.addr_len);
         break;
@@ -33,6 +36,8 @@ static void check(const rill_msg_t *m)
     rill_msg_t m2 = {f + 16, (uint32_t)(n - 16), rill__load_be32(f + 4), rill__load_be64(f + 8)};
     if (rill__ctl_parse(&m2, &again) < 0 || again.type != c.type || again.seq != c.seq ||
         again.credit != c.credit || again.stream_id != c.stream_id)
+        abort();
+    if (c.type == RILL_CTL_CHALLENGE && memcmp(again.nonce, c.nonce, RILL_CTL_NONCE_LEN))
         abort();
     if (c.type == RILL_CTL_GOAWAY && c.addr_len <= 255 &&
         (again.addr_len != c.addr_len || (c.addr_len && memcmp(again.addr, c.addr, c.addr_len))))

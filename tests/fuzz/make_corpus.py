@@ -76,7 +76,11 @@ def control_seeds():
         "goaway": goaway,
         "goaway_empty": v1(CONTROL, 4, struct.pack(">H", 0)),
         "hello_then_data": hello + v1(1, 5, b"payload") + ack,
-        "hello_extended": v1(CONTROL, 1, struct.pack(">HHQQ", 2, 1, 9, 1) + b"extra"),
+        "hello_extended": v1(CONTROL, 1, struct.pack(">HHQQ", 2, 0x8000, 9, 1) + b"extra"),
+        "challenge_then_auth_hello": v1(CONTROL, 5, bytes(range(16)))
+        + v1(CONTROL, 1, struct.pack(">HHQQ", 2, 1, 9, 1) + bytes(32)),
+        "auth_hello_short_mac": v1(CONTROL, 1, struct.pack(">HHQQ", 2, 1, 9, 1) + bytes(31)),
+        "challenge_short": v1(CONTROL, 5, bytes(15)),
         "hello_bad_version": v1(CONTROL, 1, struct.pack(">HHQQ", 3, 0, 9, 1)),
         "hello_short": v1(CONTROL, 1, struct.pack(">HHQ", 2, 0, 9)),
         "goaway_overlong": v1(CONTROL, 4, struct.pack(">H", 40) + b"x"),

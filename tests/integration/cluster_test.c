@@ -1585,6 +1585,79 @@ static int peer_link_cuts_body(cl_t *c)
     return 0;
 }
 
+/* Connects to port, reads the peer listener's first frame (it must be a CHALLENGE),
+ * sends bytes, and returns 1 when the member then closes the connection. */
+static int rogue_closed(uint16_t port, const uint8_t *b, size_t n)
+{
+    int fd = tu_connect(port, 5000);
+    if (fd < 0)
+        return -1;
+    uint8_t ch[32];
+    if (tu_read_exact(fd, ch, sizeof ch, 5000) < 0 || tu_get_be32(ch) != 28 ||
+        tu_get_be32(ch + 4) != 0xFFFFFFFFu || tu_get_be64(ch + 8) != 5) {
+        close(fd);
+        return -2; /* no CHALLENGE first */
+    }
+    tu_write_all(fd, b, n);
+    int rc = tu_wait_peer_closed(fd, 5000);
+    close(fd);
+    return tu_closed_rc(rc);
+}
+
+/* With cluster credentials, peer links prove them: a and b forward to each other as
+ * usual, while a process that reaches b's peer port without them gets a CHALLENGE and is
+ * refused whatever it sends (data, a plain HELLO, a HELLO with a wrong MAC): counted in
+ * err_auth, and none of its frames is applied. */
+static int peer_auth_body(cl_t *c)
+{
+    ASSERT_EQ(cl_start(c, 0, "a"), 0);
+    ASSERT_EQ(cl_start(c, 1, "b"), 0);
+    static const unsigned AB[] = {0, 1};
+    ASSERT_GE(wait_agree(c, AB, 2, "a,b", VIEW_MS, NULL), 0);
+    ASSERT_EQ(send_and_wait(c, c->w[0], 0, 20000, NKEYS, 20000), 0);
+    ASSERT_U64_EQ(check_once(c->sink, 0, 20000, "authenticated peer links"), 0);
+    ASSERT_GE(stat_of(c->w[0], TU_STAT(forwarded)), 1);
+
+    rill_view_t *v = rill_worker_view(c->w[0]->w);
+    ASSERT_PTR_NE(v, NULL);
+    const char *baddr = NULL;
+    for (unsigned i = 0; i < rill_view_size(v); i++)
+        if (strcmp(rill_view_member(v, i), "b") == 0)
+            baddr = rill_view_member_addr(v, i);
+    ASSERT_PTR_NE(baddr, NULL);
+    const char *colon = strrchr(baddr, ':');
+    ASSERT_PTR_NE(colon, NULL);
+    uint16_t bport = (uint16_t)atoi(colon + 1);
+    rill_view_destroy(v);
+
+    uint8_t f[128];
+    uint8_t p8[8];
+    tu_put_be64(p8, 99999999); /* a seq the sink would show */
+    size_t n = tu_frame_encode(f, COMP_PASS, KEY_BASE, p8, sizeof p8);
+    ASSERT_EQ(rogue_closed(bport, f, n), 1); /* data instead of HELLO */
+    uint8_t h[16 + 20 + 32];
+    tu_put_be32(h, 12 + 20);
+    tu_put_be32(h + 4, 0xFFFFFFFFu);
+    tu_put_be64(h + 8, 1);
+    tu_put_be32(h + 16, 2u << 16);
+    tu_put_be64(h + 20, 12345);
+    tu_put_be64(h + 28, 1);
+    ASSERT_EQ(rogue_closed(bport, h, 36), 1); /* HELLO without a MAC */
+    tu_put_be32(h, 12 + 20 + 32);
+    tu_put_be32(h + 16, 2u << 16 | 1u); /* the AUTH flag, and a MAC that is not one */
+    memset(h + 36, 0x5a, 32);
+    ASSERT_EQ(rogue_closed(bport, h, sizeof h), 1);
+    ASSERT_EQ(tu_wait_stat_ge(c->w[1]->w, TU_STAT(err_auth), 3, SINK_MS, NULL), 0);
+    /* the members' own links are unaffected, and nothing of the intruder was applied */
+    ASSERT_EQ(send_and_wait(c, c->w[0], 20000, 20000, NKEYS, 40000), 0);
+    tu_sleep_ms(200);
+    ASSERT_U64_EQ(check_once(c->sink, 0, 40000, "after the intruder"), 0);
+    ASSERT_EQ(tu_sink_count(c->sink), 40000);
+    ASSERT_U64_EQ(stat_of(c->w[1], TU_STAT(err_auth)), 3);
+    ASSERT_U64_EQ(stat_of(c->w[0], TU_STAT(err_auth)), 0);
+    return 0;
+}
+
 /* ------------------------------------------------------------ table */
 
 #define CASE(name, body, session)                                                                  \
@@ -1615,6 +1688,15 @@ static int digest_auth(void)
     static cl_t c;
     cl_init(&c, 0, "rill:secret");
     int rc = auth_body(&c);
+    cl_destroy(&c);
+    return rc;
+}
+
+static int peer_auth(void)
+{
+    static cl_t c;
+    cl_init(&c, 0, "rill:secret");
+    int rc = peer_auth_body(&c);
     cl_destroy(&c);
     return rc;
 }
@@ -1662,6 +1744,7 @@ int main(int argc, char **argv)
         {"no_zookeeper", no_zookeeper},
         {"peer_frame_above_owner_limit", peer_frame_above_owner_limit},
         {"peer_link_cuts", peer_link_cuts},
+        {"peer_auth", peer_auth},
         {"zk_restart", zk_restart},
         {NULL, NULL},
     };

@@ -118,7 +118,8 @@ static int malformed(void)
     rill__ctl_t c;
     /* unknown types */
     ASSERT_EQ(parse_raw(0, p, 20, &c), RILL_ECONTROL);
-    ASSERT_EQ(parse_raw(5, p, 20, &c), RILL_ECONTROL);
+    ASSERT_EQ(parse_raw(6, p, 20, &c), RILL_ECONTROL);
+    ASSERT_EQ(parse_raw(RILL_CTL_CHALLENGE, p, RILL_CTL_NONCE_LEN - 1, &c), RILL_ECONTROL);
     ASSERT_EQ(parse_raw(1ull << 40 | 1, p, 20, &c), RILL_ECONTROL);
     /* a comp id that is not the control id */
     rill_msg_t m = {p, 12, 7, RILL_CTL_ACK};
@@ -143,6 +144,10 @@ static int malformed(void)
     ASSERT_EQ(parse_raw(RILL_CTL_HELLO, f + 16, RILL_CTL_HELLO_LEN, &c), RILL_ECONTROL);
     rill__ctl_put_hello(f, 5, 0);
     ASSERT_EQ(parse_raw(RILL_CTL_HELLO, f + 16, RILL_CTL_HELLO_LEN, &c), RILL_ECONTROL);
+    /* HELLO that says a MAC follows, without it */
+    memcpy(h, f + 16, sizeof h);
+    h[3] = RILL_HELLO_F_AUTH;
+    ASSERT_EQ(parse_raw(RILL_CTL_HELLO, h, sizeof h, &c), RILL_ECONTROL);
     /* GOAWAY: n beyond the payload */
     uint8_t g[8] = {0, 7, 'a', 'b', 'c', 'd', 'e', 'f'};
     ASSERT_EQ(parse_raw(RILL_CTL_GOAWAY, g, sizeof g, &c), RILL_ECONTROL);
@@ -160,12 +165,13 @@ static int extensions_ignored(void)
     rill__ctl_put_hello(f, 77, 3);
     memcpy(p, f + 16, RILL_CTL_HELLO_LEN);
     memset(p + RILL_CTL_HELLO_LEN, 0xee, 9);
-    p[3] = 0x01; /* a flag bit: "fields follow" */
+    p[2] = 0x80; /* a flag bit this version does not know: "fields follow" */
     rill__ctl_t c;
     ASSERT_EQ(parse_raw(RILL_CTL_HELLO, p, sizeof p, &c), 0);
     ASSERT_U64_EQ(c.stream_id, 77);
     ASSERT_U64_EQ(c.seq, 3);
-    ASSERT_EQ(c.flags, 1);
+    ASSERT_EQ(c.flags, 0x8000);
+    ASSERT_TRUE(c.mac == NULL);
     uint8_t a[RILL_CTL_ACK_LEN + 4] = {0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 1, 0, 1, 2, 3, 4};
     ASSERT_EQ(parse_raw(RILL_CTL_ACK, a, sizeof a, &c), 0);
     ASSERT_U64_EQ(c.seq, 9);
@@ -187,6 +193,40 @@ static int goaway_address_cut(void)
     return 0;
 }
 
+/* Peer links: CHALLENGE carries the nonce, the authenticated HELLO a MAC over it. */
+static int auth_hello(void)
+{
+    uint8_t key[32], nonce[RILL_CTL_NONCE_LEN], f[RILL_CTL_FRAME_MAX], want[RILL_CTL_MAC_LEN];
+    for (unsigned i = 0; i < sizeof key; i++)
+        key[i] = (uint8_t)(i * 7 + 1);
+    for (unsigned i = 0; i < sizeof nonce; i++)
+        nonce[i] = (uint8_t)(0xa0 + i);
+    size_t n = rill__ctl_put_challenge(f, nonce);
+    ASSERT_EQ(n, 16 + RILL_CTL_NONCE_LEN);
+    rill__ctl_t c;
+    ASSERT_EQ(parse_raw(RILL_CTL_CHALLENGE, f + 16, (uint32_t)(n - 16), &c), 0);
+    ASSERT_MEM_EQ(c.nonce, nonce, RILL_CTL_NONCE_LEN);
+    n = rill__ctl_put_hello_auth(f, 0x1122, 9, nonce, key);
+    ASSERT_EQ(n, 16 + RILL_CTL_HELLO_LEN + RILL_CTL_MAC_LEN);
+    ASSERT_EQ(parse_raw(RILL_CTL_HELLO, f + 16, (uint32_t)(n - 16), &c), 0);
+    ASSERT_EQ(c.flags, RILL_HELLO_F_AUTH);
+    ASSERT_TRUE(c.mac != NULL);
+    rill__ctl_hello_mac(key, nonce, 0x1122, 9, want);
+    ASSERT_MEM_EQ(c.mac, want, RILL_CTL_MAC_LEN);
+    /* another nonce, stream, first_seq or key: another MAC */
+    uint8_t other[RILL_CTL_MAC_LEN];
+    nonce[0] ^= 1;
+    rill__ctl_hello_mac(key, nonce, 0x1122, 9, other);
+    ASSERT_TRUE(memcmp(other, want, sizeof want) != 0);
+    nonce[0] ^= 1;
+    rill__ctl_hello_mac(key, nonce, 0x1122, 10, other);
+    ASSERT_TRUE(memcmp(other, want, sizeof want) != 0);
+    key[5] ^= 1;
+    rill__ctl_hello_mac(key, nonce, 0x1122, 9, other);
+    ASSERT_TRUE(memcmp(other, want, sizeof want) != 0);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const t_case_t cases[] = {
@@ -194,6 +234,7 @@ int main(int argc, char **argv)
         {"malformed", malformed},
         {"extensions_ignored", extensions_ignored},
         {"goaway_address_cut", goaway_address_cut},
+        {"auth_hello", auth_hello},
         {NULL, NULL},
     };
     return t_run("frame_control", cases, argc, argv);

@@ -527,6 +527,7 @@ typedef struct rill_stats {
     uint64_t ack_barriers;       /* points where acked frames waited for downstream ACKs */
     uint64_t ack_wait_ns;        /* how long those waited, summed */
     uint64_t acked_conns;        /* gauge: source connections that began with HELLO */
+    uint64_t err_auth;           /* peer connections refused: no proof of the credentials */
 } rill_stats_t;
 
 /*
