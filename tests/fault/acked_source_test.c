@@ -13,6 +13,8 @@
  *   - shutdown: every acked source gets GOAWAY and an ACK for everything that ran;
  *   - failover: a worker stopped mid-stream, its sources move to a second worker:
  *     every frame arrives, none twice;
+ *   - chain: a worker whose acked sink is another worker: the guarantee holds through
+ *     both while the sink is killed;
  *   - bad control frames close only their connection; best-effort connections are
  *     unchanged (a control frame after data is an unknown computation there).
  * Waits are failure bounds only. */
@@ -347,6 +349,45 @@ static int test_failover(void)
     return 0;
 }
 
+/* Worker to worker: A's acked sink is B's source listener, B's is the sink. A
+ * acknowledges its sources only once B acknowledged A, which B does only once the sink
+ * acknowledged B: the guarantee holds through both, also while the sink is killed. */
+static int test_chain(void)
+{
+    asink_t s;
+    ASSERT_EQ(asink_start(&s, 256u << 10, NSRC, PER_SRC), 0);
+    rill_worker_t *b, *a;
+    ASSERT_EQ(worker_up(&b, s.addr, 1, 256u << 10), 0);
+    char baddr[32];
+    snprintf(baddr, sizeof baddr, "127.0.0.1:%u", (unsigned)port_of(b));
+    ASSERT_EQ(worker_up(&a, baddr, 2, 256u << 10), 0);
+    uint16_t port = port_of(a);
+    asrc_t src;
+    ASSERT_EQ(asrc_start(&src, &port, 1, NSRC, PER_SRC, COMP, &s), 0);
+    for (unsigned k = 1; k <= 2; k++) {
+        int64_t end = tu_now_ms() + WAIT_MS;
+        while (asink_frames(&s) < k * NSRC * PER_SRC / 3 && tu_now_ms() < end)
+            tu_sleep_ms(2);
+        atomic_store(&s.kill, 1);
+        while (atomic_load(&s.kills) < k)
+            tu_sleep_ms(2);
+    }
+    ASSERT_EQ(asrc_join(&src, WAIT_MS), 0);
+    ASSERT_EQ(rill_worker_stop(a), 0);
+    ASSERT_EQ(rill_worker_stop(b), 0);
+    print_stats("chain: first worker", a, &src, &s);
+    print_stats("chain: second worker", b, &src, &s);
+    ASSERT_U64_EQ(src.early_acks, 0);
+    ASSERT_U64_EQ(asrc_acked(&src), NSRC * PER_SRC);
+    ASSERT_U64_EQ(asink_missing(&s), 0);
+    ASSERT_U64_EQ(s.bad, 0);
+    ASSERT_U64_EQ(tu_stat(b, offsetof(rill_stats_t, acked_in)), NSRC * PER_SRC);
+    rill_worker_destroy(a);
+    rill_worker_destroy(b);
+    asink_stop(&s);
+    return 0;
+}
+
 /* ------------------------------------------------------------ bad control frames */
 
 static size_t put_hello(uint8_t *f, uint16_t version, uint64_t stream, uint64_t first)
@@ -449,6 +490,7 @@ int main(int argc, char **argv)
         {"source_cuts", test_source_cuts},
         {"shutdown_goaway", test_shutdown_goaway},
         {"failover", test_failover},
+        {"chain", test_chain},
         {"bad_control", test_bad_control},
         {NULL, NULL},
     };
