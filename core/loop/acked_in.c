@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "loop/internal.h"
 #include "util/sha256.h"
@@ -58,6 +59,12 @@ void rill__ackin_free(rill__loop_t *l)
 }
 
 /* ------------------------------------------------------------------ streams */
+
+/* The loop that holds a stream: the same for every connection of it, wherever accepted. */
+static unsigned stream_home(const rill__loop_t *l, uint64_t id)
+{
+    return l->nloops > 1 ? rill__key_loop(id, l->nloops) : l->idx;
+}
 
 static rill__stream_t *stream_find(rill__loop_t *l, uint64_t id)
 {
@@ -299,6 +306,17 @@ int rill__ackin_filter(rill__loop_t *l, unsigned slot, rill_msg_t *v, size_t n, 
             if (rill__ct_compare(want, h.mac, sizeof want))
                 return auth_error(l);
         }
+        unsigned home = stream_home(l, h.stream_id);
+        if (home != l->idx) {
+            /* The stream lives on another loop: the connection goes there, so that what
+             * ran of it before a reconnect is known wherever the reconnect lands. A
+             * sender sends nothing before the WELCOME, so nothing else is lost here. */
+            c->handing = 1;
+            c->hand_stream = h.stream_id;
+            c->hand_first = h.seq;
+            rill__conn_close(l, slot, 0);
+            return 0;
+        }
         int rc = on_hello(l, slot, &h);
         if (rc < 0)
             return rc;
@@ -341,6 +359,51 @@ void rill__ackin_detach(rill__loop_t *l, rill__conn_t *c)
         c->stream->conn = -1;
         c->stream->last_used = l->now;
         c->stream = NULL;
+    }
+}
+
+void rill__ackin_hand_over(rill__loop_t *l, rill__conn_t *c)
+{
+    rill__loop_t *home = l->w->loops[stream_home(l, c->hand_stream)];
+    rill__handover_t *h = malloc(sizeof *h);
+    if (!h) {
+        close(c->fd); /* the sender reconnects */
+        atomic_fetch_sub_explicit(&l->w->conns_open, 1, memory_order_relaxed);
+        return;
+    }
+    *h = (rill__handover_t){c->fd, c->listener, c->hand_stream, c->hand_first, NULL};
+    pthread_mutex_lock(&home->handover_mu);
+    h->next = home->handovers;
+    home->handovers = h;
+    pthread_mutex_unlock(&home->handover_mu);
+    atomic_store_explicit(&home->handover_pending, 1, memory_order_release);
+    rill__loop_wake(home);
+}
+
+void rill__ackin_adopt(rill__loop_t *l)
+{
+    if (!atomic_load_explicit(&l->handover_pending, memory_order_acquire))
+        return;
+    atomic_store_explicit(&l->handover_pending, 0, memory_order_relaxed);
+    pthread_mutex_lock(&l->handover_mu);
+    rill__handover_t *h = l->handovers;
+    l->handovers = NULL;
+    pthread_mutex_unlock(&l->handover_mu);
+    while (h) {
+        rill__handover_t *next = h->next;
+        int slot = rill__conn_adopt(l, h->listener, h->fd);
+        if (slot >= 0) {
+            rill__ctl_t hello = {
+                .type = RILL_CTL_HELLO, .stream_id = h->stream_id, .seq = h->first_seq};
+            int rc = on_hello(l, (unsigned)slot, &hello);
+            rill__conn_arm_recv(l, (unsigned)slot);
+            if (rc < 0) {
+                RILL_STAT_ADD(l->stats.err_conn, 1);
+                rill__conn_close(l, (unsigned)slot, rc);
+            }
+        }
+        free(h);
+        h = next;
     }
 }
 

@@ -63,14 +63,21 @@ static void conn_finish_close(rill__loop_t *l, rill__conn_t *c)
 {
     free(c->tx);
     c->tx = NULL;
-    close(c->fd);
+    if (c->handing) {
+        /* Nothing of this loop refers to it any more: the loop of its stream takes it (it
+         * stays counted in the worker's open connections). */
+        rill__ackin_hand_over(l, c);
+    } else {
+        close(c->fd);
+        atomic_fetch_sub_explicit(&l->w->conns_open, 1, memory_order_relaxed);
+    }
+    c->handing = 0;
     c->fd = -1;
     drop_carry(l, c);
     c->in_use = 0;
     c->closing = 0;
     c->gen++;
     l->conns_open--;
-    atomic_fetch_sub_explicit(&l->w->conns_open, 1, memory_order_relaxed);
     RILL_STAT_SET(l->stats.conns_open, l->conns_open);
 }
 
@@ -112,14 +119,16 @@ static int over_limit(rill__loop_t *l)
     return 1;
 }
 
-static void conn_open(rill__loop_t *l, unsigned li, int fd)
+/* Opens a slot for fd, accepted on listener li (counted in the worker's open
+ * connections already). Returns the slot, or -1 when it was closed instead. */
+static int conn_open(rill__loop_t *l, unsigned li, int fd)
 {
     int slot = conn_slot(l);
     if (slot < 0) {
         atomic_fetch_sub_explicit(&l->w->conns_open, 1, memory_order_relaxed);
         close(fd);
         RILL_STAT_ADD(l->stats.err_conn, 1);
-        return;
+        return -1;
     }
     rill__conn_t *c = &l->conns[slot];
     const rill__listener_cfg_t *lc = &l->w->cfg.listeners[li];
@@ -136,6 +145,7 @@ static void conn_open(rill__loop_t *l, unsigned li, int fd)
     c->tx_armed = 0;
     c->leaving = 0;
     c->discard = 0;
+    c->handing = 0;
     c->stream = NULL;
     c->tx = NULL;
     rill__decoder_init(&c->dec, lc->framing, rill__listener_frame_limit(l->w, lc), lc->comp_id,
@@ -143,9 +153,31 @@ static void conn_open(rill__loop_t *l, unsigned li, int fd)
     l->conns_open++;
     RILL_STAT_ADD(l->stats.conns_accepted, 1);
     RILL_STAT_SET(l->stats.conns_open, l->conns_open);
+    return slot;
+}
+
+static void conn_accepted(rill__loop_t *l, unsigned li, int fd)
+{
+    int slot = conn_open(l, li, fd);
+    if (slot < 0)
+        return;
+    rill__conn_t *c = &l->conns[slot];
     rill__conn_arm_recv(l, (unsigned)slot);
     if (c->peer && l->w->has_peer_key)
         rill__ackin_challenge(l, (unsigned)slot);
+}
+
+int rill__conn_adopt(rill__loop_t *l, unsigned li, int fd)
+{
+    if (l->phase != PH_RUN) {
+        close(fd);
+        atomic_fetch_sub_explicit(&l->w->conns_open, 1, memory_order_relaxed);
+        return -1;
+    }
+    int slot = conn_open(l, li, fd);
+    if (slot >= 0)
+        RILL_STAT_SUB(l->stats.conns_accepted, 1); /* accepted once, by the loop it came from */
+    return slot;
 }
 
 /* Whether this loop takes the next connection. Every loop's single-shot accept waits on
@@ -177,7 +209,7 @@ void rill__conn_on_accept(rill__loop_t *l, const struct io_uring_cqe *cqe)
     } else if (l->phase != PH_RUN || over_limit(l)) {
         close(cqe->res);
     } else {
-        conn_open(l, li, cqe->res);
+        conn_accepted(l, li, cqe->res);
     }
     if (!l->accept_armed[li] && l->phase == PH_RUN && cqe->res != -ECANCELED) {
         if (accept_turn(l)) {
@@ -287,6 +319,8 @@ void rill__conn_on_data(rill__loop_t *l, unsigned slot, const uint8_t *data, siz
                 rill__conn_close(l, slot, n); /* counted where it was found */
                 break;
             }
+            if (c->closing)
+                break; /* handed to the loop of its stream */
         } else {
             msgs += (uint64_t)n;
         }

@@ -27,6 +27,10 @@ uint64_t rill__conn_sweep_interval(const rill_worker_t *w);
 /* Publishes the loop's carried bytes (once per iteration, and after shedding). */
 void rill__conn_publish_carried(rill__loop_t *l);
 
+/* Takes fd, accepted by another loop on listener li, into a slot of this one (its
+ * recv not armed yet). Returns the slot, or -1 (closed: the loop is stopping, or no
+ * slot). */
+int rill__conn_adopt(rill__loop_t *l, unsigned li, int fd);
 /* Frees the connection once none of its operations is outstanding (closing). */
 void rill__conn_maybe_finish(rill__loop_t *l, unsigned slot);
 
@@ -43,6 +47,10 @@ void rill__ackin_detach(rill__loop_t *l, rill__conn_t *c);
 /* A peer listener connection of a cluster with credentials: send CHALLENGE; the first
  * frame must then be a HELLO with a valid MAC over its nonce. */
 void rill__ackin_challenge(rill__loop_t *l, unsigned slot);
+/* The connection is done on this loop and its stream lives on another: queue it there. */
+void rill__ackin_hand_over(rill__loop_t *l, rill__conn_t *c);
+/* Takes the connections other loops handed to this one (once per iteration). */
+void rill__ackin_adopt(rill__loop_t *l);
 /* A RILL_OP_CONN_SEND completion. */
 void rill__ackin_on_send(rill__loop_t *l, const struct io_uring_cqe *cqe);
 /* End of an iteration: barrier for what ran, completions, ACKs. */

@@ -71,6 +71,7 @@ int rill__loop_new(rill__loop_t **out, rill_worker_t *w, unsigned idx)
     rill__dispatch_init(&l->dispatch, idx, w->nloops, w->cfg.clustered, w->cfg.dead_letter_sink,
                         w->cfg.max_frame, w->reg, &l->links, &l->handoff, &l->stats, &w->logged,
                         &w->inflight);
+    pthread_mutex_init(&l->handover_mu, NULL);
     if (rill__ackin_init(l) < 0) {
         rill__loop_free(l);
         return RILL_ENOMEM;
@@ -97,6 +98,11 @@ void rill__loop_free(rill__loop_t *l)
     rill__handoff_free(&l->handoff);
     rill__dispatch_free(&l->dispatch);
     rill__ackin_free(l);
+    for (rill__handover_t *h = l->handovers, *next; h; h = next) {
+        next = h->next;
+        close(h->fd);
+        free(h);
+    }
     free(l);
 }
 
@@ -261,6 +267,7 @@ static void iterate(rill__loop_t *l, uint64_t now)
     }
     io_uring_cq_advance(&l->ring.uring, seen);
     reroute(l);
+    rill__ackin_adopt(l);
 
     drain_incoming(l);
     run_local_and_push(l);

@@ -9,6 +9,8 @@
 #ifndef RILL_CORE_LOOP_H
 #define RILL_CORE_LOOP_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "barrier/barrier.h"
@@ -81,7 +83,18 @@ typedef struct rill__conn {
                              * and dropped (never run, so never acknowledged) until EOF */
     rill__stream_t *stream; /* acked: its stream */
     rill__conn_tx_t *tx;    /* acked: control frames out */
+    uint8_t handing;        /* its stream lives on another loop: the descriptor moves there
+                             * once this loop's operations on it are done */
+    uint64_t hand_stream, hand_first; /* handing: the HELLO's stream id and first_seq */
 } rill__conn_t;
+
+/* A connection on its way to the loop that holds its stream (see acked_in.c). */
+typedef struct rill__handover {
+    int fd;
+    unsigned listener;
+    uint64_t stream_id, first_seq;
+    struct rill__handover *next;
+} rill__handover_t;
 
 struct rill__loop {
     rill_worker_t *w;
@@ -134,6 +147,11 @@ struct rill__loop {
     rill__barriers_t barriers[RILL_ACK_CLASSES];
     uint64_t *fig_a, *fig_s; /* scratch: appended and safe figures, one per snapshot slot */
     uint64_t nonces;         /* CHALLENGE nonces made without the kernel's entropy */
+    /* Connections other loops hand to this one (their streams live here). Written by
+     * those loops under the mutex, taken by this loop once per iteration. */
+    pthread_mutex_t handover_mu;
+    rill__handover_t *handovers;
+    atomic_int handover_pending;
 
     rill__loop_stats_t stats;
 };
