@@ -1,17 +1,23 @@
 /* Acked sources: the receiver's side of acknowledged streams on source connections
  * (docs/protocol.md, "Control frames"; docs/delivery.md).
  *
- * A v1 connection whose first frame is HELLO is attached to the loop's stream of that id
- * (created if new) and answered with WELCOME: the credit, and the highest seq of the
- * stream already safe here. Its data frames then take seqs in order; a frame whose seq
- * already ran (a sender resending after a reconnect) is skipped. At the end of an
- * iteration in which acked frames ran, the loop takes a barrier over its outputs
- * (core/barrier): the frames are safe once every acked sink acknowledged what had been
- * appended to it by then. With several loops, frames handed to another loop leave their
- * effects in that loop's sinks: the barrier is sealed only at a moment when nothing is
- * in flight between or within loops (the worker's inflight figure is 0), with every
- * loop's published sink figures read after it. Safe frames are acknowledged with one
- * cumulative ACK per connection and iteration.
+ * A v1 connection whose first frame is HELLO is attached to its stream (created if new)
+ * and answered with WELCOME: the credit, and the highest seq of the stream already safe
+ * here. A stream lives on one loop, chosen from its id; a HELLO that arrives on another
+ * loop hands its connection there. Data frames then take seqs in order; a frame whose
+ * seq already ran (a sender resending after a reconnect) is skipped. At the end of an
+ * iteration in which acked frames ran, the loop takes a barrier over its acked outputs
+ * (core/barrier): the frames are safe once every acked sink and peer link acknowledged
+ * what had been appended to it by then. Frames forwarded by a member have barriers of
+ * their own that leave the peer links out (they are never forwarded again), so members
+ * that forward to each other never wait on each other. With several loops, frames handed
+ * to another loop leave their effects in that loop's links: the barrier is sealed only at
+ * a moment when nothing is in flight between or within loops (the worker's inflight
+ * figure is 0), with every loop's published figures read after it. Safe frames are
+ * acknowledged with one cumulative ACK per connection and iteration.
+ *
+ * With cluster credentials, the peer listener sends CHALLENGE first, and a peer
+ * connection's HELLO must carry the MAC over its nonce.
  *
  * Leaving (the drain): GOAWAY on every acked connection, no more reads, and once
  * everything that ran from it is acknowledged, FIN; what the sender still sent is read
