@@ -18,7 +18,9 @@ int rill__handoff_init(rill__handoff_t *h, unsigned self, unsigned n, rill__spsc
     h->in = calloc(n, sizeof *h->in);
     h->in_dec = calloc(n, sizeof *h->in_dec);
     h->stage = calloc(n, sizeof *h->stage);
-    if (!h->out || !h->in || !h->in_dec || !h->stage) {
+    h->out_frames = calloc(n, sizeof *h->out_frames);
+    h->in_frames = calloc(n, sizeof *h->in_frames);
+    if (!h->out || !h->in || !h->in_dec || !h->stage || !h->out_frames || !h->in_frames) {
         rill__handoff_free(h);
         return RILL_ENOMEM;
     }
@@ -41,6 +43,8 @@ void rill__handoff_free(rill__handoff_t *h)
     free(h->in);
     free(h->in_dec);
     free(h->stage);
+    free(h->out_frames);
+    free(h->in_frames);
     memset(h, 0, sizeof *h);
 }
 
@@ -55,6 +59,7 @@ int rill__handoff_stage(rill__handoff_t *h, unsigned dst, uint32_t comp_id, uint
     }
     rill__frame_encode(b->data + b->len, comp_id, key, data, len);
     b->len += fs;
+    h->out_frames[dst]++;
     atomic_fetch_add_explicit(h->inflight, (long long)fs, memory_order_relaxed);
     return 0;
 }
@@ -103,8 +108,10 @@ size_t rill__handoff_next(rill__handoff_t *h, unsigned src, rill_msg_t *views, s
                       rill_strerror(n));
             abort();
         }
-        if (n > 0)
+        if (n > 0) {
+            h->in_frames[src] += (uint64_t)n;
             return (size_t)n;
+        }
     }
     return 0;
 }

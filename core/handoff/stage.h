@@ -26,6 +26,8 @@ typedef struct rill__handoff {
     rill__decoder_t *in_dec; /* in_dec[s]: frames cut by a step of in[s] */
     rill__buf_t *stage;      /* stage[d]: frames for loop d not yet in out[d] */
     atomic_llong *inflight;  /* the worker's bytes handed over, not yet processed */
+    uint64_t *out_frames;    /* out_frames[d]: frames staged for loop d since the start */
+    uint64_t *in_frames;     /* in_frames[s]: frames decoded from loop s's ring since the start */
     uint64_t *dropped;       /* frames dropped for lack of memory (handoff_dropped) */
     /* The step being read (rill__handoff_begin .. rill__handoff_end). */
     const uint8_t *step;

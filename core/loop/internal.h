@@ -53,6 +53,10 @@ void rill__ackin_hand_over(rill__loop_t *l, rill__conn_t *c);
 void rill__ackin_adopt(rill__loop_t *l);
 /* A RILL_OP_CONN_SEND completion. */
 void rill__ackin_on_send(rill__loop_t *l, const struct io_uring_cqe *cqe);
+/* Frames of loop src's ring are about to run (begin) / ran (ran): they are acked inputs
+ * of this loop's RILL_ACK_FROM_LOOP barriers. */
+void rill__ackin_loop_begin(rill__loop_t *l);
+void rill__ackin_loop_ran(rill__loop_t *l, unsigned src);
 /* End of an iteration: barrier for what ran, completions, ACKs. */
 void rill__ackin_step(rill__loop_t *l);
 /* Non-zero while a barrier waits for other loops (the loop then polls, see poll_ns). */

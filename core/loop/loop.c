@@ -168,8 +168,10 @@ static void drain_incoming(rill__loop_t *l)
                             rill__handoff_begin(&l->handoff, s, HANDOFF_STEP) > 0;
              steps++) {
             size_t n;
+            rill__ackin_loop_begin(l);
             while ((n = rill__handoff_next(&l->handoff, s, l->views, RILL_BATCH_MAX)) > 0)
                 rill__dispatch(&l->dispatch, l->views, n, RILL_ROUTE_LOCAL);
+            rill__ackin_loop_ran(l, s);
             rill__links_publish(&l->links); /* before the release: see rill__links_publish */
             rill__handoff_end(&l->handoff, s);
             rill__bp_update(l);
