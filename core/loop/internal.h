@@ -34,7 +34,7 @@ int rill__conn_adopt(rill__loop_t *l, unsigned li, int fd);
 /* Frees the connection once none of its operations is outstanding (closing). */
 void rill__conn_maybe_finish(rill__loop_t *l, unsigned slot);
 
-/* acked_in.c: acked sources. */
+/* acked_in.c: acked sources and peer connections (HELLO / WELCOME / ACK / GOAWAY). */
 int rill__ackin_init(rill__loop_t *l);
 void rill__ackin_free(rill__loop_t *l);
 /* Takes the control frames out of n views decoded from connection slot and drops the
@@ -53,23 +53,31 @@ void rill__ackin_hand_over(rill__loop_t *l, rill__conn_t *c);
 void rill__ackin_adopt(rill__loop_t *l);
 /* A RILL_OP_CONN_SEND completion. */
 void rill__ackin_on_send(rill__loop_t *l, const struct io_uring_cqe *cqe);
+/* Sends what acked connection slot owes its sender (WELCOME, ACK of what is safe,
+ * GOAWAY), unless a send is in flight: its completion sends the rest. */
+void rill__ackin_kick(rill__loop_t *l, unsigned slot);
+/* Drain: GOAWAY on acked connection slot, stop reading it. */
+void rill__ackin_goaway(rill__loop_t *l, unsigned slot);
+/* Drain: closes the leaving connections whose frames are all acknowledged (all of them
+ * when late). */
+void rill__ackin_close_settled(rill__loop_t *l, int late);
+
+/* ack_barriers.c: when acked frames are safe. */
+int rill__ackb_init(rill__loop_t *l);
+void rill__ackb_free(rill__loop_t *l);
 /* Frames of loop src's ring are about to run (begin) / ran (ran): they are acked inputs
  * of this loop's RILL_ACK_FROM_LOOP barriers. */
 void rill__ackin_loop_begin(rill__loop_t *l);
 void rill__ackin_loop_ran(rill__loop_t *l, unsigned src);
 /* End of an iteration: barrier for what ran, completions, ACKs. */
 void rill__ackin_step(rill__loop_t *l);
-/* Non-zero while a barrier waits for other loops (the loop then polls, see poll_ns). */
-int rill__ackin_waiting(const rill__loop_t *l);
-uint64_t rill__ackin_poll_ns(void);
 /* Frames the links handed back were routed again: pending barriers wait for them where
  * they went. */
 void rill__ackin_rerouted(rill__loop_t *l);
-/* Drain: GOAWAY on acked connection slot, stop reading it. */
-void rill__ackin_goaway(rill__loop_t *l, unsigned slot);
-/* Drain: closes the leaving connections whose frames are all acknowledged (all of them
- * when late). */
-void rill__ackin_close_settled(rill__loop_t *l, int late);
+/* Non-zero while a barrier waits for other loops: the loop then looks again every
+ * RILL_ACK_POLL_NS. */
+int rill__ackin_waiting(const rill__loop_t *l);
+#define RILL_ACK_POLL_NS (1000ull * 1000ull)
 
 /* backpressure.c */
 /* Re-evaluates the watermarks of the links and handoff stages: sets paused/sink_paused. */

@@ -212,8 +212,8 @@ static uint64_t next_wait(rill__loop_t *l, uint64_t now)
         wait = UNTIL(l->next_sweep);
     if (rill__handoff_staged(&l->handoff, NULL) && STAGE_RETRY_NS < wait)
         wait = STAGE_RETRY_NS;
-    if (rill__ackin_waiting(l) && rill__ackin_poll_ns() < wait)
-        wait = rill__ackin_poll_ns();
+    if (rill__ackin_waiting(l) && RILL_ACK_POLL_NS < wait)
+        wait = RILL_ACK_POLL_NS;
     if ((l->phase != PH_RUN || atomic_load_explicit(&l->w->stopping, memory_order_relaxed)) &&
         DRAIN_POLL_NS < wait)
         wait = DRAIN_POLL_NS;

@@ -1,0 +1,274 @@
+/* When acked frames are safe: the barriers of one loop (core/barrier), by class.
+ *
+ * At the end of an iteration in which acked frames ran, the loop takes a barrier over its
+ * acked outputs: the frames are safe once every acked sink and peer link acknowledged
+ * what had been appended to it by then, and every other loop acknowledged back the frames
+ * handed to it. Classes (loop.h, RILL_ACK_FROM_*): frames forwarded by a member leave the
+ * peer links out (they are never forwarded again), so members that forward to each other
+ * never wait on each other; frames handed over by another loop count this loop's sinks,
+ * and, when running them handed something on again, wait for a moment when nothing is in
+ * flight in the worker (the inflight figure is 0), with every loop's published figures
+ * read after it. What of another loop's frames is safe is published for that loop in
+ * safe_from[]. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "link/acked.h"
+#include "loop/internal.h"
+#include "util/stat.h"
+
+#define BARRIERS 64
+
+/* Snapshot layout: per loop j, its links' figures at j * outputs; then, with several
+ * loops, the frames this loop handed to loop d at handoff_base(l) + d. */
+static unsigned handoff_base(const rill__loop_t *l)
+{
+    return l->nloops * rill__links_outputs(&l->links);
+}
+
+int rill__ackb_init(rill__loop_t *l)
+{
+    unsigned width = handoff_base(l) + (l->nloops > 1 ? l->nloops : 0);
+    if (!width)
+        width = 1;
+    l->fig_a = calloc(width, sizeof *l->fig_a);
+    l->fig_s = calloc(width, sizeof *l->fig_s);
+    l->from_loop = calloc(l->nloops, sizeof *l->from_loop);
+    if (!l->fig_a || !l->fig_s || !l->from_loop)
+        return RILL_ENOMEM;
+    for (unsigned k = 0; k < RILL_ACK_CLASSES; k++)
+        if (rill__barriers_init(&l->barriers[k], width, BARRIERS) < 0)
+            return RILL_ENOMEM;
+    return 0;
+}
+
+void rill__ackb_free(rill__loop_t *l)
+{
+    free(l->fig_a);
+    free(l->fig_s);
+    free(l->from_loop);
+    for (unsigned k = 0; k < RILL_ACK_CLASSES; k++)
+        rill__barriers_free(&l->barriers[k]);
+}
+
+/* Every loop's published sink figures (this loop's own are exact), read after the worker
+ * was seen with nothing in flight. */
+static void read_all_figures(rill__loop_t *l, uint64_t *appended, uint64_t *safe)
+{
+    unsigned ns = rill__links_outputs(&l->links);
+    for (unsigned j = 0; j < l->nloops; j++) {
+        if (j == l->idx) {
+            uint64_t own[RILL_LINK_OUTPUTS];
+            rill__links_figures(&l->links, appended ? appended + j * ns : own, safe + j * ns);
+            continue;
+        }
+        rill__links_t *o = &l->w->loops[j]->links;
+        for (unsigned k = 0; k < ns; k++) {
+            if (appended)
+                appended[j * ns + k] =
+                    atomic_load_explicit(&o->pub_appended[k], memory_order_relaxed);
+            safe[j * ns + k] = atomic_load_explicit(&o->pub_safe[k], memory_order_relaxed);
+        }
+    }
+}
+
+static int any_pending(const rill__loop_t *l)
+{
+    for (unsigned k = 0; k < RILL_ACK_CLASSES; k++)
+        if (rill__barriers_pending(&l->barriers[k]))
+            return 1;
+    return 0;
+}
+
+int rill__ackin_waiting(const rill__loop_t *l)
+{
+    return l->nloops > 1 && any_pending(l);
+}
+
+/* Peer-class and loop-class figures leave the peer slots out (see RILL_ACK_FROM_PEER). */
+static void mask_peer_slots(const rill__loop_t *l, uint64_t *fig)
+{
+    unsigned ns = rill__links_outputs(&l->links), nsinks = l->links.nsinks;
+    for (unsigned j = 0; j < l->nloops; j++)
+        memset(fig + j * ns + nsinks, 0, (ns - nsinks) * sizeof *fig);
+}
+
+/* What this loop has handed on so far: to other loops, to its emit_comp queue, to
+ * members. A change while frames of other loops ran means those frames handed on. */
+static uint64_t handed_on(const rill__loop_t *l)
+{
+    uint64_t n = rill__dispatch_local_bytes(&l->dispatch);
+    for (unsigned d = 0; d < l->nloops; d++)
+        n += l->handoff.out_frames[d];
+    for (unsigned p = 0; l->links.clustered && p < RILL_MAX_MEMBERS; p++)
+        n += l->links.peers[p].pend.frames + l->links.peers[p].base +
+             (l->links.peers[p].ack ? rill__acked_appended(&l->links.peers[p]) : 0);
+    return n;
+}
+
+void rill__ackin_loop_begin(rill__loop_t *l)
+{
+    l->chain_mark = handed_on(l);
+}
+
+void rill__ackin_loop_ran(rill__loop_t *l, unsigned src)
+{
+    rill__ackq_t *q = &l->from_loop[src];
+    q->processed = l->handoff.in_frames[src];
+    l->from_loop_busy = 1;
+    if (handed_on(l) != l->chain_mark)
+        l->chained = 1;
+}
+
+static int class_unnoted(const rill__loop_t *l, unsigned cls)
+{
+    if (cls == RILL_ACK_FROM_LOOP) {
+        for (unsigned s = 0; l->from_loop_busy && s < l->nloops; s++)
+            if (rill__ackq_unnoted(&l->from_loop[s]))
+                return 1;
+        return 0;
+    }
+    for (unsigned i = 0; i < l->npending; i++)
+        if (l->pending[i]->cls == cls && rill__ackq_unnoted(&l->pending[i]->q))
+            return 1;
+    return 0;
+}
+
+/* Fills fig_s with what the barriers of class cls compare against: every loop's
+ * published figures (this loop's own exact), and what each other loop says is safe of
+ * the frames this one handed it. */
+static void safe_figures(rill__loop_t *l)
+{
+    unsigned ns = rill__links_outputs(&l->links), hb = handoff_base(l);
+    if (l->nloops > 1)
+        read_all_figures(l, NULL, l->fig_s);
+    else if (ns)
+        rill__links_figures(&l->links, l->fig_a, l->fig_s);
+    for (unsigned d = 0; l->nloops > 1 && d < l->nloops; d++)
+        l->fig_s[hb + d] = d == l->idx ? 0
+                                       : atomic_load_explicit(&l->w->loops[d]->safe_from[l->idx],
+                                                              memory_order_acquire);
+}
+
+/* One class's barriers: take one for what ran since the last, seal, complete. */
+static void step_class(rill__loop_t *l, unsigned cls, int quiet)
+{
+    rill__barriers_t *b = &l->barriers[cls];
+    unsigned ns = rill__links_outputs(&l->links), width = b->width, hb = handoff_base(l);
+    /* A barrier for what ran since the last one, once the local queue is empty (frames
+     * still in it would emit after the snapshot). */
+    if (rill__dispatch_local_bytes(&l->dispatch) == 0 && class_unnoted(l, cls)) {
+        memset(l->fig_a, 0, width * sizeof *l->fig_a);
+        if (ns)
+            rill__links_figures(&l->links, l->fig_a + l->idx * ns, l->fig_s + l->idx * ns);
+        if (cls != RILL_ACK_FROM_SOURCE)
+            mask_peer_slots(l, l->fig_a);
+        int sealed = 1;
+        if (cls == RILL_ACK_FROM_LOOP) {
+            sealed = !l->chained; /* what they handed on: wait for a quiet moment */
+            l->chained = 0;
+        } else {
+            for (unsigned d = 0; l->nloops > 1 && d < l->nloops; d++)
+                l->fig_a[hb + d] = d == l->idx ? 0 : l->handoff.out_frames[d];
+        }
+        uint64_t id = rill__barriers_take(b, l->fig_a, sealed, l->now);
+        if (cls == RILL_ACK_FROM_LOOP) {
+            for (unsigned s = 0; s < l->nloops; s++)
+                rill__ackq_note(&l->from_loop[s], id);
+        } else {
+            for (unsigned i = 0; i < l->npending; i++)
+                if (l->pending[i]->cls == cls)
+                    rill__ackq_note(&l->pending[i]->q, id);
+        }
+    }
+    if (quiet && rill__barriers_unsealed(b)) {
+        memset(l->fig_a, 0, width * sizeof *l->fig_a);
+        read_all_figures(l, l->fig_a, l->fig_s);
+        if (cls != RILL_ACK_FROM_SOURCE)
+            mask_peer_slots(l, l->fig_a);
+        rill__barriers_seal_all(b, l->fig_a);
+    }
+    if (rill__barriers_pending(b)) {
+        safe_figures(l);
+        uint64_t wait = 0, count = 0;
+        rill__barriers_complete(b, l->fig_s, l->now, &wait, &count);
+        if (count) {
+            RILL_STAT_ADD(l->stats.ack_barriers, count);
+            RILL_STAT_ADD(l->stats.ack_wait_ns, wait);
+        }
+    }
+}
+
+/* Frames of other loops that became safe: published for them, and they are woken. */
+static void advance_from_loops(rill__loop_t *l)
+{
+    if (!l->from_loop_busy)
+        return;
+    uint64_t done = rill__barriers_done(&l->barriers[RILL_ACK_FROM_LOOP]);
+    int busy = 0;
+    for (unsigned s = 0; s < l->nloops; s++) {
+        rill__ackq_t *q = &l->from_loop[s];
+        if (s == l->idx)
+            continue;
+        if (rill__ackq_advance(q, done)) {
+            atomic_store_explicit(&l->safe_from[s], q->safe, memory_order_release);
+            if (atomic_load_explicit(&l->w->loops[s]->ack_waiting, memory_order_acquire))
+                rill__loop_wake(l->w->loops[s]);
+        }
+        busy |= rill__ackq_busy(q);
+    }
+    l->from_loop_busy = busy;
+}
+
+void rill__ackin_step(rill__loop_t *l)
+{
+    if (!l->npending && !any_pending(l) && !l->from_loop_busy)
+        return;
+    rill__links_publish(&l->links);
+    /* With several loops, a moment with nothing in flight anywhere in the worker seals
+     * the barriers taken before it. */
+    int quiet = l->nloops > 1 && atomic_load_explicit(&l->w->inflight, memory_order_acquire) == 0;
+    for (unsigned k = 0; k < RILL_ACK_CLASSES; k++)
+        step_class(l, k, quiet);
+    advance_from_loops(l);
+    if (l->nloops > 1) {
+        int waiting = rill__barriers_pending(&l->barriers[RILL_ACK_FROM_SOURCE]) ||
+                      rill__barriers_pending(&l->barriers[RILL_ACK_FROM_PEER]);
+        if (waiting != atomic_load_explicit(&l->ack_waiting, memory_order_relaxed))
+            atomic_store_explicit(&l->ack_waiting, waiting, memory_order_release);
+    }
+    for (unsigned i = 0; i < l->npending;) {
+        rill__stream_t *s = l->pending[i];
+        rill__ackq_advance(&s->q, rill__barriers_done(&l->barriers[s->cls]));
+        if (s->conn >= 0)
+            rill__ackin_kick(l, (unsigned)s->conn); /* also when skipped frames caught up */
+        if (!rill__ackq_busy(&s->q)) {
+            s->pending = 0;
+            l->pending[i] = l->pending[--l->npending];
+        } else {
+            i++;
+        }
+    }
+}
+
+void rill__ackin_rerouted(rill__loop_t *l)
+{
+    unsigned ns = rill__links_outputs(&l->links), hb = handoff_base(l);
+    if (!any_pending(l) || !ns)
+        return;
+    for (unsigned k = 0; k < RILL_ACK_CLASSES; k++) {
+        rill__barriers_t *b = &l->barriers[k];
+        if (!rill__barriers_pending(b))
+            continue;
+        memset(l->fig_a, 0, b->width * sizeof *l->fig_a);
+        rill__links_figures(&l->links, l->fig_a + l->idx * ns, l->fig_s + l->idx * ns);
+        if (k != RILL_ACK_FROM_SOURCE)
+            mask_peer_slots(l, l->fig_a);
+        if (k != RILL_ACK_FROM_LOOP)
+            for (unsigned d = 0; l->nloops > 1 && d < l->nloops; d++)
+                l->fig_a[hb + d] = d == l->idx ? 0 : l->handoff.out_frames[d];
+        /* Frames of other loops that were handed back here may have gone anywhere: those
+         * barriers wait for a quiet moment again. */
+        rill__barriers_widen_all(b, l->fig_a, k == RILL_ACK_FROM_LOOP && l->nloops > 1);
+    }
+}
