@@ -505,3 +505,35 @@ uint64_t asrc_acked(asrc_t *a)
 {
     return atomic_load(&a->acked_total);
 }
+
+/* ------------------------------------------------------------ the worker between them */
+
+rill_config_t *ap_worker_config(const char *sink, unsigned threads)
+{
+    rill_config_t *cfg = rill_config_new();
+    if (!cfg || rill_config_set_threads(cfg, threads) < 0 ||
+        rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_RILL, 0, 0, 0) < 0) {
+        rill_config_destroy(cfg);
+        return NULL;
+    }
+    if (sink) {
+        int s = rill_config_add_sink(cfg, sink);
+        if (s < 0 || rill_config_set_sink_delivery(cfg, s, RILL_DELIVERY_ACKED) < 0) {
+            rill_config_destroy(cfg);
+            return NULL;
+        }
+    }
+    return cfg;
+}
+
+int ap_worker_start(rill_worker_t **w, rill_config_t *cfg, uint32_t comp, rill_batch_cb batch)
+{
+    int rc = rill_worker_new(w, cfg);
+    rill_config_destroy(cfg);
+    if (rc < 0)
+        return rc;
+    rill_comp_ops_t ops = {batch, NULL, NULL};
+    if ((rc = rill_comp_register(*w, comp, "passthrough", &ops, 0)) < 0)
+        return rc;
+    return rill_worker_start(*w);
+}

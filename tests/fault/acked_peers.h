@@ -18,6 +18,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "rill/rill.h"
+
 #define AP_MAGIC 0x41434b53u
 #define AP_MAXSRC 16 /* sources a sink checks, and connections of one asrc */
 #define AP_MAXC 32   /* connections a sink holds */
@@ -108,5 +110,14 @@ int asrc_start(asrc_t *a, const uint16_t *ports, unsigned nports, unsigned nsrc,
 int asrc_join(asrc_t *a, int timeout_ms);
 /* Frames acknowledged so far, over all streams. */
 uint64_t asrc_acked(asrc_t *a);
+
+/* ------------------------------------------------------------ the worker between them */
+
+/* A config for a test worker: threads loops, a v1 listener on a free loopback port, and,
+ * when sink is not NULL, that sink as sink 0 with RILL_DELIVERY_ACKED. NULL on failure. */
+rill_config_t *ap_worker_config(const char *sink, unsigned threads);
+/* Creates a worker from cfg (destroyed either way), registers batch as computation comp
+ * and starts it. Returns 0 or a rill error. */
+int ap_worker_start(rill_worker_t **w, rill_config_t *cfg, uint32_t comp, rill_batch_cb batch);
 
 #endif

@@ -42,25 +42,15 @@
 
 static int worker_up(rill_worker_t **w, const char *sink, unsigned threads, size_t sink_buffer)
 {
-    rill_config_t *cfg = rill_config_new();
-    rill_config_set_threads(cfg, threads);
-    if (sink_buffer)
-        rill_config_set_sink_buffer(cfg, sink_buffer);
-    rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_RILL, 0, 0, 0);
-    int s = rill_config_add_sink(cfg, sink);
-    if (s < 0 || rill_config_set_sink_delivery(cfg, s, RILL_DELIVERY_ACKED) < 0 ||
-        rill_config_set_sink_delivery(cfg, s, (rill_delivery_t)7) != RILL_EINVAL) {
+    rill_config_t *cfg = ap_worker_config(sink, threads);
+    if (!cfg)
+        return -1;
+    if ((sink_buffer && rill_config_set_sink_buffer(cfg, sink_buffer) < 0) ||
+        rill_config_set_sink_delivery(cfg, 0, (rill_delivery_t)7) != RILL_EINVAL) {
         rill_config_destroy(cfg);
         return -1;
     }
-    int rc = rill_worker_new(w, cfg);
-    rill_config_destroy(cfg);
-    if (rc < 0)
-        return rc;
-    rill_comp_ops_t ops = {tu_pass_batch, NULL, NULL};
-    if ((rc = rill_comp_register(*w, COMP, "passthrough", &ops, 0)) < 0)
-        return rc;
-    return rill_worker_start(*w);
+    return ap_worker_start(w, cfg, COMP, tu_pass_batch);
 }
 
 typedef struct sources {

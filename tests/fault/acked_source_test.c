@@ -50,28 +50,15 @@ static int nothing_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size
  * NULL: the frames only run). */
 static int worker_up(rill_worker_t **w, const char *sink, unsigned threads, uint32_t credit)
 {
-    rill_config_t *cfg = rill_config_new();
-    rill_config_set_threads(cfg, threads);
-    if (credit && rill_config_set_source_credit(cfg, credit) < 0)
+    rill_config_t *cfg = ap_worker_config(sink, threads);
+    if (!cfg)
         return -1;
-    if (rill_config_set_source_credit(cfg, 100) != RILL_ERANGE)
+    if ((credit && rill_config_set_source_credit(cfg, credit) < 0) ||
+        rill_config_set_source_credit(cfg, 100) != RILL_ERANGE) {
+        rill_config_destroy(cfg);
         return -1;
-    rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_RILL, 0, 0, 0);
-    if (sink) {
-        int s = rill_config_add_sink(cfg, sink);
-        if (s < 0 || rill_config_set_sink_delivery(cfg, s, RILL_DELIVERY_ACKED) < 0) {
-            rill_config_destroy(cfg);
-            return -1;
-        }
     }
-    int rc = rill_worker_new(w, cfg);
-    rill_config_destroy(cfg);
-    if (rc < 0)
-        return rc;
-    rill_comp_ops_t ops = {sink ? tu_pass_batch : nothing_batch, NULL, NULL};
-    if ((rc = rill_comp_register(*w, COMP, "passthrough", &ops, 0)) < 0)
-        return rc;
-    return rill_worker_start(*w);
+    return ap_worker_start(w, cfg, COMP, sink ? tu_pass_batch : nothing_batch);
 }
 
 static uint16_t port_of(rill_worker_t *w)
