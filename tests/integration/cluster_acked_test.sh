@@ -16,27 +16,8 @@
 # missing.
 set -u
 
-if [ $# -ne 4 ]; then
-    echo "usage: $0 <rill-worker> <rill-load> <scripts/zk-server> <io_uring_probe>" >&2
-    exit 2
-fi
-WORKER=$1
-LOAD=$2
-ZKS=$3
-PROBE=$4
-for b in "$WORKER" "$LOAD" "$ZKS" "$PROBE"; do
-    [ -x "$b" ] || { echo "cluster_acked: $b is not an executable" >&2; exit 1; }
-done
-"$PROBE" cluster_acked
-case $? in
-0) ;;
-77) exit 77 ;;
-*) echo "cluster_acked: $PROBE failed"; exit 1 ;;
-esac
-if ! command -v java >/dev/null 2>&1 || [ ! -r /usr/share/java/zookeeper.jar ]; then
-    echo "cluster_acked: SKIP: ZooKeeper (zookeeperd and a JRE) is not installed; run scripts/setup"
-    exit 77
-fi
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/procs.sh"
+cluster_test_args cluster_acked "$@"
 for tool in sort awk uniq; do
     command -v "$tool" >/dev/null 2>&1 || { echo "cluster_acked: SKIP: $tool is not installed"; exit 77; }
 done
@@ -55,8 +36,6 @@ zk_started=0
 
 pass() { passed=$((passed + 1)); echo "PASS: $*"; }
 fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-
-. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/procs.sh"
 
 cleanup()
 {

@@ -10,39 +10,8 @@
 # missing.
 set -u
 
-if [ $# -ne 4 ]; then
-    echo "usage: $0 <rill-worker> <rill-load> <scripts/zk-server> <io_uring_probe>" >&2
-    exit 2
-fi
-WORKER=$1
-LOAD=$2
-ZKS=$3
-PROBE=$4
-for b in "$WORKER" "$LOAD" "$ZKS" "$PROBE"; do
-    [ -x "$b" ] || { echo "cluster_proc: $b is not an executable" >&2; exit 1; }
-done
-# io_uring: the probe makes the C tests' check (exit 77 and the reason on ENOSYS or EPERM);
-# rill-worker's own "cannot start: <error>" does not say which call failed.
-"$PROBE" cluster_proc
-case $? in
-0) ;;
-77) exit 77 ;;
-*) echo "cluster_proc: $PROBE failed"; exit 1 ;;
-esac
-if ! command -v java >/dev/null 2>&1; then
-    echo "cluster_proc: SKIP: java is not installed (zookeeperd pulls a JRE; run scripts/setup)"
-    exit 77
-fi
-if [ ! -r /usr/share/java/zookeeper.jar ]; then
-    echo "cluster_proc: SKIP: /usr/share/java/zookeeper.jar is missing (zookeeperd; run scripts/setup)"
-    exit 77
-fi
-probe=$( (exec 3<>/dev/tcp/127.0.0.1/1) 2>&1 )
-case "$probe" in
-*"No such file"*|*"not supported"*)
-    echo "cluster_proc: SKIP: this bash has no /dev/tcp support ($probe)"
-    exit 77 ;;
-esac
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/procs.sh"
+cluster_test_args cluster_proc "$@"
 
 SESSION_MS=3000 # the survivors learn of a crash when this session timeout expires
 # Failure bound for every wait (ready, views agree). Generous on purpose: the machines are
@@ -84,8 +53,6 @@ trap 'echo "cluster_proc: interrupted"; exit 1' INT TERM
 
 pass() { passed=$((passed + 1)); echo "PASS: $*"; }
 fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/procs.sh"
-
 
 
 # ------------------------------------------------------------------ ZooKeeper

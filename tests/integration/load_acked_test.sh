@@ -396,17 +396,24 @@ case_goaway()
     case_goaway_one goaway_next A,B
 }
 
+# worker_case NAME: true when the cases with rill-worker can run (it was given, and
+# io_uring works here); otherwise says why the case is skipped.
+worker_case()
+{
+    if [ -z "$WORKER" ]; then
+        echo "    $1: no rill-worker given: case skipped"
+        return 1
+    fi
+    if [ -n "$PROBE" ] && ! "$PROBE" load_acked >/dev/null 2>&1; then
+        echo "    $1: io_uring unavailable: case skipped"
+        return 1
+    fi
+}
+
 # ------------------------------------------------------------------ 6. the worker as sender
 case_worker()
 {
-    if [ -z "$WORKER" ]; then
-        echo "    worker: no rill-worker given: case skipped"
-        return
-    fi
-    if [ -n "$PROBE" ] && ! "$PROBE" load_acked >/dev/null 2>&1; then
-        echo "    worker: io_uring unavailable: case skipped"
-        return
-    fi
+    worker_case worker || return
     local sport wport run d1=$TMP/w1.dump d2=$TMP/w2.dump wlog=$TMP/worker.err rc=0 cov n=20000
     sport=$(free_port) || { fail "worker: no free port"; return; }
     wport=$(free_port) || { fail "worker: no free port"; return; }
@@ -514,11 +521,7 @@ two_workers()
 
 case_source_crash()
 {
-    [ -n "$WORKER" ] || { echo "    source_crash: no rill-worker given: case skipped"; return; }
-    if [ -n "$PROBE" ] && ! "$PROBE" load_acked >/dev/null 2>&1; then
-        echo "    source_crash: io_uring unavailable: case skipped"
-        return
-    fi
+    worker_case source_crash || return
     two_workers source_crash KILL || { stop_all; return; }
     check "source_crash: the sources got every frame acknowledged (exit $SRC_RC)" [ "$SRC_RC" -eq 0 ]
     expect_num "source_crash" "$TMP/source_crash.src.json" unacked -eq 0
@@ -533,11 +536,7 @@ case_source_crash()
 
 case_source_leave()
 {
-    [ -n "$WORKER" ] || { echo "    source_leave: no rill-worker given: case skipped"; return; }
-    if [ -n "$PROBE" ] && ! "$PROBE" load_acked >/dev/null 2>&1; then
-        echo "    source_leave: io_uring unavailable: case skipped"
-        return
-    fi
+    worker_case source_leave || return
     two_workers source_leave TERM || { stop_all; return; }
     check "source_leave: the sources got every frame acknowledged (exit $SRC_RC)" [ "$SRC_RC" -eq 0 ]
     expect_num "source_leave" "$TMP/source_leave.src.json" goaways -ge 1

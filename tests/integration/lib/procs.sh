@@ -1,8 +1,52 @@
 # Helpers of the shell tests that run rill-worker processes in a cluster and check what
-# reached a sink. Sourced; the caller sets WORKER, ZK, ROOT, SESSION_MS, DEADLINE_MS and
-# TMP, declares the associative arrays WPID, WLOG and WPORT, and defines pass and fail.
+# reached a sink. Sourced; before calling the worker helpers the caller sets WORKER, ZK,
+# ROOT, SESSION_MS, DEADLINE_MS and TMP, declares the associative arrays WPID, WLOG and
+# WPORT, and defines pass and fail.
 
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../../scripts/lib/free-port.sh" # free_port
+
+# cluster_test_args NAME ARGS...: the arguments of a cluster process test (rill-worker,
+# rill-load, scripts/zk-server, io_uring_probe) into WORKER, LOAD, ZKS and PROBE; exits 2
+# on bad usage, 1 when one is not an executable, 77 (skip, reason printed) when io_uring,
+# ZooKeeper (zookeeperd and a JRE) or bash's /dev/tcp are missing.
+cluster_test_args()
+{
+    local name=$1 b probe
+    shift
+    if [ $# -ne 4 ]; then
+        echo "usage: $0 <rill-worker> <rill-load> <scripts/zk-server> <io_uring_probe>" >&2
+        exit 2
+    fi
+    WORKER=$1
+    LOAD=$2
+    ZKS=$3
+    PROBE=$4
+    for b in "$WORKER" "$LOAD" "$ZKS" "$PROBE"; do
+        [ -x "$b" ] || { echo "$name: $b is not an executable" >&2; exit 1; }
+    done
+    # io_uring: the probe makes the C tests' check (exit 77 and the reason on ENOSYS or
+    # EPERM); rill-worker's own "cannot start: <error>" does not say which call failed.
+    "$PROBE" "$name"
+    case $? in
+    0) ;;
+    77) exit 77 ;;
+    *) echo "$name: $PROBE failed"; exit 1 ;;
+    esac
+    if ! command -v java >/dev/null 2>&1; then
+        echo "$name: SKIP: java is not installed (zookeeperd pulls a JRE; run scripts/setup)"
+        exit 77
+    fi
+    if [ ! -r /usr/share/java/zookeeper.jar ]; then
+        echo "$name: SKIP: /usr/share/java/zookeeper.jar is missing (zookeeperd; run scripts/setup)"
+        exit 77
+    fi
+    probe=$( (exec 3<>/dev/tcp/127.0.0.1/1) 2>&1 )
+    case "$probe" in
+    *"No such file"*|*"not supported"*)
+        echo "$name: SKIP: this bash has no /dev/tcp support ($probe)"
+        exit 77 ;;
+    esac
+}
 
 show_log()
 {
