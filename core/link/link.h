@@ -77,6 +77,18 @@ typedef struct rill__links {
     _Atomic uint64_t pub_appended[RILL_LINK_OUTPUTS], pub_safe[RILL_LINK_OUTPUTS];
 } rill__links_t;
 
+/* An acked stream's id from the worker's random seed and what names the stream within it
+ * (loop and sink, or loop and member): stable for the worker's life, different across
+ * workers, never 0. */
+static inline uint64_t rill__stream_id(uint64_t seed, uint64_t name)
+{
+    uint64_t x = seed ^ name * 0x9e3779b97f4a7c15ull;
+    x ^= x >> 31;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 29;
+    return x ? x : 1;
+}
+
 /* Sets up the links to the given sinks (nothing connects before rill__links_service).
  * cap: bytes each link may queue; stream_seed: peer links' stream ids derive from it. */
 void rill__links_init(rill__links_t *ls, rill__ring_t *ring, rill__loop_stats_t *stats,

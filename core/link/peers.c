@@ -36,17 +36,14 @@ static void retire(rill__links_t *ls, rill__link_t *k)
     }
 }
 
-/* One stream per (worker, loop, member): stable across the link's reconnects. */
+/* One stream per (worker, loop, member): stable across the link's reconnects. The loop's
+ * part is in seed (ls->stream_seed). */
 static uint64_t peer_stream_id(uint64_t seed, const char *id)
 {
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over the member id */
     for (const char *p = id; *p; p++)
         h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
-    uint64_t x = seed ^ h;
-    x ^= x >> 31;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 29;
-    return x ? x : 1;
+    return rill__stream_id(seed, h);
 }
 
 static int same_member(const rill__link_t *k, const rill__member_t *m)

@@ -28,14 +28,11 @@ __thread rill__loop_t *rill__current_loop;
 #define HANDOFF_STEP ((size_t)256 << 10)
 #define HANDOFF_STEPS 16
 
-/* The stream id of loop idx's acked stream to sink s: one per (worker, loop, sink). */
+/* The stream id of loop idx's acked stream to sink s: one per (worker, loop, sink); s =
+ * 0xff seeds the loop's peer links. */
 static uint64_t stream_id(uint64_t seed, unsigned idx, unsigned s)
 {
-    uint64_t x = seed ^ ((uint64_t)idx << 8 | s) * 0x9e3779b97f4a7c15ull;
-    x ^= x >> 31;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 29;
-    return x ? x : 1;
+    return rill__stream_id(seed, (uint64_t)idx << 8 | s);
 }
 
 int rill__loop_new(rill__loop_t **out, rill_worker_t *w, unsigned idx)
