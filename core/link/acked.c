@@ -9,11 +9,22 @@
 #include "link/internal.h"
 #include "util/stat.h"
 
+/* A batch up to this size joins the newest chunk when that has room without growing
+ * (a copy of a few cache lines beats a chunk per small batch); a chunk built that way
+ * stays below CHUNK_JOIN_MAX, so that releasing whole chunks stays fine-grained. */
+#define BATCH_JOIN_MAX (16u << 10)
+#define CHUNK_JOIN_MAX (256u << 10)
+
 void rill__acked_free(rill__acked_t *a)
 {
     if (!a)
         return;
-    rill__buf_free(&a->ret);
+    for (unsigned i = 0; i < a->qlen; i++)
+        rill__buf_free(&a->q[(a->q0 + i) & (a->qcap - 1)].b);
+    free(a->q);
+    rill__buf_free(&a->spare[0]);
+    rill__buf_free(&a->spare[1]);
+    rill__buf_free(&a->limbo);
     rill__decoder_free(&a->rx_dec);
     free(a);
 }
@@ -24,13 +35,125 @@ int rill__link_make_acked(rill__links_t *ls, rill__link_t *k, uint64_t stream_id
     if (!a)
         return RILL_ENOMEM;
     a->stream_id = stream_id ? stream_id : 1;
-    a->head_seq = 1;
+    a->head_seq = a->done_seq = a->win_seq = a->max_seq = a->end_seq = 1;
     /* Control frames are small: anything longer than the largest is not one of ours. */
     rill__decoder_init(&a->rx_dec, RILL_FRAMING_RILL, RILL_CTL_FRAME_MAX, 0, 0, 0);
     k->ack = a;
     if (k < ls->peers || k >= ls->peers + RILL_MAX_MEMBERS)
         ls->nacked++; /* a sink (peer links are published whenever the loop is clustered) */
     return 0;
+}
+
+/* Chunk i of the retained stream, 0 the oldest. */
+static inline rill__ret_chunk_t *chunk(const rill__acked_t *a, unsigned i)
+{
+    return &a->q[(a->q0 + i) & (a->qcap - 1)];
+}
+
+/* Size of the frame at off in b (rill wrote it: the length is valid). */
+static inline size_t frame_at(const uint8_t *b, size_t off)
+{
+    return 4 + (size_t)rill__load_be32(b + off);
+}
+
+/* A released chunk's buffer: kept for pend to take (two at most, of up to SPARE_CAP_MAX
+ * each, so that what a link keeps idle is bounded), else freed. */
+#define SPARE_CAP_MAX ((size_t)4 << 20)
+static void recycle(rill__acked_t *a, rill__buf_t *b)
+{
+    for (int i = 0; i < 2 && b->cap <= SPARE_CAP_MAX; i++)
+        if (!a->spare[i].data) {
+            a->spare[i] = *b;
+            a->spare[i].len = 0;
+            a->spare[i].frames = 0;
+            *b = (rill__buf_t){0};
+            return;
+        }
+    rill__buf_free(b);
+}
+
+/* An empty buffer for pend: a spare one when there is one. */
+static rill__buf_t take_spare(rill__acked_t *a)
+{
+    for (int i = 0; i < 2; i++)
+        if (a->spare[i].data) {
+            rill__buf_t b = a->spare[i];
+            a->spare[i] = (rill__buf_t){0};
+            return b;
+        }
+    return (rill__buf_t){0};
+}
+
+/* Appends an empty chunk at the end of the ring. Returns 0 or RILL_ENOMEM. */
+static int push_chunk(rill__acked_t *a)
+{
+    if (a->qlen == a->qcap) {
+        unsigned cap = a->qcap ? a->qcap * 2 : 16;
+        rill__ret_chunk_t *q = malloc(cap * sizeof *q);
+        if (!q)
+            return RILL_ENOMEM;
+        for (unsigned i = 0; i < a->qlen; i++)
+            q[i] = *chunk(a, i);
+        free(a->q);
+        a->q = q;
+        a->qcap = cap;
+        a->q0 = 0;
+    }
+    rill__ret_chunk_t *c = chunk(a, a->qlen++);
+    *c = (rill__ret_chunk_t){.pos = a->end_pos, .seq = a->end_seq};
+    return 0;
+}
+
+/* Releases the chunks every frame of which is acknowledged (a pointer step each). */
+static void release_chunks(rill__acked_t *a)
+{
+    while (a->qlen) {
+        rill__ret_chunk_t *c = chunk(a, 0);
+        if (a->acked < c->seq + c->b.frames - 1) /* chunks hold one frame at least */
+            return;
+        a->head_pos = c->pos + c->b.len;
+        a->head_seq = c->seq + c->b.frames;
+        recycle(a, &c->b);
+        a->q0 = (a->q0 + 1) & (a->qcap - 1);
+        a->qlen--;
+        a->snd_ci = a->snd_ci ? a->snd_ci - 1 : 0;
+    }
+}
+
+/* Moves head to the exact place after the last acknowledged frame: over whole chunks,
+ * then frame by frame within the oldest. */
+static void settle_head(rill__acked_t *a)
+{
+    release_chunks(a);
+    if (!a->qlen || a->acked < a->head_seq)
+        return;
+    rill__ret_chunk_t *c = chunk(a, 0);
+    size_t off = (size_t)(a->head_pos - c->pos);
+    while (a->head_seq <= a->acked) {
+        off += frame_at(c->b.data, off);
+        a->head_seq++;
+    }
+    a->head_pos = c->pos + off;
+}
+
+/* Takes in what the receiver acknowledged, as far as this connection sent it wholly (an
+ * ACK may be read before the completion of the send that carried its last frames). */
+static void take_acks(rill__acked_t *a)
+{
+    uint64_t through = a->peer_acked < a->done_seq ? a->peer_acked : a->done_seq - 1;
+    if (through > a->acked)
+        a->acked = through;
+    release_chunks(a);
+}
+
+/* Sending starts over at head (a new connection). */
+static void rewind_to_head(rill__acked_t *a)
+{
+    settle_head(a);
+    a->snd_ci = 0;
+    a->snd_pos = a->win_pos = a->head_pos;
+    a->done_seq = a->win_seq = a->head_seq;
+    a->peer_acked = a->acked;
 }
 
 static void arm_recv(rill__links_t *ls, rill__link_t *k)
@@ -56,6 +179,7 @@ void rill__acked_on_up(rill__links_t *ls, rill__link_t *k)
     rill__acked_t *a = k->ack;
     a->welcomed = 0;
     a->failed = 0;
+    rewind_to_head(a);
     rill__decoder_free(&a->rx_dec); /* a partial control frame of the last connection */
     rill__decoder_init(&a->rx_dec, RILL_FRAMING_RILL, RILL_CTL_FRAME_MAX, 0, 0, 0);
     arm_recv(ls, k);
@@ -74,48 +198,70 @@ void rill__acked_on_down(rill__link_t *k)
 {
     rill__acked_t *a = k->ack;
     a->welcomed = 0;
-    a->sent = a->head;
+    rewind_to_head(a);
     a->ctl_len = a->ctl_off = 0;
-}
-
-/* Size of the frame at off in b (rill wrote it: the length is valid). */
-static inline size_t frame_at(const uint8_t *b, size_t off)
-{
-    return 4 + (size_t)rill__load_be32(b + off);
-}
-
-/* Drops acknowledged frames (seq <= through) from the front, never past what was sent. */
-static void release_through(rill__acked_t *a, uint64_t through, size_t limit)
-{
-    while (a->unacked && a->head_seq <= through && a->head < limit) {
-        a->head += frame_at(a->ret.data, a->head);
-        a->head_seq++;
-        a->unacked--;
-    }
-    if (a->head == a->ret.len && a->head == a->sent) { /* all acknowledged: start over */
-        a->ret.len = a->head = a->sent = 0;
-    }
 }
 
 /* How long a retiring peer link waits for the ACK of what the member was sent: the
  * member's leave grace and drain, with room to spare. */
 #define RETIRE_WAIT_NS (10ull * 1000000000ull)
 
-/* Moves ret[from..ret.len) (frames frames) and pend to ls->reroute, in that order. */
-static void hand_back_from(rill__links_t *ls, rill__link_t *k, size_t from, uint64_t frames)
+/* Frees chunk buffer b, unless the send in flight reads it: then it waits in limbo
+ * until the link is released. */
+static void drop_buf(rill__link_t *k, rill__buf_t *b, int in_flight)
+{
+    rill__acked_t *a = k->ack;
+    if (in_flight && k->sending) {
+        rill__buf_free(&a->limbo);
+        a->limbo = *b;
+        *b = (rill__buf_t){0};
+        return;
+    }
+    rill__buf_free(b);
+}
+
+/* Moves the stream from pos (a frame boundary, seq seq) to its end, then pend, to
+ * ls->reroute, in that order, and cuts the stream at pos. */
+static void hand_back_from(rill__links_t *ls, rill__link_t *k, uint64_t pos, uint64_t seq)
 {
     rill__acked_t *a = k->ack;
     rill__buf_t *r = &ls->reroute;
-    size_t n = a->ret.len - from;
+    uint64_t frames = a->end_seq - seq;
+    size_t n = (size_t)(a->end_pos - pos);
     if (n && rill__buf_reserve(r, n, SIZE_MAX) == 0) {
-        memcpy(r->data + r->len, a->ret.data + from, n);
-        r->len += n;
+        for (unsigned i = 0; i < a->qlen; i++) {
+            rill__ret_chunk_t *c = chunk(a, i);
+            uint64_t from = pos > c->pos ? pos : c->pos, to = c->pos + c->b.len;
+            if (from < to) {
+                memcpy(r->data + r->len, c->b.data + (from - c->pos), (size_t)(to - from));
+                r->len += (size_t)(to - from);
+            }
+        }
         r->frames += frames;
     } else if (n) {
         RILL_STAT_ADD(*k->dropped, frames); /* no memory to hand them back */
     }
-    a->ret.len = from;
-    a->unacked -= frames;
+    /* Cut: chunks wholly past pos go, the one pos is in ends there. */
+    while (a->qlen && chunk(a, a->qlen - 1)->pos >= pos) {
+        unsigned last = a->qlen - 1;
+        drop_buf(k, &chunk(a, last)->b, last == a->snd_ci);
+        a->qlen--;
+    }
+    if (a->qlen) {
+        rill__ret_chunk_t *c = chunk(a, a->qlen - 1);
+        if (c->pos + c->b.len > pos) {
+            c->b.len = (size_t)(pos - c->pos);
+            c->b.frames = seq - c->seq;
+        }
+    }
+    a->end_pos = pos;
+    a->end_seq = seq;
+    if (a->max_pos > pos) {
+        a->max_pos = pos;
+        a->max_seq = seq;
+    }
+    if (a->snd_ci > a->qlen)
+        a->snd_ci = a->qlen;
     uint64_t queued = k->pend.frames;
     rill__link_move_to_reroute(ls, k);
     /* Resolved for the figures: handed back, and waited for where they go next. */
@@ -125,8 +271,8 @@ static void hand_back_from(rill__links_t *ls, rill__link_t *k, size_t from, uint
 void rill__acked_hand_back(rill__links_t *ls, rill__link_t *k)
 {
     rill__acked_t *a = k->ack;
-    hand_back_from(ls, k, a->head, a->unacked);
-    a->sent = a->window_end = a->head;
+    settle_head(a);
+    hand_back_from(ls, k, a->head_pos, a->head_seq);
     a->draining = 0;
 }
 
@@ -134,15 +280,13 @@ int rill__acked_retire(rill__links_t *ls, rill__link_t *k)
 {
     rill__acked_t *a = k->ack;
     /* What is on its way to the member (sent, or in the send now in flight). */
-    size_t kept = k->sending ? a->window_end : a->sent;
-    if (k->state != RILL_LINK_UP || !a->welcomed || kept <= a->head) {
+    uint64_t kept_pos = k->sending ? a->win_pos : a->snd_pos;
+    uint64_t kept_seq = k->sending ? a->win_seq : a->done_seq;
+    if (k->state != RILL_LINK_UP || !a->welcomed || kept_seq - 1 <= a->acked) {
         rill__acked_hand_back(ls, k);
         return 0;
     }
-    uint64_t tail = 0;
-    for (size_t off = kept; off < a->ret.len; off += frame_at(a->ret.data, off))
-        tail++;
-    hand_back_from(ls, k, kept, tail);
+    hand_back_from(ls, k, kept_pos, kept_seq);
     a->draining = 1;
     a->retire_at = 0;
     return 1;
@@ -160,76 +304,76 @@ void rill__acked_drain_service(rill__links_t *ls, rill__link_t *k, uint64_t now)
         shutdown(k->fd, SHUT_RDWR); /* its operations report soon; then it is released */
 }
 
-/* Between sends: moves the acknowledged bytes out and as many queued frames from pend as
- * the credit allows into ret. Returns the frames moved. */
-static uint64_t refill(rill__links_t *ls, rill__link_t *k)
+/* Between sends, once everything retained was sent: pend becomes the next chunk (its
+ * buffer, not a copy), or joins the newest one when it is small. */
+static void refill(rill__link_t *k)
 {
     rill__acked_t *a = k->ack;
-    if (a->head && (a->head == a->ret.len || a->head > a->ret.cap / 2)) {
-        memmove(a->ret.data, a->ret.data + a->head, a->ret.len - a->head);
-        a->ret.len -= a->head;
-        a->sent -= a->head;
-        a->head = 0;
+    if (a->snd_ci < a->qlen || k->pend.len == 0)
+        return; /* frames to send (again) come first */
+    size_t n = k->pend.len;
+    uint64_t frames = k->pend.frames;
+    rill__ret_chunk_t *t = a->qlen ? chunk(a, a->qlen - 1) : NULL;
+    if (t && n <= BATCH_JOIN_MAX && t->b.len + n <= CHUNK_JOIN_MAX && t->b.cap - t->b.len >= n) {
+        /* No send reads past the newest chunk's end, and it does not grow: safe to add. */
+        memcpy(t->b.data + t->b.len, k->pend.data, n);
+        t->b.len += n;
+        t->b.frames += frames;
+        a->snd_ci = a->qlen - 1;
+        k->pend.len = 0;
+        k->pend.frames = 0;
+    } else {
+        if (push_chunk(a) < 0)
+            return; /* no memory now: the frames wait in pend */
+        chunk(a, a->qlen - 1)->b = k->pend;
+        k->pend = take_spare(a);
     }
-    if (a->sent < a->ret.len || k->pend.len == 0)
-        return 0; /* frames to send again come first */
-    size_t room = a->credit > rill__acked_retained(a) ? a->credit - rill__acked_retained(a) : 0;
-    size_t take = 0;
-    uint64_t frames = 0;
-    if (k->pend.len <= room) { /* all of it fits: no need to walk the frames */
-        take = k->pend.len;
-        frames = k->pend.frames;
-    }
-    while (take < k->pend.len) {
-        size_t f = frame_at(k->pend.data, take);
-        /* A frame larger than the whole credit goes alone, when nothing is unacknowledged:
-         * otherwise it could never be sent. */
-        if (take + f > room && !(frames == 0 && rill__acked_retained(a) == 0))
-            break;
-        take += f;
-        frames++;
-    }
-    if (!take) {
-        if (!a->waiting) {
-            a->waiting = 1;
-            RILL_STAT_ADD(ls->stats->credit_waits, 1);
-        }
-        return 0;
-    }
-    a->waiting = 0;
-    if (rill__buf_reserve(&a->ret, take, SIZE_MAX) < 0)
-        return 0; /* no memory now: the frames wait in pend */
-    memcpy(a->ret.data + a->ret.len, k->pend.data, take);
-    a->ret.len += take;
-    a->unacked += frames;
-    rill__buf_consume(&k->pend, take);
-    k->pend.frames -= frames;
-    return frames;
+    a->end_pos += n;
+    a->end_seq += frames;
 }
 
 void rill__acked_kick(rill__links_t *ls, rill__link_t *k)
 {
     rill__acked_t *a = k->ack;
-    if (k->state != RILL_LINK_UP || k->sending || !a->welcomed)
+    if (k->state != RILL_LINK_UP || k->sending || !a->welcomed || a->draining)
         return;
-    refill(ls, k);
-    if (a->sent >= a->ret.len)
+    refill(k);
+    if (a->snd_ci >= a->qlen)
         return;
-    /* Resent frames after a reconnect: within the credit too (whole frames); refill kept
-     * what it moved within it, so usually all of ret goes. */
-    size_t end = a->sent, limit = a->head + a->credit;
-    if (a->ret.len <= limit)
-        end = a->ret.len;
-    while (end < a->ret.len) {
-        size_t f = frame_at(a->ret.data, end);
-        if (end + f > limit && end > a->head)
-            break;
-        end += f;
+    rill__ret_chunk_t *c = chunk(a, a->snd_ci);
+    size_t room = a->credit > a->snd_pos - a->head_pos ? a->credit - (a->snd_pos - a->head_pos) : 0;
+    size_t off = (size_t)(a->snd_pos - c->pos), w = c->b.len - off;
+    uint64_t wf = c->seq + c->b.frames - a->done_seq;
+    if (w > room && a->acked >= a->head_seq) {
+        /* The credit may be freer than head says: find out exactly. */
+        settle_head(a);
+        c = chunk(a, a->snd_ci);
+        room = a->credit > a->snd_pos - a->head_pos ? a->credit - (a->snd_pos - a->head_pos) : 0;
     }
-    if (end == a->sent)
+    if (w > room) { /* as many whole frames as the credit allows */
+        w = 0;
+        wf = 0;
+        while (off + w < c->b.len) {
+            size_t f = frame_at(c->b.data, off + w);
+            /* A frame larger than the whole credit goes alone, when nothing is
+             * unacknowledged: otherwise it could never be sent. */
+            if (w + f > room && !(wf == 0 && a->snd_pos == a->head_pos))
+                break;
+            w += f;
+            wf++;
+        }
+    }
+    if (!w) {
+        if (!a->waiting) {
+            a->waiting = 1;
+            RILL_STAT_ADD(ls->stats->credit_waits, 1);
+        }
         return;
-    a->window_end = end;
-    send_span(ls, k, a->ret.data + a->sent, end - a->sent);
+    }
+    a->waiting = 0;
+    a->win_pos = a->snd_pos + w;
+    a->win_seq = a->done_seq + wf;
+    send_span(ls, k, c->b.data + off, w);
 }
 
 void rill__acked_sent(rill__links_t *ls, rill__link_t *k, int res)
@@ -244,11 +388,20 @@ void rill__acked_sent(rill__links_t *ls, rill__link_t *k, int res)
         return;
     }
     RILL_STAT_ADD(ls->stats->bytes_out, (uint64_t)res);
-    a->sent += (size_t)res;
-    if (a->sent < a->window_end) {
-        send_span(ls, k, a->ret.data + a->sent, a->window_end - a->sent); /* short send */
+    a->snd_pos += (size_t)res;
+    rill__ret_chunk_t *c = chunk(a, a->snd_ci);
+    if (a->snd_pos < a->win_pos) { /* short send: the rest of the window first */
+        send_span(ls, k, c->b.data + (a->snd_pos - c->pos), (size_t)(a->win_pos - a->snd_pos));
         return;
     }
+    a->done_seq = a->win_seq;
+    if (a->snd_pos > a->max_pos) {
+        a->max_pos = a->snd_pos;
+        a->max_seq = a->done_seq;
+    }
+    if (a->snd_pos == c->pos + c->b.len)
+        a->snd_ci++;
+    take_acks(a); /* an ACK for these frames may have been read already */
     rill__acked_kick(ls, k);
 }
 
@@ -277,18 +430,19 @@ static int on_control(rill__links_t *ls, rill__link_t *k, const rill_msg_t *m)
         a->welcomed = 1;
         a->credit = c.credit;
         /* What the receiver already holds is not sent again; the rest is. */
-        release_through(a, c.seq, a->ret.len);
-        a->sent = a->head;
-        if (a->unacked)
-            RILL_STAT_ADD(ls->stats->resent, a->unacked);
+        if (c.seq > a->acked)
+            a->acked = c.seq < a->end_seq ? c.seq : a->end_seq - 1;
+        rewind_to_head(a);
+        if (a->max_seq > a->head_seq)
+            RILL_STAT_ADD(ls->stats->resent, a->max_seq - a->head_seq);
         return 0;
     case RILL_CTL_ACK:
         if (!a->welcomed)
             return RILL_ECONTROL;
         a->credit = c.credit;
-        /* Frames are released only once they were sent; a short send may still be
-         * handing the last one to the kernel. */
-        release_through(a, c.seq, a->sent);
+        if (c.seq > a->peer_acked)
+            a->peer_acked = c.seq;
+        take_acks(a);
         return 0;
     case RILL_CTL_GOAWAY:
         return 0; /* a sink has no other member to go to: it acknowledges, then closes */
@@ -326,7 +480,7 @@ void rill__acked_on_recv(rill__links_t *ls, const struct io_uring_cqe *cqe, uint
     if (a->draining) {
         /* A member that left: once it acknowledged all it was sent, or the link failed,
          * the slot goes (what is left unacknowledged is handed back). */
-        if (err || a->unacked == 0) {
+        if (err || rill__acked_held(a) == 0) {
             rill__acked_hand_back(ls, k);
             shutdown(k->fd, SHUT_RDWR);
             rill__link_release_when_idle(k);

@@ -1,17 +1,24 @@
 /* Acknowledged delivery on a link (docs/protocol.md, "Control frames"): the link is the
- * sender of one stream. Every frame it sends stays in `ret` until the receiver
+ * sender of one stream. Every frame it sends stays retained until the receiver
  * acknowledges it; after a reconnect the link sends HELLO with its oldest unacknowledged
  * seq and, once the WELCOME says what the receiver already holds, sends the rest again.
  * Credit (the receiver's grant of unacknowledged bytes) bounds what is in flight.
  *
- *   ret:  [0 .. head)       acknowledged, not yet compacted away
- *         [head .. sent)    handed to the kernel on this connection, not acknowledged
- *         [sent .. ret.len) retained from an earlier connection, or moved from pend and
- *                           not yet sent: sent next, in order
- *   pend: frames queued after ret's, not yet given a place in the credit window
+ * The retained stream is a FIFO of chunks, each a queue buffer taken whole from pend when
+ * everything before it was sent (small batches join the newest chunk instead), so no
+ * frame is copied or moved to be retained. Places in the stream are byte positions since
+ * it began, each with the seq of the frame there:
  *
- * ret is never reallocated or moved while a send from it is in flight (sends reference
- * its memory); compaction and moves from pend happen only between sends. */
+ *   head  oldest frame not yet released; frames up to `acked` are acknowledged, and
+ *         head may lag behind them: whole chunks are released as ACKs cover them, and
+ *         the frames of a partly acknowledged chunk are stepped over only when the
+ *         credit or a reconnect needs the exact place (so an ACK costs no walk over
+ *         frames that left the cache long ago)
+ *   snd   next byte to send on this connection; win: end of the send in flight
+ *   max   furthest sent on any connection: [head, max) is retained, [max, end) queued
+ *   end   end of the retained stream; pend follows it
+ *
+ * A chunk's memory is never reallocated or freed while a send from it is in flight. */
 #ifndef RILL_CORE_LINK_ACKED_H
 #define RILL_CORE_LINK_ACKED_H
 
@@ -20,16 +27,31 @@
 
 #define RILL_ACK_RX_BUF 512 /* control frames are at most RILL_CTL_FRAME_MAX bytes */
 
+/* One piece of the retained stream: a queue buffer taken whole (b.frames frames). */
+typedef struct rill__ret_chunk {
+    rill__buf_t b;
+    uint64_t pos; /* stream position of its first byte */
+    uint64_t seq; /* seq of its first frame */
+} rill__ret_chunk_t;
+
 typedef struct rill__acked {
     uint64_t stream_id;
-    uint64_t head_seq; /* seq of the frame at head (the oldest unacknowledged) */
-    uint64_t unacked;  /* frames in ret from head */
-    rill__buf_t ret;
-    size_t head, sent, window_end; /* window_end: end of the send in flight */
-    uint32_t credit;    /* bytes the receiver allows unacknowledged (from WELCOME / ACK) */
-    uint8_t welcomed;   /* WELCOME received on this connection */
-    uint8_t rx_armed;   /* a recv for control frames is outstanding */
-    uint8_t waiting;    /* credit ran out with frames queued (counted once per wait) */
+    rill__ret_chunk_t *q; /* the chunks, oldest first: a ring of qcap (a power of two) */
+    unsigned qcap, q0, qlen;
+    unsigned snd_ci;             /* chunk snd is in (from the oldest); qlen: at the end */
+    uint64_t head_pos, head_seq; /* a frame boundary; head_seq starts at 1 */
+    uint64_t snd_pos, done_seq;  /* done_seq: first frame not wholly sent on this connection */
+    uint64_t win_pos, win_seq;   /* end of the send in flight (== snd, done_seq when none) */
+    uint64_t max_pos, max_seq;
+    uint64_t end_pos, end_seq;
+    uint64_t acked;       /* every seq <= acked is acknowledged */
+    uint64_t peer_acked;  /* the receiver's latest through_seq on this connection */
+    rill__buf_t spare[2]; /* released chunks' buffers, for pend to take */
+    rill__buf_t limbo;    /* a handed-back chunk's buffer a send in flight still reads */
+    uint32_t credit;      /* bytes the receiver allows unacknowledged (from WELCOME / ACK) */
+    uint8_t welcomed;     /* WELCOME received on this connection */
+    uint8_t rx_armed;     /* a recv for control frames is outstanding */
+    uint8_t waiting;      /* credit ran out with frames queued (counted once per wait) */
     int failed;         /* the connection broke while a send was in flight: down when it reports */
     uint8_t draining;   /* retiring peer link: waits for the ACK of what the member was sent */
     uint8_t challenged; /* peer link with credentials: waits for CHALLENGE to send HELLO */
@@ -64,22 +86,31 @@ void rill__acked_sent(rill__links_t *ls, rill__link_t *k, int res);
 /* A RILL_OP_LINK_RECV completion. */
 void rill__acked_on_recv(rill__links_t *ls, const struct io_uring_cqe *cqe, uint64_t now);
 
-/* Bytes and frames retained (unacknowledged), for gauges and the drain. */
+/* Bytes sent and not yet released (the retained_bytes gauge: at most the credit, or one
+ * frame larger than it), and bytes taken from pend but never sent (queued). */
 static inline size_t rill__acked_retained(const rill__acked_t *a)
 {
-    return a->ret.len - a->head;
+    return (size_t)(a->max_pos - a->head_pos);
+}
+static inline size_t rill__acked_unsent(const rill__acked_t *a)
+{
+    return (size_t)(a->end_pos - a->max_pos);
+}
+/* Frames the link holds that the receiver has not acknowledged. */
+static inline uint64_t rill__acked_held(const rill__acked_t *a)
+{
+    return a->end_seq - 1 - a->acked;
 }
 
-/* The figures of core/barrier: frames acknowledged since the link began (head_seq
- * starts at 1 and moves past every acknowledged frame), and frames given to the link
- * (acknowledged, retained, or queued behind them). */
+/* The figures of core/barrier: frames acknowledged since the link began, and frames
+ * given to the link (acknowledged, retained, or queued behind them). */
 static inline uint64_t rill__acked_safe(const rill__link_t *k)
 {
-    return k->ack->head_seq - 1;
+    return k->ack->acked;
 }
 static inline uint64_t rill__acked_appended(const rill__link_t *k)
 {
-    return k->ack->head_seq - 1 + k->ack->unacked + k->pend.frames;
+    return k->ack->end_seq - 1 + k->pend.frames;
 }
 
 #endif

@@ -288,15 +288,12 @@ static void on_send(rill__links_t *ls, const struct io_uring_cqe *cqe, uint64_t 
     if (k->ack && k->retiring) {
         rill__acked_t *a = k->ack;
         if (a->draining && cqe->res > 0) { /* a send to a member that left: let it finish */
-            a->sent += (size_t)cqe->res;
-            if (a->sent < a->window_end) {
-                struct io_uring_sqe *sqe = rill__ring_sqe(ls->ring);
-                io_uring_prep_send(sqe, k->fd, a->ret.data + a->sent, a->window_end - a->sent,
-                                   MSG_NOSIGNAL);
-                io_uring_sqe_set_data64(sqe, RILL_UD(RILL_OP_LINK_SEND, link_index(ls, k), k->gen));
-                k->sending = 1;
-            }
-            return;
+            rill__acked_sent(ls, k, cqe->res);
+            if (k->sending || rill__acked_held(a))
+                return;
+            /* Its ACK was read before this completion: nothing left to wait for. */
+            rill__acked_hand_back(ls, k);
+            shutdown(k->fd, SHUT_RDWR);
         }
         if (a->draining) { /* it failed: hand everything back */
             rill__acked_hand_back(ls, k);

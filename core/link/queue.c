@@ -120,15 +120,17 @@ int rill__links_idle(const rill__links_t *ls)
     int idle = 1;
     /* An acked link is idle once the receiver has acknowledged everything. */
     FOR_EACH_LINK(ls, k,
-                  idle &= k->pend.len == 0 && !k->sending &&
-                          (!k->ack || rill__acked_retained(k->ack) == 0));
+                  idle &=
+                  k->pend.len == 0 && !k->sending && (!k->ack || rill__acked_held(k->ack) == 0));
     return idle;
 }
 
 size_t rill__links_queued(const rill__links_t *ls)
 {
     size_t bytes = 0;
-    FOR_EACH_LINK(ls, k, bytes += k->pend.len + (k->sending ? k->fly.len : 0));
+    FOR_EACH_LINK(ls, k,
+                  bytes += k->pend.len + (k->sending ? k->fly.len : 0) +
+                           (k->ack ? rill__acked_unsent(k->ack) : 0));
     return bytes;
 }
 
@@ -142,9 +144,11 @@ size_t rill__links_retained(const rill__links_t *ls)
 void rill__links_pressure(const rill__links_t *ls, size_t hi, size_t lo, int *high, int *low)
 {
     int h = 0, w = 1;
+    /* An acked link's queue goes on past pend: what it took from pend and has not sent. */
     FOR_EACH_LINK(ls, k, {
-        h |= k->pend.len > hi;
-        w &= k->pend.len <= lo;
+        size_t q = k->pend.len + (k->ack ? rill__acked_unsent(k->ack) : 0);
+        h |= q > hi;
+        w &= q <= lo;
     });
     *high = h;
     *low = w;
@@ -203,7 +207,7 @@ void rill__links_count_unsent(rill__links_t *ls)
     for (unsigned s = 0; s < RILL_MAX_SINKS; s++) {
         rill__link_t *k = &ls->sinks[s];
         RILL_STAT_ADD(*k->dropped, k->pend.frames + (k->sending ? k->fly.frames : 0) +
-                                       (k->ack ? k->ack->unacked : 0));
+                                       (k->ack ? rill__acked_held(k->ack) : 0));
     }
     for (unsigned p = 0; p < RILL_MAX_MEMBERS; p++) {
         rill__link_t *k = &ls->peers[p];

@@ -53,7 +53,7 @@ static void count(asink_t *s, const uint8_t *p, uint32_t len, uint64_t key)
 {
     ap_pay_t y;
     pthread_mutex_lock(&s->mu);
-    if (len != sizeof y) {
+    if (len < sizeof y) { /* a payload may carry padding after it */
         s->bad++;
         pthread_mutex_unlock(&s->mu);
         return;
@@ -114,10 +114,19 @@ static int handle(asink_t *s, ap_sconn_t *c)
             uint64_t acked = s->counted[c->stream];
             c->next_seq = first > acked + 1 ? first : acked + 1;
             send_welcome(c->fd, s->credit, acked);
+            c->unacked = 0;
             continue;
         }
         if (comp == CTL)
             return -1; /* a sender sends no other control frame */
+        /* What the sender has unacknowledged is at least what arrived since this sink's
+         * last ACK (its view of the ACKs lags behind). */
+        if (c->unacked && c->unacked + 4 + flen > s->credit) {
+            pthread_mutex_lock(&s->mu);
+            s->over_credit++;
+            pthread_mutex_unlock(&s->mu);
+        }
+        c->unacked += 4 + flen;
         uint64_t seq = c->next_seq++;
         if (seq <= s->counted[c->stream])
             continue; /* held already (cannot happen with a sender that follows WELCOME) */
@@ -127,8 +136,10 @@ static int handle(asink_t *s, ap_sconn_t *c)
     }
     memmove(c->buf, c->buf + pos, c->len - pos);
     c->len -= pos;
-    if (counted_any) /* one ACK per read, never one per frame */
+    if (counted_any) { /* one ACK per read, never one per frame */
         send_ack(c->fd, s->counted[c->stream], s->credit);
+        c->unacked = 0;
+    }
     return 0;
 }
 
@@ -191,7 +202,7 @@ static void *asink_thread(void *arg)
         if (pfd[0].revents & POLLIN) {
             int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
             if (fd >= 0 && s->nc < AP_MAXC && !atomic_load(&s->garbage)) {
-                s->c[s->nc++] = (ap_sconn_t){fd, NULL, 0, 0, -1, 0};
+                s->c[s->nc++] = (ap_sconn_t){.fd = fd, .stream = -1};
             } else if (fd >= 0) {
                 if (atomic_load(&s->garbage)) {
                     /* Not a WELCOME: a frame of the reserved id with an unknown type. */

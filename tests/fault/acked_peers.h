@@ -37,6 +37,7 @@ typedef struct ap_sconn {
     size_t len, cap;
     int stream;        /* index into streams, -1 before HELLO */
     uint64_t next_seq; /* seq of the next data frame */
+    uint64_t unacked;  /* bytes of data frames received since the last ACK it sent */
 } ap_sconn_t;
 
 typedef struct asink {
@@ -59,6 +60,9 @@ typedef struct asink {
     uint64_t *seen[AP_MAXSRC];
     uint64_t per_src;
     uint64_t frames, dups, gaps, bad;
+    /* Data frames that arrived beyond the credit: more unacknowledged bytes than it
+     * granted, other than one frame larger than the whole credit sent alone. */
+    uint64_t over_credit;
 } asink_t;
 
 /* Listens on a free loopback port; checks nsrc sources of per_src frames each. */

@@ -10,6 +10,9 @@
  *     pauses its sources, drops nothing, and delivers everything once the sink reads;
  *   - the connection to the sink goes through a fault proxy that resets it five times
  *     mid-stream: nothing is lost;
+ *   - frames of mixed sizes, some larger than the whole credit, over a link reset three
+ *     times: nothing is lost, and the sink (which checks it) never receives more than
+ *     its credit unacknowledged;
  *   - a sink that sends garbage instead of WELCOME: the connection is closed and counted
  *     (err_control), the worker reconnects, and delivery goes on once the sink behaves.
  * Waits are failure bounds only. */
@@ -60,16 +63,26 @@ typedef struct sources {
     tu_sender_t *snd;
 } sources_t;
 
+/* Padding after a frame's ap_pay_t in the mixed-size case: from none to more than the
+ * whole credit of that case (MIXED_CREDIT), spread over the frames. */
+static const size_t mixed_pad[] = {0, 40, 700, 3000, 9000};
+#define MIXED_CREDIT 8192u
+#define MIXED_PAD_MAX 9000u
+
 /* NSRC connections, each sending per_src frames with key = its index (one key per source,
- * so the order per key is the order per connection). */
-static int sources_start(sources_t *s, uint16_t port, uint64_t per_src)
+ * so the order per key is the order per connection); mixed: payloads of mixed sizes. */
+static int sources_start_sized(sources_t *s, uint16_t port, uint64_t per_src, int mixed)
 {
+    static uint8_t pay[sizeof(ap_pay_t) + MIXED_PAD_MAX];
     memset(s, 0, sizeof *s);
     for (uint32_t i = 0; i < NSRC; i++) {
         tu_buf_t b = {0};
         for (uint64_t q = 0; q < per_src; q++) {
             ap_pay_t y = {AP_MAGIC, i, q};
-            tu_buf_frame(&b, COMP, i, &y, sizeof y);
+            size_t pad = mixed ? mixed_pad[(q * 2654435761u >> 7) % 5] : 0;
+            memcpy(pay, &y, sizeof y);
+            memset(pay + sizeof y, 0x5a, pad);
+            tu_buf_frame(&b, COMP, i, pay, sizeof y + pad);
         }
         s->buf[i] = b.data;
         s->len[i] = b.len;
@@ -78,6 +91,11 @@ static int sources_start(sources_t *s, uint16_t port, uint64_t per_src)
             return -1;
     }
     return tu_send_start(&s->snd, s->fd, s->buf, s->len, NSRC, 2, 64 * 1024);
+}
+
+static int sources_start(sources_t *s, uint16_t port, uint64_t per_src)
+{
+    return sources_start_sized(s, port, per_src, 0);
 }
 
 static int sources_join(sources_t *s)
@@ -142,6 +160,7 @@ static int test_delivery(void)
     ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
     print_stats("delivery", w, &s);
     ASSERT_U64_EQ(asink_missing(&s), 0);
+    ASSERT_U64_EQ(s.over_credit, 0);
     ASSERT_U64_EQ(s.dups, 0);
     ASSERT_U64_EQ(s.gaps, 0);
     ASSERT_U64_EQ(s.bad, 0);
@@ -255,10 +274,50 @@ static int test_stalled_sink(void)
     ASSERT_EQ(rill_worker_stop(w), 0);
     print_stats("resumed", w, &s);
     ASSERT_U64_EQ(asink_missing(&s), 0);
+    ASSERT_U64_EQ(s.over_credit, 0);
     ASSERT_U64_EQ(s.dups, 0);
     ASSERT_U64_EQ(s.gaps, 0);
     ASSERT_U64_EQ(tu_stat(w, offsetof(rill_stats_t, sink_dropped)), 0);
     rill_worker_destroy(w);
+    asink_stop(&s);
+    return 0;
+}
+
+/* Frames from 20 B to more than the whole credit, over a link the fault proxy resets
+ * three times: the worker sends whole frames within the credit, a larger one alone when
+ * nothing is unacknowledged, and loses nothing. */
+#define MIXED_PER_SRC 1500u
+static int test_mixed_sizes(void)
+{
+    asink_t s;
+    ASSERT_EQ(asink_start(&s, MIXED_CREDIT, NSRC, MIXED_PER_SRC), 0);
+    fp_t *fp;
+    ASSERT_EQ(fp_new(&fp, s.port), 0);
+    rill_worker_t *w;
+    ASSERT_EQ(worker_up(&w, fp_addr(fp), 1, 0), 0);
+    sources_t src;
+    ASSERT_EQ(
+        sources_start_sized(&src, (uint16_t)rill_worker_listener_port(w, 0), MIXED_PER_SRC, 1), 0);
+    for (uint64_t k = 1; k <= 3; k++) {
+        int64_t end = tu_now_ms() + WAIT_MS;
+        while (asink_frames(&s) < k * NSRC * MIXED_PER_SRC / 4 && tu_now_ms() < end)
+            tu_sleep_ms(2);
+        ASSERT_EQ(fp_cut(fp), 0);
+    }
+    ASSERT_EQ(sources_join(&src), 0);
+    wait_complete(&s);
+    ASSERT_EQ(rill_worker_stop(w), 0);
+    print_stats("mixed sizes, link reset 3 times", w, &s);
+    ASSERT_U64_EQ(asink_missing(&s), 0);
+    ASSERT_U64_EQ(s.dups, 0);
+    ASSERT_U64_EQ(s.gaps, 0);
+    ASSERT_U64_EQ(s.bad, 0);
+    ASSERT_U64_EQ(s.over_credit, 0);
+    ASSERT_GE(tu_stat(w, offsetof(rill_stats_t, credit_waits)), 1);
+    ASSERT_U64_EQ(tu_stat(w, offsetof(rill_stats_t, sink_dropped)), 0);
+    ASSERT_U64_EQ(tu_stat(w, offsetof(rill_stats_t, retained_bytes)), 0);
+    rill_worker_destroy(w);
+    fp_destroy(fp);
     asink_stop(&s);
     return 0;
 }
@@ -291,6 +350,7 @@ static int test_link_cuts(void)
     ASSERT_U64_EQ(s.dups, 0); /* the sink keeps what it counted: nothing twice */
     ASSERT_U64_EQ(s.gaps, 0);
     ASSERT_U64_EQ(s.bad, 0);
+    ASSERT_U64_EQ(s.over_credit, 0);
     ASSERT_GE(ps.conns_cut, 5);
     ASSERT_U64_EQ(tu_stat(w, offsetof(rill_stats_t, sink_dropped)), 0);
     rill_worker_destroy(w);
@@ -326,13 +386,10 @@ int main(int argc, char **argv)
     t_require_io_uring("acked_sink");
     tu_ignore_sigpipe();
     static const t_case_t cases[] = {
-        {"delivery", test_delivery},
-        {"sink_restart", test_sink_restart},
-        {"sink_amnesia", test_sink_amnesia},
-        {"stalled_sink", test_stalled_sink},
-        {"link_cuts", test_link_cuts},
-        {"bad_control", test_bad_control},
-        {NULL, NULL},
+        {"delivery", test_delivery},         {"sink_restart", test_sink_restart},
+        {"sink_amnesia", test_sink_amnesia}, {"stalled_sink", test_stalled_sink},
+        {"link_cuts", test_link_cuts},       {"mixed_sizes", test_mixed_sizes},
+        {"bad_control", test_bad_control},   {NULL, NULL},
     };
     return t_run("acked_sink", cases, argc, argv);
 }
