@@ -15,6 +15,12 @@
 #define BATCH_JOIN_MAX (16u << 10)
 #define CHUNK_JOIN_MAX (256u << 10)
 
+/* A window the credit cut is measured frame by frame anyway (its data is about to be
+ * sent, so warm): it leaves a mark every MARK_STEP bytes. Head steps over frames itself
+ * only when acknowledged frames reach WALK_MIN_FRAMES past it (no mark near). */
+#define MARK_STEP (64u << 10)
+#define WALK_MIN_FRAMES 1024u
+
 void rill__acked_free(rill__acked_t *a)
 {
     if (!a)
@@ -58,7 +64,7 @@ static inline size_t frame_at(const uint8_t *b, size_t off)
 
 /* A released chunk's buffer: kept for pend to take (two at most, of up to SPARE_CAP_MAX
  * each, so that what a link keeps idle is bounded), else freed. */
-#define SPARE_CAP_MAX ((size_t)4 << 20)
+#define SPARE_CAP_MAX ((size_t)16 << 20)
 static void recycle(rill__acked_t *a, rill__buf_t *b)
 {
     for (int i = 0; i < 2 && b->cap <= SPARE_CAP_MAX; i++)
@@ -120,11 +126,36 @@ static void release_chunks(rill__acked_t *a)
     }
 }
 
-/* Moves head to the exact place after the last acknowledged frame: over whole chunks,
- * then frame by frame within the oldest. */
-static void settle_head(rill__acked_t *a)
+/* Records a frame boundary the sends found (when the marks are full, the newest one
+ * replaces the last: the end of what was sent is the most useful). */
+static void push_mark(rill__acked_t *a, uint64_t pos, uint64_t seq)
+{
+    unsigned i = a->mlen < RILL_ACK_MARKS ? a->mlen++ : RILL_ACK_MARKS - 1;
+    a->marks[(a->m0 + i) % RILL_ACK_MARKS] = (rill__ret_mark_t){pos, seq};
+}
+
+/* Moves head over whole chunks, then to the last mark that acknowledged frames reach. */
+static void advance_head(rill__acked_t *a)
 {
     release_chunks(a);
+    while (a->mlen) {
+        rill__ret_mark_t m = a->marks[a->m0];
+        if (m.pos > a->head_pos && m.seq - 1 > a->acked)
+            return;
+        if (m.pos > a->head_pos) {
+            a->head_pos = m.pos;
+            a->head_seq = m.seq;
+        }
+        a->m0 = (a->m0 + 1) % RILL_ACK_MARKS;
+        a->mlen--;
+    }
+}
+
+/* Moves head to the exact place after the last acknowledged frame: over whole chunks and
+ * marks, then frame by frame within the oldest chunk. */
+static void settle_head(rill__acked_t *a)
+{
+    advance_head(a);
     if (!a->qlen || a->acked < a->head_seq)
         return;
     rill__ret_chunk_t *c = chunk(a, 0);
@@ -154,6 +185,7 @@ static void rewind_to_head(rill__acked_t *a)
     a->snd_pos = a->win_pos = a->head_pos;
     a->done_seq = a->win_seq = a->head_seq;
     a->peer_acked = a->acked;
+    a->mlen = 0; /* sends of the new connection record theirs, in order */
 }
 
 static void arm_recv(rill__links_t *ls, rill__link_t *k)
@@ -256,6 +288,7 @@ static void hand_back_from(rill__links_t *ls, rill__link_t *k, uint64_t pos, uin
     }
     a->end_pos = pos;
     a->end_seq = seq;
+    a->mlen = 0;
     if (a->max_pos > pos) {
         a->max_pos = pos;
         a->max_seq = seq;
@@ -345,12 +378,16 @@ void rill__acked_kick(rill__links_t *ls, rill__link_t *k)
     size_t off = (size_t)(a->snd_pos - c->pos), w = c->b.len - off;
     uint64_t wf = c->seq + c->b.frames - a->done_seq;
     if (w > room && a->acked >= a->head_seq) {
-        /* The credit may be freer than head says: find out exactly. */
-        settle_head(a);
+        /* The credit may be freer than head says: move it to the marks, and step over
+         * frames only when no mark is near (a whole chunk went in one send). */
+        advance_head(a);
+        if (a->acked >= a->head_seq + WALK_MIN_FRAMES)
+            settle_head(a);
         c = chunk(a, a->snd_ci);
         room = a->credit > a->snd_pos - a->head_pos ? a->credit - (a->snd_pos - a->head_pos) : 0;
     }
     if (w > room) { /* as many whole frames as the credit allows */
+        size_t marked = 0;
         w = 0;
         wf = 0;
         while (off + w < c->b.len) {
@@ -361,6 +398,10 @@ void rill__acked_kick(rill__links_t *ls, rill__link_t *k)
                 break;
             w += f;
             wf++;
+            if (w - marked >= MARK_STEP) {
+                push_mark(a, a->snd_pos + w, a->done_seq + wf);
+                marked = w;
+            }
         }
     }
     if (!w) {
@@ -395,6 +436,7 @@ void rill__acked_sent(rill__links_t *ls, rill__link_t *k, int res)
         return;
     }
     a->done_seq = a->win_seq;
+    push_mark(a, a->snd_pos, a->done_seq);
     if (a->snd_pos > a->max_pos) {
         a->max_pos = a->snd_pos;
         a->max_seq = a->done_seq;

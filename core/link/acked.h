@@ -10,10 +10,11 @@
  * it began, each with the seq of the frame there:
  *
  *   head  oldest frame not yet released; frames up to `acked` are acknowledged, and
- *         head may lag behind them: whole chunks are released as ACKs cover them, and
- *         the frames of a partly acknowledged chunk are stepped over only when the
- *         credit or a reconnect needs the exact place (so an ACK costs no walk over
- *         frames that left the cache long ago)
+ *         head may lag behind them: whole chunks are released as ACKs cover them, head
+ *         moves to the boundaries sends recorded (marks) when the credit needs it, and
+ *         frames are stepped over one by one only for an exact place (a reconnect, a
+ *         hand-back) or when no mark is near: an ACK costs no walk over frames that
+ *         left the cache long ago
  *   snd   next byte to send on this connection; win: end of the send in flight
  *   max   furthest sent on any connection: [head, max) is retained, [max, end) queued
  *   end   end of the retained stream; pend follows it
@@ -34,6 +35,13 @@ typedef struct rill__ret_chunk {
     uint64_t seq; /* seq of its first frame */
 } rill__ret_chunk_t;
 
+/* A frame boundary of the stream: the frame at pos has seq seq. */
+typedef struct rill__ret_mark {
+    uint64_t pos, seq;
+} rill__ret_mark_t;
+
+#define RILL_ACK_MARKS 64
+
 typedef struct rill__acked {
     uint64_t stream_id;
     rill__ret_chunk_t *q; /* the chunks, oldest first: a ring of qcap (a power of two) */
@@ -44,8 +52,12 @@ typedef struct rill__acked {
     uint64_t win_pos, win_seq;   /* end of the send in flight (== snd, done_seq when none) */
     uint64_t max_pos, max_seq;
     uint64_t end_pos, end_seq;
-    uint64_t acked;       /* every seq <= acked is acknowledged */
-    uint64_t peer_acked;  /* the receiver's latest through_seq on this connection */
+    uint64_t acked;      /* every seq <= acked is acknowledged */
+    uint64_t peer_acked; /* the receiver's latest through_seq on this connection */
+    /* Boundaries the sends found (about every 64 KiB of a window they had to measure, and
+     * every window's end), oldest first: head moves to them without stepping over frames. */
+    rill__ret_mark_t marks[RILL_ACK_MARKS];
+    unsigned m0, mlen;
     rill__buf_t spare[2]; /* released chunks' buffers, for pend to take */
     rill__buf_t limbo;    /* a handed-back chunk's buffer a send in flight still reads */
     uint32_t credit;      /* bytes the receiver allows unacknowledged (from WELCOME / ACK) */
