@@ -10,16 +10,25 @@
  * With --impl peer the same bytes go through the baseline peers' decoder and table
  * (bench/peers/peer_common.c) instead.
  *
+ * With --acked the pieces arrive on an acknowledged stream, as after a HELLO: every
+ * decoded batch goes through rill__ackin_filter (seqs, the duplicate check) and every
+ * piece ends with rill__ackin_step (a barrier, the stream's ACK queue), as one loop
+ * iteration would. The sink stays best-effort (its link is not running here), so the
+ * barriers complete at once; what an acked sink adds is per send and per ACK, not per
+ * frame (core/link/acked.c), and shows in bench/acked_bench.sh.
+ *
  * Instructions per message = (Ir(N2) - Ir(N1)) / (N2 - N1) over two runs under
  * `valgrind --tool=callgrind`: set-up costs cancel out.
  *
- *   hotpath --frames N [--comp 1|2] [--size 64] [--impl rill|peer] */
+ *   hotpath --frames N [--comp 1|2] [--size 64] [--impl rill|peer] [--acked 1] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "barrier/barrier.h"
 #include "dispatch/dispatch.h"
 #include "frame/frame.h"
+#include "loop/internal.h"
 #include "loop/loop.h"
 #include "peers/peer_common.h"
 #include "registry/registry.h"
@@ -63,11 +72,35 @@ static int count_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t
     return 0;
 }
 
+/* Connection slot 0 of loop l as an acked source after its HELLO (stream 1, first_seq 1):
+ * what on_hello leaves behind, minus the WELCOME (there is no ring to send it on). */
+static int acked_stream(rill__loop_t *l)
+{
+    l->conns = calloc(1, sizeof *l->conns);
+    l->streams = calloc(1, sizeof *l->streams);
+    l->pending = calloc(1, sizeof *l->pending);
+    rill__stream_t *s = calloc(1, sizeof *s);
+    if (!l->conns || !l->streams || !l->pending || !s)
+        return -1;
+    l->conns_cap = l->nconns = 1;
+    l->streams_cap = l->nstreams = 1;
+    l->streams[0] = s;
+    s->id = 1;
+    s->conn = -1; /* no connection to send ACKs on: the ACK queue still advances */
+    s->cls = RILL_ACK_FROM_SOURCE;
+    s->next_seq = 1;
+    rill__ackq_reset(&s->q, 0);
+    l->conns[0].fd = -1;
+    l->conns[0].mode = RILL_CONN_ACKED;
+    l->conns[0].stream = s;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     long frames = 100000, size = 64;
     unsigned comp = 1;
-    int peer = 0;
+    int peer = 0, acked = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--frames"))
             frames = atol(argv[i + 1]);
@@ -77,9 +110,11 @@ int main(int argc, char **argv)
             comp = (unsigned)atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--impl"))
             peer = !strcmp(argv[i + 1], "peer");
+        else if (!strcmp(argv[i], "--acked"))
+            acked = atoi(argv[i + 1]) != 0;
         else {
-            fprintf(stderr,
-                    "usage: hotpath --frames N [--comp 1|2] [--size 64] [--impl rill|peer]\n");
+            fprintf(stderr, "usage: hotpath --frames N [--comp 1|2] [--size 64] [--impl rill|peer] "
+                            "[--acked 1]\n");
             return 2;
         }
     }
@@ -130,9 +165,11 @@ int main(int argc, char **argv)
     rill_comp_register(w, 2, "count", &ct, 0);
 
     rill__loop_t *l = w->loops[0];
+    if (acked && acked_stream(l) < 0)
+        return 1;
     rill__decoder_t dec;
     rill__decoder_init(&dec, RILL_FRAMING_RILL, 1u << 20, 0, 0, 0);
-    uint64_t in = 0;
+    uint64_t in = 0, data = 0;
     while (done < frames) {
         /* on_data(), minus the socket: one piece, decoded and dispatched in batches. */
         rill__registry_enter(w->reg, 0);
@@ -143,14 +180,19 @@ int main(int argc, char **argv)
             if (n < 0)
                 return 1;
             in += (uint64_t)n;
+            if (acked && (n = rill__ackin_filter(l, 0, l->views, (size_t)n, &data)) < 0)
+                return 1;
             rill__dispatch(&l->dispatch, l->views, (size_t)n, RILL_ROUTE_SOURCE);
         }
         rill__registry_exit(w->reg, 0);
+        if (acked)
+            rill__ackin_step(l);
         rill__link_discard(&l->links.sinks[0]);
         done += (long)per_piece;
     }
-    printf("hotpath: impl=rill comp=%u frames=%ld in=%llu out=%llu\n", comp, done,
-           (unsigned long long)in, (unsigned long long)l->stats.msgs_out);
+    printf("hotpath: impl=rill comp=%u acked=%d frames=%ld in=%llu out=%llu acked_in=%llu\n", comp,
+           acked, done, (unsigned long long)in, (unsigned long long)l->stats.msgs_out,
+           (unsigned long long)l->stats.acked_in);
     rill__decoder_free(&dec);
     rill_worker_destroy(w);
     free(piece);
