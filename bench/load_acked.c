@@ -64,7 +64,7 @@ typedef struct aconn {
     uint32_t ctl_off, ctl_len;
     uint8_t *in;
     size_t in_have, in_cap;
-    uint64_t resent, reconnects, goaways, credit_waits;
+    uint64_t resent, reconnects, goaways, redirects, credit_waits;
 } aconn_t;
 
 typedef struct actx {
@@ -372,6 +372,7 @@ static bool on_control(actx_t *x, aconn_t *c, const wire_ctl_t *m, uint64_t now)
             break;
         c->goaways++;
         if (m->addr_len && m->addr_len < sizeof c->redirect) {
+            c->redirects++;
             memcpy(c->redirect, m->addr, m->addr_len);
             c->redirect[m->addr_len] = 0;
         }
@@ -689,6 +690,7 @@ void *load_acked_main(void *arg)
         t->resent += c->resent;
         t->reconnects += c->reconnects;
         t->goaways += c->goaways;
+        t->redirects += c->redirects;
         t->credit_waits += c->credit_waits;
         t->unacked += c->next_gen - 1 - c->acked;
         t->errors += c->failed;

@@ -866,7 +866,8 @@ int main(int argc, char **argv)
     uint64_t sent = total_sent(ts, g_o.threads, &sent_bytes);
     uint64_t send_end = g_start_ns;
     int conn_errors = 0;
-    uint64_t acked = 0, unacked = 0, resent = 0, reconnects = 0, goaways = 0, credit_waits = 0;
+    uint64_t acked = 0, unacked = 0, resent = 0, reconnects = 0, goaways = 0, redirects = 0,
+             credit_waits = 0;
     for (int i = 0; i < g_o.threads; i++) {
         if (ts[i].end_ns > send_end)
             send_end = ts[i].end_ns;
@@ -876,6 +877,7 @@ int main(int argc, char **argv)
         resent += ts[i].resent;
         reconnects += ts[i].reconnects;
         goaways += ts[i].goaways;
+        redirects += ts[i].redirects;
         credit_waits += ts[i].credit_waits;
     }
     double send_s = exit_code ? 0 : (double)(send_end - g_start_ns) / 1e9;
@@ -979,8 +981,8 @@ int main(int argc, char **argv)
         fprintf(h,
                 "rill-load: acknowledged %" PRIu64 " of %" PRIu64 " frames (%" PRIu64
                 " unacknowledged); resent %" PRIu64 ", reconnects %" PRIu64 ", goaways %" PRIu64
-                ", credit waits %" PRIu64 "\n",
-                acked, sent, unacked, resent, reconnects, goaways, credit_waits);
+                " (%" PRIu64 " naming another address), credit waits %" PRIu64 "\n",
+                acked, sent, unacked, resent, reconnects, goaways, redirects, credit_waits);
     if (g_o.acked && ack_hist.count)
         fprintf(h,
                 "rill-load: ack latency us (send time stamp of the newest frame an ACK covers "
@@ -1058,11 +1060,11 @@ int main(int argc, char **argv)
         if (g_o.acked)
             printf("\"acked\": %" PRIu64 ", \"unacked\": %" PRIu64 ", \"resent\": %" PRIu64
                    ", \"reconnects\": %" PRIu64 ", \"goaways\": %" PRIu64
-                   ", \"credit_waits\": %" PRIu64 ", ",
-                   acked, unacked, resent, reconnects, goaways, credit_waits);
+                   ", \"goaway_redirects\": %" PRIu64 ", \"credit_waits\": %" PRIu64 ", ",
+                   acked, unacked, resent, reconnects, goaways, redirects, credit_waits);
         else
             printf("\"acked\": null, \"unacked\": null, \"resent\": null, \"reconnects\": null, "
-                   "\"goaways\": null, \"credit_waits\": null, ");
+                   "\"goaways\": null, \"goaway_redirects\": null, \"credit_waits\": null, ");
         if (g_o.acked && ack_hist.count)
             printf("\"ack_p50_us\": %.3f, \"ack_p99_us\": %.3f, \"ack_p999_us\": %.3f, ",
                    (double)rill__hist_quantile(&ack_hist, 0.50) / 1e3,

@@ -142,7 +142,7 @@ typedef struct sender {
     int errors;
     uint8_t *buf;
     /* --acked, read after the thread ended */
-    uint64_t resent, reconnects, goaways, credit_waits, unacked;
+    uint64_t resent, reconnects, goaways, redirects, credit_waits, unacked;
     /* --acked: for every ACK, now - the send time stamp of the newest frame it covers
      * (a rill__hist_t of ns; NULL when the frames carry no time stamp) */
     struct rill__hist *ack_hist;

@@ -212,17 +212,29 @@ int rill_config_set_cluster(rill_config_t *cfg, const char *zk_hosts, const char
     return 0;
 }
 
-int rill_config_set_peer_advertise(rill_config_t *cfg, const char *addr)
+/* An advertised address: parsed into *out, *has set; unchanged on error. */
+static int set_advertise(rill__addr_t *out, int *has, const char *addr)
 {
-    if (!cfg || !addr)
+    if (!addr)
         return RILL_EINVAL;
     rill__addr_t a;
     int rc = rill__addr_parse(&a, addr);
     if (rc < 0)
         return rc;
-    cfg->peer_advertise = a;
-    cfg->has_peer_advertise = 1;
+    *out = a;
+    *has = 1;
     return 0;
+}
+
+int rill_config_set_peer_advertise(rill_config_t *cfg, const char *addr)
+{
+    return cfg ? set_advertise(&cfg->peer_advertise, &cfg->has_peer_advertise, addr) : RILL_EINVAL;
+}
+
+int rill_config_set_source_advertise(rill_config_t *cfg, const char *addr)
+{
+    return cfg ? set_advertise(&cfg->source_advertise, &cfg->has_source_advertise, addr)
+               : RILL_EINVAL;
 }
 
 int rill_config_set_session_timeout_ms(rill_config_t *cfg, unsigned ms)

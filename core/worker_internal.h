@@ -65,6 +65,8 @@ struct rill_config {
     rill__addr_t peer_addr;
     int has_peer_advertise;
     rill__addr_t peer_advertise; /* published instead of peer_addr when set */
+    int has_source_advertise;
+    rill__addr_t source_advertise; /* published as the source address when set */
     unsigned session_ms;
     char auth[256]; /* "user:password", never logged */
     rill_view_cb view_cb;

@@ -33,6 +33,11 @@ type ClusterConfig struct {
 	// PeerAdvertise, when set, is the "HOST:PORT" other members are told to use instead
 	// of PeerAddr (NAT, mapped container ports, a proxy).
 	PeerAdvertise string
+	// SourceAdvertise, when set, is the "HOST:PORT" this worker publishes as its source
+	// address: when another member leaves, its GOAWAY may send acked sources there.
+	// Default: the first rill-framed listener's address and port, a wildcard host
+	// replaced by the published peer address's host.
+	SourceAdvertise string
 	// SessionTimeout is the ZooKeeper session timeout, 1 s..120 s, rounded up to whole
 	// milliseconds; 0 means the default (10 s).
 	SessionTimeout time.Duration
@@ -76,11 +81,26 @@ func (s Secret) Format(f fmt.State, verb rune) {
 // the like do not reveal the value either.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.shown()), nil }
 
+// setAddr passes a "HOST:PORT" option to its C setter when it is set; name is the
+// option's field in error messages.
+func setAddr(cc *C.rill_config_t, name, addr string, set func(*C.rill_config_t, *C.char) C.int) error {
+	if addr == "" {
+		return nil
+	}
+	a := C.CString(addr)
+	rc := set(cc, a)
+	C.free(unsafe.Pointer(a))
+	if rc < 0 {
+		return fmt.Errorf("rill: %s %q: %w", name, addr, Errno(rc))
+	}
+	return nil
+}
+
 // applyCluster sets the cluster options of cc. Error messages never contain Auth.
 func applyCluster(cc *C.rill_config_t, cl *ClusterConfig) error {
 	if cl.ZKHosts == "" {
 		if cl.Root != "" || cl.WorkerID != "" || cl.PeerAddr != "" || cl.Auth != "" ||
-			cl.SessionTimeout != 0 || cl.PeerAdvertise != "" {
+			cl.SessionTimeout != 0 || cl.PeerAdvertise != "" || cl.SourceAdvertise != "" {
 			return fmt.Errorf("rill: Cluster: ZKHosts is required: %w", ErrInvalid)
 		}
 		return nil
@@ -102,13 +122,13 @@ func applyCluster(cc *C.rill_config_t, cl *ClusterConfig) error {
 		return fmt.Errorf("rill: Cluster (ZKHosts %q, Root %q, WorkerID %q, PeerAddr %q): %w",
 			cl.ZKHosts, cl.Root, cl.WorkerID, cl.PeerAddr, Errno(rc))
 	}
-	if cl.PeerAdvertise != "" {
-		adv := C.CString(cl.PeerAdvertise)
-		rc := C.rill_config_set_peer_advertise(cc, adv)
-		C.free(unsafe.Pointer(adv))
-		if rc < 0 {
-			return fmt.Errorf("rill: Cluster.PeerAdvertise %q: %w", cl.PeerAdvertise, Errno(rc))
-		}
+	if err := setAddr(cc, "Cluster.PeerAdvertise", cl.PeerAdvertise,
+		func(cc *C.rill_config_t, a *C.char) C.int { return C.rill_config_set_peer_advertise(cc, a) }); err != nil {
+		return err
+	}
+	if err := setAddr(cc, "Cluster.SourceAdvertise", cl.SourceAdvertise,
+		func(cc *C.rill_config_t, a *C.char) C.int { return C.rill_config_set_source_advertise(cc, a) }); err != nil {
+		return err
 	}
 	if cl.SessionTimeout < 0 {
 		return fmt.Errorf("rill: Cluster.SessionTimeout %v: %w", cl.SessionTimeout, ErrRange)

@@ -315,6 +315,11 @@ func TestClusterConfigAndUnclustered(t *testing.T) {
 			SessionTimeout: 500 * time.Millisecond}, ErrRange},
 		{ClusterConfig{ZKHosts: "127.0.0.1:1", Root: "/x", PeerAddr: "127.0.0.1:0",
 			Auth: pw}, ErrInvalid}, // no ':'
+		{ClusterConfig{ZKHosts: "127.0.0.1:1", Root: "/x", PeerAddr: "127.0.0.1:0",
+			PeerAdvertise: "nope"}, ErrAddr},
+		{ClusterConfig{ZKHosts: "127.0.0.1:1", Root: "/x", PeerAddr: "127.0.0.1:0",
+			SourceAdvertise: "nope"}, ErrAddr},
+		{ClusterConfig{Root: "/x", SourceAdvertise: "127.0.0.1:1"}, ErrInvalid}, // no ZKHosts
 	}
 	for i, b := range bad {
 		w, err := NewWorker(Config{Cluster: b.cl})

@@ -343,13 +343,9 @@ func applyLimits(cc *C.rill_config_t, cfg *Config) error {
 			return fmt.Errorf("rill: SourceCredit %d: %w", cfg.SourceCredit, Errno(rc))
 		}
 	}
-	if cfg.MetricsAddr != "" {
-		addr := C.CString(cfg.MetricsAddr)
-		rc := C.rill_config_set_metrics_listener(cc, addr)
-		C.free(unsafe.Pointer(addr))
-		if rc < 0 {
-			return fmt.Errorf("rill: MetricsAddr %q: %w", cfg.MetricsAddr, Errno(rc))
-		}
+	if err := setAddr(cc, "MetricsAddr", cfg.MetricsAddr,
+		func(cc *C.rill_config_t, a *C.char) C.int { return C.rill_config_set_metrics_listener(cc, a) }); err != nil {
+		return err
 	}
 	return nil
 }

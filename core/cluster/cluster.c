@@ -40,7 +40,7 @@ struct rill__cluster {
     unsigned retry_ms;
     char members_path[512];
     char node_path[600];
-    char node_data[256];
+    char node_data[512];
     struct ACL acl[2];
     struct ACL_vector acl_vec;
     int ever_connected;
@@ -120,6 +120,47 @@ static struct timespec poll_deadline(void)
     return until;
 }
 
+static int is_wildcard(const rill__addr_t *a)
+{
+    if (a->ss.ss_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
+}
+
+static void set_port(rill__addr_t *a, int port)
+{
+    if (a->ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&a->ss)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons((uint16_t)port);
+}
+
+/* The source address this worker publishes (see rill_config_set_source_advertise), or
+ * an empty string. peer: the peer address it publishes. */
+static void source_address(const rill_worker_t *w, const rill__addr_t *peer, char *out, size_t size)
+{
+    const rill_config_t *cfg = &w->cfg;
+    out[0] = '\0';
+    if (cfg->has_source_advertise) {
+        rill__addr_format(&cfg->source_advertise, out, size);
+        return;
+    }
+    for (unsigned i = 0; i < cfg->nlisteners; i++) {
+        const rill__listener_cfg_t *lc = &cfg->listeners[i];
+        if ((int)i == w->peer_listener || lc->peer || lc->framing != RILL_FRAMING_RILL)
+            continue;
+        rill__addr_t a = lc->addr;
+        if (is_wildcard(&a)) {
+            if (is_wildcard(peer))
+                return; /* no host to give */
+            a = *peer;
+        }
+        set_port(&a, w->ports[i]);
+        rill__addr_format(&a, out, size);
+        return;
+    }
+}
+
 int rill__cluster_new(rill__cluster_t **out, rill_worker_t *w, int peer_port,
                       void (*notify)(void *ctx), void *notify_ctx)
 {
@@ -137,13 +178,12 @@ int rill__cluster_new(rill__cluster_t **out, rill_worker_t *w, int peer_port,
     rill__addr_t a = cfg->peer_addr;
     if (cfg->has_peer_advertise)
         a = cfg->peer_advertise; /* NAT, mapped ports, a proxy: its port as given */
-    else if (a.ss.ss_family == AF_INET)
-        ((struct sockaddr_in *)&a.ss)->sin_port = htons((uint16_t)peer_port);
     else
-        ((struct sockaddr_in6 *)&a.ss)->sin6_port = htons((uint16_t)peer_port);
-    char addr[96];
+        set_port(&a, peer_port);
+    char addr[96], source[96];
     rill__addr_format(&a, addr, sizeof addr);
-    if (rill__member_format(c->node_data, sizeof c->node_data, cfg->worker_id, addr) < 0) {
+    source_address(w, &a, source, sizeof source);
+    if (rill__member_format(c->node_data, sizeof c->node_data, cfg->worker_id, addr, source) < 0) {
         free(c);
         return RILL_EINVAL;
     }

@@ -35,7 +35,8 @@ int rill__view_same_members(const rill_view_t *a, const rill_view_t *b)
     if (!a || !b || a->n != b->n)
         return 0;
     for (unsigned i = 0; i < a->n; i++)
-        if (strcmp(a->m[i].id, b->m[i].id) || strcmp(a->m[i].addr, b->m[i].addr))
+        if (strcmp(a->m[i].id, b->m[i].id) || strcmp(a->m[i].addr, b->m[i].addr) ||
+            strcmp(a->m[i].source, b->m[i].source))
             return 0;
     return 1;
 }
@@ -80,13 +81,23 @@ int rill__member_parse(rill__member_t *m, const char *id, const char *data, size
         return RILL_EINVAL;
     if (rill__addr_parse(&m->sa, m->addr) < 0)
         return RILL_EINVAL;
+    /* A member may publish no source address (older ones, or one without a host to give). */
+    rill__addr_t sa;
+    if (json_string(data, len, "source", m->source, sizeof m->source) < 0 ||
+        rill__addr_parse(&sa, m->source) < 0)
+        m->source[0] = '\0';
     return 0;
 }
 
-int rill__member_format(char *buf, size_t size, const char *id, const char *addr)
+int rill__member_format(char *buf, size_t size, const char *id, const char *addr,
+                        const char *source)
 {
-    int n = snprintf(buf, size, "{\"id\":\"%s\",\"addr\":\"%s\",\"version\":\"%s\"}", id, addr,
-                     rill_version_string());
+    int n = source && source[0]
+                ? snprintf(buf, size,
+                           "{\"id\":\"%s\",\"addr\":\"%s\",\"source\":\"%s\",\"version\":\"%s\"}",
+                           id, addr, source, rill_version_string())
+                : snprintf(buf, size, "{\"id\":\"%s\",\"addr\":\"%s\",\"version\":\"%s\"}", id,
+                           addr, rill_version_string());
     return n < 0 || (size_t)n >= size ? RILL_ERANGE : n;
 }
 

@@ -16,7 +16,8 @@
 
 typedef struct rill__member {
     char id[RILL_ID_MAX];
-    char addr[96]; /* peer address as published, "HOST:PORT" */
+    char addr[96];   /* peer address as published, "HOST:PORT" */
+    char source[96]; /* source listener address as published, or empty (none published) */
     rill__addr_t sa;
     uint64_t h; /* hash of id: the member's rendezvous seed */
 } rill__member_t;
@@ -37,12 +38,14 @@ void rill__view_finish(rill_view_t *v, const char *self_id);
 /* Non-zero when a and b have the same members with the same addresses. */
 int rill__view_same_members(const rill_view_t *a, const rill_view_t *b);
 
-/* Parses member data {"id":"..","addr":"HOST:PORT",..} into m (id given by the znode
- * name). Returns 0 or RILL_EINVAL (malformed, or the address does not parse). */
+/* Parses member data {"id":"..","addr":"HOST:PORT","source":"HOST:PORT",..} into m (id
+ * given by the znode name; "source" is optional, and one that does not parse is left
+ * out). Returns 0 or RILL_EINVAL (malformed, or the peer address does not parse). */
 int rill__member_parse(rill__member_t *m, const char *id, const char *data, size_t len);
 
-/* Formats this worker's member data into buf. */
-int rill__member_format(char *buf, size_t size, const char *id, const char *addr);
+/* Formats this worker's member data into buf (source may be empty: not published). */
+int rill__member_format(char *buf, size_t size, const char *id, const char *addr,
+                        const char *source);
 
 /* Weight of key at a member: a 64-bit mix of both. */
 static inline uint64_t rill__hrw_weight(uint64_t key, uint64_t seed)

@@ -140,7 +140,7 @@ void rill__ackin_kick(rill__loop_t *l, unsigned slot)
         RILL_STAT_ADD(l->stats.acks_sent, 1);
     }
     if (tx->goaway_due) {
-        len += rill__ctl_put_goaway(tx->buf + len, NULL, 0);
+        len += rill__ctl_put_goaway(tx->buf + len, tx->goaway_addr, tx->goaway_len);
         tx->goaway_due = 0;
     }
     if (!len)
@@ -403,6 +403,32 @@ void rill__ackin_adopt(rill__loop_t *l)
 
 /* ------------------------------------------------------------------ leaving */
 
+/* The address a GOAWAY names: the source address of another member of the view, chosen
+ * by the stream's id so that a leaving member's sources spread over the others; empty
+ * when no other member published one. */
+static size_t goaway_target(const rill__loop_t *l, const rill__stream_t *s, char *out, size_t size)
+{
+    const rill_view_t *v = l->dispatch.view;
+    unsigned n = 0;
+    for (unsigned i = 0; v && i < v->n; i++)
+        n += (int)i != v->self && v->m[i].source[0];
+    if (!n)
+        return 0;
+    unsigned pick = (unsigned)(((s ? s->id : 0) * 0x9e3779b97f4a7c15ull >> 32) % n);
+    for (unsigned i = 0; i < v->n; i++) {
+        if ((int)i == v->self || !v->m[i].source[0])
+            continue;
+        if (pick-- == 0) {
+            size_t len = strlen(v->m[i].source);
+            if (len >= size)
+                return 0;
+            memcpy(out, v->m[i].source, len);
+            return len;
+        }
+    }
+    return 0;
+}
+
 void rill__ackin_goaway(rill__loop_t *l, unsigned slot)
 {
     rill__conn_t *c = &l->conns[slot];
@@ -410,6 +436,10 @@ void rill__ackin_goaway(rill__loop_t *l, unsigned slot)
     c->rearm = 0;
     if (c->tx) {
         c->tx->goaway_due = 1;
+        /* A member's peer connections are left alone: a peer knows the view itself. */
+        c->tx->goaway_len = c->peer ? 0
+                                    : (uint8_t)goaway_target(l, c->stream, c->tx->goaway_addr,
+                                                             sizeof c->tx->goaway_addr);
         rill__ackin_kick(l, slot);
     }
     if (c->recv_armed)

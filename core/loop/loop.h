@@ -66,6 +66,8 @@ typedef struct rill__conn_tx {
     uint8_t buf[3 * RILL_CTL_FRAME_MAX];
     size_t len, off;
     uint8_t welcome_due, goaway_due, challenge_due;
+    uint8_t goaway_len;   /* GOAWAY: the length of the address it names (0: none) */
+    char goaway_addr[96]; /* another member's source address, from the view */
     uint64_t welcome_seq;
     uint8_t nonce[RILL_CTL_NONCE_LEN]; /* peer listener with credentials: its CHALLENGE's */
 } rill__conn_tx_t;

@@ -76,6 +76,10 @@ static const char usage[] =
     "                      127.0.0.1:0; must be reachable by them)\n"
     "  --peer-advertise ADDR  the address other members are told to use instead (NAT,\n"
     "                      mapped container ports, a proxy)\n"
+    "  --source-advertise ADDR  the source address this worker publishes: when another\n"
+    "                      member leaves, its GOAWAY may send acked sources here (default:\n"
+    "                      the first --listen's address and port, a wildcard host replaced\n"
+    "                      by the peer address's host)\n"
     "  --session-timeout-ms MS  ZooKeeper session timeout (default 10000)\n"
     "  --zk-auth-file PATH digest credentials 'user:password' for the cluster's znodes, read\n"
     "                      from PATH (or from the environment variable RILL_ZK_AUTH); never\n"
@@ -310,7 +314,8 @@ int main(int argc, char **argv)
         O_METRICS,
         O_CARRY,
         O_CREDIT,
-        O_ADVERTISE
+        O_ADVERTISE,
+        O_SOURCE_ADVERTISE
     };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -330,6 +335,7 @@ int main(int argc, char **argv)
         {"worker-id", required_argument, 0, O_ID},
         {"peer-listen", required_argument, 0, O_PEER},
         {"peer-advertise", required_argument, 0, O_ADVERTISE},
+        {"source-advertise", required_argument, 0, O_SOURCE_ADVERTISE},
         {"session-timeout-ms", required_argument, 0, O_SESSION},
         {"zk-auth-file", required_argument, 0, O_AUTHFILE},
         {"metrics", required_argument, 0, O_METRICS},
@@ -412,6 +418,10 @@ int main(int argc, char **argv)
         case O_ADVERTISE:
             if ((rc = rill_config_set_peer_advertise(cfg, optarg)) < 0)
                 BAIL(fail("bad --peer-advertise address", optarg, rc));
+            break;
+        case O_SOURCE_ADVERTISE:
+            if ((rc = rill_config_set_source_advertise(cfg, optarg)) < 0)
+                BAIL(fail("bad --source-advertise address", optarg, rc));
             break;
         case O_SESSION:
             if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX ||

@@ -1,6 +1,7 @@
 /* libFuzzer target: cluster member data as read from ZooKeeper (core/cluster/view.c).
  * Any bytes a znode may hold must be either rejected or parsed into a member whose
- * address re-formats and re-parses to the same thing; views built from parsed members
+ * addresses (peer, and source when there is one) re-format and re-parse to the same
+ * thing; views built from parsed members
  * must give every key an owner among them. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,13 +18,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
 
     /* What rill would publish for this address parses back to the same member. */
-    char again[256];
-    int n = rill__member_format(again, sizeof again, "m1", m.addr);
+    char again[512];
+    int n = rill__member_format(again, sizeof again, "m1", m.addr, m.source);
     if (n < 0)
         abort();
     rill__member_t m2;
     if (rill__member_parse(&m2, "m1", again, (size_t)n) < 0 || strcmp(m.addr, m2.addr) != 0 ||
-        memcmp(&m.sa, &m2.sa, sizeof m.sa) != 0)
+        strcmp(m.source, m2.source) != 0 || memcmp(&m.sa, &m2.sa, sizeof m.sa) != 0)
         abort();
 
     rill_view_t *v = rill__view_alloc(2);

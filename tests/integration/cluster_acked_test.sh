@@ -11,6 +11,10 @@
 #      least once, and the sources end with nothing unacknowledged.
 #   2. leave and stop: in a second cluster, W2 leaves with SIGTERM under load, then the
 #      whole cluster stops with SIGTERM: every frame reaches the sink.
+#   3. redirect: in a third cluster the sources know only W2 (--target W2). W2 leaves
+#      with SIGTERM under load; its GOAWAY names another member's source address (from
+#      the member data in ZooKeeper), the sources move there, and every frame reaches
+#      the sink.
 # Prints PASS/FAIL per check and "cluster_acked: N passed, N failed"; exits 1 on any
 # failure, 77 when io_uring is unavailable or java, zookeeperd or bash's /dev/tcp are
 # missing.
@@ -103,7 +107,7 @@ run_cluster()
     fi
     pass "$name: $members agree on epoch $AGREED_EPOCH"
     local targets=""
-    for id in $IDS; do targets="$targets${targets:+,}127.0.0.1:${WPORT[$id]}"; done
+    for id in ${TARGET_IDS:-$IDS}; do targets="$targets${targets:+,}127.0.0.1:${WPORT[$id]}"; done
     "$LOAD" --acked --target "$targets" --run-id "$RUN" --count "$PER_CONN" --connections "$CONNS" \
         --keys 5000 --rate 20000 --retry-for 30 --quiet --json </dev/null \
         >"$TMP/$name.src.json" 2>"$TMP/$name.src.err" &
@@ -192,6 +196,27 @@ if run_cluster l; then
     fi
     finish l
 fi
+
+# ------------------------------------------------------------------ 3. GOAWAY names a member
+
+TARGET_IDS=r2
+if run_cluster r; then
+    if wait_recorded 20000; then
+        stop_worker r2 TERM
+        [ "$WRC" = 0 ] || { fail "redirect: r2 exit status $WRC"; show_log "${WLOG[r2]}"; }
+        wait_agree "$DEADLINE_MS" r1,r3 r1 r3 || fail "redirect: r1 and r3 did not converge"
+    else
+        fail "redirect: the sink did not record 20000 frames"
+    fi
+    finish r
+    redirects=$(sed -n 's/.*"goaway_redirects": *\([0-9]*\).*/\1/p' "$TMP/r.src.json")
+    if [ "${redirects:-0}" -ge 1 ]; then
+        pass "redirect: $redirects GOAWAYs named another member's source address"
+    else
+        fail "redirect: no GOAWAY named an address (goaway_redirects ${redirects:-missing})"
+    fi
+fi
+unset TARGET_IDS
 
 echo "cluster_acked: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -228,6 +228,13 @@ RILL_EXTERN int rill_config_set_cluster(rill_config_t *cfg, const char *zk_hosts
  * a proxy. Default: the peer listener's address and bound port. Returns 0, RILL_EINVAL
  * or RILL_EADDR. */
 RILL_EXTERN int rill_config_set_peer_advertise(rill_config_t *cfg, const char *addr);
+/* The HOST:PORT this worker publishes as its source address: when another member
+ * leaves, its GOAWAY to acked sources may name this address (docs/protocol.md). Default:
+ * the first rill-framed source listener's address and bound port, its host replaced by
+ * the published peer address's host when it listens on a wildcard (0.0.0.0, ::); when
+ * both are wildcards nothing is published and GOAWAYs name no address. Returns 0,
+ * RILL_EINVAL or RILL_EADDR. */
+RILL_EXTERN int rill_config_set_source_advertise(rill_config_t *cfg, const char *addr);
 /* ZooKeeper session timeout (default 10000 ms; 1000..120000). After losing the connection
  * for this long the worker considers its membership given up (it keeps serving with the
  * last view and rejoins when it reconnects). Returns 0 or RILL_ERANGE. */
