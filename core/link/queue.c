@@ -69,9 +69,18 @@ void rill__links_free(rill__links_t *ls)
     rill__buf_free(&ls->reroute);
 }
 
+/* The most a link may queue: the cap for a best-effort link. An acked link is never
+ * refused for its size: a frame it drops would still be acknowledged upstream (its
+ * source frame ran). The loop's backpressure (rill__links_pressure) bounds it instead,
+ * and only memory can refuse. */
+static inline size_t link_cap(const rill__links_t *ls, const rill__link_t *k)
+{
+    return k->ack ? SIZE_MAX : ls->cap;
+}
+
 int rill__link_reserve(rill__links_t *ls, rill__link_t *k, size_t bytes, uint64_t frames)
 {
-    int rc = rill__buf_reserve(&k->pend, bytes, ls->cap);
+    int rc = rill__buf_reserve(&k->pend, bytes, link_cap(ls, k));
     if (rc < 0)
         RILL_STAT_ADD(*k->dropped, frames);
     return rc;
@@ -80,7 +89,8 @@ int rill__link_reserve(rill__links_t *ls, rill__link_t *k, size_t bytes, uint64_
 size_t rill__link_append_msgs(rill__links_t *ls, rill__link_t *k, const rill_msg_t *m, size_t n,
                               size_t bytes)
 {
-    if (k->pend.len + bytes > k->pend.cap && rill__buf_reserve(&k->pend, bytes, ls->cap) < 0) {
+    if (k->pend.len + bytes > k->pend.cap &&
+        rill__buf_reserve(&k->pend, bytes, link_cap(ls, k)) < 0) {
         size_t queued = 0; /* each frame that does not fit is counted by the append */
         for (size_t i = 0; i < n; i++)
             queued += rill__link_append(ls, k, m[i].comp_id, m[i].key, m[i].data, m[i].len) == 0;

@@ -435,7 +435,9 @@ RILL_EXTERN int rill_comp_unregister(rill_worker_t *w, uint32_t id);
  * Queues one v1 frame (comp_id, key, data[0..len)) for sink `sink`; data is copied.
  * Returns 0, RILL_EINVAL (bad sink index, a NULL argument, comp_id RILL_CONTROL_COMP_ID,
  * or len above max_frame - 12), RILL_EFULL when the sink's buffer is full or RILL_ENOMEM
- * when it cannot grow (either way the frame is dropped and counted in sink_dropped).
+ * when it cannot grow (either way the frame is dropped and counted in sink_dropped). An
+ * acked sink's buffer is never full: it grows past sink_buffer rather than drop a frame
+ * whose source frame would be acknowledged, and the loop's backpressure bounds it.
  * Only from the callback that received em.
  */
 RILL_EXTERN int rill_emit_sink(rill_emitter_t *em, int sink, uint32_t comp_id, uint64_t key,
@@ -456,9 +458,10 @@ RILL_EXTERN int rill_emit_sink_msgs(rill_emitter_t *em, int sink, const rill_msg
  * run on another loop thread or, clustered, on the member that owns key); data is
  * copied. It is processed after the current callback returns. Returns 0, RILL_EINVAL (a
  * NULL argument, comp_id RILL_CONTROL_COMP_ID, or len above max_frame - 12), or the
- * reason it was dropped: RILL_EFULL (the queue to the owning member is full; counted in
- * peer_dropped) or RILL_ENOMEM (no memory to queue it; counted in handoff_dropped, or
- * peer_dropped when bound for another member). Only from the callback that received em.
+ * reason it was dropped: RILL_EFULL (the queue to the owning member is full, which peer
+ * links, being acknowledged, never are; counted in peer_dropped) or RILL_ENOMEM (no memory to queue
+ * it; counted in handoff_dropped, or peer_dropped when bound for another member). Only from the
+ * callback that received em.
  */
 RILL_EXTERN int rill_emit_comp(rill_emitter_t *em, uint32_t comp_id, uint64_t key, const void *data,
                                size_t len);
