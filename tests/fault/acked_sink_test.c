@@ -240,45 +240,58 @@ static int test_sink_amnesia(void)
 #define STALL_CREDIT (256u << 10)
 #define STALL_PER_SRC 400000u /* ~10 MiB per source on the wire */
 
+/* The sink welcomes worker w, then stops reading (and acknowledging); sources send
+ * per_src frames each. Once the worker paused them, samples the gauge at gauge_off for
+ * half a second (largest value in *gauge_max) and checks that nothing was dropped; then
+ * the sink reads again, and every frame must arrive once, within the credit. Stops w. */
+static int stall_and_resume(asink_t *s, rill_worker_t *w, uint64_t per_src, size_t gauge_off,
+                            uint64_t *gauge_max, const char *what)
+{
+    int64_t end = tu_now_ms() + WAIT_MS;
+    while (atomic_load(&s->hellos) < 1 && tu_now_ms() < end)
+        tu_sleep_ms(5);
+    ASSERT_EQ(atomic_load(&s->hellos), 1);
+    tu_sleep_ms(50);
+    atomic_store(&s->stall, 1);
+    sources_t src;
+    ASSERT_EQ(sources_start(&src, (uint16_t)rill_worker_listener_port(w, 0), per_src), 0);
+    ASSERT_EQ(tu_wait_stat_ge(w, offsetof(rill_stats_t, paused), 1, WAIT_MS, NULL), 0);
+    *gauge_max = 0;
+    for (int i = 0; i < 50; i++) {
+        uint64_t g = tu_stat(w, gauge_off);
+        if (g > *gauge_max)
+            *gauge_max = g;
+        tu_sleep_ms(10);
+    }
+    print_stats(what, w, s);
+    ASSERT_U64_EQ(tu_stat(w, offsetof(rill_stats_t, sink_dropped)), 0);
+    ASSERT_GE(tu_stat(w, offsetof(rill_stats_t, credit_waits)), 1);
+    atomic_store(&s->stall, 0);
+    ASSERT_EQ(sources_join(&src), 0);
+    ASSERT_EQ(wait_frames(s, NSRC * per_src), 0);
+    ASSERT_EQ(rill_worker_stop(w), 0);
+    print_stats("resumed", w, s);
+    ASSERT_U64_EQ(asink_missing(s), 0);
+    ASSERT_U64_EQ(s->over_credit, 0);
+    ASSERT_U64_EQ(s->dups, 0);
+    ASSERT_U64_EQ(s->gaps, 0);
+    ASSERT_U64_EQ(tu_stat(w, offsetof(rill_stats_t, sink_dropped)), 0);
+    return 0;
+}
+
 static int test_stalled_sink(void)
 {
     asink_t s;
     ASSERT_EQ(asink_start(&s, STALL_CREDIT, NSRC, STALL_PER_SRC), 0);
     rill_worker_t *w;
     ASSERT_EQ(worker_up(&w, s.addr, 1, 4u << 20), 0);
-    /* The sink welcomes the worker, then stops reading (and acknowledging). */
-    int64_t end = tu_now_ms() + WAIT_MS;
-    while (atomic_load(&s.hellos) < 1 && tu_now_ms() < end)
-        tu_sleep_ms(5);
-    ASSERT_EQ(atomic_load(&s.hellos), 1);
-    tu_sleep_ms(50);
-    atomic_store(&s.stall, 1);
-    sources_t src;
-    ASSERT_EQ(sources_start(&src, (uint16_t)rill_worker_listener_port(w, 0), STALL_PER_SRC), 0);
-    ASSERT_EQ(tu_wait_stat_ge(w, offsetof(rill_stats_t, paused), 1, WAIT_MS, NULL), 0);
-    uint64_t max_retained = 0;
-    for (int i = 0; i < 100; i++) {
-        uint64_t r = tu_stat(w, offsetof(rill_stats_t, retained_bytes));
-        if (r > max_retained)
-            max_retained = r;
-        tu_sleep_ms(10);
-    }
-    print_stats("stalled", w, &s);
+    uint64_t max_retained;
+    ASSERT_EQ(stall_and_resume(&s, w, STALL_PER_SRC, offsetof(rill_stats_t, retained_bytes),
+                               &max_retained, "stalled"),
+              0);
     fprintf(stderr, "  largest retained while stalled: %llu B (credit %u)\n",
             (unsigned long long)max_retained, STALL_CREDIT);
     ASSERT_U64_LE(max_retained, STALL_CREDIT);
-    ASSERT_U64_EQ(tu_stat(w, offsetof(rill_stats_t, sink_dropped)), 0);
-    ASSERT_GE(tu_stat(w, offsetof(rill_stats_t, credit_waits)), 1);
-    atomic_store(&s.stall, 0);
-    ASSERT_EQ(sources_join(&src), 0);
-    ASSERT_EQ(wait_frames(&s, NSRC * (uint64_t)STALL_PER_SRC), 0);
-    ASSERT_EQ(rill_worker_stop(w), 0);
-    print_stats("resumed", w, &s);
-    ASSERT_U64_EQ(asink_missing(&s), 0);
-    ASSERT_U64_EQ(s.over_credit, 0);
-    ASSERT_U64_EQ(s.dups, 0);
-    ASSERT_U64_EQ(s.gaps, 0);
-    ASSERT_U64_EQ(tu_stat(w, offsetof(rill_stats_t, sink_dropped)), 0);
     rill_worker_destroy(w);
     asink_stop(&s);
     return 0;
@@ -339,35 +352,12 @@ static int test_small_buffer(void)
     ASSERT_EQ(rill_config_set_sink_buffer(cfg, SMALL_BUFFER), 0);
     rill_worker_t *w;
     ASSERT_EQ(ap_worker_start(&w, cfg, COMP, tu_pass_batch), 0);
-    int64_t end = tu_now_ms() + WAIT_MS;
-    while (atomic_load(&s.hellos) < 1 && tu_now_ms() < end)
-        tu_sleep_ms(5);
-    ASSERT_EQ(atomic_load(&s.hellos), 1);
-    atomic_store(&s.stall, 1);
-    sources_t src;
-    ASSERT_EQ(sources_start(&src, (uint16_t)rill_worker_listener_port(w, 0), STALL_PER_SRC / 4), 0);
-    ASSERT_EQ(tu_wait_stat_ge(w, offsetof(rill_stats_t, paused), 1, WAIT_MS, NULL), 0);
-    uint64_t max_queued = 0;
-    for (int i = 0; i < 50; i++) {
-        uint64_t q = tu_stat(w, offsetof(rill_stats_t, sink_queued_bytes));
-        if (q > max_queued)
-            max_queued = q;
-        tu_sleep_ms(10);
-    }
-    print_stats("small sink buffer, stalled", w, &s);
+    uint64_t max_queued;
+    ASSERT_EQ(stall_and_resume(&s, w, STALL_PER_SRC / 4, offsetof(rill_stats_t, sink_queued_bytes),
+                               &max_queued, "small sink buffer, stalled"),
+              0);
     fprintf(stderr, "  largest queued while stalled: %llu B (sink buffer %u)\n",
             (unsigned long long)max_queued, SMALL_BUFFER);
-    ASSERT_U64_EQ(tu_stat(w, offsetof(rill_stats_t, sink_dropped)), 0);
-    atomic_store(&s.stall, 0);
-    ASSERT_EQ(sources_join(&src), 0);
-    ASSERT_EQ(wait_frames(&s, NSRC * (uint64_t)(STALL_PER_SRC / 4)), 0);
-    ASSERT_EQ(rill_worker_stop(w), 0);
-    print_stats("resumed", w, &s);
-    ASSERT_U64_EQ(asink_missing(&s), 0);
-    ASSERT_U64_EQ(s.dups, 0);
-    ASSERT_U64_EQ(s.gaps, 0);
-    ASSERT_U64_EQ(s.over_credit, 0);
-    ASSERT_U64_EQ(tu_stat(w, offsetof(rill_stats_t, sink_dropped)), 0);
     rill_worker_destroy(w);
     asink_stop(&s);
     return 0;
