@@ -39,7 +39,7 @@ type Stats struct {
 	// Dropped frames, by where they were going. A frame whose send failed is queued
 	// again, not dropped.
 	SinkDropped    uint64 // for a sink: its buffer full, no memory, or still queued at the stop deadline
-	PeerDropped    uint64 // for another cluster member: no link to it, its queue full, or still queued at a drain deadline
+	PeerDropped    uint64 // for another cluster member: no link to it, no memory to queue it, or still queued at a drain deadline
 	HandoffDropped uint64 // for another loop of this worker, or a ToComp on this loop: no memory
 
 	// Source connections closed because the worker's partial frames were above its carry

@@ -95,7 +95,7 @@
     X(held_buffers, GAUGE, LOOPS, "", "rill_held_buffers",                                     \
       "Received buffers held back by backpressure.")                                           \
     X(peer_dropped, COUNTER, LOOPS, "peer_dropped", "rill_peer_dropped_total",                 \
-      "Frames for another cluster member dropped: no link to it, its queue full, or still queued at a drain deadline.") \
+      "Frames for another cluster member dropped: no link to it, no memory to queue it, or still queued at a drain deadline.") \
     X(handoff_dropped, COUNTER, LOOPS, "handoff_dropped", "rill_handoff_dropped_total",        \
       "Frames for another loop of this worker, or for the emitting loop's own emit_comp queue, dropped for lack of memory.") \
     X(err_carry, COUNTER, LOOPS, "carry", "rill_protocol_errors_total{reason=\"carry_budget\"}", \

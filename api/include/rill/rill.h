@@ -519,8 +519,8 @@ typedef struct rill_stats {
     uint64_t stage_queued_bytes; /* gauge: frames waiting to be handed to another loop */
     uint64_t held_buffers;       /* gauge: received buffers held back by backpressure */
     uint64_t peer_dropped;       /* frames for another cluster member dropped: no link to that
-                                    member, its queue full, or still queued when a drain
-                                    deadline passed */
+                                    member, no memory to queue it, or still queued when a
+                                    drain deadline passed */
     uint64_t handoff_dropped;    /* frames for another loop of this worker, or for the emitting
                                     loop's own emit_comp queue, dropped: no memory */
     uint64_t err_carry;          /* connections closed: the worker's partial frames were above
