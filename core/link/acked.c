@@ -21,6 +21,9 @@
 #define MARK_STEP (64u << 10)
 #define WALK_MIN_FRAMES 1024u
 
+/* Spare buffers nobody took for this long are freed (an idle link gives its memory back). */
+#define SPARE_IDLE_NS (1000ull * 1000000ull)
+
 void rill__acked_free(rill__acked_t *a)
 {
     if (!a)
@@ -62,12 +65,12 @@ static inline size_t frame_at(const uint8_t *b, size_t off)
     return 4 + (size_t)rill__load_be32(b + off);
 }
 
-/* A released chunk's buffer: kept for pend to take (two at most, of up to SPARE_CAP_MAX
- * each, so that what a link keeps idle is bounded), else freed. */
-#define SPARE_CAP_MAX ((size_t)16 << 20)
+/* A released chunk's buffer: kept for pend to take (two at most; freeing and growing
+ * a large queue again costs page faults on every byte, measured at a tenth of a loop's
+ * time with a credit-bound sink), else freed. rill__acked_trim frees what stays unused. */
 static void recycle(rill__acked_t *a, rill__buf_t *b)
 {
-    for (int i = 0; i < 2 && b->cap <= SPARE_CAP_MAX; i++)
+    for (int i = 0; i < 2; i++)
         if (!a->spare[i].data) {
             a->spare[i] = *b;
             a->spare[i].len = 0;
@@ -85,9 +88,23 @@ static rill__buf_t take_spare(rill__acked_t *a)
         if (a->spare[i].data) {
             rill__buf_t b = a->spare[i];
             a->spare[i] = (rill__buf_t){0};
+            a->spare_seen = 0;
             return b;
         }
     return (rill__buf_t){0};
+}
+
+void rill__acked_trim(rill__acked_t *a, uint64_t now)
+{
+    if (!a->spare[0].data && !a->spare[1].data)
+        return;
+    if (!a->spare_seen) {
+        a->spare_seen = now;
+    } else if (now - a->spare_seen >= SPARE_IDLE_NS) {
+        rill__buf_free(&a->spare[0]);
+        rill__buf_free(&a->spare[1]);
+        a->spare_seen = 0;
+    }
 }
 
 /* Appends an empty chunk at the end of the ring. Returns 0 or RILL_ENOMEM. */

@@ -59,6 +59,7 @@ typedef struct rill__acked {
     rill__ret_mark_t marks[RILL_ACK_MARKS];
     unsigned m0, mlen;
     rill__buf_t spare[2]; /* released chunks' buffers, for pend to take */
+    uint64_t spare_seen;  /* when the service first saw a spare untaken (0: not yet) */
     rill__buf_t limbo;    /* a handed-back chunk's buffer a send in flight still reads */
     uint32_t credit;      /* bytes the receiver allows unacknowledged (from WELCOME / ACK) */
     uint8_t welcomed;     /* WELCOME received on this connection */
@@ -91,6 +92,8 @@ int rill__acked_retire(rill__links_t *ls, rill__link_t *k);
 void rill__acked_hand_back(rill__links_t *ls, rill__link_t *k);
 /* A draining link: gives up at its deadline (the frames go to ls->reroute). */
 void rill__acked_drain_service(rill__links_t *ls, rill__link_t *k, uint64_t now);
+/* Frees spare buffers that went untaken for a second (called from the links' service). */
+void rill__acked_trim(rill__acked_t *a, uint64_t now);
 /* Starts the next send if WELCOME came, nothing is in flight and credit allows. */
 void rill__acked_kick(rill__links_t *ls, rill__link_t *k);
 /* A send completed with res > 0. */

@@ -150,6 +150,8 @@ static void service(rill__links_t *ls, rill__link_t *k, uint64_t now, int may_co
         !(k->ack && k->ack->rx_armed))
         link_connect(ls, k, now);
     kick(ls, k);
+    if (k->ack)
+        rill__acked_trim(k->ack, now);
 }
 
 void rill__links_service(rill__links_t *ls, uint64_t now, int may_connect)
