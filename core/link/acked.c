@@ -70,28 +70,32 @@ static inline size_t frame_at(const uint8_t *b, size_t off)
  * time with a credit-bound sink), else freed. rill__acked_trim frees what stays unused. */
 static void recycle(rill__acked_t *a, rill__buf_t *b)
 {
-    for (int i = 0; i < 2; i++)
-        if (!a->spare[i].data) {
-            a->spare[i] = *b;
-            a->spare[i].len = 0;
-            a->spare[i].frames = 0;
-            *b = (rill__buf_t){0};
-            return;
-        }
-    rill__buf_free(b);
+    /* Keep the two largest: a queue that outgrows the buffer it took grows by realloc,
+     * and every new page costs a fault on first touch. */
+    int i = !a->spare[0].data                   ? 0
+            : !a->spare[1].data                 ? 1
+            : a->spare[0].cap < a->spare[1].cap ? 0
+                                                : 1;
+    if (a->spare[i].data && a->spare[i].cap >= b->cap) {
+        rill__buf_free(b);
+        return;
+    }
+    rill__buf_free(&a->spare[i]);
+    a->spare[i] = *b;
+    a->spare[i].len = 0;
+    a->spare[i].frames = 0;
+    *b = (rill__buf_t){0};
 }
 
-/* An empty buffer for pend: a spare one when there is one. */
+/* An empty buffer for pend: the larger spare one when there is one. */
 static rill__buf_t take_spare(rill__acked_t *a)
 {
-    for (int i = 0; i < 2; i++)
-        if (a->spare[i].data) {
-            rill__buf_t b = a->spare[i];
-            a->spare[i] = (rill__buf_t){0};
-            a->spare_seen = 0;
-            return b;
-        }
-    return (rill__buf_t){0};
+    int i = a->spare[0].cap >= a->spare[1].cap ? 0 : 1;
+    rill__buf_t b = a->spare[i];
+    a->spare[i] = (rill__buf_t){0};
+    if (b.data)
+        a->spare_seen = 0;
+    return b;
 }
 
 void rill__acked_trim(rill__acked_t *a, uint64_t now)
