@@ -15,9 +15,10 @@
 #define BATCH_JOIN_MAX (16u << 10)
 #define CHUNK_JOIN_MAX (256u << 10)
 
-/* A window the credit cut is measured frame by frame anyway (its data is about to be
- * sent, so warm): it leaves a mark every MARK_STEP bytes. Head steps over frames itself
- * only when acknowledged frames reach WALK_MIN_FRAMES past it (no mark near). */
+/* Marks are MARK_STEP apart: a batch appended to pend past the next step records one
+ * (one compare per batch), and so does a window the credit cut that had to be measured
+ * frame by frame past the last mark. Head steps over frames itself only when
+ * acknowledged frames reach WALK_MIN_FRAMES past it (no mark near). */
 #define MARK_STEP (64u << 10)
 #define WALK_MIN_FRAMES 1024u
 
@@ -48,6 +49,7 @@ int rill__link_make_acked(rill__links_t *ls, rill__link_t *k, uint64_t stream_id
     /* Control frames are small: anything longer than the largest is not one of ours. */
     rill__decoder_init(&a->rx_dec, RILL_FRAMING_RILL, RILL_CTL_FRAME_MAX, 0, 0, 0);
     k->ack = a;
+    k->mark_at = MARK_STEP;
     if (k < ls->peers || k >= ls->peers + RILL_MAX_MEMBERS)
         ls->nacked++; /* a sink (peer links are published whenever the loop is clustered) */
     return 0;
@@ -153,6 +155,48 @@ static void push_mark(rill__acked_t *a, uint64_t pos, uint64_t seq)
 {
     unsigned i = a->mlen < RILL_ACK_MARKS ? a->mlen++ : RILL_ACK_MARKS - 1;
     a->marks[(a->m0 + i) % RILL_ACK_MARKS] = (rill__ret_mark_t){pos, seq};
+}
+
+void rill__acked_mark_pend(rill__link_t *k)
+{
+    rill__acked_t *a = k->ack;
+    if (!a || a->npmarks == RILL_ACK_PEND_MARKS) {
+        k->mark_at = SIZE_MAX; /* not acked, or no room: no more until pend is taken */
+        return;
+    }
+    a->pmarks[a->npmarks++] = (rill__ret_mark_t){k->pend.len, k->pend.frames};
+    k->mark_at = k->pend.len + MARK_STEP;
+}
+
+void rill__acked_clear_pend_marks(rill__link_t *k)
+{
+    if (!k->ack)
+        return;
+    k->ack->npmarks = 0;
+    k->mark_at = MARK_STEP;
+}
+
+/* pend's boundaries, now at stream position pos and seq seq (where pend's first frame
+ * went), become marks. */
+static void take_pend_marks(rill__link_t *k, uint64_t pos, uint64_t seq)
+{
+    rill__acked_t *a = k->ack;
+    for (unsigned i = 0; i < a->npmarks; i++)
+        if (a->pmarks[i].pos < k->pend.len) /* one at pend's end is the chunk's end */
+            push_mark(a, pos + a->pmarks[i].pos, seq + a->pmarks[i].seq);
+    rill__acked_clear_pend_marks(k);
+}
+
+/* The furthest mark in (from, to] (stream positions), or NULL. */
+static const rill__ret_mark_t *mark_within(const rill__acked_t *a, uint64_t from, uint64_t to)
+{
+    const rill__ret_mark_t *best = NULL;
+    for (unsigned i = 0; i < a->mlen; i++) {
+        const rill__ret_mark_t *m = &a->marks[(a->m0 + i) % RILL_ACK_MARKS];
+        if (m->pos > from && m->pos <= to && (!best || m->pos > best->pos))
+            best = m;
+    }
+    return best;
 }
 
 /* Moves head over whole chunks, then to the last mark that acknowledged frames reach. */
@@ -370,6 +414,7 @@ static void refill(rill__link_t *k)
     rill__ret_chunk_t *t = a->qlen ? chunk(a, a->qlen - 1) : NULL;
     if (t && n <= BATCH_JOIN_MAX && t->b.len + n <= CHUNK_JOIN_MAX && t->b.cap - t->b.len >= n) {
         /* No send reads past the newest chunk's end, and it does not grow: safe to add. */
+        take_pend_marks(k, a->end_pos, a->end_seq);
         memcpy(t->b.data + t->b.len, k->pend.data, n);
         t->b.len += n;
         t->b.frames += frames;
@@ -379,6 +424,7 @@ static void refill(rill__link_t *k)
     } else {
         if (push_chunk(a) < 0)
             return; /* no memory now: the frames wait in pend */
+        take_pend_marks(k, a->end_pos, a->end_seq);
         chunk(a, a->qlen - 1)->b = k->pend;
         k->pend = take_spare(a);
     }
@@ -411,6 +457,12 @@ void rill__acked_kick(rill__links_t *ls, rill__link_t *k)
         size_t marked = 0;
         w = 0;
         wf = 0;
+        /* Up to the furthest boundary recorded within the credit, then frame by frame. */
+        const rill__ret_mark_t *m = mark_within(a, a->snd_pos, a->snd_pos + room);
+        if (m && m->pos <= c->pos + c->b.len) {
+            w = marked = (size_t)(m->pos - a->snd_pos);
+            wf = m->seq - a->done_seq;
+        }
         while (off + w < c->b.len) {
             size_t f = frame_at(c->b.data, off + w);
             /* A frame larger than the whole credit goes alone, when nothing is

@@ -11,7 +11,8 @@
  *
  *   head  oldest frame not yet released; frames up to `acked` are acknowledged, and
  *         head may lag behind them: whole chunks are released as ACKs cover them, head
- *         moves to the boundaries sends recorded (marks) when the credit needs it, and
+ *         moves to recorded frame boundaries (marks: one per 64 KiB of appended batches,
+ *         and where sends measured a window) when the credit needs it, and
  *         frames are stepped over one by one only for an exact place (a reconnect, a
  *         hand-back) or when no mark is near: an ACK costs no walk over frames that
  *         left the cache long ago
@@ -40,7 +41,8 @@ typedef struct rill__ret_mark {
     uint64_t pos, seq;
 } rill__ret_mark_t;
 
-#define RILL_ACK_MARKS 64
+#define RILL_ACK_MARKS 256
+#define RILL_ACK_PEND_MARKS 128
 
 typedef struct rill__acked {
     uint64_t stream_id;
@@ -54,10 +56,15 @@ typedef struct rill__acked {
     uint64_t end_pos, end_seq;
     uint64_t acked;      /* every seq <= acked is acknowledged */
     uint64_t peer_acked; /* the receiver's latest through_seq on this connection */
-    /* Boundaries the sends found (about every 64 KiB of a window they had to measure, and
-     * every window's end), oldest first: head moves to them without stepping over frames. */
+    /* Frame boundaries, oldest first: from pend (one per 64 KiB of appended batches), from
+     * windows the sends measured, and every window's end. Head moves to them, and a window
+     * the credit cuts ends at one, without stepping over frames. */
     rill__ret_mark_t marks[RILL_ACK_MARKS];
     unsigned m0, mlen;
+    /* Boundaries in pend, recorded as batches were appended (pos: offset in pend, seq:
+     * frames before it); they become marks when pend becomes retained. */
+    rill__ret_mark_t pmarks[RILL_ACK_PEND_MARKS];
+    unsigned npmarks;
     rill__buf_t spare[2]; /* released chunks' buffers, for pend to take */
     uint64_t spare_seen;  /* when the service first saw a spare untaken (0: not yet) */
     rill__buf_t limbo;    /* a handed-back chunk's buffer a send in flight still reads */
@@ -92,6 +99,11 @@ int rill__acked_retire(rill__links_t *ls, rill__link_t *k);
 void rill__acked_hand_back(rill__links_t *ls, rill__link_t *k);
 /* A draining link: gives up at its deadline (the frames go to ls->reroute). */
 void rill__acked_drain_service(rill__links_t *ls, rill__link_t *k, uint64_t now);
+/* pend reached k->mark_at after a batch: records the boundary there (or, for a link that
+ * is not acked, moves mark_at out of reach). */
+void rill__acked_mark_pend(rill__link_t *k);
+/* pend was emptied other than into the retained stream: its boundaries are void. */
+void rill__acked_clear_pend_marks(rill__link_t *k);
 /* Frees spare buffers that went untaken for a second (called from the links' service). */
 void rill__acked_trim(rill__acked_t *a, uint64_t now);
 /* Starts the next send if WELCOME came, nothing is in flight and credit allows. */

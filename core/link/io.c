@@ -222,6 +222,7 @@ void rill__link_move_to_reroute(rill__links_t *ls, rill__link_t *k)
     }
     k->pend.len = 0;
     k->pend.frames = 0;
+    rill__acked_clear_pend_marks(k);
 }
 
 /* The link a completion names: NULL when it belongs to an earlier use of the slot. */

@@ -50,6 +50,8 @@ typedef struct rill__link {
     struct rill__acked *ack; /* acknowledged delivery (HELLO / WELCOME / ACK), or NULL */
     uint64_t base;           /* peer slots: frames of earlier uses of the slot, all resolved
                               * (acknowledged or handed back): keeps its figures monotonic */
+    size_t mark_at;          /* acked links: pend length at which the next batch appended
+                              * records a frame boundary (rill__acked_mark_pend) */
 } rill__link_t;
 
 typedef struct rill__links {

@@ -101,6 +101,8 @@ size_t rill__link_append_msgs(rill__links_t *ls, rill__link_t *k, const rill_msg
         out += rill__frame_encode(out, m[i].comp_id, m[i].key, m[i].data, m[i].len);
     k->pend.len += bytes;
     k->pend.frames += n;
+    if (k->pend.len >= k->mark_at)
+        rill__acked_mark_pend(k); /* a boundary for the acked link's windows, per 64 KiB */
     return n;
 }
 
@@ -108,6 +110,7 @@ void rill__link_discard(rill__link_t *k)
 {
     k->pend.len = 0;
     k->pend.frames = 0;
+    rill__acked_clear_pend_marks(k);
 }
 
 /* Calls fn for every link in use: the configured sinks and the peer links. */
