@@ -458,10 +458,9 @@ RILL_EXTERN int rill_emit_sink_msgs(rill_emitter_t *em, int sink, const rill_msg
  * run on another loop thread or, clustered, on the member that owns key); data is
  * copied. It is processed after the current callback returns. Returns 0, RILL_EINVAL (a
  * NULL argument, comp_id RILL_CONTROL_COMP_ID, or len above max_frame - 12), or the
- * reason it was dropped: RILL_EFULL (the queue to the owning member is full, which peer
- * links, being acknowledged, never are; counted in peer_dropped) or RILL_ENOMEM (no memory to queue
- * it; counted in handoff_dropped, or peer_dropped when bound for another member). Only from the
- * callback that received em.
+ * reason it was dropped: RILL_EFULL (no link to the owning member; counted in
+ * peer_dropped) or RILL_ENOMEM (no memory to queue it; counted in handoff_dropped, or
+ * peer_dropped when bound for another member). Only from the callback that received em.
  */
 RILL_EXTERN int rill_emit_comp(rill_emitter_t *em, uint32_t comp_id, uint64_t key, const void *data,
                                size_t len);
