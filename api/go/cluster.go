@@ -158,8 +158,9 @@ func applyCluster(cc *C.rill_config_t, cl *ClusterConfig) error {
 
 // Member is one member of a cluster view.
 type Member struct {
-	ID   string // its worker id
-	Addr string // the "HOST:PORT" where it accepts forwarded frames
+	ID     string // its worker id
+	Addr   string // the "HOST:PORT" where it accepts forwarded frames
+	Source string // its source address as published (where a GOAWAY may send acked sources), or ""
 }
 
 // View is a snapshot of a cluster's membership: a plain value, safe to keep and share.
@@ -180,7 +181,8 @@ func goView(cv *C.rill_view_t) View {
 		Members: make([]Member, n)}
 	for i := 0; i < n; i++ {
 		v.Members[i] = Member{ID: C.GoString(C.rill_view_member(cv, C.unsigned(i))),
-			Addr: C.GoString(C.rill_view_member_addr(cv, C.unsigned(i)))}
+			Addr:   C.GoString(C.rill_view_member_addr(cv, C.unsigned(i))),
+			Source: C.GoString(C.rill_view_member_source(cv, C.unsigned(i)))}
 	}
 	return v
 }

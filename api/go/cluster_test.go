@@ -189,6 +189,11 @@ func TestMembershipTwoWorkers(t *testing.T) {
 		if m.Addr == "" || m.Addr != v2.Members[i].Addr || strings.HasSuffix(m.Addr, ":0") {
 			t.Fatalf("member %d: addr %q on a, %q on b", i, m.Addr, v2.Members[i].Addr)
 		}
+		// No source listener: no source address is published for GOAWAYs to name.
+		if m.Source != "" || v2.Members[i].Source != "" {
+			t.Fatalf("member %d: source %q on a, %q on b, want none", i, m.Source,
+				v2.Members[i].Source)
+		}
 	}
 	if v, ok := w1.View(); !ok || v.Epoch != v1.Epoch || memberIDs(v) != "a,b" || v.Self != 0 {
 		t.Fatalf("View() = %+v, %v; want the channel's %+v", v, ok, v1)

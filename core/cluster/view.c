@@ -130,6 +130,11 @@ const char *rill_view_member_addr(const rill_view_t *v, unsigned i)
     return v && i < v->n ? v->m[i].addr : NULL;
 }
 
+const char *rill_view_member_source(const rill_view_t *v, unsigned i)
+{
+    return v && i < v->n ? v->m[i].source : NULL;
+}
+
 int rill_view_owner(const rill_view_t *v, uint64_t key)
 {
     return v && v->n ? rill__view_owner(v, key) : -1;

@@ -79,10 +79,12 @@ typedef struct tw {
 
 /* Options of one worker (cl_start_opts); zeroes mean the defaults of cl_start. */
 typedef struct tw_opts {
-    const char *zk_hosts;       /* NULL: the test's server */
-    uint32_t max_frame;         /* 0: rill's default */
-    const char *peer_listen;    /* NULL: 127.0.0.1:0 */
-    const char *peer_advertise; /* NULL: the listener's own address */
+    const char *zk_hosts;         /* NULL: the test's server */
+    uint32_t max_frame;           /* 0: rill's default */
+    const char *peer_listen;      /* NULL: 127.0.0.1:0 */
+    const char *peer_advertise;   /* NULL: the listener's own address */
+    const char *listen;           /* NULL: 127.0.0.1:0 */
+    const char *source_advertise; /* NULL: derived from the listener */
 } tw_opts_t;
 
 /* The seq computation's record (the leave_hands_keys_over case): how often each sequence
@@ -195,7 +197,7 @@ static void cl_init(cl_t *c, unsigned session_ms, const char *auth)
  * rill error. */
 static int cl_start_opts(cl_t *c, unsigned i, const char *id, const tw_opts_t *o)
 {
-    static const tw_opts_t defaults = {NULL, 0, NULL, NULL};
+    static const tw_opts_t defaults = {0};
     if (!o)
         o = &defaults;
     tw_t *t = calloc(1, sizeof *t);
@@ -216,12 +218,15 @@ static int cl_start_opts(cl_t *c, unsigned i, const char *id, const tw_opts_t *o
     if (!cfg)
         return RILL_ENOMEM;
     int rc;
-    if ((rc = rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_RILL, 0, 0, 0)) < 0 ||
+    if ((rc = rill_config_add_listener(cfg, o->listen ? o->listen : "127.0.0.1:0",
+                                       RILL_FRAMING_RILL, 0, 0, 0)) < 0 ||
         (rc = rill_config_add_sink(cfg, tu_sink_addr(c->sink))) < 0 ||
         (rc = rill_config_set_cluster(
              cfg, o->zk_hosts ? o->zk_hosts : zk_server_connect_string(&g_zk), c->root, id,
              o->peer_listen ? o->peer_listen : "127.0.0.1:0")) < 0 ||
         (o->peer_advertise && (rc = rill_config_set_peer_advertise(cfg, o->peer_advertise)) < 0) ||
+        (o->source_advertise &&
+         (rc = rill_config_set_source_advertise(cfg, o->source_advertise)) < 0) ||
         (o->max_frame && (rc = rill_config_set_max_frame(cfg, o->max_frame)) < 0) ||
         (c->session_ms && (rc = rill_config_set_session_timeout_ms(cfg, c->session_ms)) < 0) ||
         (c->auth && (rc = rill_config_set_cluster_auth(cfg, c->auth)) < 0) ||
@@ -1116,6 +1121,35 @@ static int ghost_body(cl_t *c)
     return 0;
 }
 
+/* Every member publishes a source address that GOAWAYs may name: a listener on a wildcard
+ * host publishes the peer address's host with the listener's port, one on a given host
+ * its own address, and an advertised one exactly what was configured. */
+static int source_address_body(cl_t *c)
+{
+    const tw_opts_t oa = {.listen = "0.0.0.0:0"}, oc = {.source_advertise = "10.9.8.7:7000"};
+    ASSERT_EQ(cl_start_opts(c, 0, "a", &oa), 0);
+    ASSERT_EQ(cl_start(c, 1, "b"), 0);
+    ASSERT_EQ(cl_start_opts(c, 2, "c", &oc), 0);
+    ASSERT_GE(wait_agree(c, ALL3, 3, "a,b,c", VIEW_MS, NULL), 0);
+    char want[3][64];
+    snprintf(want[0], sizeof want[0], "127.0.0.1:%u", c->w[0]->port);
+    snprintf(want[1], sizeof want[1], "127.0.0.1:%u", c->w[1]->port);
+    snprintf(want[2], sizeof want[2], "10.9.8.7:7000");
+    for (unsigned w = 0; w < 3; w++) {
+        rill_view_t *v = rill_worker_view(c->w[w]->w);
+        ASSERT_PTR_NE(v, NULL);
+        for (unsigned i = 0; i < rill_view_size(v); i++) {
+            const char *id = rill_view_member(v, i), *src = rill_view_member_source(v, i);
+            ASSERT_PTR_NE(src, NULL);
+            fprintf(stderr, "  %s sees %s: source %s\n", c->w[w]->id, id, src);
+            ASSERT_STR_EQ(src, want[id[0] - 'a']);
+        }
+        ASSERT_TRUE(rill_view_member_source(v, rill_view_size(v)) == NULL);
+        rill_view_destroy(v);
+    }
+    return 0;
+}
+
 /* A raw client on a worker's peer port sends half a frame and closes. */
 static int peer_midframe_body(cl_t *c)
 {
@@ -1391,7 +1425,7 @@ static int no_zk_body(cl_t *c)
     }
     char hosts[64];
     snprintf(hosts, sizeof hosts, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
-    tw_opts_t o = {hosts, 0, NULL, NULL};
+    tw_opts_t o = {.zk_hosts = hosts};
     int rc = cl_start_opts(c, 0, "alone", &o);
     tw_t *t = c->w[0];
     const uint64_t n = 5000;
@@ -1425,7 +1459,7 @@ static int no_zk_body(cl_t *c)
  * arrive too. */
 static int peer_max_frame_body(cl_t *c)
 {
-    const tw_opts_t oa = {NULL, 256u * 1024u, NULL, NULL}, ob = {NULL, 64u * 1024u, NULL, NULL};
+    const tw_opts_t oa = {.max_frame = 256u * 1024u}, ob = {.max_frame = 64u * 1024u};
     ASSERT_EQ(cl_start_opts(c, 0, "a", &oa), 0);
     ASSERT_EQ(cl_start_opts(c, 1, "b", &ob), 0);
     static const unsigned AB[] = {0, 1};
@@ -1529,7 +1563,7 @@ static int peer_link_cuts_body(cl_t *c)
     ASSERT_EQ(fp_new(&fp, bport), 0);
     char listen_at[32];
     snprintf(listen_at, sizeof listen_at, "127.0.0.1:%u", (unsigned)bport);
-    tw_opts_t ob = {NULL, 0, listen_at, fp_addr(fp)};
+    tw_opts_t ob = {.peer_listen = listen_at, .peer_advertise = fp_addr(fp)};
     int rc = cl_start(c, 0, "a");
     if (rc == 0)
         rc = cl_start_opts(c, 1, "b", &ob);
@@ -1679,6 +1713,7 @@ CASE(session_expiry, expire_body, 4000)
 CASE(bad_member_data, bad_member_body, 0)
 CASE(unreachable_peer, ghost_body, 0)
 CASE(peer_midframe, peer_midframe_body, 0)
+CASE(source_address, source_address_body, 0)
 CASE(no_zookeeper, no_zk_body, 0)
 CASE(peer_frame_above_owner_limit, peer_max_frame_body, 0)
 CASE(peer_link_cuts, peer_link_cuts_body, 0)
@@ -1740,6 +1775,7 @@ int main(int argc, char **argv)
         {"bad_member_data", bad_member_data},
         {"unreachable_peer", unreachable_peer},
         {"peer_midframe", peer_midframe},
+        {"source_address", source_address},
         {"leave_hands_keys_over", leave_hands_keys_over},
         {"no_zookeeper", no_zookeeper},
         {"peer_frame_above_owner_limit", peer_frame_above_owner_limit},

@@ -283,6 +283,9 @@ RILL_EXTERN unsigned rill_view_size(const rill_view_t *v);
  * are sorted by id. Any thread. */
 RILL_EXTERN const char *rill_view_member(const rill_view_t *v, unsigned i);
 RILL_EXTERN const char *rill_view_member_addr(const rill_view_t *v, unsigned i);
+/* Member i's source address as it published it (rill_config_set_source_advertise: where
+ * acked sources may be sent), "" when it published none, NULL for a bad index. */
+RILL_EXTERN const char *rill_view_member_source(const rill_view_t *v, unsigned i);
 /* Index of this worker in v, or -1 when it is not (or no longer) a member. Any thread. */
 RILL_EXTERN int rill_view_self(const rill_view_t *v);
 /* Index of the member that owns key in v (rendezvous hashing), or -1 for an empty view.
