@@ -1,6 +1,7 @@
 /* Source connections: accept, multishot recv, decoding into dispatch, protocol errors,
  * cancel-then-close, and the idle sweep. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -296,6 +297,22 @@ static void shed_carries(rill__loop_t *l)
         rill__conn_close(l, worst, RILL_EFULL);
     }
     rill__conn_publish_carried(l);
+}
+
+/* With several loops, a loop that grows its carries checks the others' figures as last
+ * published, so two loops growing at once can both stay under the budget in their own
+ * sums and together end above it; at rest nothing would check again. So every iteration
+ * ends by publishing its figure and then reading the others' (a fence between: of two
+ * loops doing so, at least one sees the other's final figure), and sheds if the total is
+ * over. */
+void rill__conn_settle_carries(rill__loop_t *l)
+{
+    rill__conn_publish_carried(l);
+    if (l->nloops == 1 || !l->carried)
+        return; /* one loop: its growth check sums exactly */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (worker_carried(l) > l->w->cfg.carry_budget)
+        shed_carries(l);
 }
 
 void rill__conn_on_data(rill__loop_t *l, unsigned slot, const uint8_t *data, size_t len)

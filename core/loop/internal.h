@@ -24,8 +24,11 @@ void rill__conn_close(rill__loop_t *l, unsigned slot, int reason);
  * rill__conn_sweep_interval. */
 void rill__conn_sweep_idle(rill__loop_t *l, uint64_t now);
 uint64_t rill__conn_sweep_interval(const rill_worker_t *w);
-/* Publishes the loop's carried bytes (once per iteration, and after shedding). */
+/* Publishes the loop's carried bytes (after shedding). */
 void rill__conn_publish_carried(rill__loop_t *l);
+/* End of an iteration: publishes the loop's carried bytes, then sheds carries if the
+ * worker's total is over the budget (see conn.c). */
+void rill__conn_settle_carries(rill__loop_t *l);
 
 /* Takes fd, accepted by another loop on listener li, into a slot of this one (its
  * recv not armed yet). Returns the slot, or -1 (closed: the loop is stopping, or no

@@ -186,7 +186,8 @@ static void run_local_and_push(rill__loop_t *l)
     rill__handoff_push(&l->handoff, wake_loop, l->w);
 }
 
-/* Queue depths for stats and metrics, once per iteration. */
+/* Queue depths for stats and metrics, once per iteration, and the carry budget check
+ * that needs every loop's published figure. */
 static void publish_gauges(rill__loop_t *l)
 {
     rill__links_publish(&l->links); /* acked sinks' figures: other loops' barriers read them */
@@ -194,7 +195,7 @@ static void publish_gauges(rill__loop_t *l)
     RILL_STAT_SET(l->stats.retained_bytes, rill__links_retained(&l->links));
     RILL_STAT_SET(l->stats.stage_queued_bytes, rill__handoff_staged(&l->handoff, NULL));
     RILL_STAT_SET(l->stats.held_buffers, l->held_count);
-    rill__conn_publish_carried(l);
+    rill__conn_settle_carries(l);
 }
 
 static uint64_t next_wait(rill__loop_t *l, uint64_t now)
