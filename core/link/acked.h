@@ -20,7 +20,8 @@
  *   max   furthest sent on any connection: [head, max) is retained, [max, end) queued
  *   end   end of the retained stream; pend follows it
  *
- * A chunk's memory is never reallocated or freed while a send from it is in flight. */
+ * A chunk's memory is never reallocated or freed while a send from it is in flight.
+ * This file's functions speak the protocol (acked.c); link/retained.h keeps the stream. */
 #ifndef RILL_CORE_LINK_ACKED_H
 #define RILL_CORE_LINK_ACKED_H
 
