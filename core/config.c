@@ -135,6 +135,17 @@ int rill_config_set_source_credit(rill_config_t *cfg, uint32_t bytes)
     return 0;
 }
 
+int rill_config_set_source_credit_pool(rill_config_t *cfg, uint64_t bytes)
+{
+    if (!cfg)
+        return RILL_EINVAL;
+    if (bytes && (bytes < (4u << 10) || bytes > RILL_SOURCE_CREDIT_POOL_MAX))
+        return RILL_ERANGE;
+    cfg->source_credit_pool = bytes;
+    cfg->has_credit_pool = 1;
+    return 0;
+}
+
 int rill_config_set_dead_letter_sink(rill_config_t *cfg, int sink)
 {
     if (!cfg || sink < -1 || sink >= (int)cfg->nsinks)

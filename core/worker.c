@@ -69,6 +69,8 @@ int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg)
     if (!w)
         return RILL_ENOMEM;
     w->cfg = *cfg;
+    if (!cfg->has_credit_pool)
+        w->cfg.source_credit_pool = (uint64_t)cfg->source_credit * RILL_DEFAULT_CREDIT_POOL_CONNS;
     w->nloops = cfg->threads;
     /* A sink buffer must hold the largest frame with room to spare, whatever order the
      * two settings were made in. */

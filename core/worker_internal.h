@@ -17,6 +17,9 @@
 #define RILL_DEFAULT_SINK_BUFFER ((size_t)64 << 20)
 #define RILL_DEFAULT_CARRY_BUDGET ((size_t)256 << 20)
 #define RILL_DEFAULT_SOURCE_CREDIT (4u << 20)
+/* Unless set, the credit pool is this many connections' credit. */
+#define RILL_DEFAULT_CREDIT_POOL_CONNS 4u
+#define RILL_SOURCE_CREDIT_POOL_MAX (1ull << 36)
 /* Acked source streams a loop remembers (attached to a connection or not). */
 #define RILL_STREAMS_PER_LOOP 4096u
 enum { LOOP_IDLE, LOOP_RUNNING, LOOP_DONE };
@@ -43,7 +46,9 @@ struct rill_config {
     uint32_t max_frame;
     size_t sink_buffer;
     size_t carry_budget;
-    uint32_t source_credit; /* credit granted to each acked source connection */
+    uint32_t source_credit;      /* credit granted to each acked source connection, at least */
+    uint64_t source_credit_pool; /* shared by few acked connections (0: none) */
+    int has_credit_pool;         /* set by the user (else 4 x source_credit) */
     unsigned flush_ms;
     unsigned max_conns;
     unsigned idle_ms;
@@ -104,6 +109,7 @@ struct rill_worker {
     atomic_uint drain_flushed; /* loops that ran their final flush */
     atomic_llong inflight;     /* bytes handed between or within loops, not yet processed */
     atomic_uint conns_open;    /* source connections over all loops (max_conns) */
+    atomic_uint acked_open; /* of them (and of peer connections) acked: the credit pool's share */
 
     rill__log_flags_t logged;
     uint64_t stream_seed; /* random per worker: acked streams' ids derive from it */

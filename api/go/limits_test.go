@@ -33,7 +33,7 @@ func waitStats(t *testing.T, w *Worker, what string, ok func(Stats) bool) Stats 
 // connection beyond MaxConns 2 is refused, a connection stalled inside a frame is closed
 // after IdleTimeout, and /metrics answers on MetricsPort with those counters.
 func TestLimitsAndMetrics(t *testing.T) {
-	for _, bad := range []Config{{MaxConns: -1}, {CarryBudget: -1}, {CarryBudget: 1000}, {SourceCredit: 100}} {
+	for _, bad := range []Config{{MaxConns: -1}, {CarryBudget: -1}, {CarryBudget: 1000}, {SourceCredit: 100}, {SourceCreditPool: 100}, {SourceCreditPool: 1 << 40}} {
 		if _, err := NewWorker(bad); !errors.Is(err, ErrRange) {
 			t.Fatalf("%+v: %v, want ErrRange", bad, err)
 		}
@@ -41,8 +41,8 @@ func TestLimitsAndMetrics(t *testing.T) {
 	if _, err := NewWorker(Config{MetricsAddr: "nonsense"}); !errors.Is(err, ErrAddr) {
 		t.Fatalf("bad metrics address: %v", err)
 	}
-	if w, err := NewWorker(Config{IdleTimeout: -1}); err != nil { // never
-		t.Fatalf("IdleTimeout -1: %v", err)
+	if w, err := NewWorker(Config{IdleTimeout: -1, SourceCreditPool: -1}); err != nil { // never, no pool
+		t.Fatalf("IdleTimeout -1, SourceCreditPool -1: %v", err)
 	} else {
 		if _, err := w.MetricsPort(); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("MetricsPort without MetricsAddr: %v", err)

@@ -155,6 +155,11 @@ type Config struct {
 	// first frame is HELLO): the bytes of frames it may have unacknowledged. 0 keeps
 	// the default (4 MiB); 4 KiB..1 GiB.
 	SourceCredit int
+	// SourceCreditPool is the credit few acked connections share (acked sources and
+	// connections from other members alike): each is granted max(SourceCredit, pool /
+	// acked connections open), so that one connection keeps a longer pipeline busy. 0
+	// keeps the default (4 times SourceCredit), negative turns sharing off; 4 KiB..64 GiB.
+	SourceCreditPool int64
 	// MetricsAddr, when set ("HOST:PORT", port 0 picks one), serves the worker's counters
 	// in the Prometheus text format at http://MetricsAddr/metrics; see
 	// [Worker.MetricsPort].
@@ -341,6 +346,15 @@ func applyLimits(cc *C.rill_config_t, cfg *Config) error {
 	if cfg.SourceCredit > 0 {
 		if rc := C.rill_config_set_source_credit(cc, C.uint32_t(cfg.SourceCredit)); rc < 0 {
 			return fmt.Errorf("rill: SourceCredit %d: %w", cfg.SourceCredit, Errno(rc))
+		}
+	}
+	if cfg.SourceCreditPool != 0 {
+		pool := uint64(0) // negative: no sharing
+		if cfg.SourceCreditPool > 0 {
+			pool = uint64(cfg.SourceCreditPool)
+		}
+		if rc := C.rill_config_set_source_credit_pool(cc, C.uint64_t(pool)); rc < 0 {
+			return fmt.Errorf("rill: SourceCreditPool %d: %w", cfg.SourceCreditPool, Errno(rc))
 		}
 	}
 	if err := setAddr(cc, "MetricsAddr", cfg.MetricsAddr,

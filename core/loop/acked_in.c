@@ -110,6 +110,16 @@ static void tx_arm(rill__loop_t *l, unsigned slot)
     c->tx_armed = 1;
 }
 
+uint32_t rill__ackin_credit(rill_worker_t *w)
+{
+    uint32_t floor = w->cfg.source_credit;
+    unsigned n = atomic_load_explicit(&w->acked_open, memory_order_relaxed);
+    uint64_t share = w->cfg.source_credit_pool / (n ? n : 1);
+    if (share <= floor)
+        return floor;
+    return share < RILL_CREDIT_GRANT_MAX ? (uint32_t)share : RILL_CREDIT_GRANT_MAX;
+}
+
 /* Sends what the connection owes its sender, in one send: WELCOME first, then an ACK of
  * what became safe, then GOAWAY. Nothing while a send is in flight: its completion
  * calls this again, and an ACK built then covers everything safe by then. */
@@ -119,7 +129,7 @@ void rill__ackin_kick(rill__loop_t *l, unsigned slot)
     rill__conn_tx_t *tx = c->tx;
     if (!tx || c->tx_armed || c->closing)
         return;
-    uint32_t credit = l->w->cfg.source_credit;
+    uint32_t credit = rill__ackin_credit(l->w);
     rill__stream_t *s = c->stream;
     size_t len = 0;
     if (tx->challenge_due) {
@@ -223,6 +233,7 @@ static int on_hello(rill__loop_t *l, unsigned slot, const rill__ctl_t *h)
     c->tx->welcome_due = 1;
     c->tx->welcome_seq = known;
     RILL_STAT_ADD(l->stats.acked_conns, 1);
+    atomic_fetch_add_explicit(&l->w->acked_open, 1, memory_order_relaxed);
     rill__ackin_kick(l, slot);
     return 0;
 }
@@ -352,8 +363,10 @@ int rill__ackin_filter(rill__loop_t *l, unsigned slot, rill_msg_t *v, size_t n, 
 
 void rill__ackin_detach(rill__loop_t *l, rill__conn_t *c)
 {
-    if (c->mode == RILL_CONN_ACKED)
+    if (c->mode == RILL_CONN_ACKED) {
         RILL_STAT_SUB(l->stats.acked_conns, 1);
+        atomic_fetch_sub_explicit(&l->w->acked_open, 1, memory_order_relaxed);
+    }
     if (c->stream) {
         c->stream->conn = -1;
         c->stream->last_used = l->now;

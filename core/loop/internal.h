@@ -59,6 +59,10 @@ void rill__ackin_on_send(rill__loop_t *l, const struct io_uring_cqe *cqe);
 /* Sends what acked connection slot owes its sender (WELCOME, ACK of what is safe,
  * GOAWAY), unless a send is in flight: its completion sends the rest. */
 void rill__ackin_kick(rill__loop_t *l, unsigned slot);
+/* The credit a WELCOME or ACK grants now: the source credit, or a larger share of the
+ * credit pool while few acked connections are open. */
+uint32_t rill__ackin_credit(rill_worker_t *w);
+#define RILL_CREDIT_GRANT_MAX (1u << 30)
 /* Drain: GOAWAY on acked connection slot, stop reading it. */
 void rill__ackin_goaway(rill__loop_t *l, unsigned slot);
 /* Drain: closes the leaving connections whose frames are all acknowledged (all of them

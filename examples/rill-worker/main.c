@@ -65,6 +65,10 @@ static const char usage[] =
     "                      frames each may have unacknowledged (default 4194304). A frame\n"
     "                      is acknowledged once it ran and acked sinks acknowledged its\n"
     "                      output; resent frames that already ran are skipped\n"
+    "  --source-credit-pool BYTES  credit few acked connections share: each gets\n"
+    "                      max(source credit, pool / open acked connections), so one\n"
+    "                      connection keeps a longer pipeline busy (default 4 x the\n"
+    "                      source credit; 0: no sharing)\n"
     "  --dead-letter       send frames for unknown computation ids to the sink unchanged\n"
     "                      instead of dropping them (they are counted either way)\n"
     "  --zk HOSTS          join a cluster coordinated by ZooKeeper at HOSTS\n"
@@ -314,6 +318,7 @@ int main(int argc, char **argv)
         O_METRICS,
         O_CARRY,
         O_CREDIT,
+        O_CREDIT_POOL,
         O_ADVERTISE,
         O_SOURCE_ADVERTISE
     };
@@ -330,6 +335,7 @@ int main(int argc, char **argv)
         {"sink-buffer", required_argument, 0, O_SINKBUF},
         {"carry-budget", required_argument, 0, O_CARRY},
         {"source-credit", required_argument, 0, O_CREDIT},
+        {"source-credit-pool", required_argument, 0, O_CREDIT_POOL},
         {"zk", required_argument, 0, O_ZK},
         {"cluster-root", required_argument, 0, O_ROOT},
         {"worker-id", required_argument, 0, O_ID},
@@ -447,6 +453,10 @@ int main(int argc, char **argv)
             if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX ||
                 rill_config_set_source_credit(cfg, (uint32_t)v) < 0)
                 BAIL(fail("bad --source-credit", optarg, RILL_ERANGE));
+            break;
+        case O_CREDIT_POOL:
+            if (parse_u64(optarg, &v) < 0 || rill_config_set_source_credit_pool(cfg, v) < 0)
+                BAIL(fail("bad --source-credit-pool", optarg, RILL_ERANGE));
             break;
         case O_QUIET:
             quiet = 1;

@@ -333,6 +333,12 @@ static void check_ack(asrc_t *a, unsigned i, ap_conn_t *c, uint64_t through)
 }
 
 /* Parses what the worker sent; returns -1 when the connection must go (protocol). */
+static void note_grant(ap_conn_t *c)
+{
+    if (c->credit > atomic_load_explicit(&c->granted_max, memory_order_relaxed))
+        atomic_store_explicit(&c->granted_max, c->credit, memory_order_relaxed);
+}
+
 static int on_rx(asrc_t *a, unsigned i, ap_conn_t *c)
 {
     size_t pos = 0;
@@ -351,6 +357,7 @@ static int on_rx(asrc_t *a, unsigned i, ap_conn_t *c)
         if (type == T_WELCOME && plen >= 12 && !c->welcomed) {
             uint64_t held = tu_get_be64(p + 4);
             c->credit = tu_get_be32(p);
+            note_grant(c);
             c->welcomed = 1;
             atomic_fetch_add(&a->welcomes, 1);
             if (held > c->acked && held <= c->sent_max) { /* it holds these: skip them */
@@ -362,6 +369,7 @@ static int on_rx(asrc_t *a, unsigned i, ap_conn_t *c)
         } else if (type == T_ACK && plen >= 12 && c->welcomed) {
             uint64_t through = tu_get_be64(p);
             c->credit = tu_get_be32(p + 8);
+            note_grant(c);
             if (through > c->next - 1)
                 return -1; /* acknowledges what this connection did not send */
             if (through > c->acked) {
@@ -510,6 +518,11 @@ int asrc_join(asrc_t *a, int timeout_ms)
         free(c->out);
     }
     return done ? 0 : -1;
+}
+
+uint32_t asrc_granted_max(asrc_t *a, unsigned i)
+{
+    return atomic_load_explicit(&a->c[i].granted_max, memory_order_relaxed);
 }
 
 uint64_t asrc_acked(asrc_t *a)

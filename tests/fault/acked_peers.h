@@ -83,6 +83,7 @@ typedef struct ap_conn {
     uint64_t sent_max; /* highest seq ever sent */
     uint64_t verified; /* frames up to this seq were checked at the sink */
     uint32_t credit;
+    _Atomic uint32_t granted_max; /* the largest credit a WELCOME or ACK granted it */
     int welcomed, goaway;
     int64_t retry_at; /* ms: the next connect attempt */
     uint8_t rx[4096];
@@ -114,6 +115,8 @@ int asrc_start(asrc_t *a, const uint16_t *ports, unsigned nports, unsigned nsrc,
 int asrc_join(asrc_t *a, int timeout_ms);
 /* Frames acknowledged so far, over all streams. */
 uint64_t asrc_acked(asrc_t *a);
+/* The largest credit granted to stream i so far. */
+uint32_t asrc_granted_max(asrc_t *a, unsigned i);
 
 /* ------------------------------------------------------------ the worker between them */
 

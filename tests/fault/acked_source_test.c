@@ -15,6 +15,7 @@
  *     every frame arrives, none twice;
  *   - chain: a worker whose acked sink is another worker: the guarantee holds through
  *     both while the sink is killed;
+ *   - the credit pool: few connections share it, many get the source credit each;
  *   - bad control frames close only their connection; best-effort connections are
  *     unchanged (a control frame after data is an unknown computation there).
  * Waits are failure bounds only. */
@@ -216,9 +217,16 @@ static int test_stalled_sink(void)
             (unsigned long long)in_later, (unsigned long long)asink_frames(&s));
     ASSERT_U64_EQ(acked_later, acked);
     ASSERT_U64_LE(acked, asink_frames(&s));
-    /* Each source waits on credit: at most SOURCE_CREDIT of frames (32 B each) beyond what
-     * was acknowledged ran. */
-    ASSERT_U64_LE(in_later, acked + NSRC * (SOURCE_CREDIT / 32));
+    /* Each source waits on credit: at most what it was granted (its share of the credit
+     * pool, 4 x SOURCE_CREDIT by default, when it opened before the others; never less
+     * than SOURCE_CREDIT) of frames (32 B each) beyond what was acknowledged ran. */
+    uint64_t granted = 0;
+    for (unsigned i = 0; i < NSRC; i++) {
+        ASSERT_GE(asrc_granted_max(&a, i), SOURCE_CREDIT);
+        ASSERT_U64_LE(asrc_granted_max(&a, i), 4 * SOURCE_CREDIT);
+        granted += asrc_granted_max(&a, i);
+    }
+    ASSERT_U64_LE(in_later, acked + granted / 32);
     atomic_store(&s.stall, 0);
     ASSERT_EQ(asrc_join(&a, WAIT_MS), 0);
     ASSERT_EQ(rill_worker_stop(w), 0);
@@ -425,6 +433,101 @@ static int closed_after(uint16_t port, const uint8_t *b, size_t n, int read_welc
     return tu_closed_rc(rc);
 }
 
+/* ------------------------------------------------------------ the credit pool */
+
+#define POOL_CREDIT (64u << 10)
+
+/* Opens an acked connection for stream `stream`; returns its fd and the WELCOME's credit. */
+static int open_acked(uint16_t port, uint64_t stream, uint32_t *credit)
+{
+    int fd = tu_connect(port, 5000);
+    if (fd < 0)
+        return -1;
+    uint8_t hello[36], wl[28];
+    put_hello(hello, 2, stream, 1);
+    if (tu_write_all(fd, hello, sizeof hello) < 0 || tu_read_exact(fd, wl, sizeof wl, 5000) < 0 ||
+        tu_get_be32(wl + 4) != CTL || tu_get_be64(wl + 8) != 2) {
+        close(fd);
+        return -1;
+    }
+    *credit = tu_get_be32(wl + 16);
+    return fd;
+}
+
+/* Sends data frame seq on fd; returns the credit of the ACK that covers it (0: none). */
+static uint32_t ack_credit(int fd, uint64_t seq)
+{
+    uint8_t f[20], ack[28];
+    tu_put_be32(f, 16);
+    tu_put_be32(f + 4, COMP);
+    tu_put_be64(f + 8, 0);
+    tu_put_be32(f + 16, (uint32_t)seq);
+    if (tu_write_all(fd, f, sizeof f) < 0 || tu_read_exact(fd, ack, sizeof ack, 5000) < 0 ||
+        tu_get_be32(ack + 4) != CTL || tu_get_be64(ack + 8) != 3 || tu_get_be64(ack + 16) != seq)
+        return 0;
+    return tu_get_be32(ack + 24);
+}
+
+static int pool_worker(rill_worker_t **w, int64_t pool)
+{
+    rill_config_t *cfg = ap_worker_config(NULL, 1);
+    if (!cfg)
+        return -1;
+    if (rill_config_set_source_credit(cfg, POOL_CREDIT) < 0 ||
+        (pool >= 0 && rill_config_set_source_credit_pool(cfg, (uint64_t)pool) < 0) ||
+        rill_config_set_source_credit_pool(cfg, 100) != RILL_ERANGE ||
+        rill_config_set_source_credit_pool(cfg, 1ull << 40) != RILL_ERANGE) {
+        rill_config_destroy(cfg);
+        return -1;
+    }
+    return ap_worker_start(w, cfg, COMP, nothing_batch);
+}
+
+/* Few acked connections share the credit pool: each WELCOME and ACK grants max(source
+ * credit, pool / open acked connections), shrinking as connections open and growing
+ * back as they close; the default pool is 4 source credits; 0 turns sharing off. */
+static int test_credit_pool(void)
+{
+    rill_worker_t *w;
+    ASSERT_EQ(pool_worker(&w, 4 * POOL_CREDIT), 0);
+    uint16_t port = port_of(w);
+    int fd[5];
+    uint32_t credit[5];
+    for (unsigned i = 0; i < 5; i++) {
+        fd[i] = open_acked(port, 100 + i, &credit[i]);
+        ASSERT_GE(fd[i], 0);
+    }
+    fprintf(stderr, "  WELCOME credits: %u %u %u %u %u\n", credit[0], credit[1], credit[2],
+            credit[3], credit[4]);
+    ASSERT_EQ(credit[0], 4 * POOL_CREDIT);
+    ASSERT_EQ(credit[1], 2 * POOL_CREDIT);
+    ASSERT_EQ(credit[2], 4 * POOL_CREDIT / 3);
+    ASSERT_EQ(credit[3], POOL_CREDIT);
+    ASSERT_EQ(credit[4], POOL_CREDIT); /* never below the source credit */
+    /* With five open, the first connection's next ACK shrinks its grant. */
+    ASSERT_EQ(ack_credit(fd[0], 1), POOL_CREDIT);
+    for (unsigned i = 1; i < 5; i++)
+        close(fd[i]);
+    ASSERT_EQ(tu_wait_stat_eq(w, offsetof(rill_stats_t, acked_conns), 1, WAIT_MS, NULL), 0);
+    ASSERT_EQ(ack_credit(fd[0], 2), 4 * POOL_CREDIT); /* alone again: the whole pool */
+    close(fd[0]);
+    ASSERT_EQ(rill_worker_stop(w), 0);
+    rill_worker_destroy(w);
+
+    /* Default: 4 source credits. Off: the source credit alone. */
+    for (int off = 0; off < 2; off++) {
+        ASSERT_EQ(pool_worker(&w, off ? 0 : -1), 0);
+        uint32_t c;
+        int f = open_acked(port_of(w), 7, &c);
+        ASSERT_GE(f, 0);
+        ASSERT_EQ(c, off ? POOL_CREDIT : 4 * POOL_CREDIT);
+        close(f);
+        ASSERT_EQ(rill_worker_stop(w), 0);
+        rill_worker_destroy(w);
+    }
+    return 0;
+}
+
 static int test_bad_control(void)
 {
     asink_t s;
@@ -494,6 +597,7 @@ int main(int argc, char **argv)
         {"failover", test_failover},
         {"chain", test_chain},
         {"bad_control", test_bad_control},
+        {"credit_pool", test_credit_pool},
         {NULL, NULL},
     };
     return t_run("acked_source", cases, argc, argv);

@@ -202,6 +202,15 @@ RILL_EXTERN int rill_config_set_sink_delivery(rill_config_t *cfg, int sink, rill
  * Returns 0, RILL_EINVAL or RILL_ERANGE (below 4 KiB or above 1 GiB). */
 RILL_EXTERN int rill_config_set_source_credit(rill_config_t *cfg, uint32_t bytes);
 
+/* A credit pool that few acked connections share (acked sources and connections from
+ * other members alike): each is granted max(source credit, pool / n), n being the acked
+ * connections open in the worker when the WELCOME or ACK is sent (at most 1 GiB). One
+ * connection can then keep a long pipeline busy, while many stay at the source credit
+ * each. A grant shrinks with a connection's next ACK once others open. Default: 4 times
+ * the source credit (16 MiB); 0 turns sharing off. Returns 0, RILL_EINVAL or RILL_ERANGE
+ * (not 0 and below 4 KiB or above 64 GiB). */
+RILL_EXTERN int rill_config_set_source_credit_pool(rill_config_t *cfg, uint64_t bytes);
+
 /* Serves the worker's counters at http://addr/metrics in the Prometheus text format
  * (0.0.4), from a small thread of its own, from rill_worker_new() until
  * rill_worker_destroy(). addr is HOST:PORT (port 0 picks one: rill_worker_metrics_port).
