@@ -26,6 +26,7 @@ void rill__dispatch_init(rill__dispatch_t *d, unsigned idx, unsigned nloops, int
         .stats = stats,
         .logged = logged,
         .inflight = inflight,
+        .local_origin = RILL_ORIGINS,
     };
     rill__decoder_init(&d->local_dec, RILL_FRAMING_RILL, UINT32_MAX, 0, 0, 0);
 }
@@ -101,8 +102,22 @@ int rill__dispatch_forward(rill__dispatch_t *d, int member, const rill_msg_t *m)
     return rill__link_append(d->links, k, m->comp_id, m->key, m->data, m->len);
 }
 
+/* Origin markers among n views of a handoff ring or the local queue (route LOCAL): the
+ * last one sets the origin of what follows. A control comp id from anywhere else is an
+ * unknown computation. */
+static void markers(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int route)
+{
+    if (route != RILL_ROUTE_LOCAL) {
+        unknown(d, v, n);
+        return;
+    }
+    d->origin = v[n - 1].key == RILL_ORIGIN_SOURCE ? RILL_ORIGIN_SOURCE : RILL_ORIGIN_PEER;
+}
+
 void rill__dispatch(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int route)
 {
+    if (route != RILL_ROUTE_LOCAL)
+        d->origin = route == RILL_ROUTE_PEER ? RILL_ORIGIN_PEER : RILL_ORIGIN_SOURCE;
     const rill_view_t *view = route != RILL_ROUTE_LOCAL ? d->view : NULL;
     if (view && view->n == 0)
         view = NULL;
@@ -117,7 +132,7 @@ void rill__dispatch(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int rout
         for (size_t i = 0; i < n; i++) {
             if (view) {
                 int owner = rill__view_owner(view, v[i].key);
-                if (owner != view->self) {
+                if (owner != view->self && v[i].comp_id != RILL_CONTROL_COMP_ID) {
                     if (route == RILL_ROUTE_SOURCE) {
                         forwarded += rill__dispatch_forward(d, owner, &v[i]) == 0;
                         continue;
@@ -128,11 +143,13 @@ void rill__dispatch(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int rout
                 }
             }
             unsigned dst = d->nloops > 1 ? rill__key_loop(v[i].key, d->nloops) : me;
-            if (dst == me)
+            /* A control comp id stays here, an unknown computation: another loop would
+             * read it as an origin marker, a member as a control frame. */
+            if (dst == me || v[i].comp_id == RILL_CONTROL_COMP_ID)
                 d->mine[m++] = v[i];
             else
-                handed += rill__handoff_stage(d->handoff, dst, v[i].comp_id, v[i].key, v[i].data,
-                                              v[i].len) == 0;
+                handed += rill__handoff_stage(d->handoff, dst, d->origin, v[i].comp_id, v[i].key,
+                                              v[i].data, v[i].len) == 0;
         }
         if (handed)
             RILL_STAT_ADD(d->stats->handoff_msgs, handed);
@@ -146,12 +163,21 @@ void rill__dispatch(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int rout
     if (n == 0)
         return;
     uint64_t batches = 0;
-    size_t i = 0;
+    size_t i = 0, nmarks = 0;
     while (i < n) {
         uint32_t id = v[i].comp_id;
         size_t j = i + 1;
         while (j < n && v[j].comp_id == id)
             j++;
+        if (id == RILL_CONTROL_COMP_ID) {
+            markers(d, v + i, j - i, route);
+            if (route == RILL_ROUTE_LOCAL)
+                nmarks += j - i; /* not frames: not dispatched, not counted */
+            i = j;
+            continue;
+        }
+        if (route == RILL_ROUTE_LOCAL)
+            d->ran_local[d->origin] += j - i;
         const rill__comp_t *c = lookup(d, id);
         if (c) {
             call(d, c, v + i, j - i);
@@ -161,12 +187,15 @@ void rill__dispatch(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int rout
         }
         i = j;
     }
-    RILL_STAT_ADD(d->stats->msgs_dispatched, n);
+    RILL_STAT_ADD(d->stats->msgs_dispatched, n - nmarks);
     RILL_STAT_ADD(d->stats->batches, batches);
 }
 
 void rill__dispatch_flush(rill__dispatch_t *d)
 {
+    /* What flush emits comes of a computation's state, not of frames being acknowledged:
+     * the origin that never waits on members. */
+    d->origin = RILL_ORIGIN_PEER;
     size_t count;
     const rill__comp_t *const *all = rill__registry_list(d->reg, &count);
     for (size_t i = 0; i < count; i++) {
@@ -201,6 +230,7 @@ int rill__dispatch_run_local(rill__dispatch_t *d)
         d->local_run = d->local;
         d->local = t;
         d->local.len = 0;
+        d->local_origin = RILL_ORIGINS; /* the next generation begins with a marker */
         size_t len = d->local_run.len;
         dispatch_encoded(d, &d->local_dec, d->local_run.data, len, RILL_ROUTE_LOCAL, NULL);
         d->local_run.len = 0;

@@ -49,10 +49,19 @@ typedef struct rill__dispatch {
     rill_msg_t mine[RILL_BATCH_MAX];
     rill_msg_t scratch[RILL_BATCH_MAX];
 
-    /* emit_comp to a key this loop owns: processed after the current batch. */
+    /* emit_comp to a key this loop owns: processed after the current batch. Origin
+     * markers as in the handoff rings (handoff/stage.h) keep each frame's origin. */
     rill__buf_t local;
     rill__buf_t local_run; /* the generation of local being processed */
     rill__decoder_t local_dec;
+    uint8_t local_origin; /* origin of the last frame in local (RILL_ORIGINS: none yet) */
+
+    /* The origin (RILL_ORIGIN_*) of the frames being run, and so of what they emit to
+     * other loops and to the local queue: set from the route (sources, members), by the
+     * markers of handoff rings and the local queue, and by the loop. */
+    unsigned origin;
+    /* Frames run with RILL_ROUTE_LOCAL (handoff rings and the local queue), per origin. */
+    uint64_t ran_local[RILL_ORIGINS];
 } rill__dispatch_t;
 
 /* The emitter handed to callbacks. */

@@ -18,9 +18,12 @@ int rill__handoff_init(rill__handoff_t *h, unsigned self, unsigned n, rill__spsc
     h->in = calloc(n, sizeof *h->in);
     h->in_dec = calloc(n, sizeof *h->in_dec);
     h->stage = calloc(n, sizeof *h->stage);
-    h->out_frames = calloc(n, sizeof *h->out_frames);
-    h->in_frames = calloc(n, sizeof *h->in_frames);
-    if (!h->out || !h->in || !h->in_dec || !h->stage || !h->out_frames || !h->in_frames) {
+    h->out_frames = calloc((size_t)n * RILL_ORIGINS, sizeof *h->out_frames);
+    h->in_frames = calloc((size_t)n * RILL_ORIGINS, sizeof *h->in_frames);
+    h->stage_origin = calloc(n, 1); /* both ends start at RILL_ORIGIN_SOURCE */
+    h->in_origin = calloc(n, 1);
+    if (!h->out || !h->in || !h->in_dec || !h->stage || !h->out_frames || !h->in_frames ||
+        !h->stage_origin || !h->in_origin) {
         rill__handoff_free(h);
         return RILL_ENOMEM;
     }
@@ -45,21 +48,32 @@ void rill__handoff_free(rill__handoff_t *h)
     free(h->stage);
     free(h->out_frames);
     free(h->in_frames);
+    free(h->stage_origin);
+    free(h->in_origin);
     memset(h, 0, sizeof *h);
 }
 
-int rill__handoff_stage(rill__handoff_t *h, unsigned dst, uint32_t comp_id, uint64_t key,
-                        const void *data, uint32_t len)
+int rill__handoff_stage(rill__handoff_t *h, unsigned dst, unsigned origin, uint32_t comp_id,
+                        uint64_t key, const void *data, uint32_t len)
 {
     rill__buf_t *b = &h->stage[dst];
     size_t fs = rill__frame_size(len);
+    int mark = h->stage_origin[dst] != origin;
+    if (__builtin_expect(mark, 0))
+        fs += rill__frame_size(0);
     if (rill__buf_reserve(b, fs, SIZE_MAX) < 0) {
         RILL_STAT_ADD(*h->dropped, 1);
         return RILL_ENOMEM;
     }
+    if (mark) {
+        static const uint8_t none;
+        rill__frame_encode(b->data + b->len, RILL_CONTROL_COMP_ID, origin, &none, 0);
+        b->len += rill__frame_size(0);
+        h->stage_origin[dst] = (uint8_t)origin;
+    }
     rill__frame_encode(b->data + b->len, comp_id, key, data, len);
-    b->len += fs;
-    h->out_frames[dst]++;
+    b->len += rill__frame_size(len);
+    h->out_frames[dst * RILL_ORIGINS + origin]++;
     atomic_fetch_add_explicit(h->inflight, (long long)fs, memory_order_relaxed);
     return 0;
 }
@@ -108,10 +122,8 @@ size_t rill__handoff_next(rill__handoff_t *h, unsigned src, rill_msg_t *views, s
                       rill_strerror(n));
             abort();
         }
-        if (n > 0) {
-            h->in_frames[src] += (uint64_t)n;
+        if (n > 0)
             return (size_t)n;
-        }
     }
     return 0;
 }

@@ -7,7 +7,15 @@
  * steps of contiguous bytes and decodes them like a socket stream: a frame cut by the
  * end of a step or by the ring's wrap waits in the source's decoder carry. Every staged
  * byte is counted in the worker's inflight total until its consumer has processed it,
- * which is how the drain knows that nothing is in flight anywhere. */
+ * which is how the drain knows that nothing is in flight anywhere.
+ *
+ * Every frame has an origin (RILL_ORIGIN_*): whether running it may wait on other members
+ * for what it forwards (frames from sources) or may not (frames other members forwarded,
+ * and what they emit): core/loop/ack_barriers.c keeps the two apart so that members never
+ * wait on each other in a circle. A stage writes a marker frame (RILL_CONTROL_COMP_ID,
+ * key = the origin, no payload) where the origin of the frames it carries changes; the
+ * consumer's dispatch reads it as the origin of what follows. Frames are counted per
+ * origin; markers are not counted. */
 #ifndef RILL_CORE_STAGE_H
 #define RILL_CORE_STAGE_H
 
@@ -19,6 +27,8 @@
 #include "handoff/spsc.h"
 #include "util/buf.h"
 
+enum { RILL_ORIGIN_SOURCE = 0, RILL_ORIGIN_PEER = 1, RILL_ORIGINS = 2 };
+
 typedef struct rill__handoff {
     unsigned self, n;        /* this loop, loops in the worker */
     rill__spsc_t **out;      /* out[d]: this loop's ring to loop d */
@@ -26,9 +36,13 @@ typedef struct rill__handoff {
     rill__decoder_t *in_dec; /* in_dec[s]: frames cut by a step of in[s] */
     rill__buf_t *stage;      /* stage[d]: frames for loop d not yet in out[d] */
     atomic_llong *inflight;  /* the worker's bytes handed over, not yet processed */
-    uint64_t *out_frames;    /* out_frames[d]: frames staged for loop d since the start */
-    uint64_t *in_frames;     /* in_frames[s]: frames decoded from loop s's ring since the start */
-    uint64_t *dropped;       /* frames dropped for lack of memory (handoff_dropped) */
+    /* out_frames[d * RILL_ORIGINS + o]: frames of origin o staged for loop d since the
+     * start; in_frames[s * RILL_ORIGINS + o]: those of loop s's ring that ran here (the
+     * loop counts them). */
+    uint64_t *out_frames, *in_frames;
+    uint8_t *stage_origin; /* stage_origin[d]: origin of the last frame staged for loop d */
+    uint8_t *in_origin;    /* in_origin[s]: origin of what follows in loop s's ring */
+    uint64_t *dropped;     /* frames dropped for lack of memory (handoff_dropped) */
     /* The step being read (rill__handoff_begin .. rill__handoff_end). */
     const uint8_t *step;
     size_t step_len, step_pos;
@@ -40,10 +54,11 @@ int rill__handoff_init(rill__handoff_t *h, unsigned self, unsigned n, rill__spsc
                        atomic_llong *inflight, uint64_t *dropped);
 void rill__handoff_free(rill__handoff_t *h);
 
-/* Appends one v1 frame for loop dst to its stage. Returns 0, or RILL_ENOMEM when the
- * stage cannot grow (the frame is dropped and counted). */
-int rill__handoff_stage(rill__handoff_t *h, unsigned dst, uint32_t comp_id, uint64_t key,
-                        const void *data, uint32_t len);
+/* Appends one v1 frame of origin `origin` for loop dst to its stage (behind a marker
+ * when the origin changes). Returns 0, or RILL_ENOMEM when the stage cannot grow (the
+ * frame is dropped and counted). comp_id is never RILL_CONTROL_COMP_ID. */
+int rill__handoff_stage(rill__handoff_t *h, unsigned dst, unsigned origin, uint32_t comp_id,
+                        uint64_t key, const void *data, uint32_t len);
 
 /* Moves staged bytes into the rings, and calls wake(ctx, dst) once for each destination
  * that received bytes. */

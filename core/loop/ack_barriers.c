@@ -4,12 +4,14 @@
  * acked outputs: the frames are safe once every acked sink and peer link acknowledged
  * what had been appended to it by then, and every other loop acknowledged back the frames
  * handed to it. Classes (loop.h, RILL_ACK_FROM_*): frames forwarded by a member leave the
- * peer links out (they are never forwarded again), so members that forward to each other
- * never wait on each other; frames handed over by another loop count this loop's sinks,
- * and, when running them handed something on again, wait for a moment when nothing is in
- * flight in the worker (the inflight figure is 0), with every loop's published figures
- * read after it. What of another loop's frames is safe is published for that loop in
- * safe_from[]. */
+ * peer links out, so members that forward to each other never wait on each other;
+ * frames handed over by another loop count this loop's sinks (and its peer links when
+ * their origin is a source), and, when running them handed something on again, wait for
+ * a moment when nothing is in flight in the worker (the inflight figure is 0), with every
+ * loop's published figures read after it. What of another loop's frames of each origin
+ * is safe is published for that loop in safe_from[][origin]; a loop's barriers count the
+ * frames it handed on of their own origin only, so that frames of member origin never
+ * wait, through another loop, for peer links. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +20,29 @@
 #include "util/stat.h"
 
 #define BARRIERS 64
+
+static inline int is_loop_class(unsigned cls)
+{
+    return cls == RILL_ACK_FROM_LOOP || cls == RILL_ACK_FROM_LOOP_PEER;
+}
+
+/* The origin of the frames a class's barriers cover: source origin may wait on peer
+ * links, member origin never does. */
+static inline unsigned class_origin(unsigned cls)
+{
+    return cls == RILL_ACK_FROM_SOURCE || cls == RILL_ACK_FROM_LOOP ? RILL_ORIGIN_SOURCE
+                                                                    : RILL_ORIGIN_PEER;
+}
+
+static inline unsigned loop_class(unsigned origin)
+{
+    return origin == RILL_ORIGIN_SOURCE ? RILL_ACK_FROM_LOOP : RILL_ACK_FROM_LOOP_PEER;
+}
+
+static inline rill__ackq_t *from_loop(rill__loop_t *l, unsigned src, unsigned origin)
+{
+    return &l->from_loop[src * RILL_ORIGINS + origin];
+}
 
 /* Snapshot layout: per loop j, its links' figures at j * outputs; then, with several
  * loops, the frames this loop handed to loop d at handoff_base(l) + d. */
@@ -33,7 +58,7 @@ int rill__ackb_init(rill__loop_t *l)
         width = 1;
     l->fig_a = calloc(width, sizeof *l->fig_a);
     l->fig_s = calloc(width, sizeof *l->fig_s);
-    l->from_loop = calloc(l->nloops, sizeof *l->from_loop);
+    l->from_loop = calloc((size_t)l->nloops * RILL_ORIGINS, sizeof *l->from_loop);
     if (!l->fig_a || !l->fig_s || !l->from_loop)
         return RILL_ENOMEM;
     for (unsigned k = 0; k < RILL_ACK_CLASSES; k++)
@@ -85,7 +110,7 @@ int rill__ackin_waiting(const rill__loop_t *l)
     return l->nloops > 1 && any_pending(l);
 }
 
-/* Peer-class and loop-class figures leave the peer slots out (see RILL_ACK_FROM_PEER). */
+/* Figures of member origin leave the peer slots out (see RILL_ACK_FROM_PEER). */
 static void mask_peer_slots(const rill__loop_t *l, uint64_t *fig)
 {
     unsigned ns = rill__links_outputs(&l->links), nsinks = l->links.nsinks;
@@ -98,7 +123,7 @@ static void mask_peer_slots(const rill__loop_t *l, uint64_t *fig)
 static uint64_t handed_on(const rill__loop_t *l)
 {
     uint64_t n = rill__dispatch_local_bytes(&l->dispatch);
-    for (unsigned d = 0; d < l->nloops; d++)
+    for (unsigned d = 0; d < l->nloops * RILL_ORIGINS; d++)
         n += l->handoff.out_frames[d];
     for (unsigned p = 0; l->links.clustered && p < RILL_MAX_MEMBERS; p++)
         n += l->links.peers[p].pend.frames + l->links.peers[p].base +
@@ -113,18 +138,24 @@ void rill__ackin_loop_begin(rill__loop_t *l)
 
 void rill__ackin_loop_ran(rill__loop_t *l, unsigned src)
 {
-    rill__ackq_t *q = &l->from_loop[src];
-    q->processed = l->handoff.in_frames[src];
-    l->from_loop_busy = 1;
-    if (handed_on(l) != l->chain_mark)
-        l->chained = 1;
+    int chained = handed_on(l) != l->chain_mark;
+    for (unsigned o = 0; o < RILL_ORIGINS; o++) {
+        rill__ackq_t *q = from_loop(l, src, o);
+        uint64_t ran = l->handoff.in_frames[src * RILL_ORIGINS + o];
+        if (ran == q->processed)
+            continue;
+        q->processed = ran;
+        l->from_loop_busy = 1;
+        if (chained) /* which origin handed on is not told apart: both wait */
+            l->chained[o] = 1;
+    }
 }
 
-static int class_unnoted(const rill__loop_t *l, unsigned cls)
+static int class_unnoted(rill__loop_t *l, unsigned cls)
 {
-    if (cls == RILL_ACK_FROM_LOOP) {
+    if (is_loop_class(cls)) {
         for (unsigned s = 0; l->from_loop_busy && s < l->nloops; s++)
-            if (rill__ackq_unnoted(&l->from_loop[s]))
+            if (rill__ackq_unnoted(from_loop(l, s, class_origin(cls))))
                 return 1;
         return 0;
     }
@@ -136,9 +167,10 @@ static int class_unnoted(const rill__loop_t *l, unsigned cls)
 
 /* Fills fig_s with what the barriers of class cls compare against: every loop's
  * published figures (this loop's own exact), and what each other loop says is safe of
- * the frames this one handed it. */
-static void safe_figures(rill__loop_t *l)
+ * the frames of the class's origin this one handed it. */
+static void safe_figures(rill__loop_t *l, unsigned cls)
 {
+    unsigned o = class_origin(cls);
     unsigned ns = rill__links_outputs(&l->links), hb = handoff_base(l);
     if (l->nloops > 1)
         read_all_figures(l, NULL, l->fig_s);
@@ -146,7 +178,7 @@ static void safe_figures(rill__loop_t *l)
         rill__links_figures(&l->links, l->fig_a, l->fig_s);
     for (unsigned d = 0; l->nloops > 1 && d < l->nloops; d++)
         l->fig_s[hb + d] = d == l->idx ? 0
-                                       : atomic_load_explicit(&l->w->loops[d]->safe_from[l->idx],
+                                       : atomic_load_explicit(&l->w->loops[d]->safe_from[l->idx][o],
                                                               memory_order_acquire);
 }
 
@@ -154,6 +186,7 @@ static void safe_figures(rill__loop_t *l)
 static void step_class(rill__loop_t *l, unsigned cls, int quiet)
 {
     rill__barriers_t *b = &l->barriers[cls];
+    unsigned o = class_origin(cls);
     unsigned ns = rill__links_outputs(&l->links), width = b->width, hb = handoff_base(l);
     /* A barrier for what ran since the last one, once the local queue is empty (frames
      * still in it would emit after the snapshot). */
@@ -161,20 +194,20 @@ static void step_class(rill__loop_t *l, unsigned cls, int quiet)
         memset(l->fig_a, 0, width * sizeof *l->fig_a);
         if (ns)
             rill__links_figures(&l->links, l->fig_a + l->idx * ns, l->fig_s + l->idx * ns);
-        if (cls != RILL_ACK_FROM_SOURCE)
+        if (o != RILL_ORIGIN_SOURCE)
             mask_peer_slots(l, l->fig_a);
         int sealed = 1;
-        if (cls == RILL_ACK_FROM_LOOP) {
-            sealed = !l->chained; /* what they handed on: wait for a quiet moment */
-            l->chained = 0;
+        if (is_loop_class(cls)) {
+            sealed = !l->chained[o]; /* what they handed on: wait for a quiet moment */
+            l->chained[o] = 0;
         } else {
             for (unsigned d = 0; l->nloops > 1 && d < l->nloops; d++)
-                l->fig_a[hb + d] = d == l->idx ? 0 : l->handoff.out_frames[d];
+                l->fig_a[hb + d] = d == l->idx ? 0 : l->handoff.out_frames[d * RILL_ORIGINS + o];
         }
         uint64_t id = rill__barriers_take(b, l->fig_a, sealed, l->now);
-        if (cls == RILL_ACK_FROM_LOOP) {
+        if (is_loop_class(cls)) {
             for (unsigned s = 0; s < l->nloops; s++)
-                rill__ackq_note(&l->from_loop[s], id);
+                rill__ackq_note(from_loop(l, s, o), id);
         } else {
             for (unsigned i = 0; i < l->npending; i++)
                 if (l->pending[i]->cls == cls)
@@ -184,12 +217,12 @@ static void step_class(rill__loop_t *l, unsigned cls, int quiet)
     if (quiet && rill__barriers_unsealed(b)) {
         memset(l->fig_a, 0, width * sizeof *l->fig_a);
         read_all_figures(l, l->fig_a, l->fig_s);
-        if (cls != RILL_ACK_FROM_SOURCE)
+        if (o != RILL_ORIGIN_SOURCE)
             mask_peer_slots(l, l->fig_a);
         rill__barriers_seal_all(b, l->fig_a);
     }
     if (rill__barriers_pending(b)) {
-        safe_figures(l);
+        safe_figures(l, cls);
         uint64_t wait = 0, count = 0;
         rill__barriers_complete(b, l->fig_s, l->now, &wait, &count);
         if (count) {
@@ -204,18 +237,21 @@ static void advance_from_loops(rill__loop_t *l)
 {
     if (!l->from_loop_busy)
         return;
-    uint64_t done = rill__barriers_done(&l->barriers[RILL_ACK_FROM_LOOP]);
     int busy = 0;
     for (unsigned s = 0; s < l->nloops; s++) {
-        rill__ackq_t *q = &l->from_loop[s];
         if (s == l->idx)
             continue;
-        if (rill__ackq_advance(q, done)) {
-            atomic_store_explicit(&l->safe_from[s], q->safe, memory_order_release);
-            if (atomic_load_explicit(&l->w->loops[s]->ack_waiting, memory_order_acquire))
-                rill__loop_wake(l->w->loops[s]);
+        int advanced = 0;
+        for (unsigned o = 0; o < RILL_ORIGINS; o++) {
+            rill__ackq_t *q = from_loop(l, s, o);
+            if (rill__ackq_advance(q, rill__barriers_done(&l->barriers[loop_class(o)]))) {
+                atomic_store_explicit(&l->safe_from[s][o], q->safe, memory_order_release);
+                advanced = 1;
+            }
+            busy |= rill__ackq_busy(q);
         }
-        busy |= rill__ackq_busy(q);
+        if (advanced && atomic_load_explicit(&l->w->loops[s]->ack_waiting, memory_order_acquire))
+            rill__loop_wake(l->w->loops[s]);
     }
     l->from_loop_busy = busy;
 }
@@ -262,13 +298,14 @@ void rill__ackin_rerouted(rill__loop_t *l)
             continue;
         memset(l->fig_a, 0, b->width * sizeof *l->fig_a);
         rill__links_figures(&l->links, l->fig_a + l->idx * ns, l->fig_s + l->idx * ns);
-        if (k != RILL_ACK_FROM_SOURCE)
+        unsigned o = class_origin(k);
+        if (o != RILL_ORIGIN_SOURCE)
             mask_peer_slots(l, l->fig_a);
-        if (k != RILL_ACK_FROM_LOOP)
+        if (!is_loop_class(k))
             for (unsigned d = 0; l->nloops > 1 && d < l->nloops; d++)
-                l->fig_a[hb + d] = d == l->idx ? 0 : l->handoff.out_frames[d];
+                l->fig_a[hb + d] = d == l->idx ? 0 : l->handoff.out_frames[d * RILL_ORIGINS + o];
         /* Frames of other loops that were handed back here may have gone anywhere: those
          * barriers wait for a quiet moment again. */
-        rill__barriers_widen_all(b, l->fig_a, k == RILL_ACK_FROM_LOOP && l->nloops > 1);
+        rill__barriers_widen_all(b, l->fig_a, is_loop_class(k) && l->nloops > 1);
     }
 }

@@ -165,9 +165,16 @@ static void drain_incoming(rill__loop_t *l)
                             rill__handoff_begin(&l->handoff, s, HANDOFF_STEP) > 0;
              steps++) {
             size_t n;
+            rill__dispatch_t *d = &l->dispatch;
+            uint64_t ran[RILL_ORIGINS];
+            memcpy(ran, d->ran_local, sizeof ran);
             rill__ackin_loop_begin(l);
+            d->origin = l->handoff.in_origin[s]; /* the ring's markers change it */
             while ((n = rill__handoff_next(&l->handoff, s, l->views, RILL_BATCH_MAX)) > 0)
-                rill__dispatch(&l->dispatch, l->views, n, RILL_ROUTE_LOCAL);
+                rill__dispatch(d, l->views, n, RILL_ROUTE_LOCAL);
+            l->handoff.in_origin[s] = (uint8_t)d->origin;
+            for (unsigned o = 0; o < RILL_ORIGINS; o++)
+                l->handoff.in_frames[s * RILL_ORIGINS + o] += d->ran_local[o] - ran[o];
             rill__ackin_loop_ran(l, s);
             rill__links_publish(&l->links); /* before the release: see rill__links_publish */
             rill__handoff_end(&l->handoff, s);

@@ -45,20 +45,23 @@ typedef struct rill__stream {
 } rill__stream_t;
 
 /* Barrier classes. Frames from sources may leave through every output (sinks, peer links
- * when forwarded to their key's owner, other loops when handed to their key's loop);
- * frames forwarded by a member are applied here and never forwarded again, so their
- * barriers leave the peer links out. Keeping the two apart is what keeps two members that
- * forward to each other from each waiting for the other's acknowledgement. Frames handed
- * over by another loop of this worker have a class of their own: their barriers count
- * this loop's sinks, and when running them handed anything on (to a loop, a member or
+ * when forwarded to their key's owner or emitted to a key another member owns, other
+ * loops when handed to their key's loop); frames forwarded by a member are applied here,
+ * and their barriers leave the peer links out: keeping the two apart is what keeps two
+ * members that forward to each other from each waiting for the other's acknowledgement.
+ * (So what a forwarded frame emits to another member is not waited for.) Frames handed
+ * over by another loop of this worker have classes of their own, one per origin
+ * (handoff/stage.h): their barriers count this loop's sinks, and its peer links for
+ * frames of source origin; when running them handed anything on (to a loop, a member or
  * this loop's emit_comp queue) they wait for a moment when nothing is in flight in the
- * worker; counting those on-handed frames instead could make two loops wait on each
- * other. */
+ * worker and then count every loop's outputs; counting those on-handed frames instead
+ * could make two loops wait on each other. */
 enum {
     RILL_ACK_FROM_SOURCE = 0,
     RILL_ACK_FROM_PEER = 1,
-    RILL_ACK_FROM_LOOP = 2,
-    RILL_ACK_CLASSES = 3
+    RILL_ACK_FROM_LOOP = 2,      /* handed over by another loop, source origin */
+    RILL_ACK_FROM_LOOP_PEER = 3, /* handed over by another loop, member origin */
+    RILL_ACK_CLASSES = 4
 };
 
 /* The control frames an acked connection sends, one send in flight at a time. */
@@ -157,17 +160,18 @@ struct rill__loop {
     rill__stream_t **pending;
     unsigned npending;
     rill__barriers_t barriers[RILL_ACK_CLASSES];
-    /* Frames other loops handed here, as acked inputs: from_loop[s] counts what ran of
-     * loop s's ring (processed) and what of it is safe, published in safe_from[s] for
-     * loop s, whose barriers count the frames it handed here. */
+    /* Frames other loops handed here, as acked inputs, per origin o: from_loop[s *
+     * RILL_ORIGINS + o] counts what ran of loop s's frames of that origin (processed) and
+     * what of them is safe, published in safe_from[s][o] for loop s, whose barriers
+     * count the frames it handed here. */
     rill__ackq_t *from_loop;
-    _Atomic uint64_t safe_from[RILL_MAX_THREADS];
-    int from_loop_busy;      /* some from_loop[] waits or has unnoted frames */
-    atomic_int ack_waiting;  /* this loop's barriers wait for other loops: wake it on news */
-    int chained;             /* frames handed here handed something on since the last barrier */
-    uint64_t chain_mark;     /* what this loop had handed on before the frames being run */
-    uint64_t *fig_a, *fig_s; /* scratch: appended and safe figures, one per snapshot slot */
-    uint64_t nonces;         /* CHALLENGE nonces made without the kernel's entropy */
+    _Atomic uint64_t safe_from[RILL_MAX_THREADS][RILL_ORIGINS];
+    int from_loop_busy;        /* some from_loop[] waits or has unnoted frames */
+    atomic_int ack_waiting;    /* this loop's barriers wait for other loops: wake it on news */
+    int chained[RILL_ORIGINS]; /* frames handed here handed something on since the last barrier */
+    uint64_t chain_mark;       /* what this loop had handed on before the frames being run */
+    uint64_t *fig_a, *fig_s;   /* scratch: appended and safe figures, one per snapshot slot */
+    uint64_t nonces;           /* CHALLENGE nonces made without the kernel's entropy */
     /* Connections other loops hand to this one (their streams live here). Written by
      * those loops under the mutex, taken by this loop once per iteration. */
     pthread_mutex_t handover_mu;
