@@ -10,7 +10,9 @@
  * link, emitted by frames that another loop handed over. The source checks on every ACK
  * that the sink had already counted every frame it covers: the sink is stalled and then
  * reset under load, three times, and an acknowledgement that came before the sink had the
- * frame is a failure. Waits are failure bounds only. */
+ * frame is a failure. Then a best-effort frame with the control comp id, for a key b
+ * owns, stays an unknown computation on a (forwarded, it would break the peer link).
+ * Waits are failure bounds only. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -30,6 +32,7 @@
 #define COMP_FIRST 1
 #define COMP_LAST 2
 #define COMP_MIDDLE 3
+#define COMP_NONE 9 /* registered nowhere */
 #define NSRC 8
 #define PER_SRC 100000u
 #define LOOPS 2
@@ -240,6 +243,28 @@ static int test_loop_then_member(void)
      * those emitted to b. */
     ASSERT_GE(stat_of(a->w, offsetof(rill_stats_t, handoff_msgs)), NSRC);
     ASSERT_GE(stat_of(a->w, offsetof(rill_stats_t, forwarded)), NSRC);
+    /* A best-effort frame with the control comp id, for a key b owns: an unknown
+     * computation on a, never forwarded (on the peer link it would be a control frame
+     * out of place, and on another loop an origin marker). */
+    const member_t *b = &mb[0] == a ? &mb[1] : &mb[0];
+    uint64_t unknown = stat_of(a->w, offsetof(rill_stats_t, unknown_comp));
+    uint64_t peer_in = stat_of(b->w, offsetof(rill_stats_t, peer_in));
+    int fd = tu_connect(a->port, 5000);
+    ASSERT_GE(fd, 0);
+    /* A data frame first: a first frame with the control comp id would be a bad HELLO. */
+    uint8_t f[2 * (16 + 4)];
+    uint64_t bkey = atomic_load(&key_on[atomic_load(&member_b)][1]);
+    size_t n = tu_frame_encode(f, COMP_NONE, bkey, "data", 4);
+    n += tu_frame_encode(f + n, RILL_CONTROL_COMP_ID, bkey, "ctl?", 4);
+    ASSERT_EQ(tu_write_all(fd, f, sizeof f), 0);
+    ASSERT_EQ(
+        tu_wait_stat_ge(a->w, offsetof(rill_stats_t, unknown_comp), unknown + 1, WAIT_MS, NULL), 0);
+    close(fd);
+    /* b got the data frame (an unknown computation there), not the control one. */
+    ASSERT_EQ(tu_wait_stat_ge(b->w, offsetof(rill_stats_t, unknown_comp), 1, WAIT_MS, NULL), 0);
+    ASSERT_U64_EQ(stat_of(b->w, offsetof(rill_stats_t, peer_in)), peer_in + 1);
+    ASSERT_U64_EQ(stat_of(a->w, offsetof(rill_stats_t, err_control)), 0);
+    ASSERT_U64_EQ(stat_of(b->w, offsetof(rill_stats_t, err_control)), 0);
     for (unsigned i = 0; i < 2; i++) {
         ASSERT_EQ(rill_worker_stop(mb[i].w), 0);
         rill_worker_destroy(mb[i].w);
