@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <rill/rill.h>
 
@@ -109,8 +111,11 @@ static const char usage[] =
     "  already run), acked_conns. Each cluster view change is logged as\n"
     "  'rill-worker: view epoch=N members=a,b,c self=a'.\n"
     "SIGINT or SIGTERM: stop accepting, process what was received, flush, send what is\n"
-    "queued (up to 5 s), print final stats and exit 0. Acked sources get GOAWAY and are\n"
-    "closed once what they sent is acknowledged.\n";
+    "queued (up to 5 s), print final stats and exit 0, or 3 when the drain dropped\n"
+    "frames (sink_dropped, peer_dropped, handoff_dropped). Acked sources get GOAWAY and\n"
+    "are closed once what they sent is acknowledged. A second SIGINT or SIGTERM during\n"
+    "the drain exits at once with 128 + the signal number (130, 143).\n"
+    "Exit status: 0 clean, 1 cannot start, 2 bad arguments, 3 the drain dropped frames.\n";
 
 static int parse_u64(const char *s, uint64_t *out)
 {
@@ -275,6 +280,40 @@ static int fail(const char *what, const char *arg, int rc)
     return 2;
 }
 
+/* Exit statuses besides 0 (a clean run), 1 (cannot start) and 2 (bad arguments). */
+#define EXIT_DRAIN_DROPPED 3 /* the drain after SIGINT / SIGTERM dropped frames */
+/* A second SIGINT / SIGTERM during the drain: 128 + the signal, as a shell reports it. */
+
+static uint64_t dropped_total(const rill_stats_t *st)
+{
+    return st->sink_dropped + st->peer_dropped + st->handoff_dropped;
+}
+
+/* Runs during the drain: a second SIGINT or SIGTERM ends the process at once. */
+static void *second_signal(void *arg)
+{
+    int sig;
+    if (sigwait((const sigset_t *)arg, &sig) == 0) {
+        static const char msg[] = "rill-worker: second signal: exiting without finishing the "
+                                  "drain\n";
+        if (write(2, msg, sizeof msg - 1) < 0) {
+            /* nothing more to say */
+        }
+        _exit(128 + sig);
+    }
+    return NULL;
+}
+
+/* A numeric option's bad value: not a number at all, or outside the option's range. */
+static int fail_num(const char *what, const char *arg)
+{
+    uint64_t v;
+    fprintf(stderr, "rill-worker: %s '%s': %s\n", what, arg,
+            parse_u64(arg, &v) < 0 ? "not a number (decimal, 0x hex or 0 octal)"
+                                   : "value out of range");
+    return 2;
+}
+
 #if defined(__SANITIZE_ADDRESS__)
 /* In sanitizer builds: libzookeeper_mt 3.8.0's zookeeper_close() leaks the fake responses
  * it makes for requests still in flight (ZOOKEEPER-2894). Only frames inside that library
@@ -380,21 +419,21 @@ int main(int argc, char **argv)
         case O_THREADS:
             if (parse_u64(optarg, &v) < 0 || (rc = rill_config_set_threads(cfg, (unsigned)v)) < 0 ||
                 v > 64)
-                BAIL(fail("bad --threads", optarg, RILL_ERANGE));
+                BAIL(fail_num("bad --threads", optarg));
             break;
         case O_MAXFRAME:
             if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX ||
                 (rc = rill_config_set_max_frame(cfg, (uint32_t)v)) < 0)
-                BAIL(fail("bad --max-frame", optarg, RILL_ERANGE));
+                BAIL(fail_num("bad --max-frame", optarg));
             break;
         case O_COUNTEVERY:
             if (parse_u64(optarg, &count_every) < 0)
-                BAIL(fail("bad --count-every", optarg, RILL_EINVAL));
+                BAIL(fail_num("bad --count-every", optarg));
             break;
         case O_FLUSH:
             if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX ||
                 (rc = rill_config_set_flush_interval_ms(cfg, (unsigned)v)) < 0)
-                BAIL(fail("bad --flush-ms", optarg, RILL_ERANGE));
+                BAIL(fail_num("bad --flush-ms", optarg));
             break;
         case O_DEAD:
             dead_letter = 1;
@@ -402,12 +441,12 @@ int main(int argc, char **argv)
         case O_MAXCONNS:
             if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX ||
                 rill_config_set_max_conns(cfg, (unsigned)v) < 0)
-                BAIL(fail("bad --max-conns", optarg, RILL_ERANGE));
+                BAIL(fail_num("bad --max-conns", optarg));
             break;
         case O_IDLE:
             if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX ||
                 rill_config_set_idle_timeout_ms(cfg, (unsigned)v) < 0)
-                BAIL(fail("bad --idle-timeout-ms", optarg, RILL_ERANGE));
+                BAIL(fail_num("bad --idle-timeout-ms", optarg));
             break;
         case O_ZK:
             zk = optarg;
@@ -432,7 +471,7 @@ int main(int argc, char **argv)
         case O_SESSION:
             if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX ||
                 rill_config_set_session_timeout_ms(cfg, (unsigned)v) < 0)
-                BAIL(fail("bad --session-timeout-ms", optarg, RILL_ERANGE));
+                BAIL(fail_num("bad --session-timeout-ms", optarg));
             break;
         case O_AUTHFILE:
             auth_file = optarg;
@@ -443,20 +482,20 @@ int main(int argc, char **argv)
             break;
         case O_SINKBUF:
             if (parse_u64(optarg, &v) < 0 || rill_config_set_sink_buffer(cfg, (size_t)v) < 0)
-                BAIL(fail("bad --sink-buffer", optarg, RILL_ERANGE));
+                BAIL(fail_num("bad --sink-buffer", optarg));
             break;
         case O_CARRY:
             if (parse_u64(optarg, &v) < 0 || rill_config_set_carry_budget(cfg, (size_t)v) < 0)
-                BAIL(fail("bad --carry-budget", optarg, RILL_ERANGE));
+                BAIL(fail_num("bad --carry-budget", optarg));
             break;
         case O_CREDIT:
             if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX ||
                 rill_config_set_source_credit(cfg, (uint32_t)v) < 0)
-                BAIL(fail("bad --source-credit", optarg, RILL_ERANGE));
+                BAIL(fail_num("bad --source-credit", optarg));
             break;
         case O_CREDIT_POOL:
             if (parse_u64(optarg, &v) < 0 || rill_config_set_source_credit_pool(cfg, v) < 0)
-                BAIL(fail("bad --source-credit-pool", optarg, RILL_ERANGE));
+                BAIL(fail_num("bad --source-credit-pool", optarg));
             break;
         case O_QUIET:
             quiet = 1;
@@ -597,10 +636,24 @@ int main(int argc, char **argv)
         t_prev = t;
     }
     fprintf(stderr, "rill-worker: %s: draining\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    rill_stats_t before;
+    rill_worker_stats(w, &before, sizeof before);
+    pthread_t forced;
+    int watching = pthread_create(&forced, NULL, second_signal, &sigs) == 0;
     rill_worker_stop(w);
+    if (watching) {
+        pthread_cancel(forced); /* sigwait is a cancellation point */
+        pthread_join(forced, NULL);
+    }
     rill_worker_stats(w, &cur, sizeof cur);
     memset(&prev, 0, sizeof prev);
     print_stats(&cur, &prev, now_s() - t_start, "final");
+    uint64_t lost = dropped_total(&cur) - dropped_total(&before);
+    if (lost)
+        fprintf(stderr,
+                "rill-worker: the drain dropped %llu frames (counted in sink_dropped, "
+                "peer_dropped, handoff_dropped)\n",
+                (unsigned long long)lost);
     rill_worker_destroy(w);
-    return 0;
+    return lost ? EXIT_DRAIN_DROPPED : 0;
 }

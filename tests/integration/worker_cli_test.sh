@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # worker_cli_test.sh RILL_WORKER RILL_LOAD IO_URING_PROBE — rill-worker as a process, over
 # real sockets: flags and their errors, passthrough to a sink, signals, the stats line and
-# its error counters, line framing, a second worker on a port in use. Each case starts its
+# its error counters, line framing, a second worker on a port in use, the exit status of a
+# drain that dropped frames and of a second signal. Each case starts its
 # own processes; all are stopped on exit.
 # Prints PASS/FAIL per check and "worker_cli: N passed, N failed"; exits 1 on any failure,
 # 77 when the environment cannot run it (io_uring unavailable, bash without /dev/tcp, no
@@ -239,6 +240,8 @@ case_bad_flags()
     bad_args "unknown flag is rejected and named" --no-such-flag \
         --listen 127.0.0.1:0 --no-such-flag
     bad_args "--threads 0 is rejected" threads --listen 127.0.0.1:0 --threads 0
+    bad_args "--threads abc is not a number" 'not a number' --listen 127.0.0.1:0 --threads abc
+    bad_args "--threads 99 is out of range" 'out of range' --listen 127.0.0.1:0 --threads 99
     bad_args "--listen garbage is rejected" 'garbage\|listen' --listen garbage
 }
 
@@ -508,8 +511,56 @@ case_port_in_use()
     stop_all
 }
 
+# ------------------------------------------------------------------ 8. drain outcome
+# Frames queued for a sink that never comes up: the drain gives up at its deadline, counts
+# them and exits 3; a second SIGTERM during that drain exits at once with 128 + 15.
+case_drain()
+{
+    local log sinkp port second
+    for second in no yes; do
+        log=$TMP/drain_$second.log
+        if ! sinkp=$(free_port); then
+            fail "drain: no free port"
+            return
+        fi
+        start_worker "$log" --listen 127.0.0.1:0 --sink "127.0.0.1:$sinkp"
+        if ! wait_ready "$log" "$WPID"; then
+            fail "drain: worker ready within $WAIT_S s"
+            show_log "$log"
+            stop_all
+            continue
+        fi
+        port=$(listen_port "$log" rill)
+        run_load "$TMP/drain.json" --target "127.0.0.1:$port" --count 1000 --connections 1 \
+            --json --quiet
+        if ! wait_for "$WAIT_S" in_is "$log" 1000; then
+            fail "drain: the worker took in 1000 frames within $WAIT_S s"
+            show_log "$log"
+            stop_all
+            continue
+        fi
+        if [ "$second" = yes ]; then
+            kill -TERM "$WPID"
+            wait_for "$WAIT_S" grep -q 'draining' "$log"
+            stop_worker "$WPID" TERM "$WAIT_S"
+            check "drain: a second SIGTERM exits at once with 143 (got $WRC after $STOP_MS ms)" \
+                [ "$WRC" = 143 ]
+            check "drain: the worker says it did not finish the drain" \
+                grep -q 'second signal: exiting without finishing the drain' "$log"
+        else
+            stop_worker "$WPID" TERM "$WAIT_S"
+            check "drain: 1000 frames left for an unreachable sink: exit 3 (got $WRC after $STOP_MS ms)" \
+                [ "$WRC" = 3 ]
+            check "drain: the worker names what it dropped" \
+                grep -q 'the drain dropped 1000 frames' "$log"
+        fi
+        [ "$WRC" = 3 ] || [ "$WRC" = 143 ] || show_log "$log"
+        stop_all
+    done
+}
+
 # WORKER_CLI_CASES="stats line" runs only those cases (for debugging).
-for c in ${WORKER_CLI_CASES:-help bad_flags passthrough signals stats line port_in_use}; do
+for c in ${WORKER_CLI_CASES:-help bad_flags passthrough signals stats line port_in_use drain}; do
     "case_$c"
 done
 
