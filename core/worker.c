@@ -1,6 +1,7 @@
 /* rill_worker_*, rill_comp_*: lifecycle of a worker and its loops. */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -189,6 +190,43 @@ int rill_worker_listener_port(const rill_worker_t *w, unsigned i)
     if (!w || i >= w->cfg.nlisteners || (int)i == w->peer_listener)
         return RILL_EINVAL;
     return w->ports[i];
+}
+
+static int not_ready(char *why, size_t whylen, const char *reason)
+{
+    if (why && whylen)
+        snprintf(why, whylen, "%s", reason);
+    return 0;
+}
+
+int rill_worker_ready(rill_worker_t *w, char *why, size_t whylen)
+{
+    if (!w)
+        return RILL_EINVAL;
+    if (atomic_load(&w->stopping))
+        return not_ready(why, whylen, "stopping");
+    pthread_mutex_lock(&w->lock);
+    int running = 1, failed = w->loop_error || w->start_error;
+    for (unsigned i = 0; i < w->nloops; i++)
+        running &= w->loop_state[i] == LOOP_RUNNING;
+    if (w->started && w->ready < w->nloops)
+        running = 0; /* a loop's ring is still being set up */
+    pthread_mutex_unlock(&w->lock);
+    if (failed)
+        return not_ready(why, whylen, "a loop failed");
+    if (!running)
+        return not_ready(why, whylen, "loops not running");
+    if (w->cluster) {
+        rill_view_t *v = rill__cluster_view_copy(w->cluster);
+        int have = v != NULL, self = v ? rill_view_self(v) : -1;
+        rill_view_destroy(v);
+        if (self < 0)
+            return not_ready(why, whylen,
+                             have ? "not a member of the cluster view" : "no cluster view yet");
+    }
+    if (why && whylen)
+        why[0] = '\0';
+    return 1;
 }
 
 /* A started loop's ring exists, or could not be created (rc < 0). */

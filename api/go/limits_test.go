@@ -85,4 +85,35 @@ func TestLimitsAndMetrics(t *testing.T) {
 			t.Fatalf("/metrics lacks %q:\n%s", want, body)
 		}
 	}
+
+	// Readiness: the worker runs (its loops may still be setting up right after Start),
+	// and /readyz says the same; after Stop it is not ready, and /healthz still answers.
+	deadline := time.Now().Add(30 * time.Second)
+	for ok, _ := w.Ready(); !ok && time.Now().Before(deadline); ok, _ = w.Ready() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, text := get("/readyz"); code != 200 || text != "ready\n" {
+		t.Fatalf("/readyz while running: %d %q", code, text)
+	}
+	if err := w.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, why := w.Ready(); ok || why != "stopping" {
+		t.Fatalf("Ready after Stop: %v %q", ok, why)
+	}
+	if code, text := get("/readyz"); code != 503 || text != "not ready: stopping\n" {
+		t.Fatalf("/readyz after Stop: %d %q", code, text)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Fatalf("/healthz after Stop: %d", code)
+	}
 }

@@ -499,6 +499,23 @@ func (w *Worker) MetricsPort() (int, error) {
 	return int(rc), nil
 }
 
+// Ready reports readiness, for a load balancer's or an orchestrator's probe: true when
+// every loop runs, the worker is not stopping and no loop failed, and, in a cluster, it
+// is a member of its current view; else false and the first reason not met. A closed
+// worker is not ready ("closed").
+func (w *Worker) Ready() (bool, string) {
+	w.life.RLock()
+	defer w.life.RUnlock()
+	if w.c == nil {
+		return false, "closed"
+	}
+	var why [96]C.char
+	if C.rill_worker_ready(w.c, &why[0], C.size_t(len(why))) == 1 {
+		return true, ""
+	}
+	return false, C.GoString(&why[0])
+}
+
 // ListenerPort returns the TCP port that listener i (its index in Config.Listeners) is
 // bound to; useful with port 0.
 func (w *Worker) ListenerPort(i int) (int, error) {

@@ -321,8 +321,19 @@ static int handle_request(rill__metrics_t *m, client_t *c)
                             "method not allowed\n", 0);
     char *q = memchr(target, '?', tlen);
     size_t plen = q ? (size_t)(q - target) : tlen;
+    /* Liveness: this thread answers. Readiness: rill_worker_ready. */
+    if (plen == 8 && memcmp(target, "/healthz", 8) == 0)
+        return respond_text(c, 200, "OK", NULL, "ok\n", head);
+    if (plen == 7 && memcmp(target, "/readyz", 7) == 0) {
+        char why[96], text[128];
+        if (rill_worker_ready(m->w, why, sizeof why) == 1)
+            return respond_text(c, 200, "OK", NULL, "ready\n", head);
+        snprintf(text, sizeof text, "not ready: %s\n", why);
+        return respond_text(c, 503, "Service Unavailable", NULL, text, head);
+    }
     if (plen != 8 || memcmp(target, "/metrics", 8) != 0)
-        return respond_text(c, 404, "Not Found", NULL, "not found; try /metrics\n", head);
+        return respond_text(c, 404, "Not Found", NULL,
+                            "not found; try /metrics, /healthz or /readyz\n", head);
     char *body;
     size_t len;
     if (rill__metrics_render(m->w, &body, &len) < 0)

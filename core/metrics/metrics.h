@@ -1,5 +1,7 @@
 /* Metrics endpoint: a small HTTP/1.x server on its own thread that answers
- * GET /metrics with the worker's counters in the Prometheus text exposition format 0.0.4.
+ * GET /metrics with the worker's counters in the Prometheus text exposition format 0.0.4,
+ * and the probes GET /healthz (liveness: 200 whenever it answers) and GET /readyz
+ * (readiness: 200, or 503 with the reason, from rill_worker_ready).
  *
  * One poll() loop over non-blocking sockets serves several scrapes at once; a client that
  * sends nothing useful, or does not read its answer, is closed after a few seconds. Every

@@ -91,6 +91,8 @@ static const char usage[] =
     "                      from PATH (or from the environment variable RILL_ZK_AUTH); never\n"
     "                      logged. The znodes then only let that identity change them.\n"
     "  --metrics ADDR      serve counters at http://ADDR/metrics (Prometheus text format)\n"
+    "                      and the probes /healthz (200 while it answers) and /readyz\n"
+    "                      (200 when ready, 503 and the reason when not)\n"
     "  --quiet             no stats line each second\n"
     "  --version           print the version and exit\n"
     "  --help              this text\n"

@@ -164,6 +164,13 @@ static int test_loop_then_member(void)
     ASSERT_EQ(member_start(&mb[0], "a", root, s.addr), 0);
     ASSERT_EQ(member_start(&mb[1], "b", root, s.addr), 0);
     ASSERT_EQ(views_ready(mb), 0);
+    for (unsigned i = 0; i < 2; i++) { /* members of the view, loops running */
+        char why[64];
+        int64_t end = tu_now_ms() + WAIT_MS;
+        while (rill_worker_ready(mb[i].w, why, sizeof why) != 1 && tu_now_ms() < end)
+            tu_sleep_ms(5);
+        ASSERT_EQ(rill_worker_ready(mb[i].w, why, sizeof why), 1);
+    }
     const member_t *a = mb[0].self == member_b ? &mb[1] : &mb[0];
 
     /* All sources connect to a: what a owns runs the whole chain, what b owns is

@@ -670,6 +670,79 @@ static void *scrape_thread(void *arg)
 
 /* Idle and half-request clients hold a slot each but block nobody; the server closes them
  * by its deadline; 4 threads scraping at once all get whole answers. */
+/* GET path on port: returns the status and copies the body into out (NUL-terminated). */
+static int probe(uint16_t port, const char *path, char *out, size_t cap)
+{
+    char req[64];
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\n\r\n", path);
+    resp_t r;
+    if (scrape(port, req, &r) < 0)
+        return -1;
+    int status = r.status;
+    size_t n = r.body_len < cap - 1 ? r.body_len : cap - 1;
+    memcpy(out, r.body ? r.body : "", n);
+    out[n] = '\0';
+    resp_free(&r);
+    return status;
+}
+
+/* /healthz answers while the server runs; /readyz follows rill_worker_ready: ready while
+ * the loops run, 503 with the reason before the start and once the worker stops. */
+static int test_probes(void)
+{
+    fix_t f;
+    if (fix_up(&f) < 0) {
+        fix_down(&f);
+        T_FAIL_AT_("fixture set-up failed");
+    }
+    char body[256], why[64];
+    int rc = 1;
+    if (probe(f.mport, "/healthz", body, sizeof body) != 200 || strcmp(body, "ok\n") != 0) {
+        fprintf(stderr, "  FAIL: /healthz ('%s')\n", body);
+        goto out;
+    }
+    /* The loops' rings may still be being set up right after the start. */
+    int64_t end = tu_now_ms() + 30000;
+    while (rill_worker_ready(f.w, why, sizeof why) != 1 && tu_now_ms() < end)
+        tu_sleep_ms(5);
+    if (probe(f.mport, "/readyz", body, sizeof body) != 200 || strcmp(body, "ready\n") != 0) {
+        fprintf(stderr, "  FAIL: /readyz while running ('%s')\n", body);
+        goto out;
+    }
+    rill_worker_stop(f.w);
+    if (rill_worker_ready(f.w, why, sizeof why) != 0 || strcmp(why, "stopping") != 0 ||
+        probe(f.mport, "/readyz", body, sizeof body) != 503 ||
+        strcmp(body, "not ready: stopping\n") != 0) {
+        fprintf(stderr, "  FAIL: /readyz after the stop ('%s', why '%s')\n", body, why);
+        goto out;
+    }
+    if (probe(f.mport, "/healthz", body, sizeof body) != 200) {
+        fprintf(stderr, "  FAIL: /healthz after the stop ('%s')\n", body);
+        goto out;
+    }
+    /* A worker that was never started. */
+    rill_config_t *cfg = rill_config_new();
+    rill_worker_t *idle = NULL;
+    if (!cfg || rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_RILL, 0, 0, 0) < 0 ||
+        rill_worker_new(&idle, cfg) < 0) {
+        rill_config_destroy(cfg);
+        fprintf(stderr, "  FAIL: a second worker\n");
+        goto out;
+    }
+    rill_config_destroy(cfg);
+    int ready = rill_worker_ready(idle, why, sizeof why);
+    rill_worker_destroy(idle);
+    if (ready != 0 || strcmp(why, "loops not running") != 0 ||
+        rill_worker_ready(NULL, NULL, 0) != RILL_EINVAL) {
+        fprintf(stderr, "  FAIL: not started: %d '%s'\n", ready, why);
+        goto out;
+    }
+    rc = 0;
+out:
+    fix_down(&f);
+    return rc;
+}
+
 static int test_concurrent_and_idle(void)
 {
     fix_t f;
@@ -778,6 +851,7 @@ int main(int argc, char **argv)
         {"scrape_parse", test_scrape_parse},
         {"curl", test_curl},
         {"errors_and_head", test_errors_and_head},
+        {"probes", test_probes},
         {"concurrent_and_idle", test_concurrent_and_idle},
         {"many_clients", test_many_clients},
         {"start_errors", test_start_errors},

@@ -362,6 +362,12 @@ RILL_EXTERN unsigned rill_worker_threads(const rill_worker_t *w);
 RILL_EXTERN int rill_worker_metrics_port(const rill_worker_t *w);
 /* Returns the TCP port listener i is bound to (useful with port 0), or RILL_EINVAL. */
 RILL_EXTERN int rill_worker_listener_port(const rill_worker_t *w, unsigned i);
+/* Readiness, for a load balancer's or an orchestrator's probe: 1 when every loop runs,
+ * the worker is not stopping and no loop failed, and, in a cluster, the worker is a
+ * member of its current view; else 0, with the first reason not met written to why
+ * (NUL-terminated, cut to whylen; why may be NULL). RILL_EINVAL for a NULL worker. Any
+ * thread (it takes the worker's lifecycle lock briefly: not per message). */
+RILL_EXTERN int rill_worker_ready(rill_worker_t *w, char *why, size_t whylen);
 
 /*
  * Starts one thread per loop and returns once every loop's io_uring exists (and, when
