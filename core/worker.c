@@ -126,8 +126,9 @@ int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg)
         if ((rc = rill__listen_socket(a, 4096)) < 0) {
             char text[96];
             rill__addr_format(a, text, sizeof text);
-            rill__log("cannot listen on %s%s: %s", text,
-                      (int)li == w->peer_listener ? " (peer listener)" : "", rill_strerror(rc));
+            rill__log_error("cannot listen on %s%s: %s", text,
+                            (int)li == w->peer_listener ? " (peer listener)" : "",
+                            rill_strerror(rc));
             goto fail;
         }
         w->listen_fds[li] = rc;
@@ -156,7 +157,7 @@ int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg)
     if (cfg->has_metrics && (rc = rill__metrics_start(&w->metrics, w, &cfg->metrics_addr)) < 0) {
         char text[96];
         rill__addr_format(&cfg->metrics_addr, text, sizeof text);
-        rill__log("cannot serve metrics on %s: %s", text, rill_strerror(rc));
+        rill__log_error("cannot serve metrics on %s: %s", text, rill_strerror(rc));
         goto fail;
     }
     *out = w;
@@ -337,7 +338,7 @@ int rill_worker_start(rill_worker_t *w)
     if (rc == 0 && w->start_error)
         rc = w->start_error;
     if (rc == 0 && w->cluster && (rc = rill__cluster_start(w->cluster)) < 0)
-        rill__log("cannot start the cluster thread: %s", rill_strerror(rc));
+        rill__log_error("cannot start the cluster thread: %s", rill_strerror(rc));
     if (rc < 0) {
         abandon_start(w, made);
         return rc;
@@ -362,7 +363,7 @@ int rill_worker_run(rill_worker_t *w, unsigned i)
     if (rc < 0) {
         w->loop_state[i] = LOOP_IDLE;
         pthread_mutex_unlock(&w->lock);
-        rill__log("cannot start the cluster thread: %s", rill_strerror(rc));
+        rill__log_error("cannot start the cluster thread: %s", rill_strerror(rc));
         return rc;
     }
     pthread_mutex_unlock(&w->lock);

@@ -239,7 +239,7 @@ static void register_node(rill__cluster_t *c)
                     ZOO_EPHEMERAL, NULL, 0);
     if (rc == ZOK) {
         c->node_created = 1;
-        rill__log("cluster: joined as %s", c->node_path);
+        rill__log_info("cluster: joined as %s", c->node_path);
         return;
     }
     if (rc == ZNODEEXISTS) {
@@ -401,7 +401,7 @@ static void on_state(rill__cluster_t *c, int state, uint64_t now)
 {
     if (state == ZOO_CONNECTED_STATE) {
         if (!c->connected)
-            rill__log("cluster: %s to ZooKeeper", c->given_up ? "reconnected" : "connected");
+            rill__log_info("cluster: %s to ZooKeeper", c->given_up ? "reconnected" : "connected");
         c->connected = 1;
         c->ever_connected = 1;
         c->disconnected_at = 0;
@@ -475,7 +475,7 @@ static void *cluster_main(void *arg)
         if (rc != ZOK && rc != ZNONODE)
             zk_error(c, "deleting the member node", rc);
         else
-            rill__log("cluster: left (%s deleted)", c->node_path);
+            rill__log_info("cluster: left (%s deleted)", c->node_path);
     }
     close_session(c);
     atomic_store(&c->left_at, rill__now_ns());

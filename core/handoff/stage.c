@@ -118,8 +118,8 @@ size_t rill__handoff_next(rill__handoff_t *h, unsigned src, rill_msg_t *views, s
     while (h->step_pos < h->step_len) {
         int n = rill__decode(&h->in_dec[src], h->step, h->step_len, &h->step_pos, views, cap);
         if (n < 0) { /* cannot happen: rill encoded these frames itself */
-            rill__log("internal: handoff stream from loop %u undecodable: %s", src,
-                      rill_strerror(n));
+            rill__log_error("internal: handoff stream from loop %u undecodable: %s", src,
+                            rill_strerror(n));
             abort();
         }
         if (n > 0)

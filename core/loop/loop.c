@@ -308,7 +308,7 @@ int rill__loop_run(rill__loop_t *l, void (*ready)(void *ctx, int rc), void *ctx)
     rill_worker_t *w = l->w;
     int rc = rill__ring_setup(&l->ring);
     if (rc < 0) {
-        rill__log("loop %u: io_uring set-up failed: %s", l->idx, rill_strerror(rc));
+        rill__log_error("loop %u: io_uring set-up failed: %s", l->idx, rill_strerror(rc));
         rill__ring_teardown(&l->ring);
         rill__drain_abandon(l);
         if (ready)
@@ -340,7 +340,7 @@ int rill__loop_run(rill__loop_t *l, void (*ready)(void *ctx, int rc), void *ctx)
             rc = io_uring_submit_and_wait_timeout(&l->ring.uring, &unused, 1, &ts, NULL);
         }
         if (wait_failed(rc)) {
-            rill__log("loop %u: io_uring wait failed: %s", l->idx, rill_strerror(rc));
+            rill__log_error("loop %u: io_uring wait failed: %s", l->idx, rill_strerror(rc));
             break;
         }
         now = rill__now_ns();

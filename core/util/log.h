@@ -1,13 +1,20 @@
-/* Diagnostics to stderr. The hot path never logs: a condition that can repeat per
- * message or per connection is counted, and logged only the first time (rill__log_once). */
+/* Diagnostics: to the process's log callback (rill_set_log_callback), else to stderr as
+ * "rill: ..." lines. The hot path never logs: a condition that can repeat per message or
+ * per connection is counted, and logged only the first time (rill__log_once). */
 #ifndef RILL_CORE_LOG_H
 #define RILL_CORE_LOG_H
 
 #include <stdatomic.h>
 
+/* RILL_LOG_WARNING: something went wrong that rill works around (a connection closed, a
+ * sink retried, a frame dropped and counted). */
 void rill__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* RILL_LOG_ERROR: something the worker cannot do (bind, a loop's ring, a thread). */
+void rill__log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* RILL_LOG_INFO: a change of state an operator wants to see (joined, left, connected). */
+void rill__log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Logs only if *flag was still clear; thread-safe. */
+/* Logs (a warning) only if *flag was still clear; thread-safe. */
 void rill__log_once(atomic_int *flag, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* One worker's log-once flags: each reason is logged the first time it happens, by

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -487,6 +488,87 @@ static int roundtrip_batch(void)
     return run_roundtrip(passthrough_msgs, 5, 1);
 }
 
+/* ------------------------------------------------------------ log callback */
+
+typedef struct log_seen {
+    pthread_mutex_t mu;
+    unsigned n;
+    rill_log_level_t level[8];
+    char msg[8][512];
+} log_seen_t;
+
+static void collect(uintptr_t ctx, rill_log_level_t level, const char *msg)
+{
+    log_seen_t *s = (log_seen_t *)ctx;
+    pthread_mutex_lock(&s->mu);
+    if (s->n < 8) {
+        s->level[s->n] = level;
+        snprintf(s->msg[s->n], sizeof s->msg[0], "%s", msg);
+        s->n++;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The first logged line that contains needle, or -1; its level in *level. */
+static int seen(log_seen_t *s, const char *needle, rill_log_level_t *level)
+{
+    int at = -1;
+    pthread_mutex_lock(&s->mu);
+    for (unsigned i = 0; i < s->n && at < 0; i++)
+        if (strstr(s->msg[i], needle)) {
+            at = (int)i;
+            *level = s->level[i];
+        }
+    pthread_mutex_unlock(&s->mu);
+    return at;
+}
+
+/* Library log lines reach the callback, with their level and without "rill: ": an
+ * error from the calling thread (a port in use), a warning from a loop thread (a frame
+ * shorter than its header); then stderr again. */
+static int log_callback(void)
+{
+    static log_seen_t s = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    rill_set_log_callback(collect, (uintptr_t)&s);
+    rill_worker_t *a = NULL, *b = NULL;
+    rill_config_t *cfg = rill_config_new();
+    ASSERT_TRUE(cfg != NULL);
+    ASSERT_EQ(rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_RILL, 0, 0, 0), 0);
+    ASSERT_EQ(rill_worker_new(&a, cfg), 0);
+    rill_config_destroy(cfg);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", rill_worker_listener_port(a, 0));
+    cfg = rill_config_new();
+    ASSERT_EQ(rill_config_add_listener(cfg, addr, RILL_FRAMING_RILL, 0, 0, 0), 0);
+    ASSERT_EQ(rill_worker_new(&b, cfg), -EADDRINUSE);
+    rill_config_destroy(cfg);
+    rill_log_level_t level;
+    char want[96];
+    snprintf(want, sizeof want, "cannot listen on %s", addr);
+    int at = seen(&s, want, &level);
+    ASSERT_TRUE(at >= 0);
+    ASSERT_EQ(level, RILL_LOG_ERROR);
+    ASSERT_TRUE(strncmp(s.msg[at], "rill: ", 6) != 0 && !strchr(s.msg[at], '\n'));
+
+    ASSERT_EQ(rill_worker_start(a), 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)rill_worker_listener_port(a, 0)),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ASSERT_EQ(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    const uint8_t bad[8] = {0, 0, 0, 3, 0, 0, 0, 1}; /* length 3: below the 12 of a header */
+    ASSERT_EQ(write(fd, bad, sizeof bad), (ssize_t)sizeof bad);
+    for (int i = 0; i < 3000 && seen(&s, "frame length below 12", &level) < 0; i++)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    close(fd);
+    ASSERT_TRUE(seen(&s, "frame length below 12", &level) >= 0);
+    ASSERT_EQ(level, RILL_LOG_WARNING);
+    ASSERT_EQ(rill_worker_stop(a), 0);
+    rill_worker_destroy(a);
+    rill_set_log_callback(NULL, 0);
+    return 0;
+}
+
 static const t_case_t cases[] = {
     {"version", version},
     {"error_strings", error_strings},
@@ -497,6 +579,7 @@ static const t_case_t cases[] = {
     {"lifecycle", lifecycle},
     {"roundtrip", roundtrip},
     {"roundtrip_batch", roundtrip_batch},
+    {"log_callback", log_callback},
     {NULL, NULL},
 };
 

@@ -217,6 +217,24 @@ RILL_EXTERN int rill_config_set_source_credit_pool(rill_config_t *cfg, uint64_t 
  * Returns 0, RILL_EINVAL or RILL_EADDR. */
 RILL_EXTERN int rill_config_set_metrics_listener(rill_config_t *cfg, const char *addr);
 
+/* ---------------------------------------------------------------- logging */
+typedef enum rill_log_level {
+    RILL_LOG_ERROR = 0,   /* something the worker cannot do: bind, a loop's ring, a thread */
+    RILL_LOG_WARNING = 1, /* something rill works around: a connection closed, a sink retried,
+                           * frames dropped (and counted) */
+    RILL_LOG_INFO = 2,    /* a change of state: joined or left the cluster, connected */
+} rill_log_level_t;
+/* Receives one log line: no trailing newline, no "rill: " prefix, at most 511 bytes,
+ * valid during the call only. Called on whichever thread logs (a loop thread, the
+ * cluster or metrics thread, or the caller of a rill_* function): it must not block for
+ * long and must not call rill_* functions other than rill_strerror. */
+typedef void (*rill_log_cb)(uintptr_t ctx, rill_log_level_t level, const char *msg);
+/* Sends every log line of the library, of every worker in the process, to cb (NULL:
+ * back to stderr, "rill: " lines, the default). Set it before creating workers; changing
+ * it while they run is allowed, but not twice within one callback's run. The ZooKeeper
+ * client's own log (zoo_set_log_stream) is not included. Any thread. */
+RILL_EXTERN void rill_set_log_callback(rill_log_cb cb, uintptr_t ctx);
+
 /* ---------------------------------------------------------------- cluster */
 
 /*
