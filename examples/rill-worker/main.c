@@ -17,6 +17,7 @@
 
 #include "../../core/stats/counters.h" /* the counter table: the stats line's tokens */
 #include "builtins.h"
+#include "wlog.h"
 
 static const char usage[] =
     "usage: rill-worker [options]\n"
@@ -94,6 +95,11 @@ static const char usage[] =
     "                      and the probes /healthz (200 while it answers) and /readyz\n"
     "                      (200 when ready, 503 and the reason when not)\n"
     "  --quiet             no stats line each second\n"
+    "  --log-format text|logfmt|json  how log lines look (default text: 'rill-worker: ...'\n"
+    "                      and the library's 'rill: ...'); logfmt: ts=... level=... src=...\n"
+    "                      msg=\"...\" with the stats as fields (in=N in_rate=R ...); json: one\n"
+    "                      object per line with the same keys\n"
+    "  --log-level error|warning|info  drop lines below it (default info)\n"
     "  --version           print the version and exit\n"
     "  --help              this text\n"
     "\n"
@@ -205,20 +211,28 @@ static void print_stats(const rill_stats_t *s, const rill_stats_t *prev, double 
                         const char *tag)
 {
     char line[2048];
-    size_t len = (size_t)snprintf(line, sizeof line, "rill-worker: %s", tag);
-    for (size_t i = 0; i < sizeof line_counters / sizeof line_counters[0]; i++) {
+    /* The same numbers as fields for logfmt and json, rates as TOKEN_rate. */
+    enum { NLINE = sizeof line_counters / sizeof line_counters[0] };
+    wlog_field_t f[NLINE + 2];
+    char rate_key[2][32];
+    unsigned nf = 0, nr = 0;
+    size_t len = (size_t)snprintf(line, sizeof line, "%s", tag);
+    for (size_t i = 0; i < NLINE; i++) {
         const struct line_counter *c = &line_counters[i];
         if (!c->token[0] || len >= sizeof line)
             continue;
         uint64_t v = stat_at(s, c->off);
         len += (size_t)snprintf(line + len, sizeof line - len, " %s=%" PRIu64, c->token, v);
+        f[nf++] = (wlog_field_t){c->token, v};
         if (len < sizeof line && (c->off == offsetof(rill_stats_t, msgs_in) ||
                                   c->off == offsetof(rill_stats_t, msgs_out))) {
             double rate = secs > 0 ? (double)(v - stat_at(prev, c->off)) / secs : 0;
             len += (size_t)snprintf(line + len, sizeof line - len, " (%.0f/s)", rate);
+            snprintf(rate_key[nr], sizeof rate_key[nr], "%s_rate", c->token);
+            f[nf++] = (wlog_field_t){rate_key[nr++], (uint64_t)(rate + 0.5)};
         }
     }
-    fprintf(stderr, "%s\n", line);
+    wlog_fields(line, tag, f, nf);
 }
 
 static double now_s(void)
@@ -271,9 +285,9 @@ static void log_view(uintptr_t ctx, const rill_view_t *v)
                                 rill_view_member(v, i));
     line[off] = '\0';
     int self = rill_view_self(v);
-    fprintf(stderr, "rill-worker: view epoch=%llu members=%s self=%s\n",
-            (unsigned long long)rill_view_epoch(v), n ? line : "-",
-            self >= 0 ? rill_view_member(v, (unsigned)self) : "-");
+    wlog(RILL_LOG_INFO, "view epoch=%llu members=%s self=%s",
+         (unsigned long long)rill_view_epoch(v), n ? line : "-",
+         self >= 0 ? rill_view_member(v, (unsigned)self) : "-");
 }
 
 static int fail(const char *what, const char *arg, int rc)
@@ -296,11 +310,7 @@ static void *second_signal(void *arg)
 {
     int sig;
     if (sigwait((const sigset_t *)arg, &sig) == 0) {
-        static const char msg[] = "rill-worker: second signal: exiting without finishing the "
-                                  "drain\n";
-        if (write(2, msg, sizeof msg - 1) < 0) {
-            /* nothing more to say */
-        }
+        wlog(RILL_LOG_WARNING, "second signal: exiting without finishing the drain");
         _exit(128 + sig);
     }
     return NULL;
@@ -345,6 +355,8 @@ int main(int argc, char **argv)
         O_FLUSH,
         O_DEAD,
         O_QUIET,
+        O_LOG_FORMAT,
+        O_LOG_LEVEL,
         O_VERSION,
         O_HELP,
         O_MAXCONNS,
@@ -387,6 +399,8 @@ int main(int argc, char **argv)
         {"zk-auth-file", required_argument, 0, O_AUTHFILE},
         {"metrics", required_argument, 0, O_METRICS},
         {"quiet", no_argument, 0, O_QUIET},
+        {"log-format", required_argument, 0, O_LOG_FORMAT},
+        {"log-level", required_argument, 0, O_LOG_LEVEL},
         {"version", no_argument, 0, O_VERSION},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
@@ -499,6 +513,20 @@ int main(int argc, char **argv)
             if (parse_u64(optarg, &v) < 0 || rill_config_set_source_credit_pool(cfg, v) < 0)
                 BAIL(fail_num("bad --source-credit-pool", optarg));
             break;
+        case O_LOG_FORMAT:
+            if (wlog_set_format(optarg) < 0) {
+                fprintf(stderr, "rill-worker: bad --log-format '%s': text, logfmt or json\n",
+                        optarg);
+                BAIL(2);
+            }
+            break;
+        case O_LOG_LEVEL:
+            if (wlog_set_level(optarg) < 0) {
+                fprintf(stderr, "rill-worker: bad --log-level '%s': error, warning or info\n",
+                        optarg);
+                BAIL(2);
+            }
+            break;
         case O_QUIET:
             quiet = 1;
             break;
@@ -588,15 +616,16 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    wlog_route_library(); /* the library's lines in the same format */
     rill_worker_t *w;
     rc = rill_worker_new(&w, cfg);
     rill_config_destroy(cfg);
     if (rc < 0) {
-        fprintf(stderr, "rill-worker: cannot create the worker: %s\n", rill_strerror(rc));
+        wlog(RILL_LOG_ERROR, "cannot create the worker: %s", rill_strerror(rc));
         return 1;
     }
     if ((rc = builtins_register(w, sink_idx, count_every)) < 0) {
-        fprintf(stderr, "rill-worker: cannot register computations: %s\n", rill_strerror(rc));
+        wlog(RILL_LOG_ERROR, "cannot register computations: %s", rill_strerror(rc));
         rill_worker_destroy(w);
         return 1;
     }
@@ -606,18 +635,18 @@ int main(int argc, char **argv)
         char *colon = strrchr(host, ':');
         if (colon)
             *colon = '\0';
-        fprintf(stderr, "rill-worker: listening on %s:%d framing=%s\n", host,
-                rill_worker_listener_port(w, i), framing_name(listens[i].framing));
+        wlog(RILL_LOG_INFO, "listening on %s:%d framing=%s", host, rill_worker_listener_port(w, i),
+             framing_name(listens[i].framing));
     }
     if ((rc = rill_worker_start(w)) < 0) {
-        fprintf(stderr, "rill-worker: cannot start: %s\n", rill_strerror(rc));
+        wlog(RILL_LOG_ERROR, "cannot start: %s", rill_strerror(rc));
         rill_worker_destroy(w);
         return 1;
     }
     if (rill_worker_metrics_port(w) > 0)
-        fprintf(stderr, "rill-worker: metrics on port %d\n", rill_worker_metrics_port(w));
-    fprintf(stderr, "rill-worker: ready (%u loop thread%s%s%s)\n", rill_worker_threads(w),
-            rill_worker_threads(w) == 1 ? "" : "s", sink ? ", sink " : "", sink ? sink : "");
+        wlog(RILL_LOG_INFO, "metrics on port %d", rill_worker_metrics_port(w));
+    wlog(RILL_LOG_INFO, "ready (%u loop thread%s%s%s)", rill_worker_threads(w),
+         rill_worker_threads(w) == 1 ? "" : "s", sink ? ", sink " : "", sink ? sink : "");
 
     rill_stats_t prev, cur;
     memset(&prev, 0, sizeof prev);
@@ -637,7 +666,7 @@ int main(int argc, char **argv)
         prev = cur;
         t_prev = t;
     }
-    fprintf(stderr, "rill-worker: %s: draining\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    wlog(RILL_LOG_INFO, "%s: draining", sig == SIGINT ? "SIGINT" : "SIGTERM");
     rill_stats_t before;
     rill_worker_stats(w, &before, sizeof before);
     pthread_t forced;
@@ -652,10 +681,10 @@ int main(int argc, char **argv)
     print_stats(&cur, &prev, now_s() - t_start, "final");
     uint64_t lost = dropped_total(&cur) - dropped_total(&before);
     if (lost)
-        fprintf(stderr,
-                "rill-worker: the drain dropped %llu frames (counted in sink_dropped, "
-                "peer_dropped, handoff_dropped)\n",
-                (unsigned long long)lost);
+        wlog(RILL_LOG_WARNING,
+             "the drain dropped %llu frames (counted in sink_dropped, peer_dropped, "
+             "handoff_dropped)",
+             (unsigned long long)lost);
     rill_worker_destroy(w);
     return lost ? EXIT_DRAIN_DROPPED : 0;
 }

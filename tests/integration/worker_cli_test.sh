@@ -559,8 +559,56 @@ case_drain()
     done
 }
 
+# ------------------------------------------------------------------ 9. log formats
+# --log-format logfmt and json: every line, the worker's and the library's (a sink that
+# refuses), has a timestamp, a level, a source and a message, the stats as fields;
+# --log-level warning keeps only the warnings.
+LOGFMT_RE='^ts=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{12}Z level=(error|warning|info) src=(rill|rill-worker) msg="([^"\\]|\\.)*"( [a-z_]+=[0-9]+)*$'
+JSON_RE='^\{"ts":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{12}Z","level":"(error|warning|info)","src":"(rill|rill-worker)","msg":"([^"\\]|\\.)*"(,"[a-z_]+":[0-9]+)*\}$'
+case_log_format()
+{
+    local fmt log sinkp re bad
+    for fmt in logfmt json; do
+        log=$TMP/log_$fmt.log
+        re=$LOGFMT_RE
+        [ "$fmt" = json ] && re=$JSON_RE
+        sinkp=$(free_port) || { fail "log format: no free port"; return; }
+        start_worker "$log" --listen 127.0.0.1:0 --sink "127.0.0.1:$sinkp" --log-format "$fmt"
+        if ! wait_for "$WAIT_S" grep -q '"stats"' "$log"; then
+            fail "log format $fmt: a stats line within $WAIT_S s"
+            show_log "$log"
+            stop_all
+            continue
+        fi
+        stop_worker "$WPID" TERM "$WAIT_S"
+        check "log format $fmt: exit 0 (got $WRC)" [ "$WRC" = 0 ]
+        bad=$(grep -Evc "$re" "$log")
+        check "log format $fmt: all $(wc -l <"$log") lines parse ($bad do not)" [ "$bad" = 0 ]
+        [ "$bad" = 0 ] || grep -Ev "$re" "$log" | head -n 3 | sed 's/^/    | /'
+        check "log format $fmt: the library's sink warning is among them" \
+            grep -Eq '(level=|"level":")warning' "$log"
+        check "log format $fmt: the stats carry their rates as fields" \
+            grep -Eq '(in_rate=|"in_rate":)[0-9]+' "$log"
+        stop_all
+    done
+    log=$TMP/log_level.log
+    sinkp=$(free_port) || { fail "log level: no free port"; return; }
+    start_worker "$log" --listen 127.0.0.1:0 --sink "127.0.0.1:$sinkp" --log-format logfmt \
+        --log-level warning
+    if wait_for "$WAIT_S" grep -q 'level=warning' "$log"; then
+        stop_worker "$WPID" TERM "$WAIT_S"
+        check "log level warning: exit 0 (got $WRC)" [ "$WRC" = 0 ]
+        check "log level warning: no info lines" bash -c "! grep -q 'level=info' '$log'"
+    else
+        fail "log level warning: the sink warning within $WAIT_S s"
+        show_log "$log"
+    fi
+    stop_all
+    bad_args "--log-format xml is rejected" 'text, logfmt or json' --log-format xml
+}
+
 # WORKER_CLI_CASES="stats line" runs only those cases (for debugging).
-for c in ${WORKER_CLI_CASES:-help bad_flags passthrough signals stats line port_in_use drain}; do
+for c in ${WORKER_CLI_CASES:-help bad_flags passthrough signals stats line port_in_use drain log_format}; do
     "case_$c"
 done
 
