@@ -67,22 +67,12 @@ int rill_emit_comp(rill_emitter_t *em, uint32_t comp_id, uint64_t key, const voi
             RILL_STAT_ADD(d->stats->handoff_msgs, 1);
         return rc;
     }
-    size_t fs = rill__frame_size(len);
-    int mark = d->local_origin != d->origin; /* an origin marker first (handoff/stage.h) */
-    if (mark)
-        fs += rill__frame_size(0);
-    if (rill__buf_reserve(&d->local, fs, SIZE_MAX) < 0) {
+    long fs =
+        rill__origin_put(&d->local, &d->local_origin, d->origin, comp_id, key, data, (uint32_t)len);
+    if (fs < 0) {
         RILL_STAT_ADD(d->stats->handoff_dropped, 1);
         return RILL_ENOMEM;
     }
-    if (mark) {
-        static const uint8_t none;
-        rill__frame_encode(d->local.data + d->local.len, RILL_CONTROL_COMP_ID, d->origin, &none, 0);
-        d->local.len += rill__frame_size(0);
-        d->local_origin = (uint8_t)d->origin;
-    }
-    rill__frame_encode(d->local.data + d->local.len, comp_id, key, data, (uint32_t)len);
-    d->local.len += rill__frame_size(len);
-    atomic_fetch_add_explicit(d->inflight, (long long)fs, memory_order_relaxed);
+    atomic_fetch_add_explicit(d->inflight, fs, memory_order_relaxed);
     return 0;
 }

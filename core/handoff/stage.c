@@ -53,28 +53,37 @@ void rill__handoff_free(rill__handoff_t *h)
     memset(h, 0, sizeof *h);
 }
 
-int rill__handoff_stage(rill__handoff_t *h, unsigned dst, unsigned origin, uint32_t comp_id,
-                        uint64_t key, const void *data, uint32_t len)
+long rill__origin_put(rill__buf_t *b, uint8_t *last, unsigned origin, uint32_t comp_id,
+                      uint64_t key, const void *data, uint32_t len)
 {
-    rill__buf_t *b = &h->stage[dst];
     size_t fs = rill__frame_size(len);
-    int mark = h->stage_origin[dst] != origin;
+    int mark = *last != origin;
     if (__builtin_expect(mark, 0))
         fs += rill__frame_size(0);
-    if (rill__buf_reserve(b, fs, SIZE_MAX) < 0) {
-        RILL_STAT_ADD(*h->dropped, 1);
+    if (rill__buf_reserve(b, fs, SIZE_MAX) < 0)
         return RILL_ENOMEM;
-    }
     if (mark) {
         static const uint8_t none;
         rill__frame_encode(b->data + b->len, RILL_CONTROL_COMP_ID, origin, &none, 0);
         b->len += rill__frame_size(0);
-        h->stage_origin[dst] = (uint8_t)origin;
+        *last = (uint8_t)origin;
     }
     rill__frame_encode(b->data + b->len, comp_id, key, data, len);
     b->len += rill__frame_size(len);
+    return (long)fs;
+}
+
+int rill__handoff_stage(rill__handoff_t *h, unsigned dst, unsigned origin, uint32_t comp_id,
+                        uint64_t key, const void *data, uint32_t len)
+{
+    long fs =
+        rill__origin_put(&h->stage[dst], &h->stage_origin[dst], origin, comp_id, key, data, len);
+    if (fs < 0) {
+        RILL_STAT_ADD(*h->dropped, 1);
+        return RILL_ENOMEM;
+    }
     h->out_frames[dst * RILL_ORIGINS + origin]++;
-    atomic_fetch_add_explicit(h->inflight, (long long)fs, memory_order_relaxed);
+    atomic_fetch_add_explicit(h->inflight, fs, memory_order_relaxed);
     return 0;
 }
 

@@ -54,6 +54,12 @@ int rill__handoff_init(rill__handoff_t *h, unsigned self, unsigned n, rill__spsc
                        atomic_llong *inflight, uint64_t *dropped);
 void rill__handoff_free(rill__handoff_t *h);
 
+/* Appends one v1 frame of origin `origin` to b, behind a marker when *last (the origin of
+ * b's last frame, updated) differs. Returns the bytes appended, or RILL_ENOMEM. The
+ * stages use it, and so does the emit_comp queue. */
+long rill__origin_put(rill__buf_t *b, uint8_t *last, unsigned origin, uint32_t comp_id,
+                      uint64_t key, const void *data, uint32_t len);
+
 /* Appends one v1 frame of origin `origin` for loop dst to its stage (behind a marker
  * when the origin changes). Returns 0, or RILL_ENOMEM when the stage cannot grow (the
  * frame is dropped and counted). comp_id is never RILL_CONTROL_COMP_ID. */
