@@ -61,6 +61,7 @@ static void worker_free(rill_worker_t *w)
 
 int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg)
 {
+    rill__last_error_clear();
     if (!out)
         return RILL_EINVAL;
     *out = NULL;

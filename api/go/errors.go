@@ -5,7 +5,10 @@ package rill
 */
 import "C"
 
-import "syscall"
+import (
+	"fmt"
+	"syscall"
+)
 
 // Errno is an error code returned by the C library: one of the Err* constants below
 // (rill's own conditions), or a negated operating-system errno.
@@ -28,9 +31,17 @@ const (
 	ErrControl     Errno = C.RILL_ECONTROL     // malformed control frame (acknowledged streams)
 )
 
-// Error returns rill_strerror's description, prefixed with "rill: ".
+// Error returns rill_strerror's description ("invalid argument", "address already in
+// use"). It carries no "rill: " prefix: the package's errors wrap an Errno once with what
+// failed ("rill: listener 0 (\"127.0.0.1:7700\"): ..."), and the [Emitter]'s methods,
+// which run per message, return the bare Errno without allocating.
 func (e Errno) Error() string {
-	return "rill: " + C.GoString(C.rill_strerror(C.int(e)))
+	return C.GoString(C.rill_strerror(C.int(e)))
+}
+
+// opError wraps err once with the operation and what it was applied to.
+func opError(op string, err error) error {
+	return fmt.Errorf("rill: %s: %w", op, err)
 }
 
 // Name returns rill_err_name's name for the code ("RILL_EINVAL", "ECONNREFUSED", ...).

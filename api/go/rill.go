@@ -46,6 +46,7 @@ import (
 	"runtime"
 	"runtime/cgo"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -312,7 +313,7 @@ type compEntry struct {
 var liveHandles atomic.Int64
 
 // ErrClosed is returned by methods of a Worker after Close.
-var ErrClosed = errors.New("rill: worker closed")
+var ErrClosed = errors.New("worker closed")
 
 // applyLimits sets the connection limits and the metrics endpoint of cfg on cc.
 func applyLimits(cc *C.rill_config_t, cfg *Config) error {
@@ -469,9 +470,16 @@ func NewWorker(cfg Config) (*Worker, error) {
 	if w.scratch == nil {
 		return nil, ErrNoMem
 	}
-	if rc := C.rill_worker_new(&w.c, cc); rc < 0 {
+	var detail [256]C.char
+	if rc := C.rillgo_worker_new(&w.c, cc, &detail[0], C.size_t(len(detail))); rc < 0 {
 		C.rillgo_scratch_free(w.scratch, C.unsigned(threads))
-		return nil, fmt.Errorf("rill: NewWorker: %w", Errno(rc))
+		// rill_last_error names what failed ("cannot listen on 127.0.0.1:7700: ..."); its
+		// errno text is replaced by the Errno's, so that it is said once.
+		what := strings.TrimSuffix(C.GoString(&detail[0]), ": "+Errno(rc).Error())
+		if what == "" {
+			what = "NewWorker"
+		}
+		return nil, opError(what, Errno(rc))
 	}
 	scr := unsafe.Slice(w.scratch, threads)
 	w.emitters = make([]Emitter, threads)
@@ -490,11 +498,11 @@ func (w *Worker) MetricsPort() (int, error) {
 	w.life.RLock()
 	defer w.life.RUnlock()
 	if w.c == nil {
-		return 0, ErrClosed
+		return 0, opError("MetricsPort", ErrClosed)
 	}
 	rc := C.rill_worker_metrics_port(w.c)
 	if rc < 0 {
-		return 0, Errno(rc)
+		return 0, opError("MetricsPort", Errno(rc))
 	}
 	return int(rc), nil
 }
@@ -522,14 +530,14 @@ func (w *Worker) ListenerPort(i int) (int, error) {
 	w.life.RLock()
 	defer w.life.RUnlock()
 	if w.c == nil {
-		return 0, ErrClosed
+		return 0, opError(fmt.Sprintf("ListenerPort(%d)", i), ErrClosed)
 	}
 	if i < 0 {
-		return 0, ErrInvalid
+		return 0, opError(fmt.Sprintf("ListenerPort(%d)", i), ErrInvalid)
 	}
 	rc := C.rill_worker_listener_port(w.c, C.unsigned(i))
 	if rc < 0 {
-		return 0, Errno(rc)
+		return 0, opError(fmt.Sprintf("ListenerPort(%d)", i), Errno(rc))
 	}
 	return int(rc), nil
 }
@@ -539,13 +547,14 @@ func (w *Worker) ListenerPort(i int) (int, error) {
 // computation may also implement [Flusher] and [Releaser]. Returns [ErrExist] when id is
 // taken.
 func (w *Worker) Register(id uint32, name string, comp Computation) error {
+	op := func() string { return fmt.Sprintf("Register %d (%q)", id, name) }
 	if comp == nil {
-		return ErrInvalid
+		return opError(op(), ErrInvalid)
 	}
 	w.life.RLock()
 	defer w.life.RUnlock()
 	if w.c == nil {
-		return ErrClosed
+		return opError(op(), ErrClosed)
 	}
 	e := &compEntry{w: w, id: id, name: name, comp: comp}
 	e.flusher, _ = comp.(Flusher)
@@ -563,7 +572,7 @@ func (w *Worker) Register(id uint32, name string, comp Computation) error {
 		// rill did not take ctx and will not call release: the handle is ours to delete.
 		e.handle.Delete()
 		liveHandles.Add(-1)
-		return Errno(rc)
+		return opError(op(), Errno(rc))
 	}
 	w.mu.Lock()
 	if !e.released { // an Unregister may already have run between the C call and here
@@ -581,10 +590,10 @@ func (w *Worker) Unregister(id uint32) error {
 	w.life.RLock()
 	defer w.life.RUnlock()
 	if w.c == nil {
-		return ErrClosed
+		return opError(fmt.Sprintf("Unregister %d", id), ErrClosed)
 	}
 	if rc := C.rill_comp_unregister(w.c, C.uint32_t(id)); rc < 0 {
-		return Errno(rc)
+		return opError(fmt.Sprintf("Unregister %d", id), Errno(rc))
 	}
 	return nil
 }
@@ -598,15 +607,15 @@ func (w *Worker) Start() error {
 	w.life.RLock()
 	defer w.life.RUnlock()
 	if w.c == nil {
-		return ErrClosed
+		return opError("Start", ErrClosed)
 	}
 	if w.stopping.Load() || w.userRuns.Load() > 0 || !w.started.CompareAndSwap(false, true) {
-		return ErrState
+		return opError("Start", ErrState)
 	}
 	if w.loops == LoopsOnRillThreads {
 		if rc := C.rill_worker_start(w.c); rc < 0 {
 			w.started.Store(false)
-			return Errno(rc)
+			return opError("Start", Errno(rc))
 		}
 		return nil
 	}
@@ -621,7 +630,7 @@ func (w *Worker) Start() error {
 			if err != nil {
 				w.loopMu.Lock()
 				if w.loopErr == nil {
-					w.loopErr = fmt.Errorf("rill: loop %d: %w", i, err)
+					w.loopErr = opError(fmt.Sprintf("loop %d", i), err)
 				}
 				w.loopMu.Unlock()
 				w.Shutdown() // a loop that cannot run would keep the others from stopping
@@ -638,14 +647,17 @@ func (w *Worker) Start() error {
 // or the worker was started, [ErrInvalid] for a bad index.
 func (w *Worker) Run(i int) error {
 	if i < 0 || i >= w.threads {
-		return ErrInvalid
+		return opError(fmt.Sprintf("Run(%d)", i), ErrInvalid)
 	}
 	if w.started.Load() {
-		return ErrState
+		return opError(fmt.Sprintf("Run(%d)", i), ErrState)
 	}
 	w.userRuns.Add(1)
 	defer w.userRuns.Add(-1)
-	return w.run(i)
+	if err := w.run(i); err != nil {
+		return opError(fmt.Sprintf("Run(%d)", i), err)
+	}
+	return nil
 }
 
 func (w *Worker) run(i int) error {
@@ -680,10 +692,10 @@ func (w *Worker) Wait() error {
 	w.life.RLock()
 	defer w.life.RUnlock()
 	if w.c == nil {
-		return ErrClosed
+		return opError("Wait", ErrClosed)
 	}
 	if rc := C.rill_worker_wait(w.c); rc < 0 {
-		return Errno(rc)
+		return opError("Wait", Errno(rc))
 	}
 	w.goLoops.Wait()
 	w.loopMu.Lock()
@@ -716,7 +728,7 @@ func (w *Worker) Close() error {
 	w.life.Lock()
 	defer w.life.Unlock()
 	if w.c == nil {
-		return ErrClosed
+		return opError("Close", ErrClosed)
 	}
 	C.rill_worker_destroy(w.c) // runs the remaining release callbacks
 	w.c = nil

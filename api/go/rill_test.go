@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -440,6 +441,23 @@ func TestEmitterLimits(t *testing.T) {
 	}
 }
 
+// wantErrText checks an error's whole text, and that "rill: " appears in it once.
+func wantErrText(t *testing.T, err error, want string) {
+	t.Helper()
+	if got := err.Error(); got != want || strings.Count(got, "rill: ") != 1 {
+		t.Fatalf("error text %q, want %q", got, want)
+	}
+}
+
+func mustPort(t *testing.T, w *Worker, i int) int {
+	t.Helper()
+	p, err := w.ListenerPort(i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func TestErrorsAndRun(t *testing.T) {
 	if _, err := NewWorker(Config{Listeners: []Listener{{Addr: "nonsense"}}}); !errors.Is(err, ErrAddr) {
 		t.Fatalf("bad address: %v", err)
@@ -467,6 +485,15 @@ func TestErrorsAndRun(t *testing.T) {
 	}
 	if err := w.Register(5, "again", forward); !errors.Is(err, ErrExist) {
 		t.Fatalf("duplicate: %v", err)
+	} else {
+		wantErrText(t, err, `rill: Register 5 ("again"): a computation with this id is already registered`)
+	}
+	// A port in use: the error names the address, and says "rill:" and the cause once.
+	busy := fmt.Sprintf("127.0.0.1:%d", mustPort(t, w, 0))
+	if _, err := NewWorker(Config{Listeners: []Listener{{Addr: busy}}}); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("port in use: %v", err)
+	} else {
+		wantErrText(t, err, "rill: cannot listen on "+busy+": "+Errno(-int(syscall.EADDRINUSE)).Error())
 	}
 	if err := w.Unregister(6); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown: %v", err)

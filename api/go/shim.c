@@ -4,6 +4,7 @@
 #include "shim.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -134,4 +135,11 @@ int64_t rillgo_bench_calls(uintptr_t h, const rill_msg_t *msgs, size_t n, int64_
         return -1;
     pthread_join(t, NULL);
     return a.ns;
+}
+
+int rillgo_worker_new(rill_worker_t **out, const rill_config_t *cfg, char *detail, size_t len)
+{
+    int rc = rill_worker_new(out, cfg);
+    snprintf(detail, len, "%s", rc < 0 ? rill_last_error() : "");
+    return rc;
 }

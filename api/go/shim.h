@@ -39,6 +39,9 @@ int rillgo_replay(rillgo_scratch_t *s, rill_emitter_t *em);
 int rillgo_emit(rill_emitter_t *em, int32_t sink, uint32_t comp_id, uint64_t key, const void *data,
                 size_t len);
 
+/* rill_worker_new, then rill_last_error() copied into detail (same thread: one cgo call). */
+int rillgo_worker_new(rill_worker_t **out, const rill_config_t *cfg, char *detail, size_t len);
+
 /* Registers handle h under id with the Go ops (with or without a flush callback). */
 int rillgo_register(rill_worker_t *w, uint32_t id, const char *name, uintptr_t h, int with_flush);
 

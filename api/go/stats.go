@@ -6,6 +6,7 @@ package rill
 import "C"
 
 import (
+	"fmt"
 	"reflect"
 	"unsafe"
 )
@@ -102,11 +103,11 @@ func (w *Worker) Stats() (Stats, error) {
 	w.life.RLock()
 	defer w.life.RUnlock()
 	if w.c == nil {
-		return Stats{}, ErrClosed
+		return Stats{}, opError("Stats", ErrClosed)
 	}
 	var st C.rill_stats_t
 	if rc := C.rill_worker_stats(w.c, &st, C.size_t(unsafe.Sizeof(st))); rc < 0 {
-		return Stats{}, Errno(rc)
+		return Stats{}, opError("Stats", Errno(rc))
 	}
 	s := statsFromC(&st)
 	for _, e := range w.sortedComps() {
@@ -125,15 +126,19 @@ func (w *Worker) CompStats(id uint32) (CompStats, error) {
 	w.life.RLock()
 	defer w.life.RUnlock()
 	if w.c == nil {
-		return CompStats{}, ErrClosed
+		return CompStats{}, opError(fmt.Sprintf("CompStats %d", id), ErrClosed)
 	}
 	w.mu.Lock()
 	e := w.comps[id]
 	w.mu.Unlock()
 	if e == nil {
-		return CompStats{}, ErrNotFound
+		return CompStats{}, opError(fmt.Sprintf("CompStats %d", id), ErrNotFound)
 	}
-	return w.compStats(e)
+	cs, err := w.compStats(e)
+	if err != nil {
+		return CompStats{}, opError(fmt.Sprintf("CompStats %d", id), err)
+	}
+	return cs, nil
 }
 
 func (w *Worker) compStats(e *compEntry) (CompStats, error) {

@@ -14,6 +14,8 @@ typedef struct log_sink {
     uintptr_t ctx;
 } log_sink_t;
 static log_sink_t g_sinks[2];
+/* The calling thread's last error-level line (rill_last_error). */
+static _Thread_local char t_last_error[256];
 static _Atomic(const log_sink_t *) g_sink;
 static atomic_int g_next;
 
@@ -34,6 +36,8 @@ static void vlog(rill_log_level_t level, const char *fmt, va_list ap)
 {
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
+    if (level == RILL_LOG_ERROR)
+        snprintf(t_last_error, sizeof t_last_error, "%s", line);
     const log_sink_t *s = atomic_load_explicit(&g_sink, memory_order_acquire);
     if (s) {
         s->cb(s->ctx, level, line);
@@ -41,6 +45,16 @@ static void vlog(rill_log_level_t level, const char *fmt, va_list ap)
     }
     /* One fprintf per line so lines from different threads do not interleave. */
     fprintf(stderr, "rill: %s\n", line);
+}
+
+void rill__last_error_clear(void)
+{
+    t_last_error[0] = 0;
+}
+
+const char *rill_last_error(void)
+{
+    return t_last_error;
 }
 
 #define LOG_AT(level)                                                                              \

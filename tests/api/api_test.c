@@ -523,6 +523,12 @@ static int seen(log_seen_t *s, const char *needle, rill_log_level_t *level)
     return at;
 }
 
+static void *last_error_elsewhere(void *out)
+{
+    snprintf(out, 256, "%s", rill_last_error());
+    return NULL;
+}
+
 /* Library log lines reach the callback, with their level and without "rill: ": an
  * error from the calling thread (a port in use), a warning from a loop thread (a frame
  * shorter than its header); then stderr again. */
@@ -549,6 +555,20 @@ static int log_callback(void)
     ASSERT_TRUE(at >= 0);
     ASSERT_EQ(level, RILL_LOG_ERROR);
     ASSERT_TRUE(strncmp(s.msg[at], "rill: ", 6) != 0 && !strchr(s.msg[at], '\n'));
+    /* The same text, from rill_last_error on this thread; a success clears it. */
+    ASSERT_TRUE(strstr(rill_last_error(), want) != NULL);
+    ASSERT_TRUE(strstr(rill_last_error(), "Address already in use") != NULL);
+    pthread_t other;
+    char other_saw[256] = "unset";
+    ASSERT_EQ(pthread_create(&other, NULL, last_error_elsewhere, other_saw), 0);
+    pthread_join(other, NULL);
+    ASSERT_EQ(strcmp(other_saw, ""), 0); /* another thread's failure is not this one's */
+    cfg = rill_config_new();
+    ASSERT_EQ(rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_RILL, 0, 0, 0), 0);
+    ASSERT_EQ(rill_worker_new(&b, cfg), 0);
+    rill_config_destroy(cfg);
+    rill_worker_destroy(b);
+    ASSERT_EQ(strcmp(rill_last_error(), ""), 0);
 
     ASSERT_EQ(rill_worker_start(a), 0);
     int fd = socket(AF_INET, SOCK_STREAM, 0);

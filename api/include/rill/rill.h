@@ -369,10 +369,18 @@ typedef struct rill_comp_ops {
  * On success stores the worker in *out (the caller owns it: rill_worker_destroy()) and
  * returns 0; on failure stores NULL and returns -errno (bind, socket) or a RILL_E* code.
  * Each listener is one socket without SO_REUSEPORT, so a port another process (or
- * worker) listens on gives -EADDRINUSE, and the address is named in a log line. Any
- * thread.
+ * worker) listens on gives -EADDRINUSE, and the address is named in a log line and in
+ * rill_last_error(). Any thread.
  */
 RILL_EXTERN int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg);
+
+/* Returns what the calling thread's last rill_worker_new could not do, naming the address
+ * ("cannot listen on 127.0.0.1:7700: Address already in use"), the same text as its
+ * error-level log line; "" when that call succeeded or its return code says all there is
+ * (RILL_EINVAL, RILL_ENOMEM). Thread-local, never NULL; valid until the thread's next
+ * rill_worker_new. Lets a caller (or a binding) report one error that names what failed
+ * without parsing the log. */
+RILL_EXTERN const char *rill_last_error(void);
 
 /* Returns the number of loop threads. Any thread. */
 RILL_EXTERN unsigned rill_worker_threads(const rill_worker_t *w);
