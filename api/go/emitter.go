@@ -5,7 +5,16 @@ package rill
 */
 import "C"
 
-import "unsafe"
+import (
+	"math"
+	"unsafe"
+)
+
+// maxSinks is rill's limit on Config.Sinks (RILL_MAX_SINKS).
+const maxSinks = 16
+
+// frameHeader is the bytes a v1 frame takes besides its payload.
+const frameHeader = 16
 
 // Emitter sends a computation's output. It is valid only during the Batch or Flush call
 // that received it, on that call's goroutine. Emits are copied into the loop's C scratch
@@ -19,6 +28,11 @@ type Emitter struct {
 	data []byte
 	nrec int
 	used int
+	// What each sink still takes in this call (rill_emit_sink_room, asked the first time
+	// the call emits to it), less what ToSink predicted would fit since: exact, because
+	// nothing else fills or empties a loop's sink queue while its callback runs.
+	roomKnown uint32
+	room      [maxSinks]int64
 }
 
 func (e *Emitter) init(w *Worker, scr *C.rillgo_scratch_t) {
@@ -32,6 +46,7 @@ func (e *Emitter) begin(em *C.rill_emitter_t) {
 	e.em = em
 	e.nrec = 0
 	e.used = 0
+	e.roomKnown = 0
 }
 
 // end publishes the call's result and records for the shim, and retires the emitter.
@@ -43,14 +58,43 @@ func (e *Emitter) end(rc int) *C.rillgo_scratch_t {
 }
 
 // ToSink queues a v1 frame (compID, key, data) for sink number sink (its index in
-// Config.Sinks); data is copied. Returns [ErrInvalid] for a bad sink index or a payload
-// above MaxFrame-12, [ErrState] outside a callback. A frame that does not fit the sink's
-// buffer is dropped and counted in Stats.SinkDropped, not reported here.
+// Config.Sinks); data is copied. Returns what rill_emit_sink returns: [ErrFull] when the
+// sink's buffer (Config.SinkBuffer) cannot take the frame, which is then dropped and
+// counted in Stats.SinkDropped (an acked sink is never full); [ErrInvalid] for a bad sink
+// index or a payload above MaxFrame-12; [ErrState] outside a callback. Emits reach rill
+// after the call, but the answer is known now: rill tells at the call's first emit to a
+// sink how much it takes, and nothing else changes that during the call.
 func (e *Emitter) ToSink(sink int, compID uint32, key uint64, data []byte) error {
 	if uint(sink) >= uint(e.w.nsinks) {
 		return ErrInvalid
 	}
-	return e.put(int32(sink), compID, key, data)
+	if e.em == nil {
+		return ErrState
+	}
+	if len(data) > e.w.maxPayload {
+		return ErrInvalid
+	}
+	if e.roomKnown&(1<<sink) == 0 {
+		room := uint64(C.rill_emit_sink_room(e.em, C.int(sink)))
+		if room > math.MaxInt64 {
+			room = math.MaxInt64 // an acked sink
+		}
+		e.room[sink] = int64(room)
+		e.roomKnown |= 1 << sink
+	}
+	need := int64(frameHeader + len(data))
+	if need > e.room[sink] {
+		// Handed over all the same, so that rill drops and counts it as it would a C emit.
+		if err := e.put(int32(sink), compID, key, data); err != nil {
+			return err
+		}
+		return ErrFull
+	}
+	if err := e.put(int32(sink), compID, key, data); err != nil {
+		return err
+	}
+	e.room[sink] -= need
+	return nil
 }
 
 // ToComp sends a message to computation compID, routed by key like an ingested frame (it

@@ -535,3 +535,50 @@ func TestErrorsAndRun(t *testing.T) {
 		t.Fatal("no version")
 	}
 }
+
+// ToSink says ErrFull for exactly the frames rill drops for a full sink buffer, although
+// the emits reach rill only after the call: a sink that refuses connections fills within
+// one batch, and Stats.SinkDropped counts each ErrFull. (A full sink then pauses the
+// loop's sources, so later batches wait for it to drain: backpressure, not drops.)
+func TestToSinkFull(t *testing.T) {
+	const sinkBuffer, payload = 64 << 10, 100
+	type result struct{ queued, full int }
+	results := make(chan result, 1)
+	w := mustWorker(t, Config{SinkBuffer: sinkBuffer, MaxFrame: 4096,
+		Sinks:        []string{"127.0.0.1:9", "127.0.0.1:9"}, // the discard port: refused
+		SinkDelivery: []Delivery{DeliveryBestEffort, DeliveryAcked},
+		Listeners:    []Listener{{Addr: "127.0.0.1:0", Framing: FramingLine, CompID: 1}}})
+	data := make([]byte, payload)
+	w.Register(1, "full", BatchFunc(func(loop int, msgs []Message, em *Emitter) error {
+		var r result
+		for i := 0; i < 2*sinkBuffer/(16+payload); i++ {
+			switch err := em.ToSink(0, 1, uint64(i), data); {
+			case err == nil:
+				r.queued++
+			case errors.Is(err, ErrFull):
+				r.full++
+			default:
+				return err
+			}
+			if err := em.ToSink(1, 1, uint64(i), data[:1]); err != nil { // acked: never full
+				return err
+			}
+		}
+		results <- r
+		return nil
+	}))
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, w, 0)
+	c.Write([]byte("one\n"))
+	r := <-results
+	want := sinkBuffer / (16 + payload)
+	if r.queued != want || r.full != 2*sinkBuffer/(16+payload)-want {
+		t.Fatalf("queued %d, full %d; want %d queued", r.queued, r.full, want)
+	}
+	waitStats(t, w, "every ErrFull counted", func(s Stats) bool { return s.SinkDropped >= uint64(r.full) })
+	if s, _ := w.Stats(); s.SinkDropped != uint64(r.full) {
+		t.Fatalf("SinkDropped %d, ErrFull returned %d times", s.SinkDropped, r.full)
+	}
+}

@@ -20,6 +20,13 @@ int rill_emit_sink(rill_emitter_t *em, int sink, uint32_t comp_id, uint64_t key,
     return rc;
 }
 
+size_t rill_emit_sink_room(const rill_emitter_t *em, int sink)
+{
+    if (!em || !em->d || (unsigned)sink >= em->d->links->nsinks)
+        return 0;
+    return rill__link_room(em->d->links, &em->d->links->sinks[sink]);
+}
+
 int rill_emit_sink_msgs(rill_emitter_t *em, int sink, const rill_msg_t *msgs, size_t n)
 {
     if (!em || !em->d || (n && !msgs))

@@ -108,6 +108,10 @@ void rill__links_close(rill__links_t *ls);
  * (the queue is at the cap) / RILL_ENOMEM, and then counts the frames as dropped. */
 int rill__link_reserve(rill__links_t *ls, rill__link_t *k, size_t bytes, uint64_t frames);
 
+/* Bytes of frames k's queue still takes before an append returns RILL_EFULL (SIZE_MAX for
+ * an acked link, which is never full). */
+size_t rill__link_room(const rill__links_t *ls, const rill__link_t *k);
+
 /* Appends one v1 frame to k's queue. Returns 0, RILL_EFULL or RILL_ENOMEM (dropped and
  * counted). Inline: it runs once per emitted message. */
 static inline int rill__link_append(rill__links_t *ls, rill__link_t *k, uint32_t comp_id,

@@ -1,5 +1,6 @@
 /* The links' queues: set-up, the one capacity check and drop accounting, and the
  * figures the loop reads for backpressure, gauges and the drain. */
+#include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -76,6 +77,12 @@ void rill__links_free(rill__links_t *ls)
 static inline size_t link_cap(const rill__links_t *ls, const rill__link_t *k)
 {
     return k->ack ? SIZE_MAX : ls->cap;
+}
+
+size_t rill__link_room(const rill__links_t *ls, const rill__link_t *k)
+{
+    size_t cap = link_cap(ls, k);
+    return cap == SIZE_MAX ? SIZE_MAX : cap > k->pend.len ? cap - k->pend.len : 0;
 }
 
 int rill__link_reserve(rill__links_t *ls, rill__link_t *k, size_t bytes, uint64_t frames)

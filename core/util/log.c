@@ -15,7 +15,7 @@ typedef struct log_sink {
 } log_sink_t;
 static log_sink_t g_sinks[2];
 /* The calling thread's last error-level line (rill_last_error). */
-static _Thread_local char t_last_error[256];
+static _Thread_local char t_last_error[512];
 static _Atomic(const log_sink_t *) g_sink;
 static atomic_int g_next;
 

@@ -7,7 +7,9 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -488,6 +490,93 @@ static int roundtrip_batch(void)
     return run_roundtrip(passthrough_msgs, 5, 1);
 }
 
+/* ------------------------------------------------------------ sink room */
+
+typedef struct room_seen {
+    atomic_int done;
+    int ok;           /* every prediction of rill_emit_sink_room held */
+    unsigned queued;  /* frames queued before the buffer was full */
+    size_t first;     /* the room at the start of the callback */
+    size_t acked;     /* the acked sink's room */
+    size_t bad_index; /* the room of a sink that does not exist */
+} room_seen_t;
+
+/* Emits 100-byte frames to sink 0 until it is full, checking before each one that
+ * rill_emit_sink_room said whether it would fit; then the acked sink 1 and a bad index. */
+static int room_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *msgs, size_t n,
+                      rill_emitter_t *em)
+{
+    (void)loop, (void)msgs, (void)n;
+    room_seen_t *r = (room_seen_t *)ctx;
+    if (atomic_load(&r->done))
+        return 0;
+    static const char payload[100];
+    r->ok = 1;
+    r->first = rill_emit_sink_room(em, 0);
+    for (;;) {
+        size_t room = rill_emit_sink_room(em, 0);
+        int rc = rill_emit_sink(em, 0, 9, 0, payload, sizeof payload);
+        if (rc == RILL_EFULL) {
+            r->ok &= room < 16 + sizeof payload && rill_emit_sink_room(em, 0) == room;
+            break;
+        }
+        r->ok &= rc == 0 && room >= 16 + sizeof payload &&
+                 rill_emit_sink_room(em, 0) == room - (16 + sizeof payload);
+        if (!r->ok || ++r->queued > 100000)
+            break;
+    }
+    r->acked = rill_emit_sink_room(em, 1);
+    r->bad_index = rill_emit_sink_room(em, 2) + rill_emit_sink_room(NULL, 0);
+    atomic_store(&r->done, 1);
+    return 0;
+}
+
+/* rill_emit_sink_room predicts RILL_EFULL exactly: a sink nobody accepts from fills up
+ * within one callback; an acked sink is never full. */
+static int sink_room(void)
+{
+    rill_config_t *cfg = rill_config_new();
+    ASSERT_TRUE(cfg != NULL);
+    ASSERT_EQ(rill_config_set_max_frame(cfg, 1024), 0);
+    ASSERT_EQ(rill_config_set_sink_buffer(cfg, 16384), 0);
+    ASSERT_EQ(rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_RILL, 0, 0, 0), 0);
+    ASSERT_EQ(rill_config_add_sink(cfg, "127.0.0.1:9"), 0); /* discard port: refused */
+    ASSERT_EQ(rill_config_add_sink(cfg, "127.0.0.1:9"), 1);
+    ASSERT_EQ(rill_config_set_sink_delivery(cfg, 1, RILL_DELIVERY_ACKED), 0);
+    rill_worker_t *w;
+    ASSERT_EQ(rill_worker_new(&w, cfg), 0);
+    rill_config_destroy(cfg);
+    static room_seen_t r;
+    rill_comp_ops_t ops = {room_batch, NULL, NULL};
+    ASSERT_EQ(rill_comp_register(w, 1, "room", &ops, (uintptr_t)&r), 0);
+    ASSERT_EQ(rill_worker_start(w), 0);
+    int cfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)rill_worker_listener_port(w, 0)),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ASSERT_EQ(connect(cfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    unsigned char f[16];
+    put_be32(f, 12); /* no payload */
+    put_be32(f + 4, 1);
+    memset(f + 8, 0, 8);
+    ASSERT_EQ(send(cfd, f, sizeof f, MSG_NOSIGNAL), (ssize_t)sizeof f);
+    for (int i = 0; i < 2000 && !atomic_load(&r.done); i++)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    ASSERT_EQ(atomic_load(&r.done), 1);
+    ASSERT_EQ(r.ok, 1);
+    ASSERT_U64_EQ(r.first, 16384); /* nothing queued yet: the whole sink buffer */
+    ASSERT_EQ(r.queued, 16384 / 116);
+    ASSERT_TRUE(r.acked == SIZE_MAX);
+    ASSERT_U64_EQ(r.bad_index, 0);
+    rill_stats_t st;
+    ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
+    ASSERT_U64_EQ(st.sink_dropped, 1); /* the one frame that did not fit */
+    close(cfd);
+    ASSERT_EQ(rill_worker_stop(w), 0);
+    rill_worker_destroy(w);
+    return 0;
+}
+
 /* ------------------------------------------------------------ log callback */
 
 typedef struct log_seen {
@@ -600,6 +689,7 @@ static const t_case_t cases[] = {
     {"roundtrip", roundtrip},
     {"roundtrip_batch", roundtrip_batch},
     {"log_callback", log_callback},
+    {"sink_room", sink_room},
     {NULL, NULL},
 };
 

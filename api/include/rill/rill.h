@@ -498,6 +498,15 @@ RILL_EXTERN int rill_emit_sink(rill_emitter_t *em, int sink, uint32_t comp_id, u
 RILL_EXTERN int rill_emit_sink_msgs(rill_emitter_t *em, int sink, const rill_msg_t *msgs, size_t n);
 
 /*
+ * Returns how many bytes of frames (16 + payload each, on the wire) sink `sink` still takes from
+ * this callback before rill_emit_sink returns RILL_EFULL: SIZE_MAX for an acked sink (never full),
+ * 0 for a bad index or a NULL em. Only what the callback queues lowers it while the callback runs
+ * (the loop sends between callbacks), so a computation (or a binding that queues emits and hands
+ * them over later) can tell in advance which frames fit. Only from the callback that received em.
+ */
+RILL_EXTERN size_t rill_emit_sink_room(const rill_emitter_t *em, int sink);
+
+/*
  * Sends one message to computation comp_id, routed by key like an ingested frame (it may
  * run on another loop thread or, clustered, on the member that owns key); data is
  * copied. It is processed after the current callback returns. Returns 0, RILL_EINVAL (a
