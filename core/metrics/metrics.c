@@ -133,6 +133,14 @@ static void sb_label_value(sbuf_t *b, const char *v)
     }
 }
 
+/* name{id="ID",name="NAME" -- the caller closes the label set. */
+static void comp_labels(sbuf_t *b, const char *metric, uint32_t id, const char *name)
+{
+    sb_printf(b, "%s{id=\"%" PRIu32 "\",name=\"", metric, id);
+    sb_label_value(b, name);
+    sb_printf(b, "\"");
+}
+
 static void family(sbuf_t *b, const char *name, const char *type, const char *help)
 {
     sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -255,10 +263,31 @@ int rill__metrics_render(rill_worker_t *w, char **out, size_t *len)
         family(&b, comp_families[f].name, "counter", comp_families[f].help);
         for (size_t i = 0; i < got; i++) {
             uint64_t v = f == 0 ? cs[i].msgs : f == 1 ? cs[i].batches : cs[i].errors;
-            sb_printf(&b, "%s{id=\"%" PRIu32 "\",name=\"", comp_families[f].name, ids[i]);
-            sb_label_value(&b, cs[i].name);
-            sb_printf(&b, "\"} %" PRIu64 "\n", v);
+            comp_labels(&b, comp_families[f].name, ids[i], cs[i].name);
+            sb_printf(&b, "} %" PRIu64 "\n", v);
         }
+    }
+    /* The buckets are cumulative here (not in rill_comp_stats_t), and _count is their sum,
+     * so +Inf equals _count in every scrape even while the loops count. */
+    family(&b, "rill_comp_batch_seconds", "histogram",
+           "Time the computation's batch callbacks took (the clock read before and after "
+           "each call).");
+    for (size_t i = 0; i < got; i++) {
+        uint64_t cum = 0;
+        for (unsigned k = 0; k < RILL_BATCH_BUCKETS; k++) {
+            cum += cs[i].batch_buckets[k];
+            comp_labels(&b, "rill_comp_batch_seconds_bucket", ids[i], cs[i].name);
+            if (k < RILL_BATCH_BUCKETS - 1)
+                sb_printf(&b, ",le=\"%g\"} %" PRIu64 "\n", (double)rill_batch_bucket_le_ns(k) / 1e9,
+                          cum);
+            else
+                sb_printf(&b, ",le=\"+Inf\"} %" PRIu64 "\n", cum);
+        }
+        comp_labels(&b, "rill_comp_batch_seconds_sum", ids[i], cs[i].name);
+        sb_printf(&b, "} %" PRIu64 ".%09" PRIu64 "\n", cs[i].batch_ns / 1000000000u,
+                  cs[i].batch_ns % 1000000000u);
+        comp_labels(&b, "rill_comp_batch_seconds_count", ids[i], cs[i].name);
+        sb_printf(&b, "} %" PRIu64 "\n", cum);
     }
     free(ids);
     free(cs);

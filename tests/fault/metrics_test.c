@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -33,6 +34,24 @@
 #define N_PER_CONN 2000
 #define N_FAIL 10
 #define N_UNKNOWN 5
+
+#define COMP_SLOW 3
+#define SLOW_NS 3000000ull /* each of its batches sleeps this long */
+#define N_SLOW_MSGS 200
+
+static int slow_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n,
+                      rill_emitter_t *em)
+{
+    (void)ctx;
+    (void)loop;
+    (void)m;
+    (void)n;
+    (void)em;
+    struct timespec ts = {0, (long)SLOW_NS};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+    return 0;
+}
 
 static int fail_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n,
                       rill_emitter_t *em)
@@ -72,6 +91,29 @@ static int has_type(const expo_t *e, const char *name)
         if (strcmp(e->types[i], name) == 0)
             return 1;
     return 0;
+}
+
+static const char *expo_type(const expo_t *e, const char *name);
+
+/* The family a sample belongs to, into fam: its own name, or for a histogram's samples
+ * the name without _bucket, _sum or _count. Returns 0, or -1 when no TYPE line covers it. */
+static int sample_family(const expo_t *e, const char *name, char *fam, size_t cap)
+{
+    snprintf(fam, cap, "%s", name);
+    if (has_type(e, fam))
+        return 0;
+    static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
+    size_t l = strlen(name);
+    for (size_t i = 0; i < 3; i++) {
+        size_t sl = strlen(suffixes[i]);
+        if (l > sl && strcmp(name + l - sl, suffixes[i]) == 0) {
+            snprintf(fam, cap, "%.*s", (int)(l - sl), name);
+            const char *t = expo_type(e, fam);
+            if (t && strcmp(t, "histogram") == 0)
+                return 0;
+        }
+    }
+    return -1;
 }
 
 /* Parses one line strictly. Returns 0, or -1 with a message on stderr. */
@@ -172,7 +214,8 @@ static int parse_line(expo_t *e, const char *line, size_t len)
         fprintf(stderr, "  bad value (timestamps are not expected either): %s\n", buf);
         return -1;
     }
-    if (!has_type(e, s.name)) {
+    char fam[128];
+    if (sample_family(e, s.name, fam, sizeof fam) < 0) {
         fprintf(stderr, "  sample before its TYPE line: %s\n", buf);
         return -1;
     }
@@ -406,6 +449,44 @@ static int send_traffic(fix_t *f)
     return 0;
 }
 
+/* Checks computation labels' rill_comp_batch_seconds histogram: typed histogram,
+ * RILL_BATCH_BUCKETS buckets in order of increasing le, cumulative counts that never
+ * decrease, +Inf = _count = batches. Stores _sum (seconds) in *sum. */
+static int check_hist(const expo_t *e, const char *labels, uint64_t batches, double *sum)
+{
+    ASSERT_TRUE(expo_type(e, "rill_comp_batch_seconds") != NULL);
+    ASSERT_STR_EQ(expo_type(e, "rill_comp_batch_seconds"), "histogram");
+    char prefix[300];
+    snprintf(prefix, sizeof prefix, "%s,le=\"", labels);
+    size_t pl = strlen(prefix), nb = 0;
+    double last_le = -1, last = 0, inf = -1;
+    for (size_t i = 0; i < e->n; i++) {
+        const sample_t *x = &e->s[i];
+        if (strcmp(x->name, "rill_comp_batch_seconds_bucket") != 0 ||
+            strncmp(x->labels, prefix, pl) != 0)
+            continue;
+        const char *le = x->labels + pl;
+        double bound = strncmp(le, "+Inf\"", 5) == 0 ? 1e300 : strtod(le, NULL);
+        if (!(bound > last_le))
+            T_FAIL_AT_("%s: bucket le=%s after le=%g", labels, le, last_le);
+        if (x->value < last)
+            T_FAIL_AT_("%s: bucket le=%s holds %g, below the previous %g", labels, le, x->value,
+                       last);
+        last_le = bound;
+        last = x->value;
+        if (bound == 1e300)
+            inf = x->value;
+        nb++;
+    }
+    ASSERT_EQ(nb, RILL_BATCH_BUCKETS);
+    double count = expo_get(e, "rill_comp_batch_seconds_count", labels);
+    *sum = expo_get(e, "rill_comp_batch_seconds_sum", labels);
+    ASSERT_TRUE(*sum >= 0);
+    ASSERT_U64_EQ((uint64_t)inf, (uint64_t)count);
+    ASSERT_U64_EQ((uint64_t)count, batches);
+    return 0;
+}
+
 /* Checks a parsed exposition against the worker's own numbers (traffic has stopped). */
 static int check_expo(fix_t *f, const expo_t *e)
 {
@@ -449,11 +530,21 @@ static int check_expo(fix_t *f, const expo_t *e)
     ASSERT_U64_EQ((uint64_t)expo_get(e, "rill_comp_batches_total", pl), cs.batches);
     ASSERT_GT(cs.batches, 0);
     ASSERT_EQ(expo_get(e, "rill_comp_errors_total", pl), 0);
+    double sum;
+    if (check_hist(e, pl, cs.batches, &sum))
+        return 1;
+    /* The C API's buckets (not cumulative) add up to the batches too. */
+    uint64_t in_buckets = 0;
+    for (unsigned k = 0; k < RILL_BATCH_BUCKETS; k++)
+        in_buckets += cs.batch_buckets[k];
+    ASSERT_U64_EQ(in_buckets, cs.batches);
     const char *fl = "id=\"7\",name=\"we\\\"ird\\\\name\"";
     ASSERT_EQ(expo_get(e, "rill_comp_messages_total", fl), N_FAIL);
     ASSERT_EQ(expo_get(e, "rill_comp_errors_total", fl), N_FAIL);
     ASSERT_EQ(rill_comp_stats(f->w, COMP_FAIL, &cs, sizeof cs), 0);
     ASSERT_U64_EQ((uint64_t)expo_get(e, "rill_comp_batches_total", fl), cs.batches);
+    if (check_hist(e, fl, cs.batches, &sum))
+        return 1;
 
     /* Every counter of the table is exported, typed as the table says, with the value
      * rill_worker_stats gives. */
@@ -483,6 +574,10 @@ static int check_expo(fix_t *f, const expo_t *e)
 
     /* Every counter family is named *_total (the exposition format's convention). */
     for (size_t i = 0; i < e->n; i++) {
+        char fam[128];
+        ASSERT_EQ(sample_family(e, e->s[i].name, fam, sizeof fam), 0);
+        if (strcmp(expo_type(e, fam), "histogram") == 0)
+            continue;
         size_t l = strlen(e->s[i].name);
         int total_suffix = l > 6 && strcmp(e->s[i].name + l - 6, "_total") == 0;
         int gauge = strcmp(expo_type(e, e->s[i].name), "gauge") == 0;
@@ -873,6 +968,93 @@ out:
     return rc;
 }
 
+/* A computation that sleeps 3 ms in every batch: its histogram counts every batch
+ * (_count = rill_comp_batches_total = rill_comp_stats' batches), _sum is at least
+ * batches x 3 ms, no batch sits in a bucket below 3 ms, and the C API's histogram agrees. */
+static int test_batch_histogram(void)
+{
+    fix_t f;
+    if (fix_up(&f) < 0) {
+        fix_down(&f);
+        T_FAIL_AT_("fixture set-up failed");
+    }
+    int rc = 1;
+    resp_t r = {0};
+    expo_t e = {0};
+    rill_comp_ops_t slow = {slow_batch, NULL, NULL};
+    if (rill_comp_register(f.w, COMP_SLOW, "sleepy", &slow, 0) < 0) {
+        fprintf(stderr, "  FAIL: register\n");
+        goto out;
+    }
+    /* Frames in 20 writes a few ms apart, so the loops see them in many batches. */
+    int fd = tu_connect(f.port, 5000);
+    if (fd < 0)
+        goto out;
+    tu_buf_t b = {0};
+    for (uint32_t i = 0; i < N_SLOW_MSGS; i++) {
+        tu_buf_frame(&b, COMP_SLOW, i, &i, sizeof i);
+        if ((i + 1) % (N_SLOW_MSGS / 20) == 0) {
+            if (tu_write_all(fd, b.data, b.len) < 0) {
+                close(fd);
+                tu_buf_free(&b);
+                goto out;
+            }
+            b.len = 0;
+            tu_sleep_ms(2);
+        }
+    }
+    tu_buf_free(&b);
+    close(fd);
+    rill_comp_stats_t cs;
+    int64_t t0 = tu_now_ms(), end = t0 + 30000;
+    while ((rill_comp_stats(f.w, COMP_SLOW, &cs, sizeof cs) < 0 || cs.msgs < N_SLOW_MSGS) &&
+           tu_now_ms() < end)
+        tu_sleep_ms(10);
+    if (cs.msgs != N_SLOW_MSGS) {
+        fprintf(stderr, "  FAIL: %llu of %d messages ran within 30 s\n",
+                (unsigned long long)cs.msgs, N_SLOW_MSGS);
+        goto out;
+    }
+    if (scrape(f.mport, "GET /metrics HTTP/1.1\r\n\r\n", &r) < 0 || r.status != 200 ||
+        parse_expo(&e, r.body, r.body_len) < 0) {
+        fprintf(stderr, "  FAIL: scrape\n");
+        goto out;
+    }
+    const char *sl = "id=\"3\",name=\"sleepy\"";
+    double batches = expo_get(&e, "rill_comp_batches_total", sl), sum;
+    if (check_hist(&e, sl, cs.batches, &sum))
+        goto out;
+    ASSERT_U64_EQ((uint64_t)batches, cs.batches);
+    ASSERT_GT(cs.batches, 1);
+    ASSERT_TRUE(sum >= (double)cs.batches * (double)SLOW_NS / 1e9);
+    ASSERT_U64_EQ(cs.batch_ns, (uint64_t)(sum * 1e9 + 0.5));
+    ASSERT_TRUE(cs.batch_ns >= cs.batches * SLOW_NS);
+    /* Each batch took 3 ms or more: every bucket whose bound is below 3 ms is empty, in the
+     * exposition and in rill_comp_stats_t. */
+    uint64_t in_buckets = 0;
+    for (unsigned k = 0; k < RILL_BATCH_BUCKETS; k++) {
+        in_buckets += cs.batch_buckets[k];
+        uint64_t le = rill_batch_bucket_le_ns(k);
+        if (le >= SLOW_NS)
+            continue;
+        char lab[128];
+        snprintf(lab, sizeof lab, "%s,le=\"%g\"", sl, (double)le / 1e9);
+        ASSERT_EQ(expo_get(&e, "rill_comp_batch_seconds_bucket", lab), 0);
+        ASSERT_U64_EQ(cs.batch_buckets[k], 0);
+    }
+    ASSERT_U64_EQ(in_buckets, cs.batches);
+    fprintf(stderr, "  %llu batches, %.6f s in the callbacks (%.3f ms each on average)\n",
+            (unsigned long long)cs.batches, sum, sum * 1e3 / (double)cs.batches);
+    rc = 0;
+out:
+    if (rc)
+        fprintf(stderr, "%s", r.body ? r.body : "");
+    free(e.s);
+    resp_free(&r);
+    fix_down(&f);
+    return rc;
+}
+
 static int test_start_errors(void)
 {
     rill__metrics_t *m = (rill__metrics_t *)1;
@@ -907,6 +1089,7 @@ int main(int argc, char **argv)
         {"probes", test_probes},
         {"concurrent_and_idle", test_concurrent_and_idle},
         {"slow_clients", test_slow_clients},
+        {"batch_histogram", test_batch_histogram},
         {"start_errors", test_start_errors},
         {NULL, NULL},
     };

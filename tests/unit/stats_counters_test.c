@@ -176,9 +176,9 @@ static int operations_md(void)
         }
     }
     /* and lists no metric the table lacks */
-    static const char *const others[] = {"rill_build_info", "rill_loops",
+    static const char *const others[] = {"rill_build_info",          "rill_loops",
                                          "rill_comp_messages_total", "rill_comp_batches_total",
-                                         "rill_comp_errors_total"};
+                                         "rill_comp_errors_total",   "rill_comp_batch_seconds"};
     for (const char *p = strstr(doc, "\n| `rill_"); p && rc == 0; p = strstr(p + 1, "\n| `rill_")) {
         char fam[128];
         snprintf(fam, sizeof fam, "%.*s", (int)strcspn(p + 4, "`{"), p + 4);
