@@ -171,6 +171,13 @@ static int same_family(const char *a, const char *b)
     return n == family_len(b) && memcmp(a, b, n) == 0;
 }
 
+/* A family in seconds holds a field counted in nanoseconds (stats/counters.h). */
+static int in_seconds(const char *sample)
+{
+    const char *u = strstr(sample, "_seconds");
+    return u && (size_t)(u - sample) < family_len(sample);
+}
+
 /* The counters: a family's HELP and TYPE lines, then all its samples (table rows of one
  * family need not be adjacent). A labelled family's HELP joins its rows' help texts, each
  * after its label. */
@@ -209,7 +216,11 @@ static void render_counters(sbuf_t *b, const rill_stats_t *st)
                 continue;
             uint64_t v;
             memcpy(&v, (const char *)st + r->off, sizeof v);
-            sb_printf(b, "%s %" PRIu64 "\n", r->sample, v);
+            if (in_seconds(r->sample))
+                sb_printf(b, "%s %" PRIu64 ".%09" PRIu64 "\n", r->sample, v / 1000000000u,
+                          v % 1000000000u);
+            else
+                sb_printf(b, "%s %" PRIu64 "\n", r->sample, v);
         }
     }
 }
