@@ -461,6 +461,11 @@ int rill_comp_stats(rill_worker_t *w, uint32_t id, rill_comp_stats_t *out, size_
     return 0;
 }
 
+uint64_t rill_batch_bucket_le_ns(unsigned i)
+{
+    return i < RILL_BATCH_BUCKETS ? rill__batch_le_ns[i] : 0;
+}
+
 int rill_comp_list(rill_worker_t *w, uint32_t *ids, size_t n)
 {
     if (!w || (!ids && n))

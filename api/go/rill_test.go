@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -580,5 +581,48 @@ func TestToSinkFull(t *testing.T) {
 	waitStats(t, w, "every ErrFull counted", func(s Stats) bool { return s.SinkDropped >= uint64(r.full) })
 	if s, _ := w.Stats(); s.SinkDropped != uint64(r.full) {
 		t.Fatalf("SinkDropped %d, ErrFull returned %d times", s.SinkDropped, r.full)
+	}
+}
+
+// A computation that sleeps 2 ms per batch: BatchTime is at least Batches x 2 ms, the
+// buckets add up to Batches, and none below 2 ms holds a call.
+func TestCompBatchTime(t *testing.T) {
+	const sleep = 2 * time.Millisecond
+	w := mustWorker(t, Config{Threads: 1,
+		Listeners: []Listener{{Addr: "127.0.0.1:0", Framing: FramingLine, CompID: 4}}})
+	if err := w.Register(4, "sleepy", BatchFunc(func(loop int, msgs []Message, em *Emitter) error {
+		time.Sleep(sleep)
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, w, 0)
+	for i := 0; i < 10; i++ {
+		if _, err := c.Write([]byte("x\ny\n")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Millisecond)
+	}
+	var cs CompStats
+	waitUntil(t, 20*time.Second, "20 messages", func() bool {
+		cs, _ = w.CompStats(4)
+		return cs.Msgs == 20
+	})
+	var sum uint64
+	for i, n := range cs.BatchBuckets {
+		sum += n
+		if BatchBucketBound(i) < sleep && n != 0 {
+			t.Errorf("bucket %d (<= %v) holds %d calls that slept %v", i, BatchBucketBound(i), n, sleep)
+		}
+	}
+	if cs.Batches == 0 || sum != cs.Batches || cs.BatchTime < time.Duration(cs.Batches)*sleep {
+		t.Fatalf("batches %d, in buckets %d, batch time %v", cs.Batches, sum, cs.BatchTime)
+	}
+	if BatchBucketBound(0) != time.Microsecond || BatchBucketBound(18) != time.Second ||
+		BatchBucketBound(NumBatchBuckets-1) != math.MaxInt64 || BatchBucketBound(NumBatchBuckets) != 0 {
+		t.Fatalf("bounds %v %v %v", BatchBucketBound(0), BatchBucketBound(18), BatchBucketBound(NumBatchBuckets-1))
 	}
 }

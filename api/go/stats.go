@@ -7,7 +7,9 @@ import "C"
 
 import (
 	"fmt"
+	"math"
 	"reflect"
+	"time"
 	"unsafe"
 )
 
@@ -96,6 +98,30 @@ type CompStats struct {
 	Batches uint64 // Batch calls
 	Errors  uint64 // messages in batches that returned an error or panicked
 	Panics  uint64 // panics recovered from Batch and Flush
+
+	// BatchTime is how long the Batch calls took, summed, measured by the loop around
+	// each call (the cgo crossing included). BatchBuckets counts the calls by time taken:
+	// [i] those that took more than BatchBucketBound(i-1) and at most BatchBucketBound(i)
+	// (not cumulative); they add up to Batches once the loops are at rest.
+	BatchTime    time.Duration
+	BatchBuckets [NumBatchBuckets]uint64
+}
+
+// NumBatchBuckets is the number of buckets of CompStats.BatchBuckets.
+const NumBatchBuckets = C.RILL_BATCH_BUCKETS
+
+// BatchBucketBound returns the upper bound of CompStats.BatchBuckets[i]: 1, 2.5 and 5
+// times each power of ten from 1µs to 1s, then math.MaxInt64 for the last bucket (and 0
+// for i out of range).
+func BatchBucketBound(i int) time.Duration {
+	if i < 0 || i >= NumBatchBuckets {
+		return 0
+	}
+	ns := uint64(C.rill_batch_bucket_le_ns(C.unsigned(i)))
+	if ns > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return time.Duration(ns)
 }
 
 // Stats returns the worker's counters and those of every registered computation.
@@ -146,8 +172,13 @@ func (w *Worker) compStats(e *compEntry) (CompStats, error) {
 	if rc := C.rill_comp_stats(w.c, C.uint32_t(e.id), &cs, C.size_t(unsafe.Sizeof(cs))); rc < 0 {
 		return CompStats{}, Errno(rc)
 	}
-	return CompStats{ID: e.id, Name: e.name, Msgs: uint64(cs.msgs),
-		Batches: uint64(cs.batches), Errors: uint64(cs.errors), Panics: e.panics.Load()}, nil
+	out := CompStats{ID: e.id, Name: e.name, Msgs: uint64(cs.msgs),
+		Batches: uint64(cs.batches), Errors: uint64(cs.errors), Panics: e.panics.Load(),
+		BatchTime: time.Duration(cs.batch_ns)}
+	for i := range out.BatchBuckets {
+		out.BatchBuckets[i] = uint64(cs.batch_buckets[i])
+	}
+	return out, nil
 }
 
 // statsFromC copies every field of a C snapshot.

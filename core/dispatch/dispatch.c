@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/clock.h"
 #include "util/stat.h"
 
 #define LOCAL_ROUNDS 16
@@ -77,7 +78,9 @@ static void unknown(rill__dispatch_t *d, const rill_msg_t *v, size_t n)
 static void call(rill__dispatch_t *d, const rill__comp_t *c, const rill_msg_t *v, size_t n)
 {
     struct rill_emitter em = {d};
+    uint64_t t0 = rill__now_ns(); /* per batch, never per message */
     int rc = c->ops.batch(c->ctx, d->idx, v, n, &em);
+    uint64_t ns = rill__now_ns() - t0;
     publish_emitted(d);
     uint64_t errors = 0;
     if (rc < 0) {
@@ -87,7 +90,7 @@ static void call(rill__dispatch_t *d, const rill__comp_t *c, const rill_msg_t *v
                        "computation %u (%s) returned %d; its failures are counted in comp_errors",
                        c->id, c->name, rc);
     }
-    rill__comp_count(c, d->idx, n, errors);
+    rill__comp_count(c, d->idx, n, errors, ns);
 }
 
 /* Queues m on the link to member `member`. Returns 0 or the reason it was dropped

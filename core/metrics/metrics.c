@@ -1,10 +1,25 @@
 /* Metrics endpoint (see metrics.h): one thread, one poll() loop, non-blocking sockets.
  *
- * A client's whole exchange (request, answer, the close) has a fixed deadline, so a slow
- * or idle client costs one slot for a few seconds at most; beyond MAX_CLIENTS new
- * connections are closed at once. After the answer the write side is shut down and the
- * socket read until the client closes (briefly): closing with unread request bytes would
- * send a reset that can destroy the answer before the client has read it. */
+ * A probe must not be starved by slow clients: a kubelet's /healthz or a scraper's
+ * /metrics has to find a slot whatever a few hundred idle or half-sent connections do.
+ * So, as production servers do (nginx's client_header_timeout, Go's ReadHeaderTimeout):
+ *   - a client has HEADER_TIMEOUT_MS from its accept for the whole request to arrive (a
+ *     scraper's request follows its connect within a round trip), and then, separately,
+ *     ANSWER_TIMEOUT_MS for the answer to leave;
+ *   - slots are cheap (a pointer each; the client and its request buffer are allocated
+ *     at accept), so there are many: MAX_CLIENTS;
+ *   - when every slot is taken, the newcomer takes the slot of the oldest client still
+ *     reading its request. That one has had the longest to send a few hundred bytes and
+ *     has not; a well-behaved client is the newest reader right after its connect and
+ *     is evicted last, so a flood of half-requests only ever evicts itself. Clients that
+ *     sent a whole request (writing the answer, lingering) are never evicted: when all
+ *     slots hold such clients the newcomer is closed, and the scraper retries.
+ * When accept fails for want of descriptors (EMFILE, ENFILE) the oldest reader is evicted
+ * the same way; with none to evict, or on another failure, the listener rests for
+ * ACCEPT_PAUSE_MS (poll() would report it readable at once, over and over).
+ * After the answer the write side is shut down and the socket read until the client
+ * closes (briefly): closing with unread request bytes would send a reset that can destroy
+ * the answer before the client has read it. */
 #include "metrics/metrics.h"
 
 #include <errno.h>
@@ -24,17 +39,20 @@
 #include "net/listen.h"
 #include "stats/counters.h"
 
-#define MAX_CLIENTS 32
+#define MAX_CLIENTS 256
 #define REQUEST_MAX 8192
-#define CLIENT_DEADLINE_MS 5000 /* request + answer */
-#define LINGER_MS 500           /* after the answer: wait this long for the client's close */
-#define LISTEN_BACKLOG 64
+#define HEADER_TIMEOUT_MS 2000 /* from the accept until the request is complete */
+#define ANSWER_TIMEOUT_MS 5000 /* from the complete request until the answer is sent */
+#define LINGER_MS 500          /* after the answer: wait this long for the client's close */
+#define ACCEPT_PAUSE_MS 100    /* accept failed and nothing could be evicted: rest */
+#define LISTEN_BACKLOG 256
 
 enum { C_READ, C_WRITE, C_LINGER };
 
 typedef struct client {
     int fd;
     int state;
+    int64_t born; /* accept time: the oldest reader is evicted first */
     int64_t deadline;
     size_t req_len;
     char req[REQUEST_MAX];
@@ -48,7 +66,10 @@ struct rill__metrics {
     int efd; /* stop request */
     int port;
     pthread_t thr;
+    int64_t accept_resume; /* the listener is not polled before this time */
     client_t *clients[MAX_CLIENTS];
+    struct pollfd pfds[2 + MAX_CLIENTS];
+    int idx[2 + MAX_CLIENTS]; /* pfds[k] is clients[idx[k]] from k = 2 on */
 };
 
 static int64_t now_ms(void)
@@ -112,6 +133,14 @@ static void sb_label_value(sbuf_t *b, const char *v)
     }
 }
 
+/* name{id="ID",name="NAME" -- the caller closes the label set. */
+static void comp_labels(sbuf_t *b, const char *metric, uint32_t id, const char *name)
+{
+    sb_printf(b, "%s{id=\"%" PRIu32 "\",name=\"", metric, id);
+    sb_label_value(b, name);
+    sb_printf(b, "\"");
+}
+
 static void family(sbuf_t *b, const char *name, const char *type, const char *help)
 {
     sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -140,6 +169,13 @@ static int same_family(const char *a, const char *b)
 {
     size_t n = family_len(a);
     return n == family_len(b) && memcmp(a, b, n) == 0;
+}
+
+/* A family in seconds holds a field counted in nanoseconds (stats/counters.h). */
+static int in_seconds(const char *sample)
+{
+    const char *u = strstr(sample, "_seconds");
+    return u && (size_t)(u - sample) < family_len(sample);
 }
 
 /* The counters: a family's HELP and TYPE lines, then all its samples (table rows of one
@@ -180,7 +216,11 @@ static void render_counters(sbuf_t *b, const rill_stats_t *st)
                 continue;
             uint64_t v;
             memcpy(&v, (const char *)st + r->off, sizeof v);
-            sb_printf(b, "%s %" PRIu64 "\n", r->sample, v);
+            if (in_seconds(r->sample))
+                sb_printf(b, "%s %" PRIu64 ".%09" PRIu64 "\n", r->sample, v / 1000000000u,
+                          v % 1000000000u);
+            else
+                sb_printf(b, "%s %" PRIu64 "\n", r->sample, v);
         }
     }
 }
@@ -234,10 +274,31 @@ int rill__metrics_render(rill_worker_t *w, char **out, size_t *len)
         family(&b, comp_families[f].name, "counter", comp_families[f].help);
         for (size_t i = 0; i < got; i++) {
             uint64_t v = f == 0 ? cs[i].msgs : f == 1 ? cs[i].batches : cs[i].errors;
-            sb_printf(&b, "%s{id=\"%" PRIu32 "\",name=\"", comp_families[f].name, ids[i]);
-            sb_label_value(&b, cs[i].name);
-            sb_printf(&b, "\"} %" PRIu64 "\n", v);
+            comp_labels(&b, comp_families[f].name, ids[i], cs[i].name);
+            sb_printf(&b, "} %" PRIu64 "\n", v);
         }
+    }
+    /* The buckets are cumulative here (not in rill_comp_stats_t), and _count is their sum,
+     * so +Inf equals _count in every scrape even while the loops count. */
+    family(&b, "rill_comp_batch_seconds", "histogram",
+           "Time the computation's batch callbacks took (the clock read before and after "
+           "each call).");
+    for (size_t i = 0; i < got; i++) {
+        uint64_t cum = 0;
+        for (unsigned k = 0; k < RILL_BATCH_BUCKETS; k++) {
+            cum += cs[i].batch_buckets[k];
+            comp_labels(&b, "rill_comp_batch_seconds_bucket", ids[i], cs[i].name);
+            if (k < RILL_BATCH_BUCKETS - 1)
+                sb_printf(&b, ",le=\"%g\"} %" PRIu64 "\n", (double)rill_batch_bucket_le_ns(k) / 1e9,
+                          cum);
+            else
+                sb_printf(&b, ",le=\"+Inf\"} %" PRIu64 "\n", cum);
+        }
+        comp_labels(&b, "rill_comp_batch_seconds_sum", ids[i], cs[i].name);
+        sb_printf(&b, "} %" PRIu64 ".%09" PRIu64 "\n", cs[i].batch_ns / 1000000000u,
+                  cs[i].batch_ns % 1000000000u);
+        comp_labels(&b, "rill_comp_batch_seconds_count", ids[i], cs[i].name);
+        sb_printf(&b, "} %" PRIu64 "\n", cum);
     }
     free(ids);
     free(cs);
@@ -291,6 +352,7 @@ static int respond(client_t *c, int status, const char *reason, const char *ctyp
     c->resp_len = b.len;
     c->resp_off = 0;
     c->state = C_WRITE;
+    c->deadline = now_ms() + ANSWER_TIMEOUT_MS;
     return 0;
 }
 
@@ -401,26 +463,50 @@ static int client_step(rill__metrics_t *m, client_t *c, int64_t now)
     }
 }
 
+/* Closes the client that has waited longest for its request (in C_READ) and returns
+ * its slot, or -1 when no client is reading a request. */
+static int evict_oldest_reader(rill__metrics_t *m)
+{
+    int oldest = -1;
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        const client_t *c = m->clients[i];
+        if (c && c->state == C_READ && (oldest < 0 || c->born < m->clients[oldest]->born))
+            oldest = i;
+    }
+    if (oldest >= 0) {
+        client_free(m->clients[oldest]);
+        m->clients[oldest] = NULL;
+    }
+    return oldest;
+}
+
 static void accept_clients(rill__metrics_t *m, int64_t now)
 {
     for (;;) {
         int fd = accept4(m->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
-            return; /* EAGAIN, or a transient error (ECONNABORTED, EMFILE): next poll */
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
+                return; /* EINTR, ECONNABORTED: the next poll reports what is left */
+            if ((errno == EMFILE || errno == ENFILE) && evict_oldest_reader(m) >= 0)
+                continue;
+            m->accept_resume = now + ACCEPT_PAUSE_MS;
+            return;
+        }
         int slot = -1;
-        for (int i = 0; i < MAX_CLIENTS; i++)
-            if (!m->clients[i]) {
+        for (int i = 0; i < MAX_CLIENTS && slot < 0; i++)
+            if (!m->clients[i])
                 slot = i;
-                break;
-            }
+        if (slot < 0)
+            slot = evict_oldest_reader(m);
         client_t *c = slot >= 0 ? malloc(sizeof *c) : NULL;
         if (!c) {
-            close(fd); /* too many scrapes at once: the scraper retries */
+            close(fd); /* every slot answers or lingers (or no memory): the scraper retries */
             continue;
         }
         c->fd = fd;
         c->state = C_READ;
-        c->deadline = now + CLIENT_DEADLINE_MS;
+        c->born = now;
+        c->deadline = now + HEADER_TIMEOUT_MS;
         c->req_len = 0;
         c->resp = NULL;
         c->resp_len = c->resp_off = 0;
@@ -431,13 +517,17 @@ static void accept_clients(rill__metrics_t *m, int64_t now)
 static void *metrics_thread(void *arg)
 {
     rill__metrics_t *m = arg;
-    struct pollfd pfds[2 + MAX_CLIENTS];
-    int idx[2 + MAX_CLIENTS];
+    struct pollfd *pfds = m->pfds;
+    int *idx = m->idx;
     for (;;) {
         int64_t now = now_ms(), wait = 1000;
         nfds_t n = 0;
         pfds[n++] = (struct pollfd){m->efd, POLLIN, 0};
-        pfds[n++] = (struct pollfd){m->lfd, POLLIN, 0};
+        /* fd -1: poll ignores the entry while the listener rests */
+        int listening = now >= m->accept_resume;
+        pfds[n++] = (struct pollfd){listening ? m->lfd : -1, POLLIN, 0};
+        if (!listening && m->accept_resume - now < wait)
+            wait = m->accept_resume - now;
         for (int i = 0; i < MAX_CLIENTS; i++) {
             client_t *c = m->clients[i];
             if (!c)

@@ -7,9 +7,9 @@
  * sends nothing useful, or does not read its answer, is closed after a few seconds. Every
  * answer carries Content-Length and "Connection: close". The text is rendered from the
  * public calls only (rill_worker_stats, rill_comp_list, rill_comp_stats,
- * rill_worker_threads), which any thread may make, so a scrape never slows a loop down
- * beyond a few relaxed loads; the counter samples, HELP and TYPE lines come from the
- * counter table (stats/counters.h). */
+ * rill_batch_bucket_le_ns, rill_worker_threads), which any thread may make, so a scrape
+ * never slows a loop down beyond a few relaxed loads; the counter samples, HELP and TYPE
+ * lines come from the counter table (stats/counters.h). */
 #ifndef RILL_CORE_METRICS_H
 #define RILL_CORE_METRICS_H
 

@@ -14,14 +14,20 @@
 
 #include "rill/rill.h"
 
-/* Per-loop counters of one computation, on their own cache line: each loop writes only
- * its own slot (relaxed atomics), a stats snapshot sums the slots. */
+/* Upper bounds of the batch time buckets in ns (inclusive), UINT64_MAX for the last one
+ * and beyond: the table behind rill_batch_bucket_le_ns. */
+extern const uint64_t rill__batch_le_ns[32];
+
+/* Per-loop counters of one computation, on cache lines of their own (3): each loop
+ * writes only its own slot (relaxed atomics), a stats snapshot sums the slots. */
 typedef struct rill__comp_counters {
     uint64_t msgs;
     uint64_t batches;
     uint64_t errors;
-    char pad[64 - 3 * sizeof(uint64_t)];
+    uint64_t batch_ns;
+    uint64_t buckets[RILL_BATCH_BUCKETS]; /* not cumulative */
 } rill__comp_counters_t;
+_Static_assert(sizeof(rill__comp_counters_t) % 64 == 0, "counter slots fill whole cache lines");
 
 typedef struct rill__comp {
     uint32_t id;
@@ -64,9 +70,11 @@ const rill__comp_t *rill__registry_lookup(rill__registry_t *r, uint32_t id);
  * callbacks). Only inside a section; the array is valid until exit. */
 const rill__comp_t *const *rill__registry_list(rill__registry_t *r, size_t *count);
 
-/* Counts one batch of msgs messages (errors = messages of it that failed, 0 when the batch
- * succeeded) in reader `reader`'s counters of comp (only that reader's thread calls this). */
-void rill__comp_count(const rill__comp_t *comp, unsigned reader, uint64_t msgs, uint64_t errors);
+/* Counts one batch of msgs messages that took ns nanoseconds (errors = messages of it that
+ * failed, 0 when the batch succeeded) in reader `reader`'s counters of comp (only that
+ * reader's thread calls this). */
+void rill__comp_count(const rill__comp_t *comp, unsigned reader, uint64_t msgs, uint64_t errors,
+                      uint64_t ns);
 
 /* Copies the ids of up to max registered computations, in registration order, into ids[]
  * (may be NULL when max is 0). Returns how many are registered (which may exceed max).
@@ -74,7 +82,8 @@ void rill__comp_count(const rill__comp_t *comp, unsigned reader, uint64_t msgs, 
  * thread, also one inside a reader section. */
 size_t rill__registry_ids(rill__registry_t *r, uint32_t *ids, size_t max);
 
-/* Sums id's counters over readers, and copies its name (cut to 63 bytes). Returns 0,
+/* Sums id's counters (the batch time histogram too) over readers, and copies its name (cut
+ * to 63 bytes). Returns 0,
  * RILL_ENOENT or RILL_EINVAL. Any thread. */
 int rill__registry_stats(rill__registry_t *r, uint32_t id, rill_comp_stats_t *out);
 

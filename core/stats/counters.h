@@ -17,7 +17,9 @@
  *           (0 for a worker that is not clustered)
  *   line    the token in rill-worker's stats line ("" when the line does not show it)
  *   metric  the sample's name in /metrics; rows of one family (same name before '{') differ
- *           by a label given as {label="value"}
+ *           by a label given as {label="value"}. Units are Prometheus's base units, never
+ *           abbreviated (promtool's lint): a family named *_seconds* exports a field
+ *           counted in nanoseconds (its name ends in _ns) divided by 1e9
  *   help    one line: what it counts (the HELP text)
  *
  * A new counter is a new row at the END (rill_stats_t is size-versioned: callers pass the
@@ -118,8 +120,8 @@
       "ACK frames sent to acked sources.")                                                     \
     X(ack_barriers, COUNTER, LOOPS, "", "rill_ack_barriers_total",                             \
       "Points at which acked source frames waited for their effects to be acknowledged downstream, completed.") \
-    X(ack_wait_ns, COUNTER, LOOPS, "", "rill_ack_wait_ns_total",                               \
-      "Nanoseconds those points waited, summed (mean wait: divided by rill_ack_barriers_total).") \
+    X(ack_wait_ns, COUNTER, LOOPS, "", "rill_ack_wait_seconds_total",                          \
+      "Seconds those points waited, summed (mean wait: divided by rill_ack_barriers_total).") \
     X(acked_conns, GAUGE, LOOPS, "acked_conns", "rill_acked_conns",                            \
       "Source connections open now that began with HELLO.")                                   \
     X(err_auth, COUNTER, LOOPS, "", "rill_protocol_errors_total{reason=\"auth\"}",            \

@@ -196,6 +196,9 @@ static int worker_basics(void)
     ASSERT_U64_EQ(cs.msgs, 0);
     ASSERT_U64_EQ(cs.batches, 0);
     ASSERT_U64_EQ(cs.errors, 0);
+    ASSERT_U64_EQ(cs.batch_ns, 0);
+    for (unsigned k = 0; k < RILL_BATCH_BUCKETS; k++)
+        ASSERT_U64_EQ(cs.batch_buckets[k], 0);
     ASSERT_EQ(rill_comp_stats(w, 8, &cs, sizeof cs), RILL_ENOENT);
     ASSERT_EQ(rill_comp_stats(w, 7, NULL, sizeof cs), RILL_EINVAL);
 
@@ -233,6 +236,36 @@ static int stats_size(void)
     ASSERT_EQ(rill_worker_stats(w, (rill_stats_t *)(void *)buf, older), 0);
     for (size_t i = 0; i < older; i++)
         ASSERT_EQ(buf[i], 0);
+    for (size_t i = older; i < sizeof buf; i++)
+        ASSERT_EQ(buf[i], 0xAA);
+    rill_worker_destroy(w);
+    return 0;
+}
+
+/* The batch time histogram's buckets: 1-2.5-5 per decade from 1 us to 1 s, then one
+ * unbounded; a caller compiled before the histogram gets only its prefix written. */
+static int batch_buckets(void)
+{
+    static const uint64_t want[RILL_BATCH_BUCKETS - 1] = {
+        1000,     2500,      5000,      10000,     25000,      50000,    100000,
+        250000,   500000,    1000000,   2500000,   5000000,    10000000, 25000000,
+        50000000, 100000000, 250000000, 500000000, 1000000000,
+    };
+    for (unsigned k = 0; k < RILL_BATCH_BUCKETS - 1; k++)
+        ASSERT_U64_EQ(rill_batch_bucket_le_ns(k), want[k]);
+    ASSERT_U64_EQ(rill_batch_bucket_le_ns(RILL_BATCH_BUCKETS - 1), UINT64_MAX);
+    ASSERT_U64_EQ(rill_batch_bucket_le_ns(RILL_BATCH_BUCKETS), 0);
+    ASSERT_U64_EQ(rill_batch_bucket_le_ns(UINT32_MAX), 0);
+
+    rill_worker_t *w;
+    if (new_worker(&w, 1))
+        return 1;
+    rill_comp_ops_t ops = {nop_batch, NULL, NULL};
+    ASSERT_EQ(rill_comp_register(w, 4, "four", &ops, 0), 0);
+    unsigned char buf[sizeof(rill_comp_stats_t) + 16];
+    memset(buf, 0xAA, sizeof buf);
+    size_t older = offsetof(rill_comp_stats_t, batch_ns);
+    ASSERT_EQ(rill_comp_stats(w, 4, (rill_comp_stats_t *)(void *)buf, older), 0);
     for (size_t i = older; i < sizeof buf; i++)
         ASSERT_EQ(buf[i], 0xAA);
     rill_worker_destroy(w);
@@ -684,6 +717,7 @@ static const t_case_t cases[] = {
     {"config_errors", config_errors},
     {"worker_basics", worker_basics},
     {"stats_size", stats_size},
+    {"batch_buckets", batch_buckets},
     {"comp_list", comp_list},
     {"lifecycle", lifecycle},
     {"roundtrip", roundtrip},

@@ -280,7 +280,7 @@ static int t_stats(void)
         const rill__comp_t *c = rill__registry_lookup(r, 5);
         ASSERT_TRUE(c != NULL);
         for (unsigned k = 0; k <= rd; k++)
-            rill__comp_count(c, rd, 10 * (rd + 1), rd);
+            rill__comp_count(c, rd, 10 * (rd + 1), rd, 1000 * (rd + 1));
         rill__registry_exit(r, rd);
     }
     rill_comp_stats_t st;
@@ -413,7 +413,7 @@ static void *reader_main(void *arg)
                 RFAIL(t, "stable id %u: entry %u ctx %u", s, c->id, k->id);
             if (LOAD(&k->poisoned))
                 RFAIL(t, "stable id %u released", s);
-            rill__comp_count(c, t->idx, 1, 0);
+            rill__comp_count(c, t->idx, 1, 0, 0);
         }
         const rill__comp_t *seen[4];
         for (int j = 0; j < 4; j++) {

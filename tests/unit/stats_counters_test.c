@@ -102,6 +102,15 @@ static int table_well_formed(void)
         if (total != (strcmp(r->type, "counter") == 0))
             T_FAIL_AT_("%s: a %s named %s (counters end in _total, gauges do not)", r->name,
                        r->type, fam);
+        /* Base units, not abbreviated (promtool check metrics): *_seconds* families
+         * export a field in nanoseconds, and no family names nanoseconds itself. */
+        size_t nl = strlen(r->name);
+        int ns_field = nl > 3 && strcmp(r->name + nl - 3, "_ns") == 0;
+        if ((strstr(fam, "_seconds") != NULL) != ns_field)
+            T_FAIL_AT_("%s: exported as %s (fields in _ns are exported as *_seconds*)", r->name,
+                       fam);
+        if (strstr(fam, "_ns_") || (fl > 3 && strcmp(fam + fl - 3, "_ns") == 0))
+            T_FAIL_AT_("%s: %s abbreviates its unit", r->name, fam);
         const char *lab = r->metric + fl;
         if (*lab) { /* {label="value"} */
             const char *eq = strchr(lab, '=');
@@ -176,9 +185,9 @@ static int operations_md(void)
         }
     }
     /* and lists no metric the table lacks */
-    static const char *const others[] = {"rill_build_info", "rill_loops",
+    static const char *const others[] = {"rill_build_info",          "rill_loops",
                                          "rill_comp_messages_total", "rill_comp_batches_total",
-                                         "rill_comp_errors_total"};
+                                         "rill_comp_errors_total",   "rill_comp_batch_seconds"};
     for (const char *p = strstr(doc, "\n| `rill_"); p && rc == 0; p = strstr(p + 1, "\n| `rill_")) {
         char fam[128];
         snprintf(fam, sizeof fam, "%.*s", (int)strcspn(p + 4, "`{"), p + 4);

@@ -600,6 +600,16 @@ typedef struct rill_stats {
  */
 RILL_EXTERN int rill_worker_stats(const rill_worker_t *w, rill_stats_t *out, size_t size);
 
+/* Buckets of the batch time histogram (rill_comp_stats_t.batch_buckets): fixed upper
+ * bounds 1, 2.5 and 5 times each power of ten from 1 us to 1 s (19 bounds), and a last
+ * bucket above 1 s. rill_batch_bucket_le_ns gives the bounds. */
+#define RILL_BATCH_BUCKETS 20
+
+/* Returns the upper bound of histogram bucket i in nanoseconds (1000 for i = 0, ...,
+ * 1000000000 for i = 18; inclusive), UINT64_MAX for the last bucket
+ * (i = RILL_BATCH_BUCKETS - 1), 0 for i >= RILL_BATCH_BUCKETS. Any thread. */
+RILL_EXTERN uint64_t rill_batch_bucket_le_ns(unsigned i);
+
 /* One computation's counters since it was registered, summed over loops. Fields are only
  * ever added at the end (callers pass the sizeof they compiled). */
 typedef struct rill_comp_stats {
@@ -609,6 +619,13 @@ typedef struct rill_comp_stats {
     char name[64];    /* the name given to rill_comp_register ("" for NULL), cut to 63
                          bytes; always NUL-terminated. Read in the same step as the
                          counters, so both belong to one registration */
+    /* How long the batch callbacks took: the loop reads the monotonic clock before and
+     * after each call (time the callback spent emitting included; flush not counted). */
+    uint64_t batch_ns;                          /* nanoseconds, summed over the calls */
+    uint64_t batch_buckets[RILL_BATCH_BUCKETS]; /* calls per bucket, not cumulative: [i]
+                         counts those that took more than bucket i - 1's bound and at most
+                         rill_batch_bucket_le_ns(i). They add up to batches once the loops
+                         are at rest (each field is read on its own while they run) */
 } rill_comp_stats_t;
 
 /* Fills out with computation id's counters (the first size bytes of it; size =
