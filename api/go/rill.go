@@ -43,6 +43,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 	"runtime"
 	"runtime/cgo"
 	"sort"
@@ -180,6 +181,10 @@ type Config struct {
 	DeadLetterSink int
 	// Loops selects the threads that [Worker.Start] runs the loops on.
 	Loops LoopMode
+	// Logger, when set, receives the C library's log lines (see [SetLogger], which
+	// NewWorker calls with it: the hook is process-wide, so the last one set wins, and it
+	// stays after Close). nil leaves the library's logging as it is (stderr by default).
+	Logger *slog.Logger
 	// OnPanic, when set, is called with every panic recovered from a computation; by
 	// default the panic is logged with the standard log package. It runs on the loop
 	// thread: it must not block.
@@ -369,6 +374,9 @@ func applyLimits(cc *C.rill_config_t, cfg *Config) error {
 // show here) but starts no loop and opens no sink connection until [Worker.Start] or
 // [Worker.Run]. The caller must Close the worker.
 func NewWorker(cfg Config) (*Worker, error) {
+	if cfg.Logger != nil {
+		SetLogger(cfg.Logger) // first, so that NewWorker's own errors reach it
+	}
 	cc := C.rill_config_new()
 	if cc == nil {
 		return nil, ErrNoMem

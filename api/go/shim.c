@@ -143,3 +143,14 @@ int rillgo_worker_new(rill_worker_t **out, const rill_config_t *cfg, char *detai
     snprintf(detail, len, "%s", rc < 0 ? rill_last_error() : "");
     return rc;
 }
+
+static void shim_log(uintptr_t ctx, rill_log_level_t level, const char *msg)
+{
+    (void)ctx;
+    rillgoLog((int)level, (char *)msg);
+}
+
+void rillgo_set_log_callback(void)
+{
+    rill_set_log_callback(shim_log, 0);
+}

@@ -42,6 +42,9 @@ int rillgo_emit(rill_emitter_t *em, int32_t sink, uint32_t comp_id, uint64_t key
 /* rill_worker_new, then rill_last_error() copied into detail (same thread: one cgo call). */
 int rillgo_worker_new(rill_worker_t **out, const rill_config_t *cfg, char *detail, size_t len);
 
+/* Sends the library's log lines to the Go side (rillgoLog). */
+void rillgo_set_log_callback(void);
+
 /* Registers handle h under id with the Go ops (with or without a flush callback). */
 int rillgo_register(rill_worker_t *w, uint32_t id, const char *name, uintptr_t h, int with_flush);
 
