@@ -512,6 +512,8 @@ rill_view_t *rill_worker_view(rill_worker_t *w)
 
 int rill_worker_view_wait(rill_worker_t *w, uint64_t epoch, int timeout_ms)
 {
+    if (!rill__cluster_supported())
+        return RILL_EUNSUPPORTED; /* whatever the arguments, like the cluster setters */
     if (!w)
         return RILL_EINVAL;
     if (rill__current_loop)

@@ -27,7 +27,7 @@ const (
 	ErrLoopThread  Errno = C.RILL_ELOOPTHREAD  // call not allowed from a loop thread
 	ErrRange       Errno = C.RILL_ERANGE       // value out of range
 	ErrFull        Errno = C.RILL_EFULL        // outbound queue full
-	ErrUnsupported Errno = C.RILL_EUNSUPPORTED // the kernel lacks an io_uring feature
+	ErrUnsupported Errno = C.RILL_EUNSUPPORTED // not supported by this kernel (io_uring) or this build of rill
 	ErrControl     Errno = C.RILL_ECONTROL     // malformed control frame (acknowledged streams)
 )
 

@@ -161,6 +161,11 @@ static void source_address(const rill_worker_t *w, const rill__addr_t *peer, cha
     }
 }
 
+int rill__cluster_supported(void)
+{
+    return 1;
+}
+
 int rill__cluster_new(rill__cluster_t **out, rill_worker_t *w, int peer_port,
                       void (*notify)(void *ctx), void *notify_ctx)
 {

@@ -16,6 +16,11 @@
 
 typedef struct rill__cluster rill__cluster_t;
 
+/* 1 with cluster support (cluster.c); 0 in a build without it (RILL_CLUSTER=OFF), whose
+ * cluster/none.c implements this interface as a worker that is never clustered and the
+ * cluster calls of rill.h as RILL_EUNSUPPORTED. */
+int rill__cluster_supported(void);
+
 /* Prepares (does not start) the cluster state of w; peer_port is the bound port of the
  * worker's peer listener. notify(notify_ctx) runs on the cluster thread whenever the
  * loops have something to look at: a new view, or the worker has left. Returns 0,

@@ -74,6 +74,8 @@ static const char usage[] =
     "                      source credit; 0: no sharing)\n"
     "  --dead-letter       send frames for unknown computation ids to the sink unchanged\n"
     "                      instead of dropping them (they are counted either way)\n"
+    "  Cluster flags (--zk to --zk-auth-file) need a rill-worker built with cluster support\n"
+    "  (CMake option RILL_CLUSTER, on by default); without it each exits with status 2:\n"
     "  --zk HOSTS          join a cluster coordinated by ZooKeeper at HOSTS\n"
     "                      (host:port[,host:port...]); frames are routed to the member that\n"
     "                      owns their key (rendezvous hashing over the members)\n"
@@ -296,6 +298,17 @@ static int fail(const char *what, const char *arg, int rc)
     return 2;
 }
 
+/* A cluster flag of a rill-worker built without cluster support (RILL_CLUSTER=OFF): said
+ * at once, not as a worker that runs and never meets the other members. */
+static int no_cluster(const char *flag)
+{
+    fprintf(stderr,
+            "rill-worker: --%s: this rill-worker was built without cluster support "
+            "(RILL_CLUSTER=OFF)\n",
+            flag);
+    return 2;
+}
+
 /* Exit statuses besides 0 (a clean run), 1 (cannot start) and 2 (bad arguments). */
 #define EXIT_DRAIN_DROPPED 3 /* the drain after SIGINT / SIGTERM dropped frames */
 /* A second SIGINT / SIGTERM during the drain: 128 + the signal, as a shell reports it. */
@@ -415,9 +428,26 @@ int main(int argc, char **argv)
     int dead_letter = 0, quiet = 0, rc;
     const char *zk = NULL, *root = "/rill/default", *worker_id = NULL;
     const char *peer = "127.0.0.1:0", *auth_file = NULL;
-    int c;
+    int c, opt_index;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", opts, &opt_index)) != -1) {
+        /* The cluster flags, in a build that cannot cluster: refused before their values
+         * are looked at. */
+        switch (c) {
+        case O_ZK:
+        case O_ROOT:
+        case O_ID:
+        case O_PEER:
+        case O_ADVERTISE:
+        case O_SOURCE_ADVERTISE:
+        case O_SESSION:
+        case O_AUTHFILE:
+            if (!(rill_features() & RILL_FEATURE_CLUSTER))
+                BAIL(no_cluster(opts[opt_index].name));
+            break;
+        default:
+            break;
+        }
         switch (c) {
         case O_LISTEN:
             if (nlistens == 16 || parse_listen(optarg, &listens[nlistens]) < 0) {
@@ -535,6 +565,10 @@ int main(int argc, char **argv)
             BAIL(0);
         case O_HELP:
             fputs(usage, stdout);
+            if (!(rill_features() & RILL_FEATURE_CLUSTER))
+                fputs("This rill-worker was built without cluster support (RILL_CLUSTER=OFF): "
+                      "the cluster flags\nexit with status 2.\n",
+                      stdout);
             BAIL(0);
         default:
             fprintf(stderr, "rill-worker: unknown or incomplete option '%s' (see --help)\n",

@@ -1,6 +1,6 @@
 /* api_test: the public header as a user sees it (rill.h only, through the shared library).
- * Versions, error names, config and registration misuse, worker lifecycle, stats, and a
- * tiny end-to-end roundtrip with a sink made of plain sockets. */
+ * Versions, build features, error names, config and registration misuse, worker lifecycle,
+ * stats, and a tiny end-to-end roundtrip with a sink made of plain sockets. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -31,6 +31,20 @@ static int version(void)
              RILL_VERSION_PATCH);
     ASSERT_TRUE(rill_version_string() != NULL);
     ASSERT_STR_EQ(rill_version_string(), want);
+    return 0;
+}
+
+/* rill_features: only bits rill.h names, and the cluster bit is what the cluster calls do
+ * (cluster_test and cluster_none_test check those calls in each build). */
+static int features(void)
+{
+    unsigned f = rill_features();
+    ASSERT_EQ(f & ~(unsigned)RILL_FEATURE_CLUSTER, 0);
+    rill_config_t *cfg = rill_config_new();
+    ASSERT_TRUE(cfg != NULL);
+    ASSERT_EQ(rill_config_set_cluster(cfg, "127.0.0.1:2181", "/rill/api", "w-1", "127.0.0.1:0"),
+              (f & RILL_FEATURE_CLUSTER) ? 0 : RILL_EUNSUPPORTED);
+    rill_config_destroy(cfg);
     return 0;
 }
 
@@ -713,6 +727,7 @@ static int log_callback(void)
 
 static const t_case_t cases[] = {
     {"version", version},
+    {"features", features},
     {"error_strings", error_strings},
     {"config_errors", config_errors},
     {"worker_basics", worker_basics},

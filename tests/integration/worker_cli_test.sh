@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# worker_cli_test.sh RILL_WORKER RILL_LOAD IO_URING_PROBE — rill-worker as a process, over
-# real sockets: flags and their errors, passthrough to a sink, signals, the stats line and
-# its error counters, line framing, a second worker on a port in use, the exit status of a
-# drain that dropped frames and of a second signal. Each case starts its
-# own processes; all are stopped on exit.
+# worker_cli_test.sh RILL_WORKER RILL_LOAD IO_URING_PROBE [cluster|no-cluster] — rill-worker
+# as a process, over real sockets: flags and their errors, passthrough to a sink, signals,
+# the stats line and its error counters, line framing, a second worker on a port in use,
+# the exit status of a drain that dropped frames and of a second signal, and the cluster
+# flags of a build without cluster support (the fourth argument, the build's RILL_CLUSTER;
+# default cluster). Each case starts its own processes; all are stopped on exit.
 # Prints PASS/FAIL per check and "worker_cli: N passed, N failed"; exits 1 on any failure,
 # 77 when the environment cannot run it (io_uring unavailable, bash without /dev/tcp, no
 # /proc).
 set -u
 
-if [ $# -ne 3 ]; then
-    echo "usage: $0 <path-to-rill-worker> <path-to-rill-load> <path-to-io_uring_probe>" >&2
+if [ $# -lt 3 ] || [ $# -gt 4 ] || { [ $# -eq 4 ] && [ "$4" != cluster ] && [ "$4" != no-cluster ]; }; then
+    echo "usage: $0 <path-to-rill-worker> <path-to-rill-load> <path-to-io_uring_probe>" \
+        "[cluster|no-cluster]" >&2
     exit 2
 fi
 WORKER=$1
 LOAD=$2
 PROBE=$3
+FLAVOUR=${4:-cluster}
 for b in "$WORKER" "$LOAD" "$PROBE"; do
     if [ ! -x "$b" ]; then
         echo "worker_cli: $b is not an executable" >&2
@@ -243,6 +246,49 @@ case_bad_flags()
     bad_args "--threads abc is not a number" 'not a number' --listen 127.0.0.1:0 --threads abc
     bad_args "--threads 99 is out of range" 'out of range' --listen 127.0.0.1:0 --threads 99
     bad_args "--listen garbage is rejected" 'garbage\|listen' --listen garbage
+}
+
+# ------------------------------------------------------------------ 2b. cluster flags
+# With cluster support the flags are taken (a bad root is the library's RILL_EINVAL);
+# without it each is refused at once with exit 2, naming the flag and the build option,
+# and --help says so.
+# refused FLAG VALUE: exit 2 and the one line that says this build cannot cluster.
+refused()
+{
+    local rc=0 want="^rill-worker: $1: this rill-worker was built without cluster support (RILL_CLUSTER=OFF)\$"
+    timeout -k 2 10 "$WORKER" --listen 127.0.0.1:0 "$1" "$2" </dev/null >"$TMP/nc.out" \
+        2>"$TMP/nc.err" || rc=$?
+    if [ "$rc" -eq 2 ] && grep -q -e "$want" "$TMP/nc.err"; then
+        pass "no cluster support: $1 exits 2: $(head -n1 "$TMP/nc.err")"
+    else
+        fail "no cluster support: $1: exit $rc (want 2), stderr:"
+        sed 's/^/    | /' "$TMP/nc.err" | head -n 5
+    fi
+}
+case_cluster_flags()
+{
+    local rc=0
+    timeout -k 2 10 "$WORKER" --help >"$TMP/help.out" 2>&1 || rc=$?
+    check "--help: the cluster flags need a build with cluster support" \
+        grep -q 'need a rill-worker built with cluster support' "$TMP/help.out"
+    if [ "$FLAVOUR" = cluster ]; then
+        check "cluster build: --help does not say it was built without" \
+            bash -c "! grep -q 'built without cluster support' '$TMP/help.out'"
+        bad_args "cluster build: --zk with a bad --cluster-root is the library's error" \
+            'bad cluster settings.*invalid argument' --listen 127.0.0.1:0 \
+            --zk 127.0.0.1:1 --cluster-root no-slash
+        return
+    fi
+    check "no cluster support: --help exits 0 (got $rc) and says it was built without" \
+        bash -c "[ $rc -eq 0 ] && grep -q 'built without cluster support (RILL_CLUSTER=OFF)' '$TMP/help.out'"
+    refused --zk 127.0.0.1:2181
+    refused --cluster-root /rill/x
+    refused --worker-id w1
+    refused --peer-listen 127.0.0.1:0
+    refused --peer-advertise 10.0.0.1:7000
+    refused --source-advertise 10.0.0.1:7700
+    refused --session-timeout-ms 5000
+    refused --zk-auth-file /dev/null
 }
 
 # ------------------------------------------------------------------ 3. passthrough
@@ -608,7 +654,7 @@ case_log_format()
 }
 
 # WORKER_CLI_CASES="stats line" runs only those cases (for debugging).
-for c in ${WORKER_CLI_CASES:-help bad_flags passthrough signals stats line port_in_use drain log_format}; do
+for c in ${WORKER_CLI_CASES:-help bad_flags cluster_flags passthrough signals stats line port_in_use drain log_format}; do
     "case_$c"
 done
 

@@ -56,7 +56,7 @@ extern "C" {
     X(ELOOPTHREAD, -30009, "call not allowed from a loop thread")                                  \
     X(ERANGE, -30010, "value out of range")                                                        \
     X(EFULL, -30011, "outbound queue full")                                                        \
-    X(EUNSUPPORTED, -30012, "the kernel lacks an io_uring feature rill needs")                     \
+    X(EUNSUPPORTED, -30012, "not supported by this kernel (io_uring) or this build of rill")       \
     X(ECONTROL, -30013, "malformed control frame")
 
 enum {
@@ -75,6 +75,17 @@ RILL_EXTERN const char *rill_err_name(int err);
 RILL_EXTERN unsigned rill_version(void);
 /* Returns the version as a static "MAJOR.MINOR.PATCH" string. Any thread. */
 RILL_EXTERN const char *rill_version_string(void);
+
+/* Optional parts a build of rill may leave out (rill_features). */
+enum {
+    /* Cluster membership over ZooKeeper (the cluster section below); a library built with
+     * RILL_CLUSTER=OFF has none and does not link libzookeeper_mt. */
+    RILL_FEATURE_CLUSTER = 1 << 0
+};
+/* Returns the RILL_FEATURE_* bits of the library actually linked: a run-time answer, since
+ * one header serves both builds and a program may run against a librill.so other than the
+ * one it was built with. Any thread. */
+RILL_EXTERN unsigned rill_features(void);
 
 /* ---------------------------------------------------------------- config */
 
@@ -238,6 +249,15 @@ RILL_EXTERN void rill_set_log_callback(rill_log_cb cb, uintptr_t ctx);
 /* ---------------------------------------------------------------- cluster */
 
 /*
+ * A build without cluster support (RILL_CLUSTER=OFF; rill_features() lacks
+ * RILL_FEATURE_CLUSTER) has every function of this section, so that programs link
+ * unchanged, but cannot cluster: the rill_config_set_* calls below and
+ * rill_worker_view_wait return RILL_EUNSUPPORTED, whatever their arguments;
+ * rill_worker_view returns NULL, and the rill_view_* accessors, having no view to be
+ * given, return what they return for NULL.
+ */
+
+/*
  * Makes the worker a member of a cluster coordinated by ZooKeeper. zk_hosts is the
  * ZooKeeper connect string ("127.0.0.1:2181,..."), root the cluster's path ("/rill/demo"),
  * worker_id this worker's name in the cluster (1..63 characters of [A-Za-z0-9_.-]; NULL
@@ -246,7 +266,8 @@ RILL_EXTERN void rill_set_log_callback(rill_log_cb cb, uintptr_t ctx);
  * free port; the address must be reachable by the other members).
  * Once its loops run, the worker creates the ephemeral znode <root>/members/<worker_id>,
  * watches <root>/members, and routes every frame to the member that owns its key
- * (rendezvous hashing over the current view). Returns 0, RILL_EINVAL or RILL_EADDR.
+ * (rendezvous hashing over the current view). Returns 0, RILL_EINVAL or RILL_EADDR
+ * (RILL_EUNSUPPORTED without cluster support, like every setter below).
  */
 RILL_EXTERN int rill_config_set_cluster(rill_config_t *cfg, const char *zk_hosts, const char *root,
                                         const char *worker_id, const char *peer_addr);
@@ -286,15 +307,17 @@ typedef void (*rill_view_cb)(uintptr_t ctx, const rill_view_t *v);
 RILL_EXTERN int rill_config_set_view_cb(rill_config_t *cfg, rill_view_cb cb, uintptr_t ctx);
 
 /* Returns a copy of the current view, owned by the caller (rill_view_destroy), or NULL
- * when w is NULL or not clustered, has no view yet, or memory is short. Any thread. */
+ * when w is NULL or not clustered (always, without cluster support), has no view yet, or
+ * memory is short. Any thread. */
 RILL_EXTERN rill_view_t *rill_worker_view(rill_worker_t *w);
 /*
  * Waits until the view's epoch differs from `epoch` (pass 0 to wait for the first view),
  * at most timeout_ms (-1 = no limit; the wait is measured on the monotonic clock). Returns
  * 1 when it changed, 0 on timeout or when the worker stops (rill_worker_shutdown wakes
  * every waiter), RILL_EINVAL (w NULL or not clustered), or RILL_ELOOPTHREAD when called
- * from a loop thread (of any worker: it would block that loop). Any thread but a loop
- * thread; meant for a thread that feeds membership changes to an application.
+ * from a loop thread (of any worker: it would block that loop); RILL_EUNSUPPORTED without
+ * cluster support. Any thread but a loop thread; meant for a thread that feeds membership
+ * changes to an application.
  */
 RILL_EXTERN int rill_worker_view_wait(rill_worker_t *w, uint64_t epoch, int timeout_ms);
 /* Frees a view returned by rill_worker_view(). NULL is a no-op. Never pass the view a
