@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"rill/internal/gopeer"
+	"rill.dev/rill/internal/gopeer"
 )
 
 // Benchmarks (not tests): see docs/go-api.md for the command, the numbers and their noise.

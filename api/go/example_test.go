@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"rill"
+	"rill.dev/rill"
 )
 
 // upper is a computation: it upper-cases every message and sends it to sink 0.

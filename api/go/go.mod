@@ -1,3 +1,3 @@
-module rill
+module rill.dev/rill
 
 go 1.21

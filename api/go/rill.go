@@ -22,8 +22,11 @@
 //
 // # Building
 //
-// The package finds the C library with pkg-config (#cgo pkg-config: rill). Against a CMake
-// build tree of rill, use its uninstalled .pc file, which also sets an rpath to the tree:
+// The package finds the C library with pkg-config. By default it links librill.a and its
+// dependencies' archives into the binary (rill-static.pc), which then runs without
+// librill.so; -tags rill_dynamic links librill.so instead (rill.pc). Point
+// PKG_CONFIG_PATH at an installed rill's lib/pkgconfig, or at a CMake build tree's
+// uninstalled .pc files:
 //
 //	PKG_CONFIG_PATH=$REPO/build/pkgconfig go test ./...
 //
@@ -33,7 +36,6 @@
 package rill
 
 /*
-#cgo pkg-config: rill
 #include <stdlib.h>
 #include "shim.h"
 */

@@ -2,6 +2,6 @@ module rill-wordcount
 
 go 1.21
 
-require rill v0.0.0
+require rill.dev/rill v0.0.0
 
-replace rill => ../../api/go
+replace rill.dev/rill => ../../api/go

@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"rill"
+	"rill.dev/rill"
 )
 
 const countID = 1
