@@ -17,6 +17,7 @@
 
 #include "../../core/stats/counters.h" /* the counter table: the stats line's tokens */
 #include "builtins.h"
+#include "notify.h"
 #include "wlog.h"
 
 static const char usage[] =
@@ -125,6 +126,8 @@ static const char usage[] =
     "frames (sink_dropped, peer_dropped, handoff_dropped). Acked sources get GOAWAY and\n"
     "are closed once what they sent is acknowledged. A second SIGINT or SIGTERM during\n"
     "the drain exits at once with 128 + the signal number (130, 143).\n"
+    "Under a service manager that sets NOTIFY_SOCKET (systemd Type=notify): READY=1 once\n"
+    "every listener is bound and the loops run, STOPPING=1 when the drain begins.\n"
     "Exit status: 0 clean, 1 cannot start, 2 bad arguments, 3 the drain dropped frames.\n";
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -681,6 +684,7 @@ int main(int argc, char **argv)
         wlog(RILL_LOG_INFO, "metrics on port %d", rill_worker_metrics_port(w));
     wlog(RILL_LOG_INFO, "ready (%u loop thread%s%s%s)", rill_worker_threads(w),
          rill_worker_threads(w) == 1 ? "" : "s", sink ? ", sink " : "", sink ? sink : "");
+    notify_service("READY=1\nSTATUS=serving");
 
     rill_stats_t prev, cur;
     memset(&prev, 0, sizeof prev);
@@ -701,6 +705,7 @@ int main(int argc, char **argv)
         t_prev = t;
     }
     wlog(RILL_LOG_INFO, "%s: draining", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    notify_service("STOPPING=1\nSTATUS=draining");
     rill_stats_t before;
     rill_worker_stats(w, &before, sizeof before);
     pthread_t forced;
