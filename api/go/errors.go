@@ -62,3 +62,10 @@ func (e Errno) Is(target error) bool {
 func Version() string {
 	return C.GoString(C.rill_version_string())
 }
+
+// ClusterSupported reports whether the linked C library was built with cluster support
+// (CMake option RILL_CLUSTER, on by default). Without it, a Config with Cluster.ZKHosts
+// set fails in NewWorker with [ErrUnsupported].
+func ClusterSupported() bool {
+	return C.rill_features()&C.RILL_FEATURE_CLUSTER != 0
+}

@@ -535,6 +535,9 @@ func TestErrorsAndRun(t *testing.T) {
 	if Version() == "" {
 		t.Fatal("no version")
 	}
+	if !ClusterSupported() { // the tests run against a default build
+		t.Fatal("ClusterSupported() is false for a default build")
+	}
 }
 
 // ToSink says ErrFull for exactly the frames rill drops for a full sink buffer, although
