@@ -218,6 +218,12 @@ int rill_worker_ready(rill_worker_t *w, char *why, size_t whylen)
         return not_ready(why, whylen, "a loop failed");
     if (!running)
         return not_ready(why, whylen, "loops not running");
+    if (w->cfg.nsinks) {
+        rill_stats_t st;
+        rill_worker_stats(w, &st, sizeof st);
+        if (st.sinks_up < (uint64_t)w->cfg.nsinks * w->nloops)
+            return not_ready(why, whylen, "a sink is not connected");
+    }
     if (w->cluster) {
         rill_view_t *v = rill__cluster_view_copy(w->cluster);
         int have = v != NULL, self = v ? rill_view_self(v) : -1;

@@ -518,8 +518,9 @@ func (w *Worker) MetricsPort() (int, error) {
 }
 
 // Ready reports readiness, for a load balancer's or an orchestrator's probe: true when
-// every loop runs, the worker is not stopping and no loop failed, and, in a cluster, it
-// is a member of its current view; else false and the first reason not met. A closed
+// every loop runs, the worker is not stopping and no loop failed, every loop's
+// connection to every sink is up, and, in a cluster, it is a member of its current view;
+// else false and the first reason not met. A closed
 // worker is not ready ("closed").
 func (w *Worker) Ready() (bool, string) {
 	w.life.RLock()

@@ -78,6 +78,7 @@ type Stats struct {
 	SinkQueuedBytes  uint64 // output waiting for sinks and peer links
 	StageQueuedBytes uint64 // frames waiting to be handed to another loop
 	HeldBuffers      uint64 // received buffers held back by backpressure
+	SinksUp          uint64 // sink connections up, over all loops (one per loop and sink)
 
 	// Cluster counters (zero for a worker that is not clustered).
 	Forwarded   uint64 // frames sent to the member that owns their key
@@ -220,6 +221,7 @@ func statsFromC(st *C.rill_stats_t) Stats {
 		AckWaitNs:        uint64(st.ack_wait_ns),
 		AckedConns:       uint64(st.acked_conns),
 		ErrAuth:          uint64(st.err_auth),
+		SinksUp:          uint64(st.sinks_up),
 		SinkQueuedBytes:  uint64(st.sink_queued_bytes),
 		StageQueuedBytes: uint64(st.stage_queued_bytes),
 		HeldBuffers:      uint64(st.held_buffers),

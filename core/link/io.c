@@ -24,6 +24,11 @@ rill__link_t *rill__link_at(rill__links_t *ls, unsigned li)
     return li < PEER_BASE ? &ls->sinks[li] : &ls->peers[li - PEER_BASE];
 }
 
+static int link_is_sink(const rill__links_t *ls, const rill__link_t *k)
+{
+    return k >= ls->sinks && k < ls->sinks + RILL_MAX_SINKS;
+}
+
 unsigned rill__link_index(const rill__links_t *ls, const rill__link_t *k)
 {
     return k >= ls->peers ? PEER_BASE + (unsigned)(k - ls->peers) : (unsigned)(k - ls->sinks);
@@ -80,6 +85,8 @@ void rill__link_down(rill__links_t *ls, rill__link_t *k, int err, uint64_t now)
     if (k->fd >= 0)
         close(k->fd);
     k->fd = -1;
+    if (k->state == RILL_LINK_UP && link_is_sink(ls, k))
+        RILL_STAT_SUB(ls->stats->sinks_up, 1);
     k->state = RILL_LINK_DOWN;
     k->backoff = k->backoff ? k->backoff * 2 : BACKOFF_MIN_NS;
     if (k->backoff > BACKOFF_MAX_NS)
@@ -250,6 +257,8 @@ static void on_connect(rill__links_t *ls, const struct io_uring_cqe *cqe, uint64
         return;
     }
     k->state = RILL_LINK_UP;
+    if (link_is_sink(ls, k))
+        RILL_STAT_ADD(ls->stats->sinks_up, 1);
     k->backoff = 0;
     k->conn_seq = ++ls->conn_seq;
     if (k->ack) {

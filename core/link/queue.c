@@ -40,11 +40,15 @@ void rill__links_init(rill__links_t *ls, rill__ring_t *ring, rill__loop_stats_t 
 
 void rill__links_close(rill__links_t *ls)
 {
-    for (unsigned s = 0; s < RILL_MAX_SINKS; s++)
+    for (unsigned s = 0; s < RILL_MAX_SINKS; s++) {
         if (ls->sinks[s].fd >= 0) {
             close(ls->sinks[s].fd);
             ls->sinks[s].fd = -1;
         }
+        if (ls->sinks[s].state == RILL_LINK_UP) /* the sinks_up gauge goes with it */
+            RILL_STAT_SUB(ls->stats->sinks_up, 1);
+        ls->sinks[s].state = RILL_LINK_DOWN;
+    }
     for (unsigned p = 0; p < RILL_MAX_MEMBERS; p++)
         if (ls->peers[p].fd >= 0) {
             close(ls->peers[p].fd);

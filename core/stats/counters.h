@@ -125,7 +125,9 @@
     X(acked_conns, GAUGE, LOOPS, "acked_conns", "rill_acked_conns",                            \
       "Source connections open now that began with HELLO.")                                   \
     X(err_auth, COUNTER, LOOPS, "", "rill_protocol_errors_total{reason=\"auth\"}",            \
-      "Peer connections refused: they did not prove the cluster's credentials.")
+      "Peer connections refused: they did not prove the cluster's credentials.")              \
+    X(sinks_up, GAUGE, LOOPS, "", "rill_sink_connections_up",                                  \
+      "Sink connections up now, over all loops (each loop has one to each sink).")
 /* clang-format on */
 
 /* Prometheus TYPE of a kind. */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -177,9 +178,6 @@ static int plain_worker(void)
     rill_comp_ops_t ops = {passthrough, NULL, NULL};
     ASSERT_EQ(rill_comp_register(w, 1, "pass", &ops, 0), 0);
     ASSERT_EQ(rill_worker_start(w), 0);
-    char why[64] = "unset";
-    ASSERT_EQ(rill_worker_ready(w, why, sizeof why), 1); /* no cluster view to wait for */
-    ASSERT_STR_EQ(why, "");
 
     /* each loop connects to the sink when it starts */
     sink_conn_t sinks[2];
@@ -190,6 +188,12 @@ static int plain_worker(void)
         ASSERT_GE(sinks[i].fd, 0);
         sinks[i].have = 0;
     }
+    /* Ready once both loops' sink connections are up: no cluster view to wait for. */
+    char why[64] = "unset";
+    for (int i = 0; i < 20000 && rill_worker_ready(w, why, sizeof why) != 1; i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    ASSERT_EQ(rill_worker_ready(w, why, sizeof why), 1);
+    ASSERT_STR_EQ(why, "");
 
     int cfd = socket(AF_INET, SOCK_STREAM, 0);
     ASSERT_GE(cfd, 0);

@@ -786,6 +786,97 @@ static int probe(uint16_t port, const char *path, char *out, size_t cap)
     return status;
 }
 
+/* Waits until rill_worker_ready(w) is want with reason why_want (ignored for 1). */
+static int wait_ready(rill_worker_t *w, int want, const char *why_want)
+{
+    char why[64];
+    for (int64_t end = tu_now_ms() + 30000; tu_now_ms() < end; tu_sleep_ms(5)) {
+        int r = rill_worker_ready(w, why, sizeof why);
+        if (r == want && (want == 1 || strcmp(why, why_want) == 0))
+            return 0;
+    }
+    fprintf(stderr, "  FAIL: ready never became %d ('%s'); last reason '%s'\n", want,
+            why_want ? why_want : "", why);
+    return -1;
+}
+
+/* A sink that is not connected makes the worker unready: before its listener exists,
+ * ready once it accepts (the gauge sinks_up = 1), unready again after it closes. */
+static int test_probes_sink(void)
+{
+    tu_ignore_sigpipe();
+    uint16_t port;
+    int lfd = tu_listen(0, &port); /* a free port, released until the sink should come up */
+    if (lfd < 0)
+        T_FAIL_AT_("listen");
+    close(lfd);
+    char sink[32];
+    snprintf(sink, sizeof sink, "127.0.0.1:%u", (unsigned)port);
+    rill_config_t *cfg = rill_config_new();
+    rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_RILL, 0, 0, 0);
+    rill_config_add_sink(cfg, sink);
+    rill_worker_t *w = NULL;
+    int rc = rill_worker_new(&w, cfg);
+    rill_config_destroy(cfg);
+    rill__metrics_t *m = NULL;
+    rill__addr_t a;
+    int ok = rc == 0 && rill_worker_start(w) == 0 && rill__addr_parse(&a, "127.0.0.1:0") == 0 &&
+             rill__metrics_start(&m, w, &a) == 0;
+    char body[256];
+    int cfd = -1;
+    rill_stats_t st;
+    rc = 1;
+    if (!ok) {
+        fprintf(stderr, "  FAIL: set-up\n");
+        goto out;
+    }
+    uint16_t mport = (uint16_t)rill__metrics_port(m);
+    if (wait_ready(w, 0, "a sink is not connected") < 0)
+        goto out;
+    if (probe(mport, "/readyz", body, sizeof body) != 503 ||
+        strcmp(body, "not ready: a sink is not connected\n") != 0) {
+        fprintf(stderr, "  FAIL: /readyz without the sink ('%s')\n", body);
+        goto out;
+    }
+    uint16_t again;
+    if ((lfd = tu_listen(port, &again)) < 0) {
+        fprintf(stderr, "  FAIL: listen on the sink's port again: %s\n", rill_strerror(lfd));
+        goto out;
+    }
+    if (wait_ready(w, 1, NULL) < 0)
+        goto out;
+    rill_worker_stats(w, &st, sizeof st);
+    if (st.sinks_up != 1 || probe(mport, "/readyz", body, sizeof body) != 200) {
+        fprintf(stderr, "  FAIL: sink up: sinks_up %llu, /readyz '%s'\n",
+                (unsigned long long)st.sinks_up, body);
+        goto out;
+    }
+    /* The sink goes away: the worker notices the hang-up. */
+    for (int64_t end = tu_now_ms() + 10000; cfd < 0 && tu_now_ms() < end; tu_sleep_ms(5))
+        cfd = accept(lfd, NULL, NULL);
+    close(lfd);
+    lfd = -1;
+    if (cfd >= 0)
+        close(cfd);
+    cfd = -1;
+    if (wait_ready(w, 0, "a sink is not connected") < 0)
+        goto out;
+    rill_worker_stats(w, &st, sizeof st);
+    if (st.sinks_up != 0) {
+        fprintf(stderr, "  FAIL: sink gone: sinks_up %llu\n", (unsigned long long)st.sinks_up);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (lfd >= 0)
+        close(lfd);
+    if (m)
+        rill__metrics_stop(m);
+    if (w)
+        rill_worker_destroy(w);
+    return rc;
+}
+
 /* /healthz answers while the server runs; /readyz follows rill_worker_ready: ready while
  * the loops run, 503 with the reason before the start and once the worker stops. */
 static int test_probes(void)
@@ -1090,6 +1181,7 @@ int main(int argc, char **argv)
         {"curl", test_curl},
         {"errors_and_head", test_errors_and_head},
         {"probes", test_probes},
+        {"probes_sink", test_probes_sink},
         {"concurrent_and_idle", test_concurrent_and_idle},
         {"slow_clients", test_slow_clients},
         {"batch_histogram", test_batch_histogram},

@@ -412,10 +412,10 @@ RILL_EXTERN int rill_worker_metrics_port(const rill_worker_t *w);
 /* Returns the TCP port listener i is bound to (useful with port 0), or RILL_EINVAL. */
 RILL_EXTERN int rill_worker_listener_port(const rill_worker_t *w, unsigned i);
 /* Readiness, for a load balancer's or an orchestrator's probe: 1 when every loop runs,
- * the worker is not stopping and no loop failed, and, in a cluster, the worker is a
- * member of its current view; else 0, with the first reason not met written to why
- * (NUL-terminated, cut to whylen; why may be NULL). RILL_EINVAL for a NULL worker. Any
- * thread (it takes the worker's lifecycle lock briefly: not per message). */
+ * the worker is not stopping and no loop failed, every loop's connection to every sink
+ * is up, and, in a cluster, the worker is a member of its current view; else 0, with the first
+ * reason not met written to why (NUL-terminated, cut to whylen; why may be NULL). RILL_EINVAL for a
+ * NULL worker. Any thread (it takes the worker's lifecycle lock briefly: not per message). */
 RILL_EXTERN int rill_worker_ready(rill_worker_t *w, char *why, size_t whylen);
 
 /*
@@ -613,6 +613,7 @@ typedef struct rill_stats {
     uint64_t ack_wait_ns;        /* how long those waited, summed */
     uint64_t acked_conns;        /* gauge: source connections that began with HELLO */
     uint64_t err_auth;           /* peer connections refused: no proof of the credentials */
+    uint64_t sinks_up;           /* gauge: sink connections up, over all loops */
 } rill_stats_t;
 
 /*
