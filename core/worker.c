@@ -59,9 +59,18 @@ static void worker_free(rill_worker_t *w)
     free(w);
 }
 
+static int worker_new(rill_worker_t **out, const rill_config_t *cfg);
+
 int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg)
 {
-    rill__last_error_clear();
+    rill__last_error_begin();
+    int rc = worker_new(out, cfg);
+    rill__last_error_end();
+    return rc;
+}
+
+static int worker_new(rill_worker_t **out, const rill_config_t *cfg)
+{
     if (!out)
         return RILL_EINVAL;
     *out = NULL;

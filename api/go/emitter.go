@@ -13,6 +13,9 @@ import (
 // maxSinks is rill's limit on Config.Sinks (RILL_MAX_SINKS).
 const maxSinks = 16
 
+// controlCompID is reserved for control frames (RILL_CONTROL_COMP_ID): no data frame has it.
+const controlCompID = 0xFFFFFFFF
+
 // frameHeader is the bytes a v1 frame takes besides its payload.
 const frameHeader = 16
 
@@ -61,11 +64,13 @@ func (e *Emitter) end(rc int) *C.rillgo_scratch_t {
 // Config.Sinks); data is copied. Returns what rill_emit_sink returns: [ErrFull] when the
 // sink's buffer (Config.SinkBuffer) cannot take the frame, which is then dropped and
 // counted in Stats.SinkDropped (an acked sink is never full); [ErrInvalid] for a bad sink
-// index or a payload above MaxFrame-12; [ErrState] outside a callback. Emits reach rill
-// after the call, but the answer is known now: rill tells at the call's first emit to a
-// sink how much it takes, and nothing else changes that during the call.
+// index, compID 0xFFFFFFFF (reserved for control frames) or a payload above MaxFrame-12;
+// [ErrState] outside a callback. Emits reach rill after the call, but the answer is known
+// now: rill tells at the call's first emit to a sink how much it takes, and nothing else
+// changes that during the call (only a failed allocation in rill, which drops and
+// counts the frame too, goes unreported).
 func (e *Emitter) ToSink(sink int, compID uint32, key uint64, data []byte) error {
-	if uint(sink) >= uint(e.w.nsinks) {
+	if uint(sink) >= uint(e.w.nsinks) || compID == controlCompID {
 		return ErrInvalid
 	}
 	if e.em == nil {
@@ -99,8 +104,12 @@ func (e *Emitter) ToSink(sink int, compID uint32, key uint64, data []byte) error
 
 // ToComp sends a message to computation compID, routed by key like an ingested frame (it
 // may run on another loop); data is copied. It is processed after the current call.
-// Returns [ErrInvalid] for a payload above MaxFrame-12, [ErrState] outside a callback.
+// Returns [ErrInvalid] for compID 0xFFFFFFFF (reserved) or a payload above MaxFrame-12,
+// [ErrState] outside a callback.
 func (e *Emitter) ToComp(compID uint32, key uint64, data []byte) error {
+	if compID == controlCompID {
+		return ErrInvalid
+	}
 	return e.put(-1, compID, key, data)
 }
 

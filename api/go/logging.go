@@ -7,7 +7,10 @@ import "C"
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
+	"sync"
 	"sync/atomic"
 )
 
@@ -28,19 +31,32 @@ var libLogger atomic.Pointer[slog.Logger]
 // for long, or it stalls the loop that logged. The ZooKeeper client's own lines still go
 // to stderr.
 func SetLogger(l *slog.Logger) {
+	logHookMu.Lock()
+	defer logHookMu.Unlock()
 	libLogger.Store(l)
-	if l == nil {
+	// The C hook changes only between "none" and "ours" (the logger itself is swapped in
+	// Go): C's hook must not be replaced while a thread may be logging through it twice.
+	switch {
+	case l == nil && logHooked:
 		C.rill_set_log_callback(nil, 0)
-		return
+		logHooked = false
+	case l != nil && !logHooked:
+		C.rillgo_set_log_callback()
+		logHooked = true
 	}
-	C.rillgo_set_log_callback()
 }
+
+var (
+	logHookMu sync.Mutex
+	logHooked bool // the C hook points at rillgoLog; guarded by logHookMu
+)
 
 //export rillgoLog
 func rillgoLog(level C.int, msg *C.char) {
 	l := libLogger.Load()
-	if l == nil {
-		return // SetLogger(nil) raced with a line already on its way
+	if l == nil { // SetLogger(nil) raced with a line already on its way: as C would print it
+		fmt.Fprintf(os.Stderr, "rill: %s\n", C.GoString(msg))
+		return
 	}
 	lv := slog.LevelWarn
 	switch level {

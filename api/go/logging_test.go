@@ -40,7 +40,7 @@ func (h *recordHandler) find(s string) (slog.Record, bool) {
 
 // The library's lines reach Config.Logger with their level and lib=rill: an error from
 // NewWorker's goroutine (a port in use), a warning from a loop thread (a frame shorter
-// than its header); after SetLogger(nil) they go to stderr again.
+// than its header).
 func TestLoggerReceivesLibraryLines(t *testing.T) {
 	h := &recordHandler{}
 	defer SetLogger(nil)

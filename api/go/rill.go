@@ -381,7 +381,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 	}
 	cc := C.rill_config_new()
 	if cc == nil {
-		return nil, ErrNoMem
+		return nil, opError("NewWorker", ErrNoMem)
 	}
 	defer C.rill_config_destroy(cc)
 	threads := cfg.Threads
@@ -478,7 +478,7 @@ func NewWorker(cfg Config) (*Worker, error) {
 	}
 	w.scratch = C.rillgo_scratch_new(C.unsigned(threads), scratchRecs, scratchBytes)
 	if w.scratch == nil {
-		return nil, ErrNoMem
+		return nil, opError("NewWorker", ErrNoMem)
 	}
 	var detail [256]C.char
 	if rc := C.rillgo_worker_new(&w.c, cc, &detail[0], C.size_t(len(detail))); rc < 0 {

@@ -410,6 +410,8 @@ func TestEmitterLimits(t *testing.T) {
 	w.Register(1, "limits", BatchFunc(func(loop int, msgs []Message, em *Emitter) error {
 		results <- []error{
 			em.ToSink(1, 1, 0, nil),                 // no sink 1
+			em.ToSink(0, 0xFFFFFFFF, 0, nil),        // the control comp id
+			em.ToComp(0xFFFFFFFF, 0, nil),           // the same
 			em.ToSink(0, 1, 0, make([]byte, 1<<20)), // above MaxFrame-12
 			w.Unregister(1),                         // from a loop thread
 		}
@@ -425,7 +427,7 @@ func TestEmitterLimits(t *testing.T) {
 	c.Write([]byte("go\n"))
 	s.waitFor(t, scratchRecs+11, 10*time.Second)
 	errs := <-results
-	want := []error{ErrInvalid, ErrInvalid, ErrLoopThread}
+	want := []error{ErrInvalid, ErrInvalid, ErrInvalid, ErrInvalid, ErrLoopThread}
 	for i := range want {
 		if !errors.Is(errs[i], want[i]) {
 			t.Fatalf("error %d: %v, want %v", i, errs[i], want[i])
@@ -535,8 +537,14 @@ func TestErrorsAndRun(t *testing.T) {
 	if Version() == "" {
 		t.Fatal("no version")
 	}
-	if !ClusterSupported() { // the tests run against a default build
-		t.Fatal("ClusterSupported() is false for a default build")
+	// ClusterSupported agrees with what NewWorker does with a cluster config.
+	cw, err := NewWorker(Config{Cluster: ClusterConfig{ZKHosts: "127.0.0.1:1", Root: "/x",
+		PeerAddr: "127.0.0.1:0"}})
+	if err == nil {
+		cw.Close() // never started: no ZooKeeper is contacted
+	}
+	if ClusterSupported() == errors.Is(err, ErrUnsupported) {
+		t.Fatalf("ClusterSupported() %v, NewWorker with a cluster: %v", ClusterSupported(), err)
 	}
 }
 

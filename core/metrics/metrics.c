@@ -8,15 +8,20 @@
  *     ANSWER_TIMEOUT_MS for the answer to leave;
  *   - slots are cheap (a pointer each; the client and its request buffer are allocated
  *     at accept), so there are many: MAX_CLIENTS;
- *   - when every slot is taken, the newcomer takes the slot of the oldest client still
- *     reading its request. That one has had the longest to send a few hundred bytes and
- *     has not; a well-behaved client is the newest reader right after its connect and
- *     is evicted last, so a flood of half-requests only ever evicts itself. Clients that
- *     sent a whole request (writing the answer, lingering) are never evicted: when all
- *     slots hold such clients the newcomer is closed, and the scraper retries.
- * When accept fails for want of descriptors (EMFILE, ENFILE) the oldest reader is evicted
- * the same way; with none to evict, or on another failure, the listener rests for
- * ACCEPT_PAUSE_MS (poll() would report it readable at once, over and over).
+ *   - when every slot is taken, the newcomer takes the slot of the oldest (in accept
+ *     order) client still reading its request. That one has had the longest to send a
+ *     few hundred bytes and has not; a well-behaved client is the newest reader right
+ *     after its connect and is evicted last, so a flood of half-requests only ever evicts
+ *     itself. Only clients that went through a poll since their accept are candidates:
+ *     a request already in the socket buffer has then been read, so a burst larger than
+ *     the free slots evicts no one unread; the rest of the burst waits in the backlog
+ *     for the next round. A client that sent its request but does not read the answer
+ *     (writing, lingering) is a candidate once SLOW_ANSWER_MS have passed since; when no
+ *     client is a candidate the newcomer is closed, and the scraper retries.
+ * When accept fails for want of descriptors (EMFILE, ENFILE: the loops' accepts share
+ * the process's descriptors, and may take the one freed) one candidate is evicted and
+ * accepting goes on; a second failure, one with no candidate, or another error rests the
+ * listener for ACCEPT_PAUSE_MS (poll() would report it readable at once, over and over).
  * After the answer the write side is shut down and the socket read until the client
  * closes (briefly): closing with unread request bytes would send a reset that can destroy
  * the answer before the client has read it. */
@@ -45,6 +50,7 @@
 #define ANSWER_TIMEOUT_MS 5000 /* from the complete request until the answer is sent */
 #define LINGER_MS 500          /* after the answer: wait this long for the client's close */
 #define ACCEPT_PAUSE_MS 100    /* accept failed and nothing could be evicted: rest */
+#define SLOW_ANSWER_MS 1000    /* a client not reading its answer may be evicted after this */
 #define LISTEN_BACKLOG 256
 
 enum { C_READ, C_WRITE, C_LINGER };
@@ -52,7 +58,9 @@ enum { C_READ, C_WRITE, C_LINGER };
 typedef struct client {
     int fd;
     int state;
-    int64_t born; /* accept time: the oldest reader is evicted first */
+    uint64_t seq;     /* accept order: the oldest candidate is evicted first */
+    uint64_t round;   /* the poll round it was accepted in */
+    int64_t phase_at; /* when it left C_READ (its request complete) */
     int64_t deadline;
     size_t req_len;
     char req[REQUEST_MAX];
@@ -67,6 +75,8 @@ struct rill__metrics {
     int port;
     pthread_t thr;
     int64_t accept_resume; /* the listener is not polled before this time */
+    uint64_t round;        /* poll rounds so far */
+    uint64_t accepted;     /* clients accepted so far (their seq) */
     client_t *clients[MAX_CLIENTS];
     struct pollfd pfds[2 + MAX_CLIENTS];
     int idx[2 + MAX_CLIENTS]; /* pfds[k] is clients[idx[k]] from k = 2 on */
@@ -352,7 +362,8 @@ static int respond(client_t *c, int status, const char *reason, const char *ctyp
     c->resp_len = b.len;
     c->resp_off = 0;
     c->state = C_WRITE;
-    c->deadline = now_ms() + ANSWER_TIMEOUT_MS;
+    c->phase_at = now_ms();
+    c->deadline = c->phase_at + ANSWER_TIMEOUT_MS;
     return 0;
 }
 
@@ -463,15 +474,32 @@ static int client_step(rill__metrics_t *m, client_t *c, int64_t now)
     }
 }
 
-/* Closes the client that has waited longest for its request (in C_READ) and returns
- * its slot, or -1 when no client is reading a request. */
-static int evict_oldest_reader(rill__metrics_t *m)
+/* May c give its slot to a newcomer? Only after a poll since its accept (so what it sent
+ * has been read): a reader still without a whole request, or one that has not taken its
+ * answer for SLOW_ANSWER_MS. */
+static int evictable(const rill__metrics_t *m, const client_t *c, int64_t now)
+{
+    if (c->round >= m->round)
+        return 0;
+    return c->state == C_READ || now - c->phase_at >= SLOW_ANSWER_MS;
+}
+
+/* Closes the oldest evictable client and returns its slot; -1 when there is none, with
+ * *fresh set when some client was accepted this round (it may be evictable next). */
+static int evict_oldest(rill__metrics_t *m, int64_t now, int *fresh)
 {
     int oldest = -1;
+    *fresh = 0;
     for (int i = 0; i < MAX_CLIENTS; i++) {
         const client_t *c = m->clients[i];
-        if (c && c->state == C_READ && (oldest < 0 || c->born < m->clients[oldest]->born))
-            oldest = i;
+        if (!c)
+            continue;
+        *fresh |= c->round >= m->round;
+        if (evictable(m, c, now) &&
+            (oldest < 0 || (c->state == C_READ) > (m->clients[oldest]->state == C_READ) ||
+             ((c->state == C_READ) == (m->clients[oldest]->state == C_READ) &&
+              c->seq < m->clients[oldest]->seq)))
+            oldest = i; /* readers before slow answer-takers, each oldest first */
     }
     if (oldest >= 0) {
         client_free(m->clients[oldest]);
@@ -482,30 +510,36 @@ static int evict_oldest_reader(rill__metrics_t *m)
 
 static void accept_clients(rill__metrics_t *m, int64_t now)
 {
+    int evicted_for_fd = 0, fresh;
     for (;;) {
-        int fd = accept4(m->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
-                return; /* EINTR, ECONNABORTED: the next poll reports what is left */
-            if ((errno == EMFILE || errno == ENFILE) && evict_oldest_reader(m) >= 0)
-                continue;
-            m->accept_resume = now + ACCEPT_PAUSE_MS;
-            return;
-        }
         int slot = -1;
         for (int i = 0; i < MAX_CLIENTS && slot < 0; i++)
             if (!m->clients[i])
                 slot = i;
-        if (slot < 0)
-            slot = evict_oldest_reader(m);
+        if (slot < 0 && (slot = evict_oldest(m, now, &fresh)) < 0 && fresh)
+            return; /* the burst's rest waits in the backlog until its peers were polled */
+        int fd = accept4(m->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
+                return; /* EINTR, ECONNABORTED: the next poll reports what is left */
+            if ((errno == EMFILE || errno == ENFILE) && !evicted_for_fd &&
+                evict_oldest(m, now, &fresh) >= 0) {
+                evicted_for_fd = 1;
+                continue;
+            }
+            m->accept_resume = now + ACCEPT_PAUSE_MS;
+            return;
+        }
         client_t *c = slot >= 0 ? malloc(sizeof *c) : NULL;
         if (!c) {
-            close(fd); /* every slot answers or lingers (or no memory): the scraper retries */
+            close(fd); /* no slot can be freed (or no memory): the scraper retries */
             continue;
         }
         c->fd = fd;
         c->state = C_READ;
-        c->born = now;
+        c->seq = m->accepted++;
+        c->round = m->round;
+        c->phase_at = now;
         c->deadline = now + HEADER_TIMEOUT_MS;
         c->req_len = 0;
         c->resp = NULL;
@@ -521,6 +555,7 @@ static void *metrics_thread(void *arg)
     int *idx = m->idx;
     for (;;) {
         int64_t now = now_ms(), wait = 1000;
+        m->round++;
         nfds_t n = 0;
         pfds[n++] = (struct pollfd){m->efd, POLLIN, 0};
         /* fd -1: poll ignores the entry while the listener rests */

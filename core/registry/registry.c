@@ -451,12 +451,15 @@ void rill__comp_count(const rill__comp_t *comp, unsigned reader, uint64_t msgs, 
     for (unsigned step = 16; step; step >>= 1)
         if (rill__batch_le_ns[b + step - 1] < ns)
             b += step;
-    SLOT_ADD(k->msgs, msgs);
     SLOT_ADD(k->batches, 1);
     SLOT_ADD(k->batch_ns, ns);
     SLOT_ADD(k->buckets[b], 1);
     if (errors)
         SLOT_ADD(k->errors, errors);
+    /* msgs last, with release: a reader that sees it (acquire, first) sees this batch's
+     * other counts too, so once traffic stops a snapshot's buckets add up to its batches. */
+    __atomic_store_n(&k->msgs, __atomic_load_n(&k->msgs, __ATOMIC_RELAXED) + msgs,
+                     __ATOMIC_RELEASE);
 }
 
 int rill__registry_stats(rill__registry_t *r, uint32_t id, rill_comp_stats_t *out)
@@ -474,7 +477,7 @@ int rill__registry_stats(rill__registry_t *r, uint32_t id, rill_comp_stats_t *ou
     memset(&st, 0, sizeof st);
     for (unsigned i = 0; i < r->nreaders; i++) {
         const rill__comp_counters_t *k = &c->counters[i];
-        st.msgs += __atomic_load_n(&k->msgs, __ATOMIC_RELAXED);
+        st.msgs += __atomic_load_n(&k->msgs, __ATOMIC_ACQUIRE); /* first: see rill__comp_count */
         st.batches += __atomic_load_n(&k->batches, __ATOMIC_RELAXED);
         st.errors += __atomic_load_n(&k->errors, __ATOMIC_RELAXED);
         st.batch_ns += __atomic_load_n(&k->batch_ns, __ATOMIC_RELAXED);

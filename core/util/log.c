@@ -14,8 +14,10 @@ typedef struct log_sink {
     uintptr_t ctx;
 } log_sink_t;
 static log_sink_t g_sinks[2];
-/* The calling thread's last error-level line (rill_last_error). */
+/* The calling thread's last error-level line of its last rill_worker_new
+ * (rill_last_error); t_capturing while that call runs, so that no other line replaces it. */
 static _Thread_local char t_last_error[512];
+static _Thread_local int t_capturing;
 static _Atomic(const log_sink_t *) g_sink;
 static atomic_int g_next;
 
@@ -36,7 +38,7 @@ static void vlog(rill_log_level_t level, const char *fmt, va_list ap)
 {
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
-    if (level == RILL_LOG_ERROR)
+    if (level == RILL_LOG_ERROR && t_capturing)
         snprintf(t_last_error, sizeof t_last_error, "%s", line);
     const log_sink_t *s = atomic_load_explicit(&g_sink, memory_order_acquire);
     if (s) {
@@ -47,9 +49,15 @@ static void vlog(rill_log_level_t level, const char *fmt, va_list ap)
     fprintf(stderr, "rill: %s\n", line);
 }
 
-void rill__last_error_clear(void)
+void rill__last_error_begin(void)
 {
     t_last_error[0] = 0;
+    t_capturing = 1;
+}
+
+void rill__last_error_end(void)
+{
+    t_capturing = 0;
 }
 
 const char *rill_last_error(void)

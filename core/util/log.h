@@ -9,12 +9,14 @@
 /* RILL_LOG_WARNING: something went wrong that rill works around (a connection closed, a
  * sink retried, a frame dropped and counted). */
 void rill__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* RILL_LOG_ERROR: something the worker cannot do (bind, a loop's ring, a thread). The
- * line also becomes the calling thread's rill_last_error(). */
+/* RILL_LOG_ERROR: something the worker cannot do (bind, a loop's ring, a thread). Inside
+ * rill_worker_new the line also becomes the calling thread's rill_last_error(). */
 void rill__log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Forgets the calling thread's last error line (rill_last_error), at the start of a call
- * whose failure it describes. */
-void rill__last_error_clear(void);
+/* Around a call whose failure rill_last_error describes (rill_worker_new): begin forgets
+ * the calling thread's last error line and records the error lines that follow, until
+ * end. */
+void rill__last_error_begin(void);
+void rill__last_error_end(void);
 /* RILL_LOG_INFO: a change of state an operator wants to see (joined, left, connected). */
 void rill__log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -6,7 +6,8 @@
 #define RILL_WORKER_NOTIFY_H
 
 /* Sends state (e.g. "READY=1\nSTATUS=serving") if $NOTIFY_SOCKET is set. Returns 1 when
- * sent, 0 when there is no socket to tell, -1 on failure (logged once; never fatal). */
+ * sent, 0 when there is no socket to tell, -1 on failure (logged as a warning; never
+ * fatal: the worker serves whether or not the manager heard it). */
 int notify_service(const char *state);
 
 #endif

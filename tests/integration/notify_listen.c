@@ -2,7 +2,8 @@
  * for tests: binds a unix datagram socket at SOCKET, runs CMD with NOTIFY_SOCKET=SOCKET,
  * prints every line of every datagram as "notify: LINE", sends SIGTERM once READY=1
  * arrived (as `systemctl stop` would), and prints "exit: N" (or "signal: N") when CMD
- * ends. Gives up after 60 s without READY=1 (kills CMD, exits 1). */
+ * ends. Gives up after 60 s without READY=1, or 60 s after the SIGTERM (kills CMD,
+ * exits 1). */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -49,11 +50,15 @@ int main(int argc, char **argv)
             ssize_t k = recv(fd, buf, sizeof buf - 1, 0);
             if (k > 0) {
                 buf[k] = 0;
-                for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
+                int got_ready = 0;
+                for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
                     printf("notify: %s\n", line);
+                    got_ready |= strcmp(line, "READY=1") == 0;
+                }
                 fflush(stdout);
-                if (!ready && strstr(buf, "READY=1")) {
+                if (!ready && got_ready) {
                     ready = 1;
+                    give_up = time(NULL) + 60; /* now for the drain to end */
                     kill(pid, SIGTERM);
                 }
             }
@@ -61,8 +66,9 @@ int main(int argc, char **argv)
         }
         if (waitpid(pid, &status, WNOHANG) == pid)
             break;
-        if (!ready && time(NULL) > give_up) {
-            fprintf(stderr, "notify_listen: no READY=1 within 60 s\n");
+        if (time(NULL) > give_up) {
+            fprintf(stderr, ready ? "notify_listen: still running 60 s after SIGTERM\n"
+                                  : "notify_listen: no READY=1 within 60 s\n");
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             unlink(argv[1]);
