@@ -1,9 +1,8 @@
-/* rill_strerror / rill_err_name: one table for rill's codes, the C library for errno. And
- * what the library is: its version and the optional parts it was built with. */
+/* rill_strerror / rill_err_name: one table for rill's codes, the C library for errno; and
+ * the library's version (rill_features is in worker.c, beside the parts it reports). */
 #include <errno.h>
 #include <string.h>
 
-#include "cluster/cluster.h"
 #include "rill/rill.h"
 
 /* errno names rill's callers meet in practice (socket and io_uring failures). */
@@ -67,9 +66,4 @@ const char *rill_version_string(void)
 {
     return RILL_STR_(RILL_VERSION_MAJOR) "." RILL_STR_(RILL_VERSION_MINOR) "." RILL_STR_(
         RILL_VERSION_PATCH);
-}
-
-unsigned rill_features(void)
-{
-    return rill__cluster_supported() ? RILL_FEATURE_CLUSTER : 0u;
 }

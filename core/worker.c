@@ -59,6 +59,11 @@ static void worker_free(rill_worker_t *w)
     free(w);
 }
 
+unsigned rill_features(void)
+{
+    return rill__cluster_supported() ? RILL_FEATURE_CLUSTER : 0u;
+}
+
 static int worker_new(rill_worker_t **out, const rill_config_t *cfg);
 
 int rill_worker_new(rill_worker_t **out, const rill_config_t *cfg)
