@@ -460,6 +460,14 @@ int rill_comp_register(rill_worker_t *w, uint32_t id, const char *name, const ri
     return rill__registry_add(w->reg, id, name, ops, ctx);
 }
 
+int rill_comp_register_flags(rill_worker_t *w, uint32_t id, const char *name,
+                             const rill_comp_ops_t *ops, uintptr_t ctx, unsigned flags)
+{
+    if (!w || id == RILL_CONTROL_COMP_ID)
+        return RILL_EINVAL;
+    return rill__registry_add_flags(w->reg, id, name, ops, ctx, flags);
+}
+
 int rill_comp_unregister(rill_worker_t *w, uint32_t id)
 {
     if (!w)

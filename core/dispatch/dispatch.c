@@ -39,19 +39,6 @@ void rill__dispatch_free(rill__dispatch_t *d)
     rill__buf_free(&d->local_run);
 }
 
-/* Registry lookup with a one-entry cache: a run of frames for one computation costs one
- * lookup, and so does a stream that keeps addressing the same id. Valid within the
- * loop's current read section only (rill__dispatch_begin clears it). */
-static inline const rill__comp_t *lookup(rill__dispatch_t *d, uint32_t id)
-{
-    if (d->cache_comp && d->cache_id == id)
-        return d->cache_comp;
-    const rill__comp_t *c = rill__registry_lookup(d->reg, id);
-    d->cache_id = id;
-    d->cache_comp = c;
-    return c;
-}
-
 /* rill_emit_sink counts in a plain field; stats see it once per callback. */
 static inline void publish_emitted(rill__dispatch_t *d)
 {
@@ -146,6 +133,11 @@ void rill__dispatch(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int rout
                 }
             }
             unsigned dst = d->nloops > 1 ? rill__key_loop(v[i].key, d->nloops) : me;
+            if (dst != me) { /* a stateless computation runs where its frame was read */
+                const rill__comp_t *c = rill__dispatch_lookup(d, v[i].comp_id);
+                if (c && (c->flags & RILL_COMP_STATELESS))
+                    dst = me;
+            }
             /* A control comp id stays here, an unknown computation: another loop would
              * read it as an origin marker, a member as a control frame. */
             if (dst == me || v[i].comp_id == RILL_CONTROL_COMP_ID)
@@ -181,7 +173,7 @@ void rill__dispatch(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int rout
         }
         if (route == RILL_ROUTE_LOCAL)
             d->ran_local[d->origin] += j - i;
-        const rill__comp_t *c = lookup(d, id);
+        const rill__comp_t *c = rill__dispatch_lookup(d, id);
         if (c) {
             call(d, c, v + i, j - i);
             batches++;

@@ -93,6 +93,20 @@ static inline void rill__dispatch_begin(rill__dispatch_t *d, const rill_view_t *
     d->view = view;
 }
 
+/* Registry lookup with a one-entry cache: a run of frames for one computation costs one
+ * lookup, and so does a stream (or a computation's emits) that keeps addressing the same
+ * id. Valid within the loop's current read section only (rill__dispatch_begin clears
+ * it). */
+static inline const rill__comp_t *rill__dispatch_lookup(rill__dispatch_t *d, uint32_t id)
+{
+    if (d->cache_comp && d->cache_id == id)
+        return d->cache_comp;
+    const rill__comp_t *c = rill__registry_lookup(d->reg, id);
+    d->cache_id = id;
+    d->cache_comp = c;
+    return c;
+}
+
 /* Dispatches n views; route is a RILL_ROUTE_* value. */
 void rill__dispatch(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int route);
 

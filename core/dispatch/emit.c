@@ -68,6 +68,11 @@ int rill_emit_comp(rill_emitter_t *em, uint32_t comp_id, uint64_t key, const voi
         RILL_STAT_ADD(d->stats->misrouted, 1); /* no view yet: applied without an owner */
     }
     unsigned dst = d->nloops > 1 ? rill__key_loop(key, d->nloops) : d->idx;
+    if (dst != d->idx) { /* a stateless computation runs on the loop that emitted to it */
+        const rill__comp_t *c = rill__dispatch_lookup(d, comp_id);
+        if (c && (c->flags & RILL_COMP_STATELESS))
+            dst = d->idx;
+    }
     if (dst != d->idx) {
         int rc = rill__handoff_stage(d->handoff, dst, d->origin, comp_id, key, data, (uint32_t)len);
         if (rc == 0)

@@ -279,7 +279,13 @@ static rill__comp_t *get_locked(rill__registry_t *r, uint32_t id)
 int rill__registry_add(rill__registry_t *r, uint32_t id, const char *name,
                        const rill_comp_ops_t *ops, uintptr_t ctx)
 {
-    if (r == NULL || ops == NULL || ops->batch == NULL)
+    return rill__registry_add_flags(r, id, name, ops, ctx, 0);
+}
+
+int rill__registry_add_flags(rill__registry_t *r, uint32_t id, const char *name,
+                             const rill_comp_ops_t *ops, uintptr_t ctx, unsigned flags)
+{
+    if (r == NULL || ops == NULL || ops->batch == NULL || (flags & ~RILL_COMP_STATELESS))
         return RILL_EINVAL;
     if (name == NULL)
         name = "";
@@ -297,6 +303,7 @@ int rill__registry_add(rill__registry_t *r, uint32_t id, const char *name,
     c->id = id;
     c->ops = *ops;
     c->ctx = ctx;
+    c->flags = flags;
     c->counters = (rill__comp_counters_t *)(block + head);
     memset(c->counters, 0, counters);
     c->name = block + head + counters;

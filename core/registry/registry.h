@@ -34,6 +34,7 @@ typedef struct rill__comp {
     char *name; /* NUL-terminated copy; "" when none was given */
     rill_comp_ops_t ops;
     uintptr_t ctx;
+    unsigned flags;                  /* RILL_COMP_* given at registration */
     rill__comp_counters_t *counters; /* nreaders slots */
 } rill__comp_t;
 
@@ -51,6 +52,9 @@ void rill__registry_destroy(rill__registry_t *r);
  * (then ctx was not taken). Any thread; serialized with other writers. */
 int rill__registry_add(rill__registry_t *r, uint32_t id, const char *name,
                        const rill_comp_ops_t *ops, uintptr_t ctx);
+/* The same, with RILL_COMP_* flags (RILL_EINVAL for an unknown bit). */
+int rill__registry_add_flags(rill__registry_t *r, uint32_t id, const char *name,
+                             const rill_comp_ops_t *ops, uintptr_t ctx, unsigned flags);
 
 /* Removes id, waits until no reader can still use the entry, runs its release callback
  * on this thread and frees it. Returns 0 or RILL_ENOENT. Must not be called by a thread

@@ -765,6 +765,115 @@ static int emit_comp_chain(void)
     return 0;
 }
 
+/* ------------------------------------------------------------ stateless computations */
+
+/* Where each connection's frames ran, and whether each (connection, key) stayed in order. */
+typedef struct sl_ctx {
+    uint32_t self, to_comp;        /* to_comp 0: to sink 0 */
+    atomic_int conn_loop[MAXCONN]; /* loop + 1 that ran the connection's frames; 0: none */
+    uint32_t next[MAXCONN][NKEYJ]; /* written only by the loop in conn_loop */
+    atomic_ullong msgs, errors;
+} sl_ctx_t;
+
+static int sl_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *msgs, size_t n,
+                    rill_emitter_t *em)
+{
+    sl_ctx_t *c = (sl_ctx_t *)ctx;
+    for (size_t i = 0; i < n; i++) {
+        const rill_msg_t *m = &msgs[i];
+        if (m->len < 16 || m->comp_id != c->self) {
+            atomic_fetch_add(&c->errors, 1);
+            continue;
+        }
+        uint32_t conn = tu_get_be32(m->data), j = tu_get_be32(m->data + 4),
+                 seq = tu_get_be32(m->data + 8);
+        if (conn >= MAXCONN || j >= NKEYJ) {
+            atomic_fetch_add(&c->errors, 1);
+            continue;
+        }
+        int expect = 0;
+        if (!atomic_compare_exchange_strong(&c->conn_loop[conn], &expect, (int)loop + 1) &&
+            expect != (int)loop + 1) {
+            atomic_fetch_add(&c->errors, 1); /* a connection's frames on two loops */
+            continue;
+        }
+        if (seq != c->next[conn][j]++)
+            atomic_fetch_add(&c->errors, 1);
+        int rc = c->to_comp ? rill_emit_comp(em, c->to_comp, m->key, m->data, m->len)
+                            : rill_emit_sink(em, 0, m->comp_id, m->key, m->data, m->len);
+        if (rc != 0)
+            atomic_fetch_add(&c->errors, 1);
+    }
+    atomic_fetch_add(&c->msgs, n);
+    return 0;
+}
+
+static const rill_comp_ops_t sl_ops = {sl_batch, NULL, NULL};
+
+/* RILL_COMP_STATELESS: frames run on the loop that read them, also through rill_emit_comp
+ * (comp 1 -> comp 3 -> the sink), in order per connection and key, with nothing handed
+ * between the two loops. The same keys for a keyed computation are handed over (so the
+ * first part is not true by luck of the keys). */
+static int stateless_runs_where_read(void)
+{
+    const unsigned threads = 2;
+    tu_sink_t *sink;
+    ASSERT_EQ(tu_sink_new(&sink, NULL, NULL), 0);
+    rill_worker_t *w;
+    uint16_t port;
+    ASSERT_EQ(make_worker(&w, threads, sink, &port), 0);
+    static sl_ctx_t first, last;
+    memset(&first, 0, sizeof first);
+    memset(&last, 0, sizeof last);
+    first.self = 1, first.to_comp = 3, last.self = 3;
+    ASSERT_EQ(rill_comp_register_flags(w, 1, "first", &sl_ops, (uintptr_t)&first, 1u << 7),
+              RILL_EINVAL); /* an unknown flag */
+    ASSERT_EQ(
+        rill_comp_register_flags(w, 1, "first", &sl_ops, (uintptr_t)&first, RILL_COMP_STATELESS),
+        0);
+    ASSERT_EQ(
+        rill_comp_register_flags(w, 3, "last", &sl_ops, (uintptr_t)&last, RILL_COMP_STATELESS), 0);
+    pt_ctx_t keyed;
+    pt_init(&keyed, threads, 5, 0);
+    ASSERT_EQ(rill_comp_register(w, 5, "keyed", &pt_ops, (uintptr_t)&keyed), 0);
+    ASSERT_EQ(rill_worker_start(w), 0);
+
+    static traffic_t t;
+    ASSERT_EQ(traffic_open(&t, 0, 16, 3000, 1, port), 0);
+    tu_sender_t *snd;
+    ASSERT_EQ(tu_send_start(&snd, t.fds, t.bufs, t.lens, t.nconn, 2, 32 * 1024), 0);
+    ASSERT_EQ(tu_sink_wait_count(sink, t.frames, WAIT_MS), 0);
+    ASSERT_EQ(tu_send_join(snd), 0);
+    rill_stats_t st;
+    ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
+    ASSERT_U64_EQ(st.handoff_msgs, 0);
+    ASSERT_U64_EQ(atomic_load(&first.msgs), t.frames);
+    ASSERT_U64_EQ(atomic_load(&last.msgs), t.frames);
+    ASSERT_U64_EQ(atomic_load(&first.errors) + atomic_load(&last.errors), 0);
+    for (unsigned c = 0; c < t.nconn; c++) {
+        ASSERT_TRUE(atomic_load(&first.conn_loop[c]) != 0);
+        ASSERT_EQ(atomic_load(&last.conn_loop[c]), atomic_load(&first.conn_loop[c]));
+        for (unsigned j = 0; j < NKEYJ; j++)
+            ASSERT_EQ(last.next[c][j], t.gen[c].seq[j]);
+    }
+
+    /* The same keys for the keyed computation: handed over. */
+    static traffic_t k;
+    ASSERT_EQ(traffic_open(&k, 0, 16, 300, 5, port), 0);
+    ASSERT_EQ(tu_send_start(&snd, k.fds, k.bufs, k.lens, k.nconn, 2, 32 * 1024), 0);
+    ASSERT_EQ(tu_sink_wait_count(sink, t.frames + k.frames, WAIT_MS), 0);
+    ASSERT_EQ(tu_send_join(snd), 0);
+    ASSERT_EQ(rill_worker_stats(w, &st, sizeof st), 0);
+    ASSERT_U64_GE(st.handoff_msgs, 1);
+
+    ASSERT_EQ(rill_worker_stop(w), 0);
+    traffic_close(&t);
+    traffic_close(&k);
+    rill_worker_destroy(w);
+    tu_sink_destroy(sink);
+    return 0;
+}
+
 /* ------------------------------------------------------------ embedder-owned threads */
 
 typedef struct run_arg {
@@ -1065,6 +1174,7 @@ static const t_case_t cases[] = {
     {"count_2threads", count_2threads},
     {"register_churn", register_churn},
     {"emit_comp_chain", emit_comp_chain},
+    {"stateless_runs_where_read", stateless_runs_where_read},
     {"worker_run_own_threads", worker_run_own_threads},
     {"stop_with_open_connections", stop_with_open_connections},
     {"destroy_while_running", destroy_while_running},

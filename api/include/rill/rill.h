@@ -487,6 +487,21 @@ RILL_EXTERN void rill_worker_destroy(rill_worker_t *w);
 RILL_EXTERN int rill_comp_register(rill_worker_t *w, uint32_t id, const char *name,
                                    const rill_comp_ops_t *ops, uintptr_t ctx);
 
+/* Flags for rill_comp_register_flags. */
+enum {
+    /* The computation keeps no state per key: a frame for it runs on the loop thread
+     * that read it (or, from rill_emit_comp, on the loop that emitted it) instead of
+     * being handed to the loop that owns its key, which saves the handoff. Frames of one
+     * key may then run on several loops at once; those of one connection still run in
+     * the order it sent them. Across members nothing changes: a clustered worker still
+     * forwards a frame to the member that owns its key. */
+    RILL_COMP_STATELESS = 1u << 0
+};
+
+/* rill_comp_register with RILL_COMP_* flags (RILL_EINVAL for an unknown bit). */
+RILL_EXTERN int rill_comp_register_flags(rill_worker_t *w, uint32_t id, const char *name,
+                                         const rill_comp_ops_t *ops, uintptr_t ctx, unsigned flags);
+
 /*
  * Removes the computation registered under id, waits until no loop can still call it,
  * then runs its release callback on this thread. Frames that arrive for id afterwards are
