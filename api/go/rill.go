@@ -558,7 +558,22 @@ func (w *Worker) ListenerPort(i int) (int, error) {
 // computation may also implement [Flusher] and [Releaser]. Returns [ErrExist] when id is
 // taken.
 func (w *Worker) Register(id uint32, name string, comp Computation) error {
-	op := func() string { return fmt.Sprintf("Register %d (%q)", id, name) }
+	return w.register(id, name, comp, 0, "Register")
+}
+
+// RegisterStateless registers comp like [Worker.Register], for a computation that keeps
+// no state per key (RILL_COMP_STATELESS): each batch runs on the loop that read its
+// messages (or that emitted them with ToComp) instead of the loop that owns their keys,
+// which saves the handoff between loops. Messages of one key may then reach several
+// loops at once; those of one connection still arrive in order. In a cluster a message
+// still goes to the member that owns its key.
+func (w *Worker) RegisterStateless(id uint32, name string, comp Computation) error {
+	return w.register(id, name, comp, C.RILL_COMP_STATELESS, "RegisterStateless")
+}
+
+func (w *Worker) register(id uint32, name string, comp Computation, flags C.unsigned,
+	what string) error {
+	op := func() string { return fmt.Sprintf("%s %d (%q)", what, id, name) }
 	if comp == nil {
 		return opError(op(), ErrInvalid)
 	}
@@ -577,7 +592,7 @@ func (w *Worker) Register(id uint32, name string, comp Computation) error {
 	if e.flusher != nil {
 		withFlush = 1
 	}
-	rc := C.rillgo_register(w.c, C.uint32_t(id), cname, C.uintptr_t(e.handle), withFlush)
+	rc := C.rillgo_register(w.c, C.uint32_t(id), cname, C.uintptr_t(e.handle), withFlush, flags)
 	C.free(unsafe.Pointer(cname))
 	if rc < 0 {
 		// rill did not take ctx and will not call release: the handle is ours to delete.

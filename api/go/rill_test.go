@@ -637,3 +637,59 @@ func TestCompBatchTime(t *testing.T) {
 		t.Fatalf("bounds %v %v %v", BatchBucketBound(0), BatchBucketBound(18), BatchBucketBound(NumBatchBuckets-1))
 	}
 }
+
+// RegisterStateless: every message runs on the loop that read its connection, so nothing
+// is handed between the two loops; the same traffic for a keyed computation is handed
+// over (so the keys do spread over both loops).
+func TestRegisterStateless(t *testing.T) {
+	const conns, perConn = 4, 2000
+	w := mustWorker(t, Config{Threads: 2, Listeners: []Listener{{Addr: "127.0.0.1:0"}}})
+	var connLoop [conns]atomic.Int32 // loop + 1 that ran the connection's messages
+	var ran, wrongLoop atomic.Int64
+	run := BatchFunc(func(loop int, msgs []Message, em *Emitter) error {
+		for i := range msgs {
+			c := binary.BigEndian.Uint32(msgs[i].Data())
+			if !connLoop[c].CompareAndSwap(0, int32(loop+1)) && connLoop[c].Load() != int32(loop+1) {
+				wrongLoop.Add(1)
+			}
+		}
+		ran.Add(int64(len(msgs)))
+		return nil
+	})
+	if err := w.RegisterStateless(1, "stateless", run); err != nil {
+		t.Fatal(err)
+	}
+	var keyed atomic.Int64
+	if err := w.Register(2, "keyed", BatchFunc(func(loop int, msgs []Message, em *Emitter) error {
+		keyed.Add(int64(len(msgs)))
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	send := func(comp uint32) {
+		for c := 0; c < conns; c++ {
+			var buf []byte
+			for i := 0; i < perConn; i++ {
+				buf = appendFrame(buf, comp, uint64(c*perConn+i), binary.BigEndian.AppendUint32(nil, uint32(c)))
+			}
+			conn := dial(t, w, 0)
+			if _, err := conn.Write(buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	send(1)
+	waitUntil(t, 20*time.Second, "the stateless messages", func() bool { return ran.Load() == conns*perConn })
+	if s, _ := w.Stats(); s.HandoffMsgs != 0 || wrongLoop.Load() != 0 {
+		t.Fatalf("stateless: %d handed over, %d on another loop than their connection's",
+			s.HandoffMsgs, wrongLoop.Load())
+	}
+	send(2)
+	waitUntil(t, 20*time.Second, "the keyed messages", func() bool { return keyed.Load() == conns*perConn })
+	if s, _ := w.Stats(); s.HandoffMsgs == 0 {
+		t.Fatal("keyed: nothing handed over, so the test's keys all stayed on one loop")
+	}
+}

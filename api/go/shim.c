@@ -88,9 +88,10 @@ static void shim_release(uintptr_t ctx)
 static const rill_comp_ops_t ops_flush = {shim_batch, shim_flush, shim_release};
 static const rill_comp_ops_t ops_plain = {shim_batch, NULL, shim_release};
 
-int rillgo_register(rill_worker_t *w, uint32_t id, const char *name, uintptr_t h, int with_flush)
+int rillgo_register(rill_worker_t *w, uint32_t id, const char *name, uintptr_t h, int with_flush,
+                    unsigned flags)
 {
-    return rill_comp_register(w, id, name, with_flush ? &ops_flush : &ops_plain, h);
+    return rill_comp_register_flags(w, id, name, with_flush ? &ops_flush : &ops_plain, h, flags);
 }
 
 /* ---------------------------------------------------------------- benchmark hook */

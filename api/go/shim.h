@@ -45,8 +45,10 @@ int rillgo_worker_new(rill_worker_t **out, const rill_config_t *cfg, char *detai
 /* Sends the library's log lines to the Go side (rillgoLog). */
 void rillgo_set_log_callback(void);
 
-/* Registers handle h under id with the Go ops (with or without a flush callback). */
-int rillgo_register(rill_worker_t *w, uint32_t id, const char *name, uintptr_t h, int with_flush);
+/* Registers handle h under id with the Go ops (with or without a flush callback) and
+ * RILL_COMP_* flags. */
+int rillgo_register(rill_worker_t *w, uint32_t id, const char *name, uintptr_t h, int with_flush,
+                    unsigned flags);
 
 /* Benchmark hook: calls the Go batch callback of handle h `iters` times with the same
  * batch, on the calling thread (new_thread = 0) or on a new pthread (new_thread = 1).

@@ -117,8 +117,9 @@ static void count_release(uintptr_t ctx)
 int builtins_register(rill_worker_t *w, int sink, uint64_t count_every)
 {
     static const rill_comp_ops_t passthrough = {passthrough_batch, NULL, NULL};
-    int rc = rill_comp_register(w, BUILTIN_PASSTHROUGH_ID, "passthrough", &passthrough,
-                                (uintptr_t)(sink + 1));
+    /* No state per key: it runs on the loop that read the frame (no handoff). */
+    int rc = rill_comp_register_flags(w, BUILTIN_PASSTHROUGH_ID, "passthrough", &passthrough,
+                                      (uintptr_t)(sink + 1), RILL_COMP_STATELESS);
     if (rc < 0)
         return rc;
     unsigned nloops = rill_worker_threads(w);
