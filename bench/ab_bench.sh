@@ -44,25 +44,15 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 hz=$(getconf CLK_TCK)
 
-# free_port [EXCEPT]: a loopback port nothing listens on (below the ephemeral range,
-# so an outgoing connection does not take it meanwhile), other than EXCEPT.
-free_port()
-{
-    local p
-    for p in $(shuf -i 20000-31999 -n 50); do
-        [ "$p" = "${1:-}" ] && continue
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-    done
-    echo "ab_bench: no free port" >&2
-    exit 1
-}
+. "$here/scripts/lib/free-port.sh" # free_port
 
 # one_run WORKER -> "rate cpu_ns_per_frame"; fails (says why) when a run did not complete
 one_run()
 {
     local w=$1 lp sp
     lp=$(free_port)
-    sp=$(free_port "$lp")
+    sp=$(free_port)
+    [ "$sp" != "$lp" ] || sp=$(free_port)
     local largs=(--target "127.0.0.1:$lp" --connections "$conns" --size "$size" --comp "$comp"
         --keys 1024 --duration "$dur" --batch 16 --sink-listen "127.0.0.1:$sp" --drain 3 --json --quiet)
     [ "$rate" != 0 ] && largs+=(--rate "$rate")

@@ -33,21 +33,7 @@ fi
 HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-pass=0
-failed=0
-check()
-{
-    local what=$1
-    shift
-    if "$@" >"$T/out" 2>&1; then
-        echo "PASS $what"
-        pass=$((pass + 1))
-    else
-        echo "FAIL $what"
-        sed 's/^/    /' "$T/out" | tail -20
-        failed=$((failed + 1))
-    fi
-}
+. "$(cd "$(dirname "$0")" && pwd)/../lib/check.sh" # check, check_summary
 runs()
 {
     "$1" | grep -q '^app: ok ' || { "$1"; return 1; }
@@ -91,5 +77,4 @@ check "rill_dynamic: the binary needs the installed librill.so" \
     sh -c "LD_LIBRARY_PATH='$LIB' ldd '$B/app' | grep -q '$LIB/librill.so'"
 check "rill_dynamic: runs with LD_LIBRARY_PATH=prefix/lib" \
     env LD_LIBRARY_PATH="$LIB" "$B/app"
-echo "go module: $pass passed, $failed failed"
-[ "$failed" -eq 0 ]
+check_summary "go module"

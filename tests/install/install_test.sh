@@ -28,21 +28,7 @@ esac
 HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-pass=0
-failed=0
-check()
-{
-    local what=$1
-    shift
-    if "$@" >"$T/out" 2>&1; then
-        echo "PASS $what"
-        pass=$((pass + 1))
-    else
-        echo "FAIL $what"
-        sed 's/^/    /' "$T/out" | tail -20
-        failed=$((failed + 1))
-    fi
-}
+. "$(cd "$(dirname "$0")" && pwd)/../lib/check.sh" # check, check_summary
 # no_zookeeper APP: without cluster support, a program loads no libzookeeper_mt at all.
 no_zookeeper()
 {
@@ -101,5 +87,4 @@ check "CMake find_package(rill): configures" \
 check "CMake: builds rill::rill and rill::rill_static" cmake --build "$T/consumer"
 check "CMake rill::rill: runs" runs "$T/consumer/app_shared" shared
 check "CMake rill::rill_static: runs without librill.so" runs "$T/consumer/app_static" static
-echo "install: $pass passed, $failed failed"
-[ "$failed" -eq 0 ]
+check_summary "install"

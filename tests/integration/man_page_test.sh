@@ -9,20 +9,7 @@ if [ $# -ne 2 ]; then
 fi
 W=$1
 PAGE=$2
-pass=0
-failed=0
-check()
-{
-    local what=$1
-    shift
-    if "$@"; then
-        echo "PASS $what"
-        pass=$((pass + 1))
-    else
-        echo "FAIL $what"
-        failed=$((failed + 1))
-    fi
-}
+. "$(cd "$(dirname "$0")" && pwd)/../lib/check.sh" # check, check_summary
 command -v groff >/dev/null || { echo "man_page_test: groff missing (scripts/setup installs groff-base)" >&2; exit 1; }
 warnings=$(groff -man -Tutf8 -ww -z "$PAGE" 2>&1)
 check "groff -man -ww formats it without warnings" test -z "$warnings"
@@ -42,5 +29,4 @@ for s in NAME SYNOPSIS DESCRIPTION OPTIONS SIGNALS '"EXIT STATUS"'; do
     check "section $s" grep -q "^\.SH $s\$" "$PAGE"
 done
 check "exit status 3 (the drain dropped frames)" sh -c "grep -A2 '^\.B 3\$' '$PAGE' | grep -q 'drain dropped frames'"
-echo "man page: $pass passed, $failed failed"
-[ "$failed" -eq 0 ]
+check_summary "man page"

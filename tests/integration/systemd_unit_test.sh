@@ -14,20 +14,7 @@ NL=$2
 UNIT=$3
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-pass=0
-failed=0
-check()
-{
-    local what=$1
-    shift
-    if "$@"; then
-        echo "PASS $what"
-        pass=$((pass + 1))
-    else
-        echo "FAIL $what"
-        failed=$((failed + 1))
-    fi
-}
+. "$(cd "$(dirname "$0")" && pwd)/../lib/check.sh" # check, check_summary
 check "Type=notify" grep -q '^Type=notify$' "$UNIT"
 check "KillSignal=SIGTERM (the drain)" grep -q '^KillSignal=SIGTERM$' "$UNIT"
 exec_start=$(sed -n 's/^ExecStart=//p' "$UNIT")
@@ -53,5 +40,4 @@ if command -v systemd-analyze >/dev/null 2>&1; then
 else
     echo "note: systemd-analyze is not installed here; the unit's syntax was not verified"
 fi
-echo "systemd unit: $pass passed, $failed failed"
-[ "$failed" -eq 0 ]
+check_summary "systemd unit"
