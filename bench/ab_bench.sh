@@ -2,8 +2,9 @@
 # bench/ab_bench.sh WORKER_A WORKER_B [options] — two builds of rill-worker (before and
 # after a change) under the same load, alternating A B A B ... round after round, with
 # rill-load on the same machine as the load and the sink. Prints per round each one's
-# receive rate and CPU time per frame (user + system of the worker process over its whole
-# run, from /proc/PID/stat), then the medians of the per-round ratios B/A.
+# receive rate, CPU time per frame (user + system of the worker process over its whole
+# run, from /proc/PID/stat) and rill-load's latency p50 / p99 (with --rate; 0 in a closed
+# loop), then the medians of the per-round ratios B/A.
 #
 #   --threads N     loop threads of both workers (default 2)
 #   --rate R        frames per second (default 0 = closed loop, as fast as it goes)
@@ -46,7 +47,7 @@ hz=$(getconf CLK_TCK)
 
 . "$here/scripts/lib/free-port.sh" # free_port
 
-# one_run WORKER -> "rate cpu_ns_per_frame"; fails (says why) when a run did not complete
+# one_run WORKER -> "rate cpu_ns_per_frame p50_us p99_us"; fails (says why) when a run did not complete
 one_run()
 {
     local w=$1 lp sp
@@ -70,13 +71,17 @@ one_run()
     ticks=$(awk '{print $14 + $15}' "/proc/$wpid/stat")
     kill -TERM $wpid
     wait $wpid 2>/dev/null || true
-    local r n
-    r=$(grep -o '"recv_rate": [0-9.e+]*' "$T/load.json" | head -1 | cut -d: -f2 | tr -d ' ')
-    n=$(grep -o '"received": [0-9]*' "$T/load.json" | head -1 | cut -d: -f2 | tr -d ' ')
-    awk -v r="$r" -v n="$n" -v t="$ticks" -v hz="$hz" 'BEGIN { printf "%.0f %.0f\n", r, (n > 0 ? t * 1e9 / hz / n : 0) }'
+    local r n p50 p99
+    field() { grep -o "\"$1\": [0-9.e+]*" "$T/load.json" | head -1 | cut -d: -f2 | tr -d ' '; }
+    r=$(field recv_rate)
+    n=$(field received)
+    p50=$(field lat_p50_us)
+    p99=$(field lat_p99_us)
+    awk -v r="$r" -v n="$n" -v t="$ticks" -v hz="$hz" -v a="${p50:-0}" -v b="${p99:-0}" \
+        'BEGIN { printf "%.0f %.0f %.0f %.0f\n", r, (n > 0 ? t * 1e9 / hz / n : 0), a, b }'
 }
 
-printf 'round\tA_rate\tA_cpu_ns\tB_rate\tB_cpu_ns\n'
+printf 'round\tA_rate\tA_cpu_ns\tA_p50_us\tA_p99_us\tB_rate\tB_cpu_ns\tB_p50_us\tB_p99_us\n'
 # A run that did not complete (a port taken meanwhile: the machine is shared) is tried
 # again, up to three times.
 run3()
@@ -91,5 +96,6 @@ done | tee "$T/rounds"
 awk 'function median(v, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
          if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
          return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }
-     { n++; rate[n] = $4 / $2; cpu[n] = $5 / $3 }
-     END { printf "B/A median over %d rounds: rate %.2f, CPU per frame %.2f\n", n, median(rate, n), median(cpu, n) }' "$T/rounds"
+     { n++; rate[n] = $6 / $2; cpu[n] = $7 / $3; p50[n] = $4 > 0 ? $8 / $4 : 0; p99[n] = $5 > 0 ? $9 / $5 : 0 }
+     END { printf "B/A median over %d rounds: rate %.2f, CPU per frame %.2f, latency p50 %.2f, p99 %.2f\n",
+                  n, median(rate, n), median(cpu, n), median(p50, n), median(p99, n) }' "$T/rounds"

@@ -81,6 +81,16 @@ int rill_config_set_flush_interval_ms(rill_config_t *cfg, unsigned ms)
     return 0;
 }
 
+int rill_config_set_busy_wait_us(rill_config_t *cfg, unsigned us)
+{
+    if (!cfg)
+        return RILL_EINVAL;
+    if (us > 10000u)
+        return RILL_ERANGE;
+    cfg->busy_wait_us = us;
+    return 0;
+}
+
 int rill_config_add_listener(rill_config_t *cfg, const char *addr, rill_framing_t framing,
                              uint32_t comp_id, int has_key, uint64_t key)
 {

@@ -50,6 +50,7 @@ struct rill_config {
     uint64_t source_credit_pool; /* shared by few acked connections (0: none) */
     int has_credit_pool;         /* set by the user (else 4 x source_credit) */
     unsigned flush_ms;
+    unsigned busy_wait_us; /* batching under load (rill_config_set_busy_wait_us); 0: off */
     unsigned max_conns;
     unsigned idle_ms;
     int dead_letter_sink;

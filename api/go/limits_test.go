@@ -33,7 +33,7 @@ func waitStats(t *testing.T, w *Worker, what string, ok func(Stats) bool) Stats 
 // connection beyond MaxConns 2 is refused, a connection stalled inside a frame is closed
 // after IdleTimeout, and /metrics answers on MetricsPort with those counters.
 func TestLimitsAndMetrics(t *testing.T) {
-	for _, bad := range []Config{{MaxConns: -1}, {CarryBudget: -1}, {CarryBudget: 1000}, {SourceCredit: 100}, {SourceCreditPool: 100}, {SourceCreditPool: 1 << 40}} {
+	for _, bad := range []Config{{MaxConns: -1}, {CarryBudget: -1}, {CarryBudget: 1000}, {SourceCredit: 100}, {SourceCreditPool: 100}, {SourceCreditPool: 1 << 40}, {BusyWait: -1}, {BusyWait: 11 * time.Millisecond}} {
 		if _, err := NewWorker(bad); !errors.Is(err, ErrRange) {
 			t.Fatalf("%+v: %v, want ErrRange", bad, err)
 		}
@@ -51,7 +51,7 @@ func TestLimitsAndMetrics(t *testing.T) {
 	}
 
 	w := mustWorker(t, Config{MaxConns: 2, IdleTimeout: 100 * time.Millisecond,
-		CarryBudget: 1 << 20, MetricsAddr: "127.0.0.1:0",
+		CarryBudget: 1 << 20, MetricsAddr: "127.0.0.1:0", BusyWait: 50 * time.Microsecond,
 		Listeners: []Listener{{Addr: "127.0.0.1:0"}}})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)

@@ -144,6 +144,11 @@ type Config struct {
 	// FlushInterval is how often every [Flusher] runs on every loop; 0 means only when
 	// the worker stops. Rounded up to whole milliseconds.
 	FlushInterval time.Duration
+	// BusyWait turns on batching under load (rill_config_set_busy_wait_us): once a loop's
+	// iteration handled 4 or more completions, its next wait lasts until as many are in,
+	// or BusyWait (rounded up to microseconds, at most 10 ms). Less CPU per message for
+	// up to BusyWait more latency while busy; 0 (default) is off.
+	BusyWait time.Duration
 	// MaxConns is the most source connections open at once across all loops; 0 means
 	// the default (10000). More are closed right after accept (Stats.ConnsRefused).
 	MaxConns int
@@ -363,6 +368,15 @@ func applyLimits(cc *C.rill_config_t, cfg *Config) error {
 		}
 		if rc := C.rill_config_set_source_credit_pool(cc, C.uint64_t(pool)); rc < 0 {
 			return fmt.Errorf("rill: SourceCreditPool %d: %w", cfg.SourceCreditPool, Errno(rc))
+		}
+	}
+	if cfg.BusyWait < 0 || cfg.BusyWait > 10*time.Millisecond {
+		return fmt.Errorf("rill: BusyWait %v: %w", cfg.BusyWait, ErrRange)
+	}
+	if cfg.BusyWait > 0 {
+		us := (cfg.BusyWait + time.Microsecond - 1) / time.Microsecond
+		if rc := C.rill_config_set_busy_wait_us(cc, C.unsigned(us)); rc < 0 {
+			return fmt.Errorf("rill: BusyWait %v: %w", cfg.BusyWait, Errno(rc))
 		}
 	}
 	if err := setAddr(cc, "MetricsAddr", cfg.MetricsAddr,

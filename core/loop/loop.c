@@ -22,6 +22,10 @@ __thread rill__loop_t *rill__current_loop;
 
 #define DRAIN_POLL_NS (2ull * 1000000ull)
 #define STAGE_RETRY_NS (200ull * 1000ull)
+/* Batching under load (rill_config_set_busy_wait_us): an iteration that handled this many
+ * completions makes the next wait for as many again, up to the most. */
+#define BUSY_MIN_CQES 4u
+#define BUSY_MAX_CQES 32u
 /* A loop reads a handoff ring in steps of at most this many bytes, so that a loop whose
  * output fills checks its watermark often; 16 steps at most per ring and iteration, to
  * stay fair to sockets. */
@@ -273,6 +277,7 @@ static void iterate(rill__loop_t *l, uint64_t now)
         seen++;
     }
     io_uring_cq_advance(&l->ring.uring, seen);
+    l->last_seen = seen;
     reroute(l);
     rill__ackin_adopt(l);
 
@@ -328,16 +333,26 @@ int rill__loop_run(rill__loop_t *l, void (*ready)(void *ctx, int rc), void *ctx)
         rill__conn_arm_accept(l, li);
     rill__links_service(&l->links, now, 1);
 
+    const uint64_t busy_ns = (uint64_t)w->cfg.busy_wait_us * 1000u;
     while (l->phase != PH_DONE) {
         uint64_t wait = next_wait(l, rill__now_ns());
         l->pending_work = 0;
+        /* Busy (the last iteration had BUSY_MIN_CQES or more): wait for about as many
+         * completions again, at most busy_ns, so that one iteration and one send per link
+         * serve them all. */
+        unsigned want = 1;
+        if (busy_ns && l->last_seen >= BUSY_MIN_CQES && wait != 0) {
+            want = l->last_seen < BUSY_MAX_CQES ? l->last_seen : BUSY_MAX_CQES;
+            if (wait > busy_ns)
+                wait = busy_ns;
+        }
         if (wait == UINT64_MAX) {
             rc = io_uring_submit_and_wait(&l->ring.uring, 1);
         } else {
             struct __kernel_timespec ts = {.tv_sec = (long long)(wait / 1000000000u),
                                            .tv_nsec = (long long)(wait % 1000000000u)};
             struct io_uring_cqe *unused;
-            rc = io_uring_submit_and_wait_timeout(&l->ring.uring, &unused, 1, &ts, NULL);
+            rc = io_uring_submit_and_wait_timeout(&l->ring.uring, &unused, want, &ts, NULL);
         }
         if (wait_failed(rc)) {
             rill__log_error("loop %u: io_uring wait failed: %s", l->idx, rill_strerror(rc));

@@ -150,7 +150,8 @@ struct rill__loop {
     uint64_t now;        /* time of the current iteration */
     int phase;           /* drain progress, see drain.c */
     uint64_t drain_deadline;
-    int pending_work; /* something to do without waiting */
+    int pending_work;   /* something to do without waiting */
+    unsigned last_seen; /* completions the last iteration handled (batching under load) */
 
     /* Acked sources (acked_in.c): streams by id, the ones with work, and the barriers
      * that tell when their frames' effects are safe. Snapshots have one figure per

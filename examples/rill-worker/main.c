@@ -56,6 +56,10 @@ static const char usage[] =
     "                      only on flush and at shutdown)\n"
     "  --flush-ms MS       run every computation's flush each MS milliseconds (default 0 =\n"
     "                      only at shutdown)\n"
+    "  --busy-wait-us US   batching under load: once an iteration handled 4 or more\n"
+    "                      completions, wait up to US microseconds for as many again\n"
+    "                      (fewer, larger iterations: less CPU per frame, up to US more\n"
+    "                      latency while busy; 0..10000, default 0 = off)\n"
     "  --max-conns N       most source connections open at once (default 10000); more are\n"
     "                      closed right after accept and counted (refused=)\n"
     "  --idle-timeout-ms MS  close a connection that stopped inside a frame for MS ms\n"
@@ -371,6 +375,7 @@ int main(int argc, char **argv)
         O_MAXFRAME,
         O_COUNTEVERY,
         O_FLUSH,
+        O_BUSYWAIT,
         O_DEAD,
         O_QUIET,
         O_LOG_FORMAT,
@@ -400,6 +405,7 @@ int main(int argc, char **argv)
         {"max-frame", required_argument, 0, O_MAXFRAME},
         {"count-every", required_argument, 0, O_COUNTEVERY},
         {"flush-ms", required_argument, 0, O_FLUSH},
+        {"busy-wait-us", required_argument, 0, O_BUSYWAIT},
         {"dead-letter", no_argument, 0, O_DEAD},
         {"max-conns", required_argument, 0, O_MAXCONNS},
         {"idle-timeout-ms", required_argument, 0, O_IDLE},
@@ -485,6 +491,11 @@ int main(int argc, char **argv)
             if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX ||
                 (rc = rill_config_set_flush_interval_ms(cfg, (unsigned)v)) < 0)
                 BAIL(fail_num("bad --flush-ms", optarg));
+            break;
+        case O_BUSYWAIT:
+            if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX ||
+                (rc = rill_config_set_busy_wait_us(cfg, (unsigned)v)) < 0)
+                BAIL(fail_num("bad --busy-wait-us", optarg));
             break;
         case O_DEAD:
             dead_letter = 1;

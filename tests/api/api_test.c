@@ -96,6 +96,9 @@ static int config_errors(void)
     ASSERT_EQ(rill_config_set_max_frame(NULL, 4096), RILL_EINVAL);
 
     ASSERT_EQ(rill_config_set_flush_interval_ms(cfg, 3600u * 1000u + 1), RILL_ERANGE);
+    ASSERT_EQ(rill_config_set_busy_wait_us(cfg, 10001), RILL_ERANGE);
+    ASSERT_EQ(rill_config_set_busy_wait_us(cfg, 10000), 0);
+    ASSERT_EQ(rill_config_set_busy_wait_us(NULL, 50), RILL_EINVAL);
     ASSERT_EQ(rill_config_set_flush_interval_ms(cfg, 0), 0);
     ASSERT_EQ(rill_config_set_flush_interval_ms(NULL, 0), RILL_EINVAL);
     ASSERT_EQ(rill_config_set_sink_buffer(NULL, 1 << 20), RILL_EINVAL);

@@ -160,6 +160,13 @@ RILL_EXTERN int rill_config_set_idle_timeout_ms(rill_config_t *cfg, unsigned ms)
 /* Interval at which every computation's flush callback runs on every loop; 0 (default)
  * means flush only when the worker stops. Returns 0 or RILL_ERANGE (above 1 hour). */
 RILL_EXTERN int rill_config_set_flush_interval_ms(rill_config_t *cfg, unsigned ms);
+/* Batching under load: when a loop's last iteration handled 4 or more completions, its
+ * next wait returns once as many completions are in (up to 32) or after us microseconds,
+ * whichever comes first, instead of at the first one. Fewer, larger iterations cost less
+ * CPU per frame, for up to us of extra latency while busy; an idle or lightly loaded
+ * loop waits as before. 0 (default) turns it off. Returns 0 or RILL_ERANGE (above
+ * 10000). docs/benchmarks.md has what 50 and 200 us did. */
+RILL_EXTERN int rill_config_set_busy_wait_us(rill_config_t *cfg, unsigned us);
 
 /*
  * Adds a TCP listener. addr is "HOST:PORT" (IPv4 dotted quad, "[v6]" or "localhost"; port 0
