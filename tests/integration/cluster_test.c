@@ -292,10 +292,13 @@ static void print_stats(const tw_t *t)
             "    %s: in=%" PRIu64 " dispatched=%" PRIu64 " out=%" PRIu64 " forwarded=%" PRIu64
             " peer_in=%" PRIu64 " misrouted=%" PRIu64 " rerouted=%" PRIu64 " view_changes=%" PRIu64
             " zk_errors=%" PRIu64 " sink_dropped=%" PRIu64 " midframe=%" PRIu64 " conn_err=%" PRIu64
-            " sink_errors=%" PRIu64 "\n",
+            " sink_errors=%" PRIu64 "\n      peer_dropped=%" PRIu64 " acked_in=%" PRIu64
+            " resent=%" PRIu64 " dup_skipped=%" PRIu64 " acks_sent=%" PRIu64 " err_control=%" PRIu64
+            " paused=%" PRIu64 " handoff_dropped=%" PRIu64 " retained_bytes=%" PRIu64 "\n",
             t->id, s.msgs_in, s.msgs_dispatched, s.msgs_out, s.forwarded, s.peer_in, s.misrouted,
             s.rerouted, s.view_changes, s.zk_errors, s.sink_dropped, s.err_midframe, s.err_conn,
-            s.sink_errors);
+            s.sink_errors, s.peer_dropped, s.acked_in, s.resent, s.dup_skipped, s.acks_sent,
+            s.err_control, s.paused, s.handoff_dropped, s.retained_bytes);
 }
 
 static void print_all_stats(const cl_t *c)
@@ -1308,6 +1311,15 @@ static int handover_body(cl_t *c)
     ASSERT_EQ(start3(c, NULL), 0);
     rill_view_t *v3 = rill_worker_view(c->w[0]->w);
     ASSERT_PTR_NE(v3, NULL);
+    /* The views agree once published; each loop calls back when it adopts one, possibly
+     * later. A member that joined before a can still call back with a view without it
+     * (its first): watch only once every callback has seen the three members. */
+    int64_t cb_end = tu_now_ms() + VIEW_MS;
+    for (unsigned i = 0; i < 3; i++)
+        while (atomic_load(&c->w[i]->cb_epoch) != rill_view_epoch(v3) && tu_now_ms() < cb_end)
+            tu_sleep_ms(5);
+    for (unsigned i = 0; i < 3; i++)
+        ASSERT_U64_EQ(atomic_load(&c->w[i]->cb_epoch), rill_view_epoch(v3));
     atomic_store(&g_seq.gone, 0);
     atomic_store(&g_seq.watch, "a"); /* the views have agreed: from now on */
     tw_t *a = c->w[0], *b = c->w[1];
