@@ -182,7 +182,8 @@ int main(int argc, char **argv)
             in += (uint64_t)n;
             if (acked && (n = rill__ackin_filter(l, 0, l->views, (size_t)n, &data)) < 0)
                 return 1;
-            rill__dispatch(&l->dispatch, l->views, (size_t)n, RILL_ROUTE_SOURCE);
+            rill__dispatch(&l->dispatch, l->views, (size_t)n, RILL_ROUTE_SOURCE,
+                           RILL_ORIGIN_SOURCE);
         }
         rill__registry_exit(w->reg, 0);
         if (acked)

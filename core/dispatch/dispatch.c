@@ -84,7 +84,7 @@ static void call(rill__dispatch_t *d, const rill__comp_t *c, const rill_msg_t *v
  * (counted in peer_dropped). */
 int rill__dispatch_forward(rill__dispatch_t *d, int member, const rill_msg_t *m)
 {
-    rill__link_t *k = rill__links_peer(d->links, member);
+    rill__link_t *k = rill__links_peer(d->links, member, rill__origin_link_depth(d->origin));
     if (!k) { /* no link slot for that member */
         RILL_STAT_ADD(d->stats->peer_dropped, 1);
         return RILL_EFULL;
@@ -101,13 +101,13 @@ static void markers(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int rout
         unknown(d, v, n);
         return;
     }
-    d->origin = v[n - 1].key == RILL_ORIGIN_SOURCE ? RILL_ORIGIN_SOURCE : RILL_ORIGIN_PEER;
+    d->origin = v[n - 1].key < RILL_ORIGINS ? (unsigned)v[n - 1].key : RILL_ORIGIN_LAST;
 }
 
-void rill__dispatch(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int route)
+void rill__dispatch(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int route, unsigned origin)
 {
     if (route != RILL_ROUTE_LOCAL)
-        d->origin = route == RILL_ROUTE_PEER ? RILL_ORIGIN_PEER : RILL_ORIGIN_SOURCE;
+        d->origin = origin < RILL_ORIGINS ? origin : RILL_ORIGIN_LAST;
     const rill_view_t *view = route != RILL_ROUTE_LOCAL ? d->view : NULL;
     if (view && view->n == 0)
         view = NULL;
@@ -190,7 +190,7 @@ void rill__dispatch_flush(rill__dispatch_t *d)
 {
     /* What flush emits comes of a computation's state, not of frames being acknowledged:
      * the origin that never waits on members. */
-    d->origin = RILL_ORIGIN_PEER;
+    d->origin = RILL_ORIGIN_LAST;
     size_t count;
     const rill__comp_t *const *all = rill__registry_list(d->reg, &count);
     for (size_t i = 0; i < count; i++) {
@@ -204,7 +204,7 @@ void rill__dispatch_flush(rill__dispatch_t *d)
 
 /* Decodes and dispatches every frame of buf[0..len) (rill's own encoding). */
 static void dispatch_encoded(rill__dispatch_t *d, rill__decoder_t *dec, const uint8_t *buf,
-                             size_t len, int route, uint64_t *frames)
+                             size_t len, int route, unsigned origin, uint64_t *frames)
 {
     size_t pos = 0;
     while (pos < len) {
@@ -213,7 +213,7 @@ static void dispatch_encoded(rill__dispatch_t *d, rill__decoder_t *dec, const ui
             abort(); /* rill's own encoding */
         if (frames)
             *frames += (uint64_t)n;
-        rill__dispatch(d, d->scratch, (size_t)n, route);
+        rill__dispatch(d, d->scratch, (size_t)n, route, origin);
     }
 }
 
@@ -227,7 +227,7 @@ int rill__dispatch_run_local(rill__dispatch_t *d)
         d->local.len = 0;
         d->local_origin = RILL_ORIGINS; /* the next generation begins with a marker */
         size_t len = d->local_run.len;
-        dispatch_encoded(d, &d->local_dec, d->local_run.data, len, RILL_ROUTE_LOCAL, NULL);
+        dispatch_encoded(d, &d->local_dec, d->local_run.data, len, RILL_ROUTE_LOCAL, 0, NULL);
         d->local_run.len = 0;
         rill__links_publish(d->links); /* before the release: see rill__links_publish */
         atomic_fetch_sub_explicit(d->inflight, (long long)len, memory_order_release);
@@ -235,13 +235,13 @@ int rill__dispatch_run_local(rill__dispatch_t *d)
     return d->local.len != 0;
 }
 
-void rill__dispatch_reroute(rill__dispatch_t *d, rill__buf_t *b)
+void rill__dispatch_reroute(rill__dispatch_t *d, rill__buf_t *b, unsigned origin)
 {
     if (b->len) {
         rill__decoder_t dec;
         rill__decoder_init(&dec, RILL_FRAMING_RILL, UINT32_MAX, 0, 0, 0);
         uint64_t frames = 0;
-        dispatch_encoded(d, &dec, b->data, b->len, RILL_ROUTE_SOURCE, &frames);
+        dispatch_encoded(d, &dec, b->data, b->len, RILL_ROUTE_SOURCE, origin, &frames);
         RILL_STAT_ADD(d->stats->rerouted, frames);
         rill__decoder_free(&dec);
     }

@@ -107,11 +107,14 @@ static inline const rill__comp_t *rill__dispatch_lookup(rill__dispatch_t *d, uin
     return c;
 }
 
-/* Dispatches n views; route is a RILL_ROUTE_* value. */
-void rill__dispatch(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int route);
+/* Dispatches n views; route is a RILL_ROUTE_* value, origin the views' origin
+ * (handoff/stage.h: the depth of the stream they came on) unless route is
+ * RILL_ROUTE_LOCAL, whose markers say it. */
+void rill__dispatch(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int route, unsigned origin);
 
-/* Queues m on the link to view member `member`. Returns 0, or the reason it was
- * dropped (RILL_EFULL, RILL_ENOMEM; counted in peer_dropped). */
+/* Queues m on the link to view member `member` that frames of the current origin take.
+ * Returns 0, or the reason it was dropped (RILL_EFULL, RILL_ENOMEM; counted in
+ * peer_dropped). */
 int rill__dispatch_forward(rill__dispatch_t *d, int member, const rill_msg_t *m);
 
 /* Runs every registered computation's flush callback. */
@@ -127,8 +130,8 @@ static inline size_t rill__dispatch_local_bytes(const rill__dispatch_t *d)
     return d->local.len;
 }
 
-/* Routes the frames of b (rill's own v1 encoding) again under the current view, counted
- * as rerouted, and empties b. */
-void rill__dispatch_reroute(rill__dispatch_t *d, rill__buf_t *b);
+/* Routes the frames of b (rill's own v1 encoding) again under the current view, as
+ * frames of the given origin, counted as rerouted, and empties b. */
+void rill__dispatch_reroute(rill__dispatch_t *d, rill__buf_t *b, unsigned origin);
 
 #endif

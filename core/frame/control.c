@@ -34,10 +34,18 @@ int rill__ctl_parse(const rill_msg_t *m, rill__ctl_t *out)
         out->seq = rill__load_be64(p + 12);
         if (out->version != RILL_ACK_VERSION || out->stream_id == 0 || out->seq == 0)
             return RILL_ECONTROL;
+        size_t at = RILL_CTL_HELLO_LEN; /* the optional fields, in the order of their bits */
         if (out->flags & RILL_HELLO_F_AUTH) {
-            if (len < RILL_CTL_HELLO_LEN + RILL_CTL_MAC_LEN)
+            if (len < at + RILL_CTL_MAC_LEN)
                 return RILL_ECONTROL;
-            out->mac = p + RILL_CTL_HELLO_LEN;
+            out->mac = p + at;
+            at += RILL_CTL_MAC_LEN;
+        }
+        out->depth = 1;
+        if (out->flags & RILL_HELLO_F_DEPTH) {
+            if (len < at + 1 || p[at] == 0)
+                return RILL_ECONTROL;
+            out->depth = p[at];
         }
         return 0;
     case RILL_CTL_CHALLENGE:
@@ -126,16 +134,25 @@ void rill__ctl_hello_mac(const uint8_t *key, const uint8_t nonce[RILL_CTL_NONCE_
     rill__hmac_sha256(key, RILL_SHA256_LEN, parts, lens, 3, mac);
 }
 
-size_t rill__ctl_put_hello_auth(uint8_t *out, uint64_t stream_id, uint64_t first_seq,
-                                const uint8_t nonce[RILL_CTL_NONCE_LEN], const uint8_t *key)
+size_t rill__ctl_put_peer_hello(uint8_t *out, uint64_t stream_id, uint64_t first_seq,
+                                unsigned depth, const uint8_t nonce[RILL_CTL_NONCE_LEN],
+                                const uint8_t *key)
 {
-    uint32_t len = RILL_CTL_HELLO_LEN + RILL_CTL_MAC_LEN;
+    uint16_t flags =
+        (uint16_t)((key ? RILL_HELLO_F_AUTH : 0) | (depth > 1 ? RILL_HELLO_F_DEPTH : 0));
+    uint32_t len = RILL_CTL_HELLO_LEN + (key ? RILL_CTL_MAC_LEN : 0) + (depth > 1 ? 1 : 0);
     rill__frame_put_header(out, RILL_CONTROL_COMP, RILL_CTL_HELLO, len);
     uint8_t *p = out + RILL_FRAME_HEADER;
     store_be16(p, RILL_ACK_VERSION);
-    store_be16(p + 2, RILL_HELLO_F_AUTH);
+    store_be16(p + 2, flags);
     rill__store_be64(p + 4, stream_id);
     rill__store_be64(p + 12, first_seq);
-    rill__ctl_hello_mac(key, nonce, stream_id, first_seq, p + RILL_CTL_HELLO_LEN);
+    size_t at = RILL_CTL_HELLO_LEN;
+    if (key) {
+        rill__ctl_hello_mac(key, nonce, stream_id, first_seq, p + at);
+        at += RILL_CTL_MAC_LEN;
+    }
+    if (depth > 1)
+        p[at] = (uint8_t)depth;
     return rill__frame_size(len);
 }

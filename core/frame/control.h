@@ -35,6 +35,9 @@ enum {
 /* HELLO flag: an HMAC-SHA256 (u8[32]) follows the fixed fields, over the peer listener's
  * CHALLENGE nonce, the stream id and first_seq (rill__ctl_hello_mac). */
 #define RILL_HELLO_F_AUTH 0x0001u
+/* HELLO flag: a u8 depth follows (after the MAC, when there is one): a peer link's hop
+ * depth (util/limits.h, RILL_PEER_DEPTHS), 1 when absent. Between rill members only. */
+#define RILL_HELLO_F_DEPTH 0x0002u
 #define RILL_CTL_NONCE_LEN 16u
 #define RILL_CTL_MAC_LEN 32u
 
@@ -43,8 +46,8 @@ enum {
 #define RILL_CTL_WELCOME_LEN 12u
 #define RILL_CTL_ACK_LEN 12u
 #define RILL_CTL_GOAWAY_MIN 2u
-/* The largest v1 frame an encoder below writes (GOAWAY with a 255-byte address; an
- * authenticated HELLO is 68). */
+/* The largest v1 frame an encoder below writes (GOAWAY with a 255-byte address; a peer
+ * link's HELLO is 69 at most). */
 #define RILL_CTL_FRAME_MAX (16u + 2u + 255u)
 
 typedef struct rill__ctl {
@@ -56,6 +59,7 @@ typedef struct rill__ctl {
     const char *addr; /* GOAWAY: points into the parsed payload; not NUL-terminated */
     uint16_t addr_len;
     const uint8_t *mac;   /* HELLO with RILL_HELLO_F_AUTH: RILL_CTL_MAC_LEN bytes, or NULL */
+    uint8_t depth;        /* HELLO: RILL_HELLO_F_DEPTH's depth (>= 1), else 1 */
     const uint8_t *nonce; /* CHALLENGE: RILL_CTL_NONCE_LEN bytes */
 } rill__ctl_t;
 
@@ -67,8 +71,8 @@ static inline int rill__is_control(const rill_msg_t *m)
 
 /* Parses the control frame m into out. Returns 0, or RILL_ECONTROL when the type is
  * unknown, the payload is shorter than the type's fixed fields, or a field is out of
- * range (HELLO: version other than 2, stream_id 0, first_seq 0; GOAWAY: n beyond the
- * payload). out->addr points into m's payload. */
+ * range (HELLO: version other than 2, stream_id 0, first_seq 0, depth 0; GOAWAY: n
+ * beyond the payload). out->addr points into m's payload. */
 int rill__ctl_parse(const rill_msg_t *m, rill__ctl_t *out);
 
 /* Encoders: write one whole v1 control frame at out and return its size on the wire
@@ -79,9 +83,11 @@ size_t rill__ctl_put_ack(uint8_t *out, uint64_t through_seq, uint32_t credit);
 /* addr_len is cut to 255. */
 size_t rill__ctl_put_goaway(uint8_t *out, const char *addr, size_t addr_len);
 size_t rill__ctl_put_challenge(uint8_t *out, const uint8_t nonce[RILL_CTL_NONCE_LEN]);
-/* A HELLO with RILL_HELLO_F_AUTH and its MAC under key (RILL_CTL_MAC_LEN bytes). */
-size_t rill__ctl_put_hello_auth(uint8_t *out, uint64_t stream_id, uint64_t first_seq,
-                                const uint8_t nonce[RILL_CTL_NONCE_LEN], const uint8_t *key);
+/* A peer link's HELLO: with RILL_HELLO_F_AUTH and its MAC under key (RILL_CTL_MAC_LEN
+ * bytes) over nonce when key is not NULL, with RILL_HELLO_F_DEPTH when depth > 1. */
+size_t rill__ctl_put_peer_hello(uint8_t *out, uint64_t stream_id, uint64_t first_seq,
+                                unsigned depth, const uint8_t nonce[RILL_CTL_NONCE_LEN],
+                                const uint8_t *key);
 /* The MAC an authenticated HELLO carries: HMAC-SHA256 under key (RILL_CTL_MAC_LEN bytes)
  * of "rill peer hello 1", the nonce, stream_id and first_seq (big-endian). */
 void rill__ctl_hello_mac(const uint8_t *key, const uint8_t nonce[RILL_CTL_NONCE_LEN],

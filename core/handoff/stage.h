@@ -9,13 +9,14 @@
  * byte is counted in the worker's inflight total until its consumer has processed it,
  * which is how the drain knows that nothing is in flight anywhere.
  *
- * Every frame has an origin (RILL_ORIGIN_*): whether running it may wait on other members
- * for what it forwards (frames from sources) or may not (frames other members forwarded,
- * and what they emit): core/loop/ack_barriers.c keeps the two apart so that members never
- * wait on each other in a circle. A stage writes a marker frame (RILL_CONTROL_COMP_ID,
- * key = the origin, no payload) where the origin of the frames it carries changes; the
- * consumer's dispatch reads it as the origin of what follows. Frames are counted per
- * origin; markers are not counted. */
+ * Every frame has an origin: 0 for frames from sources, d for frames that made d member
+ * hops (util/limits.h, RILL_PEER_DEPTHS), and RILL_ORIGIN_LAST also for what flush emits.
+ * It says which peer links running the frame may wait on (those one depth deeper, none
+ * for the last origin): core/loop/ack_barriers.c keeps the origins apart so that members
+ * never wait on each other in a circle. A stage writes a marker frame
+ * (RILL_CONTROL_COMP_ID, key = the origin, no payload) where the origin of the frames it
+ * carries changes; the consumer's dispatch reads it as the origin of what follows. Frames
+ * are counted per origin; markers are not counted. */
 #ifndef RILL_CORE_STAGE_H
 #define RILL_CORE_STAGE_H
 
@@ -26,8 +27,19 @@
 #include "frame/frame.h"
 #include "handoff/spsc.h"
 #include "util/buf.h"
+#include "util/limits.h"
 
-enum { RILL_ORIGIN_SOURCE = 0, RILL_ORIGIN_PEER = 1, RILL_ORIGINS = 2 };
+enum {
+    RILL_ORIGIN_SOURCE = 0,
+    RILL_ORIGIN_LAST = RILL_PEER_DEPTHS, /* waits on no member: flush output too */
+    RILL_ORIGINS = RILL_PEER_DEPTHS + 1
+};
+
+/* The depth of the peer link that frames of origin o travel on to another member. */
+static inline unsigned rill__origin_link_depth(unsigned o)
+{
+    return o < RILL_PEER_DEPTHS ? o + 1 : RILL_PEER_DEPTHS;
+}
 
 typedef struct rill__handoff {
     unsigned self, n;        /* this loop, loops in the worker */

@@ -29,7 +29,7 @@ int rill__link_make_acked(rill__links_t *ls, rill__link_t *k, uint64_t stream_id
     rill__decoder_init(&a->rx_dec, RILL_FRAMING_RILL, RILL_CTL_FRAME_MAX, 0, 0, 0);
     k->ack = a;
     k->mark_at = RILL_RET_MARK_STEP;
-    if (k < ls->peers || k >= ls->peers + RILL_MAX_MEMBERS)
+    if (k < ls->peers || k >= ls->peers + RILL_PEER_SLOTS)
         ls->nacked++; /* a sink (peer links are published whenever the loop is clustered) */
     return 0;
 }
@@ -62,13 +62,17 @@ void rill__acked_on_up(rill__links_t *ls, rill__link_t *k)
     rill__decoder_init(&a->rx_dec, RILL_FRAMING_RILL, RILL_CTL_FRAME_MAX, 0, 0, 0);
     arm_recv(ls, k);
     a->ctl_len = a->ctl_off = 0;
-    if (ls->peer_key && k >= ls->peers && k < ls->peers + RILL_MAX_MEMBERS) {
+    int peer = k >= ls->peers && k < ls->peers + RILL_PEER_SLOTS;
+    if (ls->peer_key && peer) {
         a->challenged = 1; /* the peer listener speaks first: HELLO answers its nonce */
         return;
     }
     a->challenged = 0;
     /* HELLO names the oldest frame still held: the receiver may have it already. */
-    a->ctl_len = rill__ctl_put_hello(a->ctl, a->stream_id, a->head_seq);
+    a->ctl_len = peer ? rill__ctl_put_peer_hello(a->ctl, a->stream_id, a->head_seq,
+                                                 rill__link_slot_depth((unsigned)(k - ls->peers)),
+                                                 NULL, NULL)
+                      : rill__ctl_put_hello(a->ctl, a->stream_id, a->head_seq);
     send_span(ls, k, a->ctl, a->ctl_len);
 }
 
@@ -90,7 +94,7 @@ static void hand_back_from(rill__links_t *ls, rill__link_t *k, uint64_t pos, uin
 {
     rill__acked_t *a = k->ack;
     uint64_t frames = a->end_seq - seq;
-    if (rill__ret_copy_from(a, pos, seq, &ls->reroute) < 0)
+    if (rill__ret_copy_from(a, pos, seq, rill__link_reroute_buf(ls, k)) < 0)
         RILL_STAT_ADD(*k->dropped, frames); /* no memory to hand them back */
     rill__ret_cut(a, pos, seq, k->sending);
     uint64_t queued = k->pend.frames;
@@ -191,8 +195,9 @@ static int on_control(rill__links_t *ls, rill__link_t *k, const rill_msg_t *m)
         if (c.type != RILL_CTL_CHALLENGE || k->sending)
             return RILL_ECONTROL;
         a->challenged = 0;
-        a->ctl_len =
-            rill__ctl_put_hello_auth(a->ctl, a->stream_id, a->head_seq, c.nonce, ls->peer_key);
+        a->ctl_len = rill__ctl_put_peer_hello(a->ctl, a->stream_id, a->head_seq,
+                                              rill__link_slot_depth((unsigned)(k - ls->peers)),
+                                              c.nonce, ls->peer_key);
         a->ctl_off = 0;
         send_span(ls, k, a->ctl, a->ctl_len);
         return 0;

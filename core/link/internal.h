@@ -17,4 +17,16 @@ void rill__link_release_when_idle(rill__link_t *k);
 void rill__link_hup_cancel(rill__links_t *ls, rill__link_t *k);
 void rill__link_move_to_reroute(rill__links_t *ls, rill__link_t *k);
 
+/* Where what peer link k hands back waits to be routed again: the buffer of its depth. */
+static inline rill__buf_t *rill__link_reroute_buf(rill__links_t *ls, const rill__link_t *k)
+{
+    return &ls->reroute[(unsigned)(k - ls->peers) % RILL_PEER_DEPTHS];
+}
+
+/* A lazy link (a peer link of depth 2 or deeper) connects once a frame is queued on it. */
+static inline int rill__link_wants_connect(const rill__link_t *k)
+{
+    return !k->lazy || k->pend.len != 0;
+}
+
 #endif

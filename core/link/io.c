@@ -19,7 +19,7 @@
 
 rill__link_t *rill__link_at(rill__links_t *ls, unsigned li)
 {
-    if (li >= PEER_BASE + RILL_MAX_MEMBERS)
+    if (li >= PEER_BASE + RILL_PEER_SLOTS)
         return NULL;
     return li < PEER_BASE ? &ls->sinks[li] : &ls->peers[li - PEER_BASE];
 }
@@ -108,6 +108,7 @@ void rill__link_down(rill__links_t *ls, rill__link_t *k, int err, uint64_t now)
 
 static void link_connect(rill__links_t *ls, rill__link_t *k, uint64_t now)
 {
+    k->lazy = 0; /* in use from now on: reconnects like any link */
     int fd = socket(k->addr.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         rill__link_down(ls, k, -errno, now);
@@ -154,7 +155,7 @@ static void service(rill__links_t *ls, rill__link_t *k, uint64_t now, int may_co
 {
     /* An acked link's control recv must have reported before its buffer serves again. */
     if (k->state == RILL_LINK_DOWN && now >= k->retry_at && may_connect &&
-        !(k->ack && k->ack->rx_armed))
+        !(k->ack && k->ack->rx_armed) && rill__link_wants_connect(k))
         link_connect(ls, k, now);
     kick(ls, k);
     if (k->ack)
@@ -165,7 +166,7 @@ void rill__links_service(rill__links_t *ls, uint64_t now, int may_connect)
 {
     for (unsigned s = 0; s < ls->nsinks; s++)
         service(ls, &ls->sinks[s], now, may_connect);
-    for (unsigned p = 0; ls->clustered && p < RILL_MAX_MEMBERS; p++) {
+    for (unsigned p = 0; ls->clustered && p < RILL_PEER_SLOTS; p++) {
         rill__link_t *k = &ls->peers[p];
         if (k->in_use && !k->retiring)
             service(ls, k, now, may_connect);
@@ -213,7 +214,7 @@ static void requeue_unsent(rill__link_t *k)
 /* Moves everything k has queued to ls->reroute (the member left). */
 void rill__link_move_to_reroute(rill__links_t *ls, rill__link_t *k)
 {
-    rill__buf_t *r = &ls->reroute;
+    rill__buf_t *r = rill__link_reroute_buf(ls, k);
     if (k->pend.len == 0)
         return;
     if (r->len == 0) {
@@ -236,7 +237,7 @@ void rill__link_move_to_reroute(rill__links_t *ls, rill__link_t *k)
 static rill__link_t *link_of(rill__links_t *ls, const struct io_uring_cqe *cqe)
 {
     unsigned li = RILL_UD_IDX(cqe->user_data);
-    if (li >= PEER_BASE + RILL_MAX_MEMBERS)
+    if (li >= PEER_BASE + RILL_PEER_SLOTS)
         return NULL;
     rill__link_t *k = link_at(ls, li);
     return k->gen == RILL_UD_GEN(cqe->user_data) ? k : NULL;
@@ -277,7 +278,7 @@ static void on_connect(rill__links_t *ls, const struct io_uring_cqe *cqe, uint64
 static void on_hup(rill__links_t *ls, const struct io_uring_cqe *cqe, uint64_t now)
 {
     unsigned li = RILL_UD_IDX(cqe->user_data);
-    if (li >= PEER_BASE + RILL_MAX_MEMBERS || cqe->res == -ECANCELED)
+    if (li >= PEER_BASE + RILL_PEER_SLOTS || cqe->res == -ECANCELED)
         return;
     rill__link_t *k = link_at(ls, li);
     if (!k->hup_armed || k->conn_seq != RILL_UD_GEN(cqe->user_data))

@@ -26,8 +26,18 @@
 
 enum { RILL_LINK_DOWN, RILL_LINK_CONNECTING, RILL_LINK_UP };
 
+/* Peer slots: one link per member and depth (util/limits.h, RILL_PEER_DEPTHS), a member's
+ * group of slots g holding its depth-d link at g * RILL_PEER_DEPTHS + d - 1. */
+#define RILL_PEER_SLOTS (RILL_MAX_MEMBERS * RILL_PEER_DEPTHS)
+
 /* Outputs a loop's barriers track: its sinks, then its peer slots. */
-#define RILL_LINK_OUTPUTS (RILL_MAX_SINKS + RILL_MAX_MEMBERS)
+#define RILL_LINK_OUTPUTS (RILL_MAX_SINKS + RILL_PEER_SLOTS)
+
+/* The depth of the link in peer slot p. */
+static inline unsigned rill__link_slot_depth(unsigned p)
+{
+    return p % RILL_PEER_DEPTHS + 1;
+}
 
 typedef struct rill__link {
     int fd;
@@ -39,6 +49,7 @@ typedef struct rill__link {
     uint8_t op_pending;      /* a connect is outstanding */
     uint8_t hup_armed;       /* a poll for the other side's hang-up is outstanding */
     uint8_t sending;         /* a send is outstanding (fly) */
+    uint8_t lazy;            /* peer links deeper than 1: no connect before a frame is queued */
     uint32_t conn_seq;       /* which connection of the link that poll watches */
     char id[RILL_ID_MAX];    /* peer links: member id; empty for sinks */
     uint64_t retry_at;       /* RILL_LINK_DOWN: next connect attempt (ns) */
@@ -63,11 +74,12 @@ typedef struct rill__links {
     unsigned nsinks;
     int clustered;
     rill__link_t sinks[RILL_MAX_SINKS];
-    rill__link_t peers[RILL_MAX_MEMBERS];
-    int16_t peer_of[RILL_MAX_MEMBERS]; /* member of the adopted view -> peers[] slot, or -1 */
+    rill__link_t peers[RILL_PEER_SLOTS];
+    int16_t peer_of[RILL_MAX_MEMBERS]; /* member of the adopted view -> slot group, or -1 */
     /* Frames to route again under the current view: queued for a member that left, or
-     * left unsent by the failed send of such a member's link. The loop takes them. */
-    rill__buf_t reroute;
+     * left unsent by the failed send of such a member's link; reroute[d - 1] those of its
+     * depth-d link. The loop takes them. */
+    rill__buf_t reroute[RILL_PEER_DEPTHS];
     /* Peer links are acknowledged streams; their ids derive from this and the member. */
     uint64_t stream_seed;
     /* When set (the cluster has credentials), a peer link answers the peer listener's
@@ -137,15 +149,17 @@ size_t rill__link_append_msgs(rill__links_t *ls, rill__link_t *k, const rill_msg
 /* Drops what k has queued without counting it (benchmark drivers that never send). */
 void rill__link_discard(rill__link_t *k);
 
-/* The link to member `member` of the adopted view, or NULL (itself, or no free slot). */
-static inline rill__link_t *rill__links_peer(rill__links_t *ls, int member)
+/* The depth-`depth` link (1 .. RILL_PEER_DEPTHS) to member `member` of the adopted view,
+ * or NULL (itself, or no free slot). */
+static inline rill__link_t *rill__links_peer(rill__links_t *ls, int member, unsigned depth)
 {
-    int pi = ls->peer_of[member];
-    return pi >= 0 ? &ls->peers[pi] : NULL;
+    int g = ls->peer_of[member];
+    return g >= 0 ? &ls->peers[(unsigned)g * RILL_PEER_DEPTHS + depth - 1] : NULL;
 }
 
-/* Adopts view v: opens links to members it has not seen, retires the links of members
- * that left (their queued frames move to ls->reroute). */
+/* Adopts view v: opens links to members it has not seen (depth 1 at once, the deeper
+ * ones when a frame is first queued on them), retires the links of members that left
+ * (their queued frames move to ls->reroute). */
 void rill__links_adopt_view(rill__links_t *ls, const rill_view_t *v);
 
 /* Starts the connects that are due (when may_connect) and a send on every link that is
@@ -169,7 +183,7 @@ uint64_t rill__links_next_retry(const rill__links_t *ls, uint64_t now);
 /* Outputs with figures: the sinks, then (in a cluster) every peer slot. */
 static inline unsigned rill__links_outputs(const rill__links_t *ls)
 {
-    return ls->nsinks + (ls->clustered ? RILL_MAX_MEMBERS : 0);
+    return ls->nsinks + (ls->clustered ? RILL_PEER_SLOTS : 0);
 }
 /* Per output o (sink s is o = s, peer slot p is o = nsinks + p): frames given to it since
  * the loop began (appended[o]) and frames its receiver acknowledged or that were handed

@@ -1,5 +1,6 @@
-/* Peer links follow the cluster view: one link per other member, opened when a member
- * appears, retired when it leaves (what was queued for it is routed again). */
+/* Peer links follow the cluster view: a group of links per other member, one per hop
+ * depth (util/limits.h), opened when a member appears (the deeper ones once a frame is
+ * queued on them), retired when it leaves (what was queued for it is routed again). */
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -36,14 +37,45 @@ static void retire(rill__links_t *ls, rill__link_t *k)
     }
 }
 
-/* One stream per (worker, loop, member): stable across the link's reconnects. The loop's
- * part is in seed (ls->stream_seed). */
-static uint64_t peer_stream_id(uint64_t seed, const char *id)
+/* One stream per (worker, loop, member, depth): stable across the link's reconnects. The
+ * loop's part is in seed (ls->stream_seed). */
+static uint64_t peer_stream_id(uint64_t seed, const char *id, unsigned depth)
 {
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over the member id */
     for (const char *p = id; *p; p++)
         h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
-    return rill__stream_id(seed, h);
+    return rill__stream_id(seed, h + depth - 1);
+}
+
+/* Opens group g's links to member m: depth 1 connects on this iteration, the deeper
+ * ones once a frame is queued on them. */
+static void open_group(rill__links_t *ls, unsigned g, const rill__member_t *m)
+{
+    for (unsigned d = 1; d <= RILL_PEER_DEPTHS; d++) {
+        rill__link_t *k = &ls->peers[g * RILL_PEER_DEPTHS + d - 1];
+        rill__link_release(k); /* a clean slot, with a new generation */
+        k->addr = m->sa;
+        snprintf(k->id, sizeof k->id, "%s", m->id);
+        k->in_use = 1;
+        k->lazy = d > 1;
+        k->state = RILL_LINK_DOWN;
+        k->retry_at = 0;
+        /* Peer links are always acked: what a member took is acknowledged once its
+         * effects are safe there; without memory for that, the link is best-effort. */
+        if (rill__link_make_acked(ls, k, peer_stream_id(ls->stream_seed, k->id, d)) < 0)
+            rill__log("peer %s: no memory for an acked link; it is best-effort", k->id);
+    }
+}
+
+/* A group can be opened once none of its links is in use or still retiring. */
+static int group_free(const rill__links_t *ls, unsigned g)
+{
+    for (unsigned d = 0; d < RILL_PEER_DEPTHS; d++) {
+        const rill__link_t *k = &ls->peers[g * RILL_PEER_DEPTHS + d];
+        if (k->in_use || k->retiring)
+            return 0;
+    }
+    return 1;
 }
 
 static int same_member(const rill__link_t *k, const rill__member_t *m)
@@ -58,34 +90,24 @@ void rill__links_adopt_view(rill__links_t *ls, const rill_view_t *v)
         ls->peer_of[i] = -1;
         if ((int)i == v->self)
             continue;
-        int found = -1, free_slot = -1;
-        for (int p = 0; p < RILL_MAX_MEMBERS; p++) {
-            rill__link_t *k = &ls->peers[p];
+        int found = -1, free_group = -1;
+        for (unsigned g = 0; g < RILL_MAX_MEMBERS; g++) {
+            rill__link_t *k = &ls->peers[g * RILL_PEER_DEPTHS];
             if (k->in_use && !k->retiring && same_member(k, &v->m[i]))
-                found = p;
-            else if (!k->in_use && !k->retiring && free_slot < 0)
-                free_slot = p;
+                found = (int)g;
+            else if (free_group < 0 && group_free(ls, g))
+                free_group = (int)g;
         }
-        if (found < 0 && free_slot >= 0) {
-            rill__link_t *k = &ls->peers[free_slot];
-            rill__link_release(k); /* a clean slot, with a new generation */
-            k->addr = v->m[i].sa;
-            snprintf(k->id, sizeof k->id, "%s", v->m[i].id);
-            k->in_use = 1;
-            k->state = RILL_LINK_DOWN;
-            k->retry_at = 0; /* connect on this iteration */
-            /* Peer links are always acked: what a member took is acknowledged once its
-             * effects are safe there; without memory for that, the link is best-effort. */
-            if (rill__link_make_acked(ls, k, peer_stream_id(ls->stream_seed, k->id)) < 0)
-                rill__log("peer %s: no memory for an acked link; it is best-effort", k->id);
-            found = free_slot;
+        if (found < 0 && free_group >= 0) {
+            open_group(ls, (unsigned)free_group, &v->m[i]);
+            found = free_group;
         }
         if (found >= 0) {
             keep[found] = 1;
             ls->peer_of[i] = (int16_t)found;
         }
     }
-    for (int p = 0; p < RILL_MAX_MEMBERS; p++)
-        if (ls->peers[p].in_use && !ls->peers[p].retiring && !keep[p])
+    for (unsigned p = 0; p < RILL_PEER_SLOTS; p++)
+        if (ls->peers[p].in_use && !ls->peers[p].retiring && !keep[p / RILL_PEER_DEPTHS])
             retire(ls, &ls->peers[p]);
 }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "link/acked.h"
+#include "link/internal.h"
 #include "util/stat.h"
 
 static void link_reset(rill__link_t *k, uint64_t *dropped)
@@ -32,10 +33,10 @@ void rill__links_init(rill__links_t *ls, rill__ring_t *ring, rill__loop_stats_t 
         if (s < nsinks)
             ls->sinks[s].addr = sinks[s];
     }
-    for (unsigned p = 0; p < RILL_MAX_MEMBERS; p++) {
+    for (unsigned p = 0; p < RILL_PEER_SLOTS; p++)
         link_reset(&ls->peers[p], &stats->peer_dropped);
-        ls->peer_of[p] = -1;
-    }
+    for (unsigned m = 0; m < RILL_MAX_MEMBERS; m++)
+        ls->peer_of[m] = -1;
 }
 
 void rill__links_close(rill__links_t *ls)
@@ -49,7 +50,7 @@ void rill__links_close(rill__links_t *ls)
             RILL_STAT_SUB(ls->stats->sinks_up, 1);
         ls->sinks[s].state = RILL_LINK_DOWN;
     }
-    for (unsigned p = 0; p < RILL_MAX_MEMBERS; p++)
+    for (unsigned p = 0; p < RILL_PEER_SLOTS; p++)
         if (ls->peers[p].fd >= 0) {
             close(ls->peers[p].fd);
             ls->peers[p].fd = -1;
@@ -65,13 +66,14 @@ void rill__links_free(rill__links_t *ls)
         rill__acked_free(ls->sinks[s].ack);
         ls->sinks[s].ack = NULL;
     }
-    for (unsigned p = 0; p < RILL_MAX_MEMBERS; p++) {
+    for (unsigned p = 0; p < RILL_PEER_SLOTS; p++) {
         rill__buf_free(&ls->peers[p].pend);
         rill__buf_free(&ls->peers[p].fly);
         rill__acked_free(ls->peers[p].ack);
         ls->peers[p].ack = NULL;
     }
-    rill__buf_free(&ls->reroute);
+    for (unsigned d = 0; d < RILL_PEER_DEPTHS; d++)
+        rill__buf_free(&ls->reroute[d]);
 }
 
 /* The most a link may queue: the cap for a best-effort link. An acked link is never
@@ -131,7 +133,7 @@ void rill__link_discard(rill__link_t *k)
             const rill__link_t *k = &(ls)->sinks[i_];                                              \
             body;                                                                                  \
         }                                                                                          \
-        for (unsigned i_ = 0; (ls)->clustered && i_ < RILL_MAX_MEMBERS; i_++) {                    \
+        for (unsigned i_ = 0; (ls)->clustered && i_ < RILL_PEER_SLOTS; i_++) {                     \
             const rill__link_t *k = &(ls)->peers[i_];                                              \
             if (k->in_use) {                                                                       \
                 body;                                                                              \
@@ -182,7 +184,7 @@ uint64_t rill__links_next_retry(const rill__links_t *ls, uint64_t now)
 {
     uint64_t wait = UINT64_MAX;
     FOR_EACH_LINK(ls, k, {
-        if (k->state == RILL_LINK_DOWN && !k->retiring) {
+        if (k->state == RILL_LINK_DOWN && !k->retiring && rill__link_wants_connect(k)) {
             uint64_t until = k->retry_at > now ? k->retry_at - now : 0;
             if (until < wait)
                 wait = until;
@@ -233,7 +235,7 @@ void rill__links_count_unsent(rill__links_t *ls)
         RILL_STAT_ADD(*k->dropped, k->pend.frames + (k->sending ? k->fly.frames : 0) +
                                        (k->ack ? rill__acked_held(k->ack) : 0));
     }
-    for (unsigned p = 0; p < RILL_MAX_MEMBERS; p++) {
+    for (unsigned p = 0; p < RILL_PEER_SLOTS; p++) {
         rill__link_t *k = &ls->peers[p];
         RILL_STAT_ADD(*k->dropped, k->pend.frames + (k->sending ? k->fly.frames : 0));
     }

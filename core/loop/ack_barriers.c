@@ -3,15 +3,17 @@
  * At the end of an iteration in which acked frames ran, the loop takes a barrier over its
  * acked outputs: the frames are safe once every acked sink and peer link acknowledged
  * what had been appended to it by then, and every other loop acknowledged back the frames
- * handed to it. Classes (loop.h, RILL_ACK_FROM_*): frames forwarded by a member leave the
- * peer links out, so members that forward to each other never wait on each other;
- * frames handed over by another loop count this loop's sinks (and its peer links when
- * their origin is a source), and, when running them handed something on again, wait for
- * a moment when nothing is in flight in the worker (the inflight figure is 0), with every
- * loop's published figures read after it. What of another loop's frames of each origin
- * is safe is published for that loop in safe_from[][origin]; a loop's barriers count the
- * frames it handed on of their own origin only, so that frames of member origin never
- * wait, through another loop, for peer links. */
+ * handed to it. Classes (loop.h, RILL_ACK_*): one per origin, the depth of a frame's
+ * member hops (handoff/stage.h); a class's barriers count only the peer links one depth
+ * deeper (none for the last origin), so a wait always goes deeper and members that
+ * forward to each other never wait on each other in a circle. Frames handed over by
+ * another loop count this loop's sinks (and its peer links of the next depth), and, when
+ * running them handed something on again, wait for a moment when nothing is in flight
+ * in the worker (the inflight figure is 0), with every loop's published figures read
+ * after it. What of another loop's frames of each origin is safe is published for that
+ * loop in safe_from[][origin]; a loop's barriers count the frames it handed on of their
+ * own origin only, so that no frame waits, through another loop, for links of a depth
+ * it may not wait on. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,20 +25,18 @@
 
 static inline int is_loop_class(unsigned cls)
 {
-    return cls == RILL_ACK_FROM_LOOP || cls == RILL_ACK_FROM_LOOP_PEER;
+    return cls >= RILL_ACK_LOOP;
 }
 
-/* The origin of the frames a class's barriers cover: source origin may wait on peer
- * links, member origin never does. */
+/* The origin of the frames a class's barriers cover. */
 static inline unsigned class_origin(unsigned cls)
 {
-    return cls == RILL_ACK_FROM_SOURCE || cls == RILL_ACK_FROM_LOOP ? RILL_ORIGIN_SOURCE
-                                                                    : RILL_ORIGIN_PEER;
+    return cls % RILL_ORIGINS;
 }
 
 static inline unsigned loop_class(unsigned origin)
 {
-    return origin == RILL_ORIGIN_SOURCE ? RILL_ACK_FROM_LOOP : RILL_ACK_FROM_LOOP_PEER;
+    return RILL_ACK_LOOP + origin;
 }
 
 static inline rill__ackq_t *from_loop(rill__loop_t *l, unsigned src, unsigned origin)
@@ -110,12 +110,15 @@ int rill__ackin_waiting(const rill__loop_t *l)
     return l->nloops > 1 && any_pending(l);
 }
 
-/* Figures of member origin leave the peer slots out (see RILL_ACK_FROM_PEER). */
-static void mask_peer_slots(const rill__loop_t *l, uint64_t *fig)
+/* A class of origin o counts only the peer links of depth o + 1 (none for the last
+ * origin): the links that frames of origin o are sent on. */
+static void mask_peer_slots(const rill__loop_t *l, uint64_t *fig, unsigned origin)
 {
     unsigned ns = rill__links_outputs(&l->links), nsinks = l->links.nsinks;
     for (unsigned j = 0; j < l->nloops; j++)
-        memset(fig + j * ns + nsinks, 0, (ns - nsinks) * sizeof *fig);
+        for (unsigned p = 0; p < ns - nsinks; p++)
+            if (origin == RILL_ORIGIN_LAST || rill__link_slot_depth(p) != origin + 1)
+                fig[j * ns + nsinks + p] = 0;
 }
 
 /* What this loop has handed on so far: to other loops, to its emit_comp queue, to
@@ -125,7 +128,7 @@ static uint64_t handed_on(const rill__loop_t *l)
     uint64_t n = rill__dispatch_local_bytes(&l->dispatch);
     for (unsigned d = 0; d < l->nloops * RILL_ORIGINS; d++)
         n += l->handoff.out_frames[d];
-    for (unsigned p = 0; l->links.clustered && p < RILL_MAX_MEMBERS; p++)
+    for (unsigned p = 0; l->links.clustered && p < RILL_PEER_SLOTS; p++)
         n += l->links.peers[p].pend.frames + l->links.peers[p].base +
              (l->links.peers[p].ack ? rill__acked_appended(&l->links.peers[p]) : 0);
     return n;
@@ -194,8 +197,7 @@ static void step_class(rill__loop_t *l, unsigned cls, int quiet)
         memset(l->fig_a, 0, width * sizeof *l->fig_a);
         if (ns)
             rill__links_figures(&l->links, l->fig_a + l->idx * ns, l->fig_s + l->idx * ns);
-        if (o != RILL_ORIGIN_SOURCE)
-            mask_peer_slots(l, l->fig_a);
+        mask_peer_slots(l, l->fig_a, o);
         int sealed = 1;
         if (is_loop_class(cls)) {
             sealed = !l->chained[o]; /* what they handed on: wait for a quiet moment */
@@ -217,8 +219,7 @@ static void step_class(rill__loop_t *l, unsigned cls, int quiet)
     if (quiet && rill__barriers_unsealed(b)) {
         memset(l->fig_a, 0, width * sizeof *l->fig_a);
         read_all_figures(l, l->fig_a, l->fig_s);
-        if (o != RILL_ORIGIN_SOURCE)
-            mask_peer_slots(l, l->fig_a);
+        mask_peer_slots(l, l->fig_a, o);
         rill__barriers_seal_all(b, l->fig_a);
     }
     if (rill__barriers_pending(b)) {
@@ -268,8 +269,9 @@ void rill__ackin_step(rill__loop_t *l)
         step_class(l, k, quiet);
     advance_from_loops(l);
     if (l->nloops > 1) {
-        int waiting = rill__barriers_pending(&l->barriers[RILL_ACK_FROM_SOURCE]) ||
-                      rill__barriers_pending(&l->barriers[RILL_ACK_FROM_PEER]);
+        int waiting = 0;
+        for (unsigned o = 0; o < RILL_ORIGINS; o++)
+            waiting |= rill__barriers_pending(&l->barriers[o]);
         if (waiting != atomic_load_explicit(&l->ack_waiting, memory_order_relaxed))
             atomic_store_explicit(&l->ack_waiting, waiting, memory_order_release);
     }
@@ -299,8 +301,7 @@ void rill__ackin_rerouted(rill__loop_t *l)
         memset(l->fig_a, 0, b->width * sizeof *l->fig_a);
         rill__links_figures(&l->links, l->fig_a + l->idx * ns, l->fig_s + l->idx * ns);
         unsigned o = class_origin(k);
-        if (o != RILL_ORIGIN_SOURCE)
-            mask_peer_slots(l, l->fig_a);
+        mask_peer_slots(l, l->fig_a, o);
         if (!is_loop_class(k))
             for (unsigned d = 0; l->nloops > 1 && d < l->nloops; d++)
                 l->fig_a[hb + d] = d == l->idx ? 0 : l->handoff.out_frames[d * RILL_ORIGINS + o];

@@ -224,7 +224,7 @@ static int on_hello(rill__loop_t *l, unsigned slot, const rill__ctl_t *h)
         return RILL_ENOMEM;
     s->conn = (int)slot;
     s->last_used = l->now;
-    s->cls = c->peer ? RILL_ACK_FROM_PEER : RILL_ACK_FROM_SOURCE;
+    s->cls = c->peer ? h->depth : RILL_ACK_FROM_SOURCE; /* depth checked by the caller */
     s->next_seq = h->seq > known + 1 ? h->seq : known + 1;
     /* The sender takes everything before next_seq as acknowledged. */
     s->acked_sent = s->next_seq - 1;
@@ -298,6 +298,8 @@ int rill__ackin_filter(rill__loop_t *l, unsigned slot, rill_msg_t *v, size_t n, 
             if (rill__ct_compare(want, h.mac, sizeof want))
                 return auth_error(l);
         }
+        if (c->peer && h.depth > RILL_PEER_DEPTHS)
+            return control_error(l); /* a depth this build does not have */
         unsigned home = stream_home(l, h.stream_id);
         if (home != l->idx) {
             /* The stream lives on another loop: the connection goes there, so that what
@@ -306,6 +308,7 @@ int rill__ackin_filter(rill__loop_t *l, unsigned slot, rill_msg_t *v, size_t n, 
             c->handing = 1;
             c->hand_stream = h.stream_id;
             c->hand_first = h.seq;
+            c->hand_depth = h.depth;
             rill__conn_close(l, slot, 0);
             return 0;
         }
@@ -383,7 +386,7 @@ void rill__ackin_hand_over(rill__loop_t *l, rill__conn_t *c)
         atomic_fetch_sub_explicit(&l->w->conns_open, 1, memory_order_relaxed);
         return;
     }
-    *h = (rill__handover_t){c->fd, c->listener, c->hand_stream, c->hand_first, NULL};
+    *h = (rill__handover_t){c->fd, c->listener, c->hand_stream, c->hand_first, c->hand_depth, NULL};
     pthread_mutex_lock(&home->handover_mu);
     h->next = home->handovers;
     home->handovers = h;
@@ -405,8 +408,10 @@ void rill__ackin_adopt(rill__loop_t *l)
         rill__handover_t *next = h->next;
         int slot = rill__conn_adopt(l, h->listener, h->fd);
         if (slot >= 0) {
-            rill__ctl_t hello = {
-                .type = RILL_CTL_HELLO, .stream_id = h->stream_id, .seq = h->first_seq};
+            rill__ctl_t hello = {.type = RILL_CTL_HELLO,
+                                 .stream_id = h->stream_id,
+                                 .seq = h->first_seq,
+                                 .depth = h->depth};
             int rc = on_hello(l, (unsigned)slot, &hello);
             rill__conn_arm_recv(l, (unsigned)slot);
             if (rc < 0) {

@@ -315,6 +315,13 @@ void rill__conn_settle_carries(rill__loop_t *l)
         shed_carries(l);
 }
 
+/* Frames from a source have origin 0; those a member forwarded the depth of its link
+ * (known from its HELLO; 1 for a best-effort link). */
+static inline unsigned frames_origin(const rill__conn_t *c)
+{
+    return !c->peer ? RILL_ORIGIN_SOURCE : c->stream ? c->stream->cls : 1;
+}
+
 void rill__conn_on_data(rill__loop_t *l, unsigned slot, const uint8_t *data, size_t len)
 {
     rill__conn_t *c = &l->conns[slot];
@@ -342,7 +349,7 @@ void rill__conn_on_data(rill__loop_t *l, unsigned slot, const uint8_t *data, siz
             msgs += (uint64_t)n;
         }
         if (n > 0)
-            rill__dispatch(&l->dispatch, l->views, (size_t)n, route);
+            rill__dispatch(&l->dispatch, l->views, (size_t)n, route, frames_origin(c));
     }
     if (c->peer)
         RILL_STAT_ADD(l->stats.peer_in, msgs);

@@ -73,8 +73,8 @@ void rill__ackin_close_settled(rill__loop_t *l, int late);
 int rill__ackb_init(rill__loop_t *l);
 void rill__ackb_free(rill__loop_t *l);
 /* Frames of loop src's ring are about to run (begin) / ran (ran; handoff.in_frames
- * counts them per origin by then): they are acked inputs of this loop's
- * RILL_ACK_FROM_LOOP and RILL_ACK_FROM_LOOP_PEER barriers. */
+ * counts them per origin by then): they are acked inputs of this loop's RILL_ACK_LOOP
+ * barriers. */
 void rill__ackin_loop_begin(rill__loop_t *l);
 void rill__ackin_loop_ran(rill__loop_t *l, unsigned src);
 /* End of an iteration: barrier for what ran, completions, ACKs. */

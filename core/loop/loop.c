@@ -122,13 +122,19 @@ static void arm_efd(rill__loop_t *l)
     l->efd_armed = 1;
 }
 
-/* Routes again what the links gave back (frames for members that left). */
+/* Routes again what the links gave back (frames for members that left), each depth's
+ * as frames of the origin that sends on it, so that they travel on links of the same
+ * depth and the barriers that waited for them wait for them again. */
 static void reroute(rill__loop_t *l)
 {
-    if (l->links.reroute.len) {
-        rill__dispatch_reroute(&l->dispatch, &l->links.reroute);
+    int any = 0;
+    for (unsigned d = 0; d < RILL_PEER_DEPTHS; d++)
+        if (l->links.reroute[d].len) {
+            rill__dispatch_reroute(&l->dispatch, &l->links.reroute[d], d);
+            any = 1;
+        }
+    if (any)
         rill__ackin_rerouted(l);
-    }
 }
 
 /* Adopts the cluster's current view, inside the iteration's registry section (the view
@@ -175,7 +181,7 @@ static void drain_incoming(rill__loop_t *l)
             rill__ackin_loop_begin(l);
             d->origin = l->handoff.in_origin[s]; /* the ring's markers change it */
             while ((n = rill__handoff_next(&l->handoff, s, l->views, RILL_BATCH_MAX)) > 0)
-                rill__dispatch(d, l->views, n, RILL_ROUTE_LOCAL);
+                rill__dispatch(d, l->views, n, RILL_ROUTE_LOCAL, 0);
             l->handoff.in_origin[s] = (uint8_t)d->origin;
             for (unsigned o = 0; o < RILL_ORIGINS; o++)
                 l->handoff.in_frames[s * RILL_ORIGINS + o] += d->ran_local[o] - ran[o];

@@ -40,28 +40,28 @@ typedef struct rill__stream {
     int conn;            /* slot of the attached connection, -1 when none */
     uint8_t pending;     /* on the loop's pending list */
     uint64_t last_used;  /* ns: the oldest detached stream goes first when the table is full */
-    uint8_t cls;         /* RILL_ACK_FROM_*: which barriers it waits for */
+    uint8_t cls;         /* its origin (0: a source; a peer link's depth): its barriers */
     rill__ackq_t q;
 } rill__stream_t;
 
-/* Barrier classes. Frames from sources may leave through every output (sinks, peer links
- * when forwarded to their key's owner or emitted to a key another member owns, other
- * loops when handed to their key's loop); frames forwarded by a member are applied here,
- * and their barriers leave the peer links out: keeping the two apart is what keeps two
+/* Barrier classes, one per origin (handoff/stage.h) for the frames that arrived on this
+ * loop's streams (class = origin: 0 from sources, d from a member's depth-d peer link),
+ * and one per origin for frames handed over by another loop (RILL_ACK_LOOP + origin).
+ * Frames may leave through every output (sinks, peer links when forwarded to their key's
+ * owner or emitted to a key another member owns, other loops when handed to their key's
+ * loop); a class's barriers count the sinks and only the peer links one depth deeper
+ * than its origin (none for the last): every wait goes deeper, which is what keeps two
  * members that forward to each other from each waiting for the other's acknowledgement.
- * (So what a forwarded frame emits to another member is not waited for.) Frames handed
- * over by another loop of this worker have classes of their own, one per origin
- * (handoff/stage.h): their barriers count this loop's sinks, and its peer links for
- * frames of source origin; when running them handed anything on (to a loop, a member or
- * this loop's emit_comp queue) they wait for a moment when nothing is in flight in the
- * worker and then count every loop's outputs; counting those on-handed frames instead
- * could make two loops wait on each other. */
+ * (So what a frame of the last depth sends to another member is not waited for.) The
+ * barriers of frames handed over by another loop count this loop's outputs; when running
+ * them handed anything on (to a loop, a member or this loop's emit_comp queue) they wait
+ * for a moment when nothing is in flight in the worker and then count every loop's
+ * outputs; counting those on-handed frames instead could make two loops wait on each
+ * other. */
 enum {
-    RILL_ACK_FROM_SOURCE = 0,
-    RILL_ACK_FROM_PEER = 1,
-    RILL_ACK_FROM_LOOP = 2,      /* handed over by another loop, source origin */
-    RILL_ACK_FROM_LOOP_PEER = 3, /* handed over by another loop, member origin */
-    RILL_ACK_CLASSES = 4
+    RILL_ACK_FROM_SOURCE = RILL_ORIGIN_SOURCE,
+    RILL_ACK_LOOP = RILL_ORIGINS, /* + origin: handed over by another loop */
+    RILL_ACK_CLASSES = 2 * RILL_ORIGINS
 };
 
 /* The control frames an acked connection sends, one send in flight at a time. */
@@ -100,6 +100,7 @@ typedef struct rill__conn {
     rill__conn_tx_t *tx;    /* acked: control frames out */
     uint8_t handing;        /* its stream lives on another loop: the descriptor moves there
                              * once this loop's operations on it are done */
+    uint8_t hand_depth;     /* handing: the HELLO's depth */
     uint64_t hand_stream, hand_first; /* handing: the HELLO's stream id and first_seq */
 } rill__conn_t;
 
@@ -108,6 +109,7 @@ typedef struct rill__handover {
     int fd;
     unsigned listener;
     uint64_t stream_id, first_seq;
+    uint8_t depth;
     struct rill__handover *next;
 } rill__handover_t;
 

@@ -6,6 +6,14 @@
 #define RILL_MAX_LISTENERS 16
 #define RILL_MAX_SINKS 16
 
+/* Member hops of a chain of computations whose acknowledgements wait for the next hop
+ * (docs/delivery.md). A frame's depth is the number of member hops it made: a member
+ * sends what frames of depth d forward or emit on its depth-(d + 1) link to the owner,
+ * and a frame's barrier waits only on links one depth deeper than the frame, so waits
+ * always go deeper and members never wait on each other in a circle. What a frame of the
+ * last depth sends to a member travels on a last-depth link and is not waited for. */
+#define RILL_PEER_DEPTHS 3
+
 /* The largest max_frame a configuration accepts (rill_config_set_max_frame). The peer
  * listener decodes with it, so a frame one member accepted is never refused by the
  * member it is forwarded to, whatever their max_frame settings. */

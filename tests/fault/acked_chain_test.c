@@ -12,7 +12,15 @@
  * reset under load, three times, and an acknowledgement that came before the sink had the
  * frame is a failure. Then a best-effort frame with the control comp id, for a key b
  * owns, stays an unknown computation on a (forwarded, it would break the peer link).
- * Waits are failure bounds only. */
+ *
+ * The members_thrice case runs a chain that crosses members three times (the hop depths
+ * rill waits for, util/limits.h RILL_PEER_DEPTHS), under the same stalls:
+ *   comp 4 (on k's owner)          emit_comp -> comp 5, a key b owns
+ *   comp 5 (on b)                  emit_comp -> comp 6, a key a owns
+ *   comp 6 (on a)                  emit_comp -> comp 2, a key b owns
+ *   comp 2 (on b)                  the frame to the acked sink
+ * A frame of a key a owns goes a -> b -> a -> b; one of a key b owns is forwarded to b
+ * first, then b -> a -> b. Waits are failure bounds only. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -32,6 +40,9 @@
 #define COMP_FIRST 1
 #define COMP_LAST 2
 #define COMP_MIDDLE 3
+#define COMP_THRICE_FIRST 4
+#define COMP_THRICE_B 5
+#define COMP_THRICE_A 6
 #define COMP_NONE 9 /* registered nowhere */
 #define NSRC 8
 #define PER_SRC 100000u
@@ -78,6 +89,31 @@ static int middle_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_
     return emit_all(em, COMP_LAST, atomic_load(&key_on[atomic_load(&member_b)][0]), m, n);
 }
 
+/* The members_thrice chain: to b, to a, to b (then comp 2 sends to the sink). */
+static int member_a(void)
+{
+    return 1 - atomic_load(&member_b);
+}
+
+static int thrice_first(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n,
+                        rill_emitter_t *em)
+{
+    (void)ctx, (void)loop;
+    return emit_all(em, COMP_THRICE_B, atomic_load(&key_on[atomic_load(&member_b)][0]), m, n);
+}
+
+static int thrice_b(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n, rill_emitter_t *em)
+{
+    (void)ctx, (void)loop;
+    return emit_all(em, COMP_THRICE_A, atomic_load(&key_on[member_a()][0]), m, n);
+}
+
+static int thrice_a(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n, rill_emitter_t *em)
+{
+    (void)ctx, (void)loop;
+    return emit_all(em, COMP_LAST, atomic_load(&key_on[atomic_load(&member_b)][1]), m, n);
+}
+
 static int last_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n,
                       rill_emitter_t *em)
 {
@@ -111,10 +147,14 @@ static int member_start(member_t *mb, const char *id, const char *root, const ch
     rill_config_destroy(cfg);
     mb->port = (uint16_t)rill_worker_listener_port(mb->w, 0);
     const rill_comp_ops_t first = {first_batch, NULL, NULL}, middle = {middle_batch, NULL, NULL},
-                          last = {last_batch, NULL, NULL};
+                          last = {last_batch, NULL, NULL}, t1 = {thrice_first, NULL, NULL},
+                          t2 = {thrice_b, NULL, NULL}, t3 = {thrice_a, NULL, NULL};
     if ((rc = rill_comp_register(mb->w, COMP_FIRST, "first", &first, (uintptr_t)mb)) < 0 ||
         (rc = rill_comp_register(mb->w, COMP_MIDDLE, "middle", &middle, 0)) < 0 ||
-        (rc = rill_comp_register(mb->w, COMP_LAST, "last", &last, 0)) < 0)
+        (rc = rill_comp_register(mb->w, COMP_LAST, "last", &last, 0)) < 0 ||
+        (rc = rill_comp_register(mb->w, COMP_THRICE_FIRST, "thrice-first", &t1, 0)) < 0 ||
+        (rc = rill_comp_register(mb->w, COMP_THRICE_B, "thrice-b", &t2, 0)) < 0 ||
+        (rc = rill_comp_register(mb->w, COMP_THRICE_A, "thrice-a", &t3, 0)) < 0)
         return rc;
     return rill_worker_start(mb->w);
 }
@@ -154,15 +194,15 @@ static uint64_t stat_of(rill_worker_t *w, size_t off)
     return tu_stat(w, off);
 }
 
-static int test_loop_then_member(void)
+/* Two members a and b sharing the sink s, in their own cluster root; 0 once both are
+ * ready, *a then names member a. */
+static int members_start(member_t *mb, asink_t *s, const char *name, const member_t **a)
 {
-    asink_t s;
-    ASSERT_EQ(asink_start(&s, SINK_CREDIT, NSRC, PER_SRC), 0);
+    static unsigned cluster_no;
     char root[64];
-    snprintf(root, sizeof root, "/rill/chain-%d", (int)getpid());
-    static member_t mb[2];
-    ASSERT_EQ(member_start(&mb[0], "a", root, s.addr), 0);
-    ASSERT_EQ(member_start(&mb[1], "b", root, s.addr), 0);
+    snprintf(root, sizeof root, "/rill/chain-%d-%s-%u", (int)getpid(), name, ++cluster_no);
+    ASSERT_EQ(member_start(&mb[0], "a", root, s->addr), 0);
+    ASSERT_EQ(member_start(&mb[1], "b", root, s->addr), 0);
     ASSERT_EQ(views_ready(mb), 0);
     for (unsigned i = 0; i < 2; i++) { /* members of the view, loops running */
         char why[64];
@@ -171,12 +211,17 @@ static int test_loop_then_member(void)
             tu_sleep_ms(5);
         ASSERT_EQ(rill_worker_ready(mb[i].w, why, sizeof why), 1);
     }
-    const member_t *a = mb[0].self == member_b ? &mb[1] : &mb[0];
+    *a = mb[0].self == member_b ? &mb[1] : &mb[0];
+    return 0;
+}
 
-    /* All sources connect to a: what a owns runs the whole chain, what b owns is
-     * forwarded to b first. */
+/* All sources connect to a and send to computation first. Three times under load the
+ * sink stalls, then resets every connection; every ACK must come after the sink had the
+ * frames it covers, and every frame must reach the sink. */
+static int chain_under_stalls(member_t *mb, asink_t *s, const member_t *a, uint32_t first)
+{
     asrc_t src;
-    ASSERT_EQ(asrc_start(&src, &a->port, 1, NSRC, PER_SRC, COMP_FIRST, &s), 0);
+    ASSERT_EQ(asrc_start(&src, &a->port, 1, NSRC, PER_SRC, first, s), 0);
     /* Three times under load, the sink stops reading: acknowledgements must stop with it,
      * wherever the frames wait (b's sink link, the peer link from a, a's loops); then it
      * reads again and resets every connection. */
@@ -184,10 +229,10 @@ static int test_loop_then_member(void)
     for (unsigned round = 0; round < 3; round++) {
         uint64_t at = (uint64_t)NSRC * PER_SRC * (1 + 6 * round) / 20;
         end = tu_now_ms() + WAIT_MS;
-        while (asink_frames(&s) < at && tu_now_ms() < end)
+        while (asink_frames(s) < at && tu_now_ms() < end)
             tu_sleep_ms(5);
-        ASSERT_GE(asink_frames(&s), at);
-        atomic_store(&s.stall, 1);
+        ASSERT_GE(asink_frames(s), at);
+        atomic_store(&s->stall, 1);
         /* Until the acknowledgements stand still (they may still cover what the sink
          * counted before it stalled). */
         int64_t t0 = tu_now_ms(), settled;
@@ -203,24 +248,24 @@ static int test_loop_then_member(void)
         settled = tu_now_ms() - t0;
         uint64_t acked = asrc_acked(&src);
         tu_sleep_ms(500);
-        uint64_t acked_later = asrc_acked(&src), counted = asink_frames(&s);
+        uint64_t acked_later = asrc_acked(&src), counted = asink_frames(s);
         fprintf(stderr,
                 "  stall %u: ACKs stood still after %" PRId64 " ms; acked %" PRIu64 " -> %" PRIu64
                 " over 500 ms more, sink counted %" PRIu64 "\n",
                 round + 1, settled, acked, acked_later, counted);
         ASSERT_U64_EQ(acked_later, acked);
         ASSERT_U64_LE(acked, counted);
-        atomic_store(&s.stall, 0);
+        atomic_store(&s->stall, 0);
         tu_sleep_ms(100);
-        atomic_store(&s.kill, 1);
+        atomic_store(&s->kill, 1);
         end = tu_now_ms() + WAIT_MS;
-        while (atomic_load(&s.kill) && tu_now_ms() < end)
+        while (atomic_load(&s->kill) && tu_now_ms() < end)
             tu_sleep_ms(5);
     }
 
     ASSERT_EQ(asrc_join(&src, WAIT_MS), 0);
     end = tu_now_ms() + WAIT_MS;
-    while (asink_missing(&s) && tu_now_ms() < end)
+    while (asink_missing(s) && tu_now_ms() < end)
         tu_sleep_ms(10);
     for (unsigned i = 0; i < 2; i++) {
         rill_stats_t st;
@@ -238,14 +283,25 @@ static int test_loop_then_member(void)
             "  source: acked %llu, early %llu, reconnects %llu; sink: counted %llu, missing "
             "%llu, dups %llu, bad %llu, kills %u\n",
             (unsigned long long)asrc_acked(&src), (unsigned long long)src.early_acks,
-            (unsigned long long)src.reconnects, (unsigned long long)asink_frames(&s),
-            (unsigned long long)asink_missing(&s), (unsigned long long)s.dups,
-            (unsigned long long)s.bad, atomic_load(&s.kills));
+            (unsigned long long)src.reconnects, (unsigned long long)asink_frames(s),
+            (unsigned long long)asink_missing(s), (unsigned long long)s->dups,
+            (unsigned long long)s->bad, atomic_load(&s->kills));
     ASSERT_U64_EQ(src.early_acks, 0);
     ASSERT_U64_EQ(src.protocol, 0);
     ASSERT_U64_EQ(asrc_acked(&src), NSRC * PER_SRC);
-    ASSERT_U64_EQ(asink_missing(&s), 0);
-    ASSERT_U64_EQ(s.bad, 0);
+    ASSERT_U64_EQ(asink_missing(s), 0);
+    ASSERT_U64_EQ(s->bad, 0);
+    return 0;
+}
+
+static int test_loop_then_member(void)
+{
+    asink_t s;
+    ASSERT_EQ(asink_start(&s, SINK_CREDIT, NSRC, PER_SRC), 0);
+    static member_t mb[2];
+    const member_t *a = NULL;
+    ASSERT_EQ(members_start(mb, &s, "loop", &a), 0);
+    ASSERT_EQ(chain_under_stalls(mb, &s, a, COMP_FIRST), 0);
     /* The paths under test ran: a handed frames between its loops and forwarded what
      * those emitted to b. */
     ASSERT_GE(stat_of(a->w, offsetof(rill_stats_t, handoff_msgs)), NSRC);
@@ -280,6 +336,33 @@ static int test_loop_then_member(void)
     return 0;
 }
 
+/* Each frame crosses members three times; a member's peer links of every depth carry
+ * traffic, and ACKs wait for the sink through all of them. */
+static int test_members_thrice(void)
+{
+    asink_t s;
+    ASSERT_EQ(asink_start(&s, SINK_CREDIT, NSRC, PER_SRC), 0);
+    static member_t mb[2];
+    const member_t *a = NULL;
+    ASSERT_EQ(members_start(mb, &s, "thrice", &a), 0);
+    const member_t *b = &mb[0] == a ? &mb[1] : &mb[0];
+    ASSERT_EQ(chain_under_stalls(mb, &s, a, COMP_THRICE_FIRST), 0);
+    /* Every frame went a -> b -> a -> b (or was forwarded to b first): each member
+     * forwarded at least one frame per frame sent, over links of every depth. */
+    uint64_t total = (uint64_t)NSRC * PER_SRC;
+    ASSERT_U64_GE(stat_of(a->w, offsetof(rill_stats_t, forwarded)), total);
+    ASSERT_U64_GE(stat_of(b->w, offsetof(rill_stats_t, forwarded)), total);
+    ASSERT_U64_GE(stat_of(b->w, offsetof(rill_stats_t, peer_in)), total * 2);
+    ASSERT_U64_EQ(stat_of(a->w, offsetof(rill_stats_t, err_control)), 0);
+    ASSERT_U64_EQ(stat_of(b->w, offsetof(rill_stats_t, err_control)), 0);
+    for (unsigned i = 0; i < 2; i++) {
+        ASSERT_EQ(rill_worker_stop(mb[i].w), 0);
+        rill_worker_destroy(mb[i].w);
+    }
+    asink_stop(&s);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     t_require_io_uring("acked_chain");
@@ -296,6 +379,7 @@ int main(int argc, char **argv)
     }
     static const t_case_t cases[] = {
         {"loop_then_member", test_loop_then_member},
+        {"members_thrice", test_members_thrice},
         {NULL, NULL},
     };
     rc = t_run("acked_chain", cases, argc, argv);

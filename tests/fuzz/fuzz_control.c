@@ -18,7 +18,7 @@ static void check(const rill_msg_t *m)
     size_t n;
     switch (c.type) {
     case RILL_CTL_HELLO:
-        n = rill__ctl_put_hello(f, c.stream_id, c.seq);
+        n = rill__ctl_put_peer_hello(f, c.stream_id, c.seq, c.depth, NULL, NULL);
         break;
     case RILL_CTL_WELCOME:
         n = rill__ctl_put_welcome(f, c.credit, c.seq);
@@ -35,7 +35,7 @@ static void check(const rill_msg_t *m)
     }
     rill_msg_t m2 = {f + 16, (uint32_t)(n - 16), rill__load_be32(f + 4), rill__load_be64(f + 8)};
     if (rill__ctl_parse(&m2, &again) < 0 || again.type != c.type || again.seq != c.seq ||
-        again.credit != c.credit || again.stream_id != c.stream_id)
+        again.credit != c.credit || again.stream_id != c.stream_id || again.depth != c.depth)
         abort();
     if (c.type == RILL_CTL_CHALLENGE && memcmp(again.nonce, c.nonce, RILL_CTL_NONCE_LEN))
         abort();

@@ -206,7 +206,7 @@ static int auth_hello(void)
     rill__ctl_t c;
     ASSERT_EQ(parse_raw(RILL_CTL_CHALLENGE, f + 16, (uint32_t)(n - 16), &c), 0);
     ASSERT_MEM_EQ(c.nonce, nonce, RILL_CTL_NONCE_LEN);
-    n = rill__ctl_put_hello_auth(f, 0x1122, 9, nonce, key);
+    n = rill__ctl_put_peer_hello(f, 0x1122, 9, 1, nonce, key);
     ASSERT_EQ(n, 16 + RILL_CTL_HELLO_LEN + RILL_CTL_MAC_LEN);
     ASSERT_EQ(parse_raw(RILL_CTL_HELLO, f + 16, (uint32_t)(n - 16), &c), 0);
     ASSERT_EQ(c.flags, RILL_HELLO_F_AUTH);
@@ -227,6 +227,44 @@ static int auth_hello(void)
     return 0;
 }
 
+/* A peer link's hop depth: a byte after the fixed fields (and after the MAC when there
+ * is one), flagged; absent means 1; a flagged frame without it, or depth 0, is malformed. */
+static int peer_hello_depth(void)
+{
+    uint8_t key[32] = {1, 2, 3}, nonce[RILL_CTL_NONCE_LEN] = {9}, f[RILL_CTL_FRAME_MAX];
+    rill__ctl_t c;
+    size_t n = rill__ctl_put_peer_hello(f, 0x77, 5, 1, NULL, NULL);
+    ASSERT_EQ(n, 16 + RILL_CTL_HELLO_LEN); /* depth 1: the plain HELLO of the contract */
+    ASSERT_EQ(parse_raw(RILL_CTL_HELLO, f + 16, (uint32_t)(n - 16), &c), 0);
+    ASSERT_EQ(c.flags, 0);
+    ASSERT_EQ(c.depth, 1);
+    n = rill__ctl_put_peer_hello(f, 0x77, 5, 3, NULL, NULL);
+    ASSERT_EQ(n, 16 + RILL_CTL_HELLO_LEN + 1);
+    ASSERT_EQ(f[16 + RILL_CTL_HELLO_LEN], 3);
+    rill__ctl_t w = {.type = RILL_CTL_HELLO, .stream_id = 0x77, .seq = 5};
+    if (every_split(f, n, &w))
+        return 1;
+    ASSERT_EQ(parse_raw(RILL_CTL_HELLO, f + 16, (uint32_t)(n - 16), &c), 0);
+    ASSERT_EQ(c.flags, RILL_HELLO_F_DEPTH);
+    ASSERT_EQ(c.depth, 3);
+    ASSERT_TRUE(c.mac == NULL);
+    /* flagged, but the byte is missing; or it is 0 */
+    ASSERT_EQ(parse_raw(RILL_CTL_HELLO, f + 16, (uint32_t)(n - 17), &c), RILL_ECONTROL);
+    f[16 + RILL_CTL_HELLO_LEN] = 0;
+    ASSERT_EQ(parse_raw(RILL_CTL_HELLO, f + 16, (uint32_t)(n - 16), &c), RILL_ECONTROL);
+    /* with a MAC: the depth follows it, and the MAC is the one of an undeep HELLO */
+    n = rill__ctl_put_peer_hello(f, 0x77, 5, 2, nonce, key);
+    ASSERT_EQ(n, 16 + RILL_CTL_HELLO_LEN + RILL_CTL_MAC_LEN + 1);
+    ASSERT_EQ(parse_raw(RILL_CTL_HELLO, f + 16, (uint32_t)(n - 16), &c), 0);
+    ASSERT_EQ(c.flags, RILL_HELLO_F_AUTH | RILL_HELLO_F_DEPTH);
+    ASSERT_EQ(c.depth, 2);
+    uint8_t want[RILL_CTL_MAC_LEN];
+    rill__ctl_hello_mac(key, nonce, 0x77, 5, want);
+    ASSERT_MEM_EQ(c.mac, want, RILL_CTL_MAC_LEN);
+    ASSERT_EQ(parse_raw(RILL_CTL_HELLO, f + 16, (uint32_t)(n - 17), &c), RILL_ECONTROL);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const t_case_t cases[] = {
@@ -235,6 +273,7 @@ int main(int argc, char **argv)
         {"extensions_ignored", extensions_ignored},
         {"goaway_address_cut", goaway_address_cut},
         {"auth_hello", auth_hello},
+        {"peer_hello_depth", peer_hello_depth},
         {NULL, NULL},
     };
     return t_run("frame_control", cases, argc, argv);
