@@ -19,6 +19,7 @@ rill_config_t *rill_config_new(void)
     cfg->max_conns = RILL_DEFAULT_MAX_CONNS;
     cfg->idle_ms = RILL_DEFAULT_IDLE_MS;
     cfg->session_ms = RILL_DEFAULT_SESSION_MS;
+    cfg->key_groups = RILL_DEFAULT_KEY_GROUPS;
     return cfg;
 }
 

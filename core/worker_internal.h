@@ -27,6 +27,7 @@ enum { LOOP_IDLE, LOOP_RUNNING, LOOP_DONE };
 #define RILL_DEFAULT_MAX_CONNS 10000u
 #define RILL_DEFAULT_IDLE_MS 30000u
 #define RILL_DEFAULT_SESSION_MS 10000u
+#define RILL_DEFAULT_KEY_GROUPS 4096u
 /* After leaving the cluster, keep serving this long so frames the others sent before
  * they saw the new view are still processed here. */
 #define RILL_LEAVE_GRACE_NS (300ull * 1000000ull)
@@ -74,7 +75,8 @@ struct rill_config {
     int has_source_advertise;
     rill__addr_t source_advertise; /* published as the source address when set */
     unsigned session_ms;
-    char auth[256]; /* "user:password", never logged */
+    unsigned key_groups; /* asked for; the cluster's number is agreed in ZooKeeper */
+    char auth[256];      /* "user:password", never logged */
     rill_view_cb view_cb;
     uintptr_t view_ctx;
 };

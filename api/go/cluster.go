@@ -41,6 +41,10 @@ type ClusterConfig struct {
 	// SessionTimeout is the ZooKeeper session timeout, 1 s..120 s, rounded up to whole
 	// milliseconds; 0 means the default (10 s).
 	SessionTimeout time.Duration
+	// KeyGroups is the number of key groups of the cluster, 1..65536; 0 means the default
+	// (4096). Members own groups of keys. The first member to join Root sets the number
+	// and every member uses the one it finds there (a different setting is logged).
+	KeyGroups int
 	// Auth is "user:password" for ZooKeeper digest authentication; the znodes rill
 	// creates can then be changed only by this identity. A [Secret]: it is never logged
 	// and prints as "[redacted]".
@@ -100,7 +104,8 @@ func setAddr(cc *C.rill_config_t, name, addr string, set func(*C.rill_config_t, 
 func applyCluster(cc *C.rill_config_t, cl *ClusterConfig) error {
 	if cl.ZKHosts == "" {
 		if cl.Root != "" || cl.WorkerID != "" || cl.PeerAddr != "" || cl.Auth != "" ||
-			cl.SessionTimeout != 0 || cl.PeerAdvertise != "" || cl.SourceAdvertise != "" {
+			cl.SessionTimeout != 0 || cl.PeerAdvertise != "" || cl.SourceAdvertise != "" ||
+			cl.KeyGroups != 0 {
 			return fmt.Errorf("rill: Cluster: ZKHosts is required: %w", ErrInvalid)
 		}
 		return nil
@@ -142,6 +147,14 @@ func applyCluster(cc *C.rill_config_t, cl *ClusterConfig) error {
 			return fmt.Errorf("rill: Cluster.SessionTimeout %v: %w", cl.SessionTimeout, Errno(rc))
 		}
 	}
+	if cl.KeyGroups < 0 || cl.KeyGroups > 1<<16 {
+		return fmt.Errorf("rill: Cluster.KeyGroups %d: %w", cl.KeyGroups, ErrRange)
+	}
+	if cl.KeyGroups > 0 {
+		if rc := C.rill_config_set_key_groups(cc, C.unsigned(cl.KeyGroups)); rc < 0 {
+			return fmt.Errorf("rill: Cluster.KeyGroups %d: %w", cl.KeyGroups, Errno(rc))
+		}
+	}
 	if cl.Auth != "" {
 		n := len(cl.Auth)
 		auth := C.CString(string(cl.Auth))
@@ -172,13 +185,17 @@ type View struct {
 	Members []Member
 	// Self is this worker's index in Members, or -1 when it is not (or no longer) a member.
 	Self int
+	// KeyGroups is the cluster's number of key groups (ClusterConfig.KeyGroups, as the
+	// cluster agreed): members own groups of keys, and Worker.Owner is the owner of a
+	// key's group.
+	KeyGroups int
 }
 
 // goView copies a C view into a View.
 func goView(cv *C.rill_view_t) View {
 	n := int(C.rill_view_size(cv))
 	v := View{Epoch: uint64(C.rill_view_epoch(cv)), Self: int(C.rill_view_self(cv)),
-		Members: make([]Member, n)}
+		Members: make([]Member, n), KeyGroups: int(C.rill_view_key_groups(cv))}
 	for i := 0; i < n; i++ {
 		v.Members[i] = Member{ID: C.GoString(C.rill_view_member(cv, C.unsigned(i))),
 			Addr:   C.GoString(C.rill_view_member_addr(cv, C.unsigned(i))),
@@ -209,7 +226,7 @@ func (w *Worker) viewLocked() (View, bool) {
 }
 
 // Owner returns the index, in the worker's current view, of the member that owns key
-// (what rill routes by: rendezvous hashing, computed by the C library), and that view's
+// (what rill routes by: the owner of the key's group, computed by the C library), and that view's
 // epoch; compare it with [View.Epoch] before indexing a View's Members with it. Returns
 // -1 and 0 when the worker is not clustered, has no view yet or is closed.
 func (w *Worker) Owner(key uint64) (member int, epoch uint64) {

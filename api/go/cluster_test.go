@@ -140,8 +140,10 @@ func TestMembershipTwoWorkers(t *testing.T) {
 	root := fmt.Sprintf("/rill-go-two-%d-%d", os.Getpid(), time.Now().UnixNano())
 	const password = "s3cret-pw"
 	cfg := func(id string) Config {
+		// a joins first and sets the cluster's key groups; b asks for more and uses a's
+		groups := map[string]int{"a": 256, "b": 512}[id]
 		return Config{Cluster: ClusterConfig{ZKHosts: hosts, Root: root, WorkerID: id,
-			PeerAddr: "127.0.0.1:0", SessionTimeout: 4 * time.Second,
+			PeerAddr: "127.0.0.1:0", SessionTimeout: 4 * time.Second, KeyGroups: groups,
 			Auth: Secret("gotest:" + password)}}
 	}
 	if s := fmt.Sprintf("%v %+v %#v %s %q %x", cfg("a"), cfg("a"), cfg("a"),
@@ -171,6 +173,10 @@ func TestMembershipTwoWorkers(t *testing.T) {
 	if err := w1.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// a has joined (so it set the cluster's key groups) before b starts
+	wa1.waitView(t, 10*time.Second, "worker a: a view with itself", func(v View) bool {
+		return v.Self >= 0
+	})
 	if err := w2.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -181,6 +187,10 @@ func TestMembershipTwoWorkers(t *testing.T) {
 	if v1.Epoch != v2.Epoch || memberIDs(v1) != "a,b" || memberIDs(v2) != "a,b" {
 		t.Fatalf("views differ: a has epoch %d [%s], b has epoch %d [%s]",
 			v1.Epoch, memberIDs(v1), v2.Epoch, memberIDs(v2))
+	}
+	if v1.KeyGroups != 256 || v2.KeyGroups != 256 {
+		t.Fatalf("KeyGroups: a=%d b=%d, want the first member's 256 on both", v1.KeyGroups,
+			v2.KeyGroups)
 	}
 	if v1.Self != 0 || v2.Self != 1 {
 		t.Fatalf("Self: a=%d b=%d, want 0 and 1", v1.Self, v2.Self)

@@ -44,6 +44,7 @@ struct rill__cluster {
     struct ACL acl[2];
     struct ACL_vector acl_vec;
     int ever_connected;
+    unsigned groups; /* the cluster's key groups, once agreed (0: not yet) */
 
     /* Published view: under mu, plus an atomic copy of the pointer for loops. */
     rill_view_t *view;
@@ -52,7 +53,7 @@ struct rill__cluster {
     atomic_ullong left_at;
     atomic_ullong view_changes;
     atomic_ullong zk_errors;
-    atomic_int logged_bad_member, logged_unreachable, logged_id_taken;
+    atomic_int logged_bad_member, logged_unreachable, logged_id_taken, logged_groups;
 
     /* Called (on the cluster thread) after a new view is published and after leaving. */
     void (*notify)(void *ctx);
@@ -277,9 +278,61 @@ static void publish(rill__cluster_t *c, rill_view_t *v)
     }
 }
 
+/* The cluster's number of key groups: the first member to get here writes its setting to
+ * <root>/key_groups (persistent: it outlives every member, so the owner of a key never
+ * changes for a number's sake), and every member uses what it finds there. */
+static int agree_groups(rill__cluster_t *c)
+{
+    if (c->groups)
+        return ZOK;
+    const rill_config_t *cfg = &c->w->cfg;
+    char path[600], data[16];
+    snprintf(path, sizeof path, "%s/key_groups", cfg->root);
+    int len = snprintf(data, sizeof data, "%u", cfg->key_groups);
+    int rc = create_parents(c, c->members_path); /* the root, too */
+    if (rc == ZOK)
+        rc = zoo_create(c->zh, path, data, len, node_acl(c), 0, NULL, 0);
+    if (rc == ZOK) {
+        c->groups = cfg->key_groups;
+        return ZOK;
+    }
+    if (rc != ZNODEEXISTS)
+        return rc;
+    char got[16];
+    len = sizeof got - 1;
+    rc = zoo_get(c->zh, path, 0, got, &len, NULL);
+    if (rc != ZOK)
+        return rc;
+    got[len < 0 ? 0 : len] = '\0';
+    char *end;
+    unsigned long n = strtoul(got, &end, 10);
+    if (len <= 0 || *end || n < 1 || n > RILL_MAX_KEY_GROUPS) {
+        if (!atomic_load(&c->logged_groups)) /* retried every turn: counted once */
+            atomic_fetch_add(&c->zk_errors, 1);
+        rill__log_once(&c->logged_groups,
+                       "cluster: %s holds no key group count (1..%u); no view until it does "
+                       "(counted in zk_errors)",
+                       path, RILL_MAX_KEY_GROUPS);
+        return ZBADARGUMENTS;
+    }
+    c->groups = (unsigned)n;
+    if (c->groups != cfg->key_groups)
+        rill__log("cluster: the cluster has %u key groups (%s); this worker's setting, %u, "
+                  "is not used",
+                  c->groups, path, cfg->key_groups);
+    return ZOK;
+}
+
 /* Reads the member list (re-arming the children watch) and every member's data. */
 static void reread(rill__cluster_t *c)
 {
+    int grc = agree_groups(c);
+    if (grc != ZOK) {
+        if (grc != ZBADARGUMENTS)
+            zk_error(c, "reading the cluster's key groups", grc);
+        c->ev_children = 1; /* try again on the next turn */
+        return;
+    }
     struct String_vector kids = {0, NULL};
     struct Stat st;
     int rc = zoo_wget_children2(c->zh, c->members_path, watcher, c, &kids, &st);
@@ -294,7 +347,7 @@ static void reread(rill__cluster_t *c)
         return;
     }
     unsigned n = kids.count > RILL_MAX_MEMBERS ? RILL_MAX_MEMBERS : (unsigned)kids.count;
-    rill_view_t *v = rill__view_alloc(n);
+    rill_view_t *v = rill__view_alloc(n, c->groups);
     if (!v) {
         deallocate_String_vector(&kids);
         return;
@@ -349,16 +402,16 @@ static void publish_departure(rill__cluster_t *c)
     const rill_view_t *cur = c->view; /* written by this thread only */
     if (!cur || cur->self < 0 || cur->n < 2)
         return;
-    rill_view_t *v = rill__view_alloc(cur->n - 1);
+    rill_view_t *v = rill__view_alloc(cur->n - 1, cur->groups);
     if (!v)
         return; /* no memory: the loops keep the old view through the grace window */
     unsigned k = 0;
     for (unsigned i = 0; i < cur->n; i++)
         if ((int)i != cur->self)
-            v->m[k++] = cur->m[i]; /* still sorted, seeds kept */
+            v->m[k++] = cur->m[i];
     v->n = k;
     v->epoch = cur->epoch + 1;
-    v->self = -1;
+    rill__view_finish(v, NULL); /* self -1; the groups it owned go to their next choices */
     publish(c, v);
 }
 
@@ -542,7 +595,7 @@ rill_view_t *rill__cluster_view_copy(rill__cluster_t *c)
     rill_view_t *copy = NULL;
     pthread_mutex_lock(&c->mu);
     if (c->view) {
-        size_t size = sizeof *c->view + (size_t)c->view->n * sizeof c->view->m[0];
+        size_t size = rill__view_bytes(c->view);
         copy = malloc(size);
         if (copy)
             memcpy(copy, c->view, size);

@@ -45,6 +45,12 @@ int rill_config_set_session_timeout_ms(rill_config_t *cfg, unsigned ms)
     return RILL_EUNSUPPORTED;
 }
 
+int rill_config_set_key_groups(rill_config_t *cfg, unsigned groups)
+{
+    (void)cfg, (void)groups;
+    return RILL_EUNSUPPORTED;
+}
+
 int rill_config_set_cluster_auth(rill_config_t *cfg, const char *user_password)
 {
     (void)cfg, (void)user_password;

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/view.h"
 #include "worker_internal.h"
 
 static int valid_id(const char *id)
@@ -88,6 +89,16 @@ int rill_config_set_session_timeout_ms(rill_config_t *cfg, unsigned ms)
     if (ms < 1000 || ms > 120000)
         return RILL_ERANGE;
     cfg->session_ms = ms;
+    return 0;
+}
+
+int rill_config_set_key_groups(rill_config_t *cfg, unsigned groups)
+{
+    if (!cfg)
+        return RILL_EINVAL;
+    if (groups < 1 || groups > RILL_MAX_KEY_GROUPS)
+        return RILL_ERANGE;
+    cfg->key_groups = groups;
     return 0;
 }
 

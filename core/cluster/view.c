@@ -6,12 +6,22 @@
 
 #include "frame/frame.h"
 
-rill_view_t *rill__view_alloc(unsigned n)
+rill_view_t *rill__view_alloc(unsigned n, unsigned groups)
 {
-    rill_view_t *v = calloc(1, sizeof *v + (size_t)n * sizeof v->m[0]);
-    if (v)
+    if (groups == 0 || groups > RILL_MAX_KEY_GROUPS || n > RILL_MAX_MEMBERS)
+        return NULL;
+    rill_view_t *v = calloc(1, sizeof *v + (size_t)n * sizeof v->m[0] + groups);
+    if (v) {
         v->self = -1;
+        v->cap = n;
+        v->groups = groups;
+    }
     return v;
+}
+
+size_t rill__view_bytes(const rill_view_t *v)
+{
+    return sizeof *v + (size_t)v->cap * sizeof v->m[0] + v->groups;
 }
 
 static int by_id(const void *a, const void *b)
@@ -27,6 +37,19 @@ void rill__view_finish(rill_view_t *v, const char *self_id)
         v->m[i].h = rill__hash_bytes(v->m[i].id, strlen(v->m[i].id));
         if (self_id && strcmp(v->m[i].id, self_id) == 0)
             v->self = (int)i;
+    }
+    uint8_t *owner = (uint8_t *)rill__view_table(v);
+    for (unsigned g = 0; g < v->groups; g++) {
+        unsigned best = 0;
+        uint64_t bw = 0;
+        for (unsigned i = 0; i < v->n; i++) {
+            uint64_t w = rill__hrw_weight(g, v->m[i].h);
+            if (i == 0 || w > bw) {
+                best = i;
+                bw = w;
+            }
+        }
+        owner[g] = (uint8_t)best;
     }
 }
 
@@ -138,4 +161,19 @@ const char *rill_view_member_source(const rill_view_t *v, unsigned i)
 int rill_view_owner(const rill_view_t *v, uint64_t key)
 {
     return v && v->n ? rill__view_owner(v, key) : -1;
+}
+
+unsigned rill_view_key_groups(const rill_view_t *v)
+{
+    return v ? v->groups : 0;
+}
+
+unsigned rill_view_key_group(const rill_view_t *v, uint64_t key)
+{
+    return v ? rill__key_group(key, v->groups) : 0;
+}
+
+int rill_view_group_owner(const rill_view_t *v, unsigned group)
+{
+    return v && v->n && group < v->groups ? rill__view_table(v)[group] : -1;
 }

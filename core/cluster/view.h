@@ -1,7 +1,10 @@
-/* Cluster views: an immutable snapshot of the members (sorted by id) and rendezvous
- * (highest-random-weight) ownership of keys over them. A view is published by the
- * cluster thread and read by loops inside their registry read section; it is freed
- * only after every loop has left the sections that could see it. */
+/* Cluster views: an immutable snapshot of the members (sorted by id) and who owns each
+ * key group. A key belongs to one of the cluster's key groups (a fixed number, agreed
+ * through ZooKeeper); a group belongs to the member of highest rendezvous
+ * (highest-random-weight) weight for it, computed once per view into a table, so the
+ * owner of a frame's key is a table lookup. A view is published by the cluster thread
+ * and read by loops inside their registry read section; it is freed only after every
+ * loop has left the sections that could see it. */
 #ifndef RILL_CORE_VIEW_H
 #define RILL_CORE_VIEW_H
 
@@ -13,6 +16,7 @@
 
 #define RILL_MAX_MEMBERS 64
 #define RILL_ID_MAX 64
+#define RILL_MAX_KEY_GROUPS 65536u
 
 typedef struct rill__member {
     char id[RILL_ID_MAX];
@@ -25,14 +29,26 @@ typedef struct rill__member {
 struct rill_view {
     uint64_t epoch; /* cversion of <root>/members */
     unsigned n;
-    int self; /* index of this worker, -1 if absent */
+    int self;        /* index of this worker, -1 if absent */
+    unsigned cap;    /* members allocated; the group table follows m[cap] */
+    unsigned groups; /* key groups of the cluster (>= 1) */
     rill__member_t m[];
 };
 
-/* Allocates a view for n members (zeroed). */
-rill_view_t *rill__view_alloc(unsigned n);
+/* Allocates a view for up to n members and groups key groups (zeroed). */
+rill_view_t *rill__view_alloc(unsigned n, unsigned groups);
 
-/* Sorts members by id, computes their seeds and self (the member named self_id). */
+/* Bytes of v's allocation (a copy takes as many). */
+size_t rill__view_bytes(const rill_view_t *v);
+
+/* group_owner[g]: the index of the member that owns key group g. */
+static inline const uint8_t *rill__view_table(const rill_view_t *v)
+{
+    return (const uint8_t *)&v->m[v->cap];
+}
+
+/* Sorts members by id, computes their seeds, self (the member named self_id) and the
+ * owner of every key group. */
 void rill__view_finish(rill_view_t *v, const char *self_id);
 
 /* Non-zero when a and b have the same members with the same addresses. */
@@ -59,20 +75,21 @@ static inline uint64_t rill__hrw_weight(uint64_t key, uint64_t seed)
     return x;
 }
 
-/* The member with the highest weight owns the key: a view change moves only the keys
- * of the members that joined or left. */
+/* The key group of key among groups: keys are mixed first (applications often use small
+ * sequential keys), then spread evenly by a multiply-shift. */
+static inline unsigned rill__key_group(uint64_t key, unsigned groups)
+{
+    key ^= key >> 31;
+    key *= 0x7fb5d329728ea185ull;
+    key ^= key >> 27;
+    return (unsigned)(((unsigned __int128)key * groups) >> 64);
+}
+
+/* The owner of key's group (v has members): the member of highest weight for the
+ * group, so a view change moves only the groups of the members that joined or left. */
 static inline int rill__view_owner(const rill_view_t *v, uint64_t key)
 {
-    int best = -1;
-    uint64_t bw = 0;
-    for (unsigned i = 0; i < v->n; i++) {
-        uint64_t w = rill__hrw_weight(key, v->m[i].h);
-        if (best < 0 || w > bw) {
-            best = (int)i;
-            bw = w;
-        }
-    }
-    return best;
+    return rill__view_table(v)[rill__key_group(key, v->groups)];
 }
 
 #endif

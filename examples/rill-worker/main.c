@@ -96,6 +96,9 @@ static const char usage[] =
     "                      the first --listen's address and port, a wildcard host replaced\n"
     "                      by the peer address's host)\n"
     "  --session-timeout-ms MS  ZooKeeper session timeout (default 10000)\n"
+    "  --key-groups N      key groups of the cluster, 1..65536 (default 4096): members own\n"
+    "                      groups of keys; the first member to join the root sets the\n"
+    "                      number, the others use it\n"
     "  --zk-auth-file PATH digest credentials 'user:password' for the cluster's znodes, read\n"
     "                      from PATH (or from the environment variable RILL_ZK_AUTH); never\n"
     "                      logged. The znodes then only let that identity change them.\n"
@@ -390,6 +393,7 @@ int main(int argc, char **argv)
         O_ID,
         O_PEER,
         O_SESSION,
+        O_KEY_GROUPS,
         O_AUTHFILE,
         O_METRICS,
         O_CARRY,
@@ -420,6 +424,7 @@ int main(int argc, char **argv)
         {"peer-advertise", required_argument, 0, O_ADVERTISE},
         {"source-advertise", required_argument, 0, O_SOURCE_ADVERTISE},
         {"session-timeout-ms", required_argument, 0, O_SESSION},
+        {"key-groups", required_argument, 0, O_KEY_GROUPS},
         {"zk-auth-file", required_argument, 0, O_AUTHFILE},
         {"metrics", required_argument, 0, O_METRICS},
         {"quiet", no_argument, 0, O_QUIET},
@@ -452,6 +457,7 @@ int main(int argc, char **argv)
         case O_ADVERTISE:
         case O_SOURCE_ADVERTISE:
         case O_SESSION:
+        case O_KEY_GROUPS:
         case O_AUTHFILE:
             if (!(rill_features() & RILL_FEATURE_CLUSTER))
                 BAIL(no_cluster(opts[opt_index].name));
@@ -534,6 +540,11 @@ int main(int argc, char **argv)
             if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX ||
                 rill_config_set_session_timeout_ms(cfg, (unsigned)v) < 0)
                 BAIL(fail_num("bad --session-timeout-ms", optarg));
+            break;
+        case O_KEY_GROUPS:
+            if (parse_u64(optarg, &v) < 0 || v > UINT32_MAX ||
+                rill_config_set_key_groups(cfg, (unsigned)v) < 0)
+                BAIL(fail_num("bad --key-groups (1..65536)", optarg));
             break;
         case O_AUTHFILE:
             auth_file = optarg;

@@ -48,6 +48,7 @@ static int setters_unsupported(rill_config_t *cfg, int *views)
     ASSERT_EQ(rill_config_set_peer_advertise(cfg, "10.0.0.1:7000"), RILL_EUNSUPPORTED);
     ASSERT_EQ(rill_config_set_source_advertise(cfg, "10.0.0.1:7700"), RILL_EUNSUPPORTED);
     ASSERT_EQ(rill_config_set_session_timeout_ms(cfg, 10000), RILL_EUNSUPPORTED);
+    ASSERT_EQ(rill_config_set_key_groups(cfg, 4096), RILL_EUNSUPPORTED);
     ASSERT_EQ(rill_config_set_cluster_auth(cfg, "user:password"), RILL_EUNSUPPORTED);
     ASSERT_EQ(rill_config_set_cluster_auth(cfg, NULL), RILL_EUNSUPPORTED);
     ASSERT_EQ(rill_config_set_view_cb(cfg, view_cb, (uintptr_t)views), RILL_EUNSUPPORTED);
@@ -66,6 +67,7 @@ static int cluster_calls(void)
     ASSERT_EQ(rill_config_set_peer_advertise(cfg, NULL), RILL_EUNSUPPORTED);
     ASSERT_EQ(rill_config_set_source_advertise(cfg, "nonsense"), RILL_EUNSUPPORTED);
     ASSERT_EQ(rill_config_set_session_timeout_ms(cfg, 1), RILL_EUNSUPPORTED);
+    ASSERT_EQ(rill_config_set_key_groups(cfg, 0), RILL_EUNSUPPORTED);
     ASSERT_EQ(rill_config_set_cluster_auth(cfg, "no colon"), RILL_EUNSUPPORTED);
     ASSERT_EQ(rill_config_set_view_cb(NULL, NULL, 0), RILL_EUNSUPPORTED);
 
@@ -97,6 +99,9 @@ static int cluster_calls(void)
     ASSERT_TRUE(rill_view_member_source(NULL, 0) == NULL);
     ASSERT_EQ(rill_view_self(NULL), -1);
     ASSERT_EQ(rill_view_owner(NULL, 42), -1);
+    ASSERT_EQ(rill_view_key_groups(NULL), 0);
+    ASSERT_EQ(rill_view_key_group(NULL, 42), 0);
+    ASSERT_EQ(rill_view_group_owner(NULL, 0), -1);
     rill_view_destroy(NULL);
     ASSERT_EQ(views, 0);
     return 0;

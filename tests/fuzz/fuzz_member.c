@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         strcmp(m.source, m2.source) != 0 || memcmp(&m.sa, &m2.sa, sizeof m.sa) != 0)
         abort();
 
-    rill_view_t *v = rill__view_alloc(2);
+    rill_view_t *v = rill__view_alloc(2, 64);
     if (!v)
         return 0;
     v->n = 2;

@@ -85,6 +85,7 @@ typedef struct tw_opts {
     const char *peer_advertise;   /* NULL: the listener's own address */
     const char *listen;           /* NULL: 127.0.0.1:0 */
     const char *source_advertise; /* NULL: derived from the listener */
+    unsigned key_groups;          /* 0: rill's default */
 } tw_opts_t;
 
 /* The seq computation's record (the leave_hands_keys_over case): how often each sequence
@@ -228,6 +229,7 @@ static int cl_start_opts(cl_t *c, unsigned i, const char *id, const tw_opts_t *o
         (o->source_advertise &&
          (rc = rill_config_set_source_advertise(cfg, o->source_advertise)) < 0) ||
         (o->max_frame && (rc = rill_config_set_max_frame(cfg, o->max_frame)) < 0) ||
+        (o->key_groups && (rc = rill_config_set_key_groups(cfg, o->key_groups)) < 0) ||
         (c->session_ms && (rc = rill_config_set_session_timeout_ms(cfg, c->session_ms)) < 0) ||
         (c->auth && (rc = rill_config_set_cluster_auth(cfg, c->auth)) < 0) ||
         (rc = rill_config_set_view_cb(cfg, view_cb, (uintptr_t)t)) < 0) {
@@ -1127,6 +1129,74 @@ static int ghost_body(cl_t *c)
 /* Every member publishes a source address that GOAWAYs may name: a listener on a wildcard
  * host publishes the peer address's host with the listener's port, one on a given host
  * its own address, and an advertised one exactly what was configured. */
+/* Key groups: the first member's setting is the cluster's (in <root>/key_groups), a
+ * member asking for another number uses the cluster's; every key's owner is its group's,
+ * both members agree on every group, and the groups spread over the members. */
+static int key_groups_body(cl_t *c)
+{
+    tw_opts_t oa = {.key_groups = 64}, ob = {.key_groups = 128};
+    ASSERT_EQ(cl_start_opts(c, 0, "a", &oa), 0);
+    static const unsigned A[] = {0};
+    ASSERT_GE(wait_agree(c, A, 1, "a", VIEW_MS, NULL), 0);
+    ASSERT_EQ(cl_start_opts(c, 1, "b", &ob), 0);
+    static const unsigned AB[] = {0, 1};
+    ASSERT_GE(wait_agree(c, AB, 2, "a,b", VIEW_MS, NULL), 0);
+    ASSERT_EQ(cl_raw(c), 0);
+    char path[300], data[32];
+    int dlen = sizeof data - 1;
+    snprintf(path, sizeof path, "%s/key_groups", c->root);
+    ASSERT_EQ(zoo_get(c->raw, path, 0, data, &dlen, NULL), ZOK);
+    data[dlen] = '\0';
+    ASSERT_STR_EQ(data, "64");
+    rill_view_t *va = rill_worker_view(c->w[0]->w), *vb = rill_worker_view(c->w[1]->w);
+    ASSERT_PTR_NE(va, NULL);
+    ASSERT_PTR_NE(vb, NULL);
+    ASSERT_EQ(rill_view_key_groups(va), 64);
+    ASSERT_EQ(rill_view_key_groups(vb), 64);
+    unsigned owned[2] = {0, 0};
+    for (unsigned g = 0; g < 64; g++) {
+        int o = rill_view_group_owner(va, g);
+        ASSERT_TRUE(o == 0 || o == 1);
+        ASSERT_EQ(rill_view_group_owner(vb, g), o);
+        owned[o]++;
+    }
+    ASSERT_EQ(rill_view_group_owner(va, 64), -1);
+    unsigned used[64] = {0};
+    for (uint64_t k = 0; k < 100000; k++) {
+        unsigned g = rill_view_key_group(va, k);
+        ASSERT_TRUE(g < 64);
+        ASSERT_EQ(rill_view_key_group(vb, k), g);
+        ASSERT_EQ(rill_view_owner(va, k), rill_view_group_owner(va, g));
+        used[g]++;
+    }
+    for (unsigned g = 0; g < 64; g++) /* 100000 / 64 keys each on average */
+        ASSERT_TRUE(used[g] > 1000 && used[g] < 2200);
+    fprintf(stderr, "  64 groups: a owns %u, b %u\n", owned[0], owned[1]);
+    ASSERT_TRUE(owned[0] >= 16 && owned[1] >= 16);
+    rill_view_destroy(va);
+    rill_view_destroy(vb);
+    /* a leaves: b owns every group; the number stays with the cluster */
+    ASSERT_EQ(rill_worker_stop(c->w[0]->w), 0);
+    static const unsigned B[] = {1};
+    ASSERT_GE(wait_agree(c, B, 1, "b", VIEW_MS, NULL), 0);
+    vb = rill_worker_view(c->w[1]->w);
+    ASSERT_PTR_NE(vb, NULL);
+    ASSERT_EQ(rill_view_key_groups(vb), 64);
+    for (unsigned g = 0; g < 64; g++)
+        ASSERT_EQ(rill_view_group_owner(vb, g), 0);
+    rill_view_destroy(vb);
+    return 0;
+}
+
+static int key_groups(void)
+{
+    static cl_t c;
+    cl_init(&c, 0, NULL);
+    int rc = key_groups_body(&c);
+    cl_destroy(&c);
+    return rc;
+}
+
 static int source_address_body(cl_t *c)
 {
     const tw_opts_t oa = {.listen = "0.0.0.0:0"}, oc = {.source_advertise = "10.9.8.7:7000"};
@@ -1788,6 +1858,7 @@ int main(int argc, char **argv)
         {"unreachable_peer", unreachable_peer},
         {"peer_midframe", peer_midframe},
         {"source_address", source_address},
+        {"key_groups", key_groups},
         {"leave_hands_keys_over", leave_hands_keys_over},
         {"no_zookeeper", no_zookeeper},
         {"peer_frame_above_owner_limit", peer_frame_above_owner_limit},

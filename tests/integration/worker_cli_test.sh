@@ -277,6 +277,10 @@ case_cluster_flags()
         bad_args "cluster build: --zk with a bad --cluster-root is the library's error" \
             'bad cluster settings.*invalid argument' --listen 127.0.0.1:0 \
             --zk 127.0.0.1:1 --cluster-root no-slash
+        bad_args "cluster build: --key-groups 0 is refused with its range" \
+            'bad --key-groups (1..65536)' --listen 127.0.0.1:0 --key-groups 0
+        bad_args "cluster build: --key-groups 65537 is refused with its range" \
+            'bad --key-groups (1..65536)' --listen 127.0.0.1:0 --key-groups 65537
         return
     fi
     check "no cluster support: --help exits 0 (got $rc) and says it was built without" \
@@ -288,6 +292,7 @@ case_cluster_flags()
     refused --peer-advertise 10.0.0.1:7000
     refused --source-advertise 10.0.0.1:7700
     refused --session-timeout-ms 5000
+    refused --key-groups 64
     refused --zk-auth-file /dev/null
 }
 

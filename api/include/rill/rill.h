@@ -294,6 +294,12 @@ RILL_EXTERN int rill_config_set_source_advertise(rill_config_t *cfg, const char 
  * for this long the worker considers its membership given up (it keeps serving with the
  * last view and rejoins when it reconnects). Returns 0 or RILL_ERANGE. */
 RILL_EXTERN int rill_config_set_session_timeout_ms(rill_config_t *cfg, unsigned ms);
+/* Key groups of the cluster (default 4096; 1..65536): every key belongs to one group, and
+ * groups, not single keys, are what members own (docs/cluster.md). The number is the
+ * cluster's, agreed through ZooKeeper: the first member to join a root writes its setting
+ * there, and every member uses the number it finds (a different setting is logged and
+ * not used). Returns 0 or RILL_ERANGE. */
+RILL_EXTERN int rill_config_set_key_groups(rill_config_t *cfg, unsigned groups);
 /* Digest authentication "user:password" (copied; never logged). The cluster's znodes are
  * then created with an ACL that lets anyone read them and only this identity change
  * them. NULL clears it. Returns 0 or RILL_EINVAL (no ':'). */
@@ -345,9 +351,15 @@ RILL_EXTERN const char *rill_view_member_addr(const rill_view_t *v, unsigned i);
 RILL_EXTERN const char *rill_view_member_source(const rill_view_t *v, unsigned i);
 /* Index of this worker in v, or -1 when it is not (or no longer) a member. Any thread. */
 RILL_EXTERN int rill_view_self(const rill_view_t *v);
-/* Index of the member that owns key in v (rendezvous hashing), or -1 for an empty view.
- * Any thread. */
+/* Index of the member that owns key in v (the owner of its key group), or -1 for an
+ * empty view. Any thread. */
 RILL_EXTERN int rill_view_owner(const rill_view_t *v, uint64_t key);
+/* The cluster's number of key groups (0 for NULL), the group of key (0 .. groups - 1),
+ * and the index of the member that owns a group (rendezvous hashing of the group over
+ * the members; -1 for an empty view or a bad group). Any thread. */
+RILL_EXTERN unsigned rill_view_key_groups(const rill_view_t *v);
+RILL_EXTERN unsigned rill_view_key_group(const rill_view_t *v, uint64_t key);
+RILL_EXTERN int rill_view_group_owner(const rill_view_t *v, unsigned group);
 
 /* ---------------------------------------------------------------- computations */
 /* The comp id of control frames (docs/protocol.md): no computation may be registered
