@@ -10,14 +10,15 @@
 
 #define LOCAL_ROUNDS 16
 
-void rill__dispatch_init(rill__dispatch_t *d, unsigned idx, unsigned nloops, int clustered,
-                         int dead_letter, uint32_t max_frame, rill__registry_t *reg,
+void rill__dispatch_init(rill__dispatch_t *d, unsigned idx, unsigned nloops, unsigned groups,
+                         int clustered, int dead_letter, uint32_t max_frame, rill__registry_t *reg,
                          rill__links_t *links, rill__handoff_t *handoff, rill__loop_stats_t *stats,
                          rill__log_flags_t *logged, atomic_llong *inflight)
 {
     *d = (rill__dispatch_t){
         .idx = idx,
         .nloops = nloops,
+        .groups = groups,
         .clustered = clustered,
         .dead_letter = dead_letter,
         .max_payload = max_frame - RILL_FRAME_MIN_LEN,
@@ -132,7 +133,7 @@ void rill__dispatch(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int rout
                     misrouted++;
                 }
             }
-            unsigned dst = d->nloops > 1 ? rill__key_loop(v[i].key, d->nloops) : me;
+            unsigned dst = rill__dispatch_key_loop(d, v[i].key);
             if (dst != me) { /* a stateless computation runs where its frame was read */
                 const rill__comp_t *c = rill__dispatch_lookup(d, v[i].comp_id);
                 if (c && (c->flags & RILL_COMP_STATELESS))

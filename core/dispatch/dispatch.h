@@ -42,6 +42,7 @@ typedef struct rill__dispatch {
     rill__log_flags_t *logged;
     atomic_llong *inflight;
     const rill_view_t *view; /* the view of the current registry section, or NULL */
+    unsigned groups;         /* key groups: the view's number, else the configured one */
 
     uint64_t emitted;  /* frames emitted to sinks, not yet added to stats.msgs_out */
     uint32_t cache_id; /* one-entry lookup cache, valid within one read section */
@@ -79,9 +80,23 @@ static inline unsigned rill__key_loop(uint64_t key, unsigned n)
     return (unsigned)(((unsigned __int128)key * n) >> 64);
 }
 
-/* Fills d for loop idx of nloops (the pointers stay owned by the caller). */
-void rill__dispatch_init(rill__dispatch_t *d, unsigned idx, unsigned nloops, int clustered,
-                         int dead_letter, uint32_t max_frame, rill__registry_t *reg,
+/* Which of n loops runs the frames of key group `group`. A group stays on one loop, its
+ * managed state with it: the group, not the key, is what moves between members. */
+static inline unsigned rill__group_loop(unsigned group, unsigned n)
+{
+    return rill__key_loop(group, n);
+}
+
+/* Which loop of this worker runs the frames of key. */
+static inline unsigned rill__dispatch_key_loop(const rill__dispatch_t *d, uint64_t key)
+{
+    return d->nloops > 1 ? rill__group_loop(rill__key_group(key, d->groups), d->nloops) : d->idx;
+}
+
+/* Fills d for loop idx of nloops, with `groups` key groups until a view says otherwise
+ * (the pointers stay owned by the caller). */
+void rill__dispatch_init(rill__dispatch_t *d, unsigned idx, unsigned nloops, unsigned groups,
+                         int clustered, int dead_letter, uint32_t max_frame, rill__registry_t *reg,
                          rill__links_t *links, rill__handoff_t *handoff, rill__loop_stats_t *stats,
                          rill__log_flags_t *logged, atomic_llong *inflight);
 void rill__dispatch_free(rill__dispatch_t *d);
@@ -91,6 +106,8 @@ static inline void rill__dispatch_begin(rill__dispatch_t *d, const rill_view_t *
 {
     d->cache_comp = NULL;
     d->view = view;
+    if (view && view->groups)
+        d->groups = view->groups;
 }
 
 /* Registry lookup with a one-entry cache: a run of frames for one computation costs one

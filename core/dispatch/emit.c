@@ -67,7 +67,7 @@ int rill_emit_comp(rill_emitter_t *em, uint32_t comp_id, uint64_t key, const voi
     } else if (d->clustered) {
         RILL_STAT_ADD(d->stats->misrouted, 1); /* no view yet: applied without an owner */
     }
-    unsigned dst = d->nloops > 1 ? rill__key_loop(key, d->nloops) : d->idx;
+    unsigned dst = rill__dispatch_key_loop(d, key);
     if (dst != d->idx) { /* a stateless computation runs on the loop that emitted to it */
         const rill__comp_t *c = rill__dispatch_lookup(d, comp_id);
         if (c && (c->flags & RILL_COMP_STATELESS))

@@ -69,9 +69,9 @@ int rill__loop_new(rill__loop_t **out, rill_worker_t *w, unsigned idx)
         rill__loop_free(l);
         return RILL_ENOMEM;
     }
-    rill__dispatch_init(&l->dispatch, idx, w->nloops, w->cfg.clustered, w->cfg.dead_letter_sink,
-                        w->cfg.max_frame, w->reg, &l->links, &l->handoff, &l->stats, &w->logged,
-                        &w->inflight);
+    rill__dispatch_init(&l->dispatch, idx, w->nloops, w->cfg.key_groups, w->cfg.clustered,
+                        w->cfg.dead_letter_sink, w->cfg.max_frame, w->reg, &l->links, &l->handoff,
+                        &l->stats, &w->logged, &w->inflight);
     pthread_mutex_init(&l->handover_mu, NULL);
     if (rill__ackin_init(l) < 0) {
         rill__loop_free(l);

@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatch/dispatch.h" /* rill__key_loop: which loop of a worker owns a key */
+#include "dispatch/dispatch.h" /* rill__group_loop: which loop of a worker runs a key group */
 #include "fault/acked_peers.h"
 #include "harness.h"
 #include "integration/tcp_util.h"
@@ -174,7 +174,8 @@ static int views_ready(member_t *mb)
                 for (unsigned m = 0; m < 2; m++)
                     for (unsigned l = 0; l < LOOPS; l++)
                         for (uint64_t k = KEY_BASE;; k++)
-                            if (rill_view_owner(v, k) == (int)m && rill__key_loop(k, LOOPS) == l) {
+                            if (rill_view_owner(v, k) == (int)m &&
+                                rill__group_loop(rill_view_key_group(v, k), LOOPS) == l) {
                                 atomic_store(&key_on[m][l], k);
                                 break;
                             }
