@@ -468,6 +468,14 @@ int rill_comp_register_flags(rill_worker_t *w, uint32_t id, const char *name,
     return rill__registry_add_flags(w->reg, id, name, ops, ctx, flags);
 }
 
+int rill_comp_register_state(rill_worker_t *w, uint32_t id, const char *name,
+                             const rill_state_ops_t *ops, uintptr_t ctx, uint32_t value_size)
+{
+    if (!w || id == RILL_CONTROL_COMP_ID)
+        return RILL_EINVAL;
+    return rill__registry_add_state(w->reg, id, name, ops, ctx, value_size);
+}
+
 int rill_comp_unregister(rill_worker_t *w, uint32_t id)
 {
     if (!w)
@@ -503,12 +511,14 @@ int rill_comp_list(rill_worker_t *w, uint32_t *ids, size_t n)
 }
 
 /* Generated from the counter table (stats/counters.h): LOOPS rows are summed over the
- * loops, CLUSTER rows read from the cluster module. */
+ * loops, CLUSTER rows read from the cluster module, REGISTRY rows from the registry. */
 #define SUM_LOOPS_(name) s.name += RILL_STAT_GET(ls->name);
 #define SUM_CLUSTER_(name)
+#define SUM_REGISTRY_(name)
 #define SUM_(name, kind, source, line, metric, help) SUM_##source##_(name)
 #define READ_LOOPS_(name)
 #define READ_CLUSTER_(name) s.name = rill__cluster_##name(w->cluster);
+#define READ_REGISTRY_(name) s.name = rill__registry_##name(w->reg);
 #define READ_(name, kind, source, line, metric, help) READ_##source##_(name)
 
 int rill_worker_stats(const rill_worker_t *w, rill_stats_t *out, size_t size)
@@ -528,9 +538,11 @@ int rill_worker_stats(const rill_worker_t *w, rill_stats_t *out, size_t size)
 
 #undef SUM_LOOPS_
 #undef SUM_CLUSTER_
+#undef SUM_REGISTRY_
 #undef SUM_
 #undef READ_LOOPS_
 #undef READ_CLUSTER_
+#undef READ_REGISTRY_
 #undef READ_
 
 rill_view_t *rill_worker_view(rill_worker_t *w)

@@ -36,13 +36,46 @@ func (e *compEntry) batch(loop int, ms []Message, em *Emitter) (rc int) {
 			rc = e.recovered(loop, v)
 		}
 	}()
-	if err := e.comp.Batch(loop, ms, em); err != nil {
-		if code, ok := err.(Errno); ok && code < 0 {
-			return int(code)
-		}
-		return -1
+	return resultCode(e.comp.Batch(loop, ms, em))
+}
+
+// resultCode is what a callback returns to rill for err: 0, the Errno, or -1.
+func resultCode(err error) int {
+	if err == nil {
+		return 0
 	}
-	return 0
+	if code, ok := err.(Errno); ok && code < 0 {
+		return int(code)
+	}
+	return -1
+}
+
+//export rillgoBatchState
+func rillgoBatchState(h C.uintptr_t, loop C.unsigned, msgs *C.rill_msg_t, values *unsafe.Pointer,
+	n C.size_t, em *C.rill_emitter_t) *C.rillgo_scratch_t {
+	e, ok := cgo.Handle(h).Value().(*compEntry)
+	if !ok || e.stateComp == nil || int(loop) >= e.w.threads {
+		return nil
+	}
+	ems := &e.w.emitters[loop]
+	ems.begin(em)
+	ems.valueSize = e.valueSize
+	var ms []Message
+	st := State{size: e.valueSize}
+	if n > 0 {
+		ms = unsafe.Slice((*Message)(unsafe.Pointer(msgs)), int(n))
+		st.values = unsafe.Slice(values, int(n))
+	}
+	return ems.end(e.batchState(int(loop), ms, st, ems))
+}
+
+func (e *compEntry) batchState(loop int, ms []Message, st State, em *Emitter) (rc int) {
+	defer func() {
+		if v := recover(); v != nil {
+			rc = e.recovered(loop, v)
+		}
+	}()
+	return resultCode(e.stateComp.BatchState(loop, ms, st, em))
 }
 
 //export rillgoFlush
@@ -53,6 +86,7 @@ func rillgoFlush(h C.uintptr_t, loop C.unsigned, em *C.rill_emitter_t) *C.rillgo
 	}
 	ems := &e.w.emitters[loop]
 	ems.begin(em)
+	ems.valueSize = e.valueSize
 	return ems.end(e.flush(int(loop), ems))
 }
 

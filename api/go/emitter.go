@@ -36,6 +36,8 @@ type Emitter struct {
 	// nothing else fills or empties a loop's sink queue while its callback runs.
 	roomKnown uint32
 	room      [maxSinks]int64
+	// The value size of the managed computation being called back (0: not managed).
+	valueSize int
 }
 
 func (e *Emitter) init(w *Worker, scr *C.rillgo_scratch_t) {
@@ -50,6 +52,7 @@ func (e *Emitter) begin(em *C.rill_emitter_t) {
 	e.nrec = 0
 	e.used = 0
 	e.roomKnown = 0
+	e.valueSize = 0
 }
 
 // end publishes the call's result and records for the shim, and retires the emitter.
@@ -163,4 +166,36 @@ func (e *Emitter) spill() error {
 		return Errno(rc)
 	}
 	return nil
+}
+
+// ScanState calls fn with every key of this loop's managed state whose value is not all
+// zero, and a view of the value, until fn returns false or the keys run out. The view is
+// writable (writing zeros deletes the key) and valid only until the call that received
+// em returns. Only in the BatchState or Flush call of a computation registered with
+// [Worker.RegisterState]: [ErrInvalid] in any other, [ErrState] outside a call. One cgo
+// call fetches 256 keys.
+func (e *Emitter) ScanState(fn func(key uint64, value []byte) bool) error {
+	if e.em == nil {
+		return ErrState
+	}
+	if e.valueSize == 0 {
+		return ErrInvalid
+	}
+	keys := unsafe.Slice(e.scr.scan_keys, C.RILLGO_SCAN)
+	values := unsafe.Slice(e.scr.scan_values, C.RILLGO_SCAN)
+	var cursor C.uint64_t
+	for {
+		got := C.rill_state_scan(e.em, &cursor, e.scr.scan_keys, e.scr.scan_values, C.RILLGO_SCAN)
+		if got < 0 {
+			return Errno(got)
+		}
+		if got == 0 {
+			return nil
+		}
+		for i := 0; i < int(got); i++ {
+			if !fn(uint64(keys[i]), unsafe.Slice((*byte)(values[i]), e.valueSize)) {
+				return nil
+			}
+		}
+	}
 }

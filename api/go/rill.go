@@ -263,6 +263,36 @@ type Releaser interface {
 	Release()
 }
 
+// StateComputation processes batches for a computation whose per-key state rill keeps
+// (managed state, docs/state.md), registered with [Worker.RegisterState]. BatchState has
+// Batch's rules; state holds the value of each message's key, so that a batch costs one
+// cgo crossing however many keys it has.
+type StateComputation interface {
+	BatchState(loop int, msgs []Message, state State, em *Emitter) error
+}
+
+// StateValueMax is the largest value size of a computation with managed state
+// (RILL_STATE_VALUE_MAX).
+const StateValueMax = C.RILL_STATE_VALUE_MAX
+
+// State is the values of one batch's keys: Value(i) belongs to msgs[i].Key. Valid only
+// during the BatchState call that received it.
+type State struct {
+	values []unsafe.Pointer // rill's array: values[i] is msgs[i]'s value
+	size   int
+}
+
+// Value returns the value of message i's key: a writable view of rill's memory, the size
+// given to RegisterState, all zero for a key that has no value yet. Messages of one key in
+// a batch share one value. A value that is all zero counts as absent: writing zeros
+// deletes the key. rill stores the bytes as they are (on this machine's byte order).
+func (s State) Value(i int) []byte {
+	return unsafe.Slice((*byte)(s.values[i]), s.size)
+}
+
+// Len returns the number of values (the batch's messages).
+func (s State) Len() int { return len(s.values) }
+
 // BatchFunc adapts a function to the Computation interface.
 type BatchFunc func(loop int, msgs []Message, em *Emitter) error
 
@@ -310,15 +340,18 @@ type Worker struct {
 
 // compEntry is what a registration's cgo.Handle refers to.
 type compEntry struct {
-	w        *Worker
-	id       uint32
-	name     string
-	comp     Computation
-	flusher  Flusher
-	releaser Releaser
-	handle   cgo.Handle
-	panics   atomic.Uint64
-	released bool // guarded by w.mu
+	w    *Worker
+	id   uint32
+	name string
+	comp Computation
+	// A computation with managed state: stateComp instead of comp, and its value size.
+	stateComp StateComputation
+	valueSize int
+	flusher   Flusher
+	releaser  Releaser
+	handle    cgo.Handle
+	panics    atomic.Uint64
+	released  bool // guarded by w.mu
 }
 
 // liveHandles counts the cgo.Handles of registrations whose release has not run yet.
@@ -572,7 +605,25 @@ func (w *Worker) ListenerPort(i int) (int, error) {
 // computation may also implement [Flusher] and [Releaser]. Returns [ErrExist] when id is
 // taken.
 func (w *Worker) Register(id uint32, name string, comp Computation) error {
-	return w.register(id, name, comp, 0, "Register")
+	if comp == nil {
+		return opError(fmt.Sprintf("Register %d (%q)", id, name), ErrInvalid)
+	}
+	return w.register(&compEntry{id: id, name: name, comp: comp}, comp, 0, "Register")
+}
+
+// RegisterState registers comp as a computation with managed state
+// (rill_comp_register_state): rill keeps valueSize bytes (1..[StateValueMax]) per key in
+// memory of its own, with the key's key group on the loop that runs the group, and hands
+// every batch its keys' values. comp may also implement [Flusher] (whose Flush may go
+// through the loop's values with [Emitter.ScanState]) and [Releaser]. docs/state.md says
+// what is kept across a membership change. Returns [ErrInvalid] for a valueSize out of
+// range, [ErrExist] when id is taken.
+func (w *Worker) RegisterState(id uint32, name string, valueSize int, comp StateComputation) error {
+	if comp == nil || valueSize < 1 || valueSize > StateValueMax {
+		return opError(fmt.Sprintf("RegisterState %d (%q)", id, name), ErrInvalid)
+	}
+	e := &compEntry{id: id, name: name, stateComp: comp, valueSize: valueSize}
+	return w.register(e, comp, 0, "RegisterState")
 }
 
 // RegisterStateless registers comp like [Worker.Register], for a computation that keeps
@@ -582,23 +633,26 @@ func (w *Worker) Register(id uint32, name string, comp Computation) error {
 // loops at once; those of one connection still arrive in order. In a cluster a message
 // still goes to the member that owns its key.
 func (w *Worker) RegisterStateless(id uint32, name string, comp Computation) error {
-	return w.register(id, name, comp, C.RILL_COMP_STATELESS, "RegisterStateless")
+	if comp == nil {
+		return opError(fmt.Sprintf("RegisterStateless %d (%q)", id, name), ErrInvalid)
+	}
+	e := &compEntry{id: id, name: name, comp: comp}
+	return w.register(e, comp, C.RILL_COMP_STATELESS, "RegisterStateless")
 }
 
-func (w *Worker) register(id uint32, name string, comp Computation, flags C.unsigned,
-	what string) error {
+// register registers e (id, name and comp or stateComp set); impl is the user's value,
+// which may implement Flusher and Releaser.
+func (w *Worker) register(e *compEntry, impl any, flags C.unsigned, what string) error {
+	id, name := e.id, e.name
 	op := func() string { return fmt.Sprintf("%s %d (%q)", what, id, name) }
-	if comp == nil {
-		return opError(op(), ErrInvalid)
-	}
 	w.life.RLock()
 	defer w.life.RUnlock()
 	if w.c == nil {
 		return opError(op(), ErrClosed)
 	}
-	e := &compEntry{w: w, id: id, name: name, comp: comp}
-	e.flusher, _ = comp.(Flusher)
-	e.releaser, _ = comp.(Releaser)
+	e.w = w
+	e.flusher, _ = impl.(Flusher)
+	e.releaser, _ = impl.(Releaser)
 	e.handle = cgo.NewHandle(e)
 	liveHandles.Add(1)
 	cname := C.CString(name)
@@ -606,7 +660,13 @@ func (w *Worker) register(id uint32, name string, comp Computation, flags C.unsi
 	if e.flusher != nil {
 		withFlush = 1
 	}
-	rc := C.rillgo_register(w.c, C.uint32_t(id), cname, C.uintptr_t(e.handle), withFlush, flags)
+	var rc C.int
+	if e.stateComp != nil {
+		rc = C.rillgo_register_state(w.c, C.uint32_t(id), cname, C.uintptr_t(e.handle), withFlush,
+			C.uint32_t(e.valueSize))
+	} else {
+		rc = C.rillgo_register(w.c, C.uint32_t(id), cname, C.uintptr_t(e.handle), withFlush, flags)
+	}
 	C.free(unsafe.Pointer(cname))
 	if rc < 0 {
 		// rill did not take ctx and will not call release: the handle is ours to delete.

@@ -20,7 +20,9 @@ rillgo_scratch_t *rillgo_scratch_new(unsigned n, uint32_t caprec, uint32_t cap)
         s[i].data = malloc(cap);
         s[i].caprec = caprec;
         s[i].cap = cap;
-        if (!s[i].recs || !s[i].data) {
+        s[i].scan_keys = malloc(RILLGO_SCAN * sizeof *s[i].scan_keys);
+        s[i].scan_values = malloc(RILLGO_SCAN * sizeof *s[i].scan_values);
+        if (!s[i].recs || !s[i].data || !s[i].scan_keys || !s[i].scan_values) {
             rillgo_scratch_free(s, n);
             return NULL;
         }
@@ -35,6 +37,8 @@ void rillgo_scratch_free(rillgo_scratch_t *s, unsigned n)
     for (unsigned i = 0; i < n; i++) {
         free(s[i].recs);
         free(s[i].data);
+        free(s[i].scan_keys);
+        free(s[i].scan_values);
     }
     free(s);
 }
@@ -73,6 +77,19 @@ static int shim_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *msgs, size
     return rc < 0 ? rc : rrc;
 }
 
+/* The same for a computation with managed state: one C->Go call with the batch and its
+ * values. */
+static int shim_state_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *msgs,
+                            void *const *values, size_t n, rill_emitter_t *em)
+{
+    rillgo_scratch_t *s = rillgoBatchState(ctx, loop, (rill_msg_t *)msgs, (void **)values, n, em);
+    if (!s)
+        return RILL_EINVAL;
+    int rc = s->rc;
+    int rrc = s->nrec ? rillgo_replay(s, em) : 0;
+    return rc < 0 ? rc : rrc;
+}
+
 static void shim_flush(uintptr_t ctx, unsigned loop, rill_emitter_t *em)
 {
     rillgo_scratch_t *s = rillgoFlush(ctx, loop, em);
@@ -92,6 +109,16 @@ int rillgo_register(rill_worker_t *w, uint32_t id, const char *name, uintptr_t h
                     unsigned flags)
 {
     return rill_comp_register_flags(w, id, name, with_flush ? &ops_flush : &ops_plain, h, flags);
+}
+
+static const rill_state_ops_t state_ops_flush = {shim_state_batch, shim_flush, shim_release};
+static const rill_state_ops_t state_ops_plain = {shim_state_batch, NULL, shim_release};
+
+int rillgo_register_state(rill_worker_t *w, uint32_t id, const char *name, uintptr_t h,
+                          int with_flush, uint32_t vsize)
+{
+    return rill_comp_register_state(w, id, name, with_flush ? &state_ops_flush : &state_ops_plain,
+                                    h, vsize);
 }
 
 /* ---------------------------------------------------------------- benchmark hook */

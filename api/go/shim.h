@@ -23,9 +23,13 @@ typedef struct rillgo_scratch {
     uint8_t *data;
     uint32_t nrec; /* records written by Go in this call */
     uint32_t caprec;
-    uint32_t cap; /* bytes in data */
-    int rc;       /* the Go computation's result for this call */
+    uint32_t cap;        /* bytes in data */
+    int rc;              /* the Go computation's result for this call */
+    uint64_t *scan_keys; /* RILLGO_SCAN keys and values for one rill_state_scan */
+    void **scan_values;
 } rillgo_scratch_t;
+
+#define RILLGO_SCAN 256
 
 /* Returns n scratch buffers (one per loop), or NULL when out of memory. */
 rillgo_scratch_t *rillgo_scratch_new(unsigned n, uint32_t caprec, uint32_t cap);
@@ -49,6 +53,11 @@ void rillgo_set_log_callback(void);
  * RILL_COMP_* flags. */
 int rillgo_register(rill_worker_t *w, uint32_t id, const char *name, uintptr_t h, int with_flush,
                     unsigned flags);
+
+/* Registers handle h under id as a computation with managed state of vsize bytes per
+ * key (rill_comp_register_state). */
+int rillgo_register_state(rill_worker_t *w, uint32_t id, const char *name, uintptr_t h,
+                          int with_flush, uint32_t vsize);
 
 /* Benchmark hook: calls the Go batch callback of handle h `iters` times with the same
  * batch, on the calling thread (new_thread = 0) or on a new pthread (new_thread = 1).

@@ -79,6 +79,7 @@ type Stats struct {
 	StageQueuedBytes uint64 // frames waiting to be handed to another loop
 	HeldBuffers      uint64 // received buffers held back by backpressure
 	SinksUp          uint64 // sink connections up, over all loops (one per loop and sink)
+	StateBytes       uint64 // gauge: memory managed state holds (bytes)
 
 	// Cluster counters (zero for a worker that is not clustered).
 	Forwarded   uint64 // frames sent to the member that owns their key
@@ -222,6 +223,7 @@ func statsFromC(st *C.rill_stats_t) Stats {
 		AckedConns:       uint64(st.acked_conns),
 		ErrAuth:          uint64(st.err_auth),
 		SinksUp:          uint64(st.sinks_up),
+		StateBytes:       uint64(st.state_bytes),
 		SinkQueuedBytes:  uint64(st.sink_queued_bytes),
 		StageQueuedBytes: uint64(st.stage_queued_bytes),
 		HeldBuffers:      uint64(st.held_buffers),

@@ -38,7 +38,7 @@ func tableCounters(t *testing.T) []string {
 	if err != nil {
 		t.Fatalf("the counter table: %v", err)
 	}
-	rows := regexp.MustCompile(`(?m)^\s*X\((\w+),\s*(COUNTER|GAUGE),\s*(LOOPS|CLUSTER),`).
+	rows := regexp.MustCompile(`(?m)^\s*X\((\w+),\s*(COUNTER|GAUGE),\s*(LOOPS|CLUSTER|REGISTRY),`).
 		FindAllSubmatch(src, -1)
 	var names []string
 	for _, r := range rows {

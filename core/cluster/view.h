@@ -13,6 +13,7 @@
 
 #include "net/addr.h"
 #include "rill/rill.h"
+#include "util/key_group.h"
 
 #define RILL_MAX_MEMBERS 64
 #define RILL_ID_MAX 64
@@ -73,16 +74,6 @@ static inline uint64_t rill__hrw_weight(uint64_t key, uint64_t seed)
     x *= 0x94d049bb133111ebull;
     x ^= x >> 31;
     return x;
-}
-
-/* The key group of key among groups: keys are mixed first (applications often use small
- * sequential keys), then spread evenly by a multiply-shift. */
-static inline unsigned rill__key_group(uint64_t key, unsigned groups)
-{
-    key ^= key >> 31;
-    key *= 0x7fb5d329728ea185ull;
-    key ^= key >> 27;
-    return (unsigned)(((unsigned __int128)key * groups) >> 64);
 }
 
 /* The owner of key's group (v has members): the member of highest weight for the

@@ -2,9 +2,11 @@
  * the computations. */
 #include "dispatch/dispatch.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "state/state.h"
 #include "util/clock.h"
 #include "util/stat.h"
 
@@ -58,25 +60,38 @@ static void unknown(rill__dispatch_t *d, const rill_msg_t *v, size_t n)
                    v[0].comp_id);
     if (d->dead_letter < 0 || v[0].comp_id == RILL_CONTROL_COMP_ID)
         return; /* a sink would take the reserved id for a control frame */
-    struct rill_emitter em = {d};
+    struct rill_emitter em = {d, NULL};
     rill_emit_sink_msgs(&em, d->dead_letter, v, n);
     publish_emitted(d);
 }
 
 static void call(rill__dispatch_t *d, const rill__comp_t *c, const rill_msg_t *v, size_t n)
 {
-    struct rill_emitter em = {d};
+    struct rill_emitter em = {d, c};
     uint64_t t0 = rill__now_ns(); /* per batch, never per message */
-    int rc = c->ops.batch(c->ctx, d->idx, v, n, &em);
+    int rc, no_state = 0;
+    if (!c->state)
+        rc = c->ops.batch(c->ctx, d->idx, v, n, &em);
+    else if ((rc = rill__state_prepare(c->state, d->idx, d->groups, v, n, d->values)) == 0)
+        rc = c->state_batch(c->ctx, d->idx, v, d->values, n, &em);
+    else
+        no_state = 1; /* not called: its values could not be made */
     uint64_t ns = rill__now_ns() - t0;
     publish_emitted(d);
     uint64_t errors = 0;
     if (rc < 0) {
         errors = n;
         RILL_STAT_ADD(d->stats->comp_errors, n);
-        rill__log_once(&d->logged->comp_err,
-                       "computation %u (%s) returned %d; its failures are counted in comp_errors",
-                       c->id, c->name, rc);
+        if (no_state)
+            rill__log_once(&d->logged->comp_err,
+                           "computation %u (%s): no memory for its state; batches it could not "
+                           "be given are counted in comp_errors",
+                           c->id, c->name);
+        else
+            rill__log_once(&d->logged->comp_err,
+                           "computation %u (%s) returned %d; its failures are counted in "
+                           "comp_errors",
+                           c->id, c->name, rc);
     }
     rill__comp_count(c, d->idx, n, errors, ns);
 }
@@ -196,11 +211,20 @@ void rill__dispatch_flush(rill__dispatch_t *d)
     const rill__comp_t *const *all = rill__registry_list(d->reg, &count);
     for (size_t i = 0; i < count; i++) {
         if (all[i]->ops.flush) {
-            struct rill_emitter em = {d};
+            struct rill_emitter em = {d, all[i]};
             all[i]->ops.flush(all[i]->ctx, d->idx, &em);
             publish_emitted(d);
         }
     }
+}
+
+int rill_state_scan(rill_emitter_t *em, uint64_t *cursor, uint64_t *keys, void **values, size_t max)
+{
+    if (!em || !em->c || !em->c->state || !cursor || !keys || !values)
+        return RILL_EINVAL;
+    if (max > INT_MAX)
+        max = INT_MAX;
+    return rill__state_scan(em->c->state, em->d->idx, cursor, keys, values, max);
 }
 
 /* Decodes and dispatches every frame of buf[0..len) (rill's own encoding). */

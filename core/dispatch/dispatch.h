@@ -49,6 +49,7 @@ typedef struct rill__dispatch {
     const rill__comp_t *cache_comp;
     rill_msg_t mine[RILL_BATCH_MAX];
     rill_msg_t scratch[RILL_BATCH_MAX];
+    void *values[RILL_BATCH_MAX]; /* a managed computation's values for its batch */
 
     /* emit_comp to a key this loop owns: processed after the current batch. Origin
      * markers as in the handoff rings (handoff/stage.h) keep each frame's origin. */
@@ -65,9 +66,12 @@ typedef struct rill__dispatch {
     uint64_t ran_local[RILL_ORIGINS];
 } rill__dispatch_t;
 
+_Static_assert(RILL_BATCH_MAX <= RILL_STATE_BATCH_MAX, "a run of views fits one state lookup");
+
 /* The emitter handed to callbacks. */
 struct rill_emitter {
     rill__dispatch_t *d;
+    const rill__comp_t *c; /* the computation called back */
 };
 
 /* Which loop owns key among n loops. Keys are mixed first: applications often use

@@ -282,11 +282,10 @@ int rill__registry_add(rill__registry_t *r, uint32_t id, const char *name,
     return rill__registry_add_flags(r, id, name, ops, ctx, 0);
 }
 
-int rill__registry_add_flags(rill__registry_t *r, uint32_t id, const char *name,
-                             const rill_comp_ops_t *ops, uintptr_t ctx, unsigned flags)
+/* Adds the entry e describes (ops, ctx, flags, state_batch, state): the registry owns it
+ * from here on, success or not. */
+static int add_entry(rill__registry_t *r, uint32_t id, const char *name, const rill__comp_t *e)
 {
-    if (r == NULL || ops == NULL || ops->batch == NULL || (flags & ~RILL_COMP_STATELESS))
-        return RILL_EINVAL;
     if (name == NULL)
         name = "";
 
@@ -296,14 +295,13 @@ int rill__registry_add_flags(rill__registry_t *r, uint32_t id, const char *name,
     size_t counters = sizeof(rill__comp_counters_t) * r->nreaders;
     size_t size = round_up(head + counters + name_len + 1, CACHELINE);
     char *block = aligned_alloc(CACHELINE, size);
-    if (block == NULL)
+    if (block == NULL) {
+        rill__state_free(e->state);
         return RILL_ENOMEM;
+    }
     rill__comp_t *c = (rill__comp_t *)block;
-    memset(c, 0, sizeof(*c));
+    *c = *e;
     c->id = id;
-    c->ops = *ops;
-    c->ctx = ctx;
-    c->flags = flags;
     c->counters = (rill__comp_counters_t *)(block + head);
     memset(c->counters, 0, counters);
     c->name = block + head + counters;
@@ -340,8 +338,36 @@ out:
     pthread_mutex_unlock(&r->lock);
     if (s)
         free(deferred_hdr(s));
+    if (c)
+        rill__state_free(c->state);
     free(c);
     return rc;
+}
+
+int rill__registry_add_flags(rill__registry_t *r, uint32_t id, const char *name,
+                             const rill_comp_ops_t *ops, uintptr_t ctx, unsigned flags)
+{
+    if (r == NULL || ops == NULL || ops->batch == NULL || (flags & ~RILL_COMP_STATELESS))
+        return RILL_EINVAL;
+    return add_entry(r, id, name, &(rill__comp_t){.ops = *ops, .ctx = ctx, .flags = flags});
+}
+
+int rill__registry_add_state(rill__registry_t *r, uint32_t id, const char *name,
+                             const rill_state_ops_t *ops, uintptr_t ctx, uint32_t vsize)
+{
+    if (r == NULL || ops == NULL || ops->batch == NULL || vsize == 0 ||
+        vsize > RILL_STATE_VALUE_MAX)
+        return RILL_EINVAL;
+    rill__state_t *st = rill__state_new(r->nreaders, vsize);
+    if (!st)
+        return RILL_ENOMEM;
+    rill__comp_t e = {
+        .ops = {NULL, ops->flush, ops->release},
+        .ctx = ctx,
+        .state_batch = ops->batch,
+        .state = st,
+    };
+    return add_entry(r, id, name, &e);
 }
 
 static void wait_cb(ck_epoch_t *e, ck_epoch_record_t *rec, void *arg)
@@ -401,8 +427,20 @@ int rill__registry_remove(rill__registry_t *r, uint32_t id)
 
     if (c->ops.release)
         c->ops.release(c->ctx);
+    rill__state_free(c->state);
     free(c);
     return 0;
+}
+
+uint64_t rill__registry_state_bytes(rill__registry_t *r)
+{
+    uint64_t b = 0;
+    pthread_mutex_lock(&r->lock);
+    for (size_t i = 0; i < r->snap->n; i++)
+        if (r->snap->items[i]->state)
+            b += rill__state_bytes(r->snap->items[i]->state);
+    pthread_mutex_unlock(&r->lock);
+    return b;
 }
 
 void rill__registry_enter(rill__registry_t *r, unsigned reader)

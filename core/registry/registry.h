@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "rill/rill.h"
+#include "state/state.h"
 
 /* Upper bounds of the batch time buckets in ns (inclusive), UINT64_MAX for the last one
  * and beyond: the table behind rill_batch_bucket_le_ns. */
@@ -36,6 +37,10 @@ typedef struct rill__comp {
     uintptr_t ctx;
     unsigned flags;                  /* RILL_COMP_* given at registration */
     rill__comp_counters_t *counters; /* nreaders slots */
+    /* A managed computation (rill_comp_register_state): its batch callback and its state;
+     * ops.batch is then NULL. */
+    rill_state_batch_cb state_batch;
+    rill__state_t *state;
 } rill__comp_t;
 
 typedef struct rill__registry rill__registry_t;
@@ -55,6 +60,14 @@ int rill__registry_add(rill__registry_t *r, uint32_t id, const char *name,
 /* The same, with RILL_COMP_* flags (RILL_EINVAL for an unknown bit). */
 int rill__registry_add_flags(rill__registry_t *r, uint32_t id, const char *name,
                              const rill_comp_ops_t *ops, uintptr_t ctx, unsigned flags);
+
+/* Adds a managed computation whose values take vsize bytes (1..RILL_STATE_VALUE_MAX).
+ * Returns as rill__registry_add. */
+int rill__registry_add_state(rill__registry_t *r, uint32_t id, const char *name,
+                             const rill_state_ops_t *ops, uintptr_t ctx, uint32_t vsize);
+
+/* Memory the managed state of every registered computation holds (bytes). Any thread. */
+uint64_t rill__registry_state_bytes(rill__registry_t *r);
 
 /* Removes id, waits until no reader can still use the entry, runs its release callback
  * on this thread and frees it. Returns 0 or RILL_ENOENT. Must not be called by a thread

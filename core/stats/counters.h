@@ -14,7 +14,8 @@
  *   kind    COUNTER (monotonic) or GAUGE (a current value, may go down)
  *   source  LOOPS: each loop counts its own (RILL_STAT_ADD/SET on its loop stats) and
  *           rill_worker_stats sums the loops; CLUSTER: read from rill__cluster_<name>()
- *           (0 for a worker that is not clustered)
+ *           (0 for a worker that is not clustered); REGISTRY: read from
+ *           rill__registry_<name>() (summed over the registered computations)
  *   line    the token in rill-worker's stats line ("" when the line does not show it)
  *   metric  the sample's name in /metrics; rows of one family (same name before '{') differ
  *           by a label given as {label="value"}. Units are Prometheus's base units, never
@@ -127,7 +128,9 @@
     X(err_auth, COUNTER, LOOPS, "", "rill_protocol_errors_total{reason=\"auth\"}",            \
       "Peer connections refused: they did not prove the cluster's credentials.")              \
     X(sinks_up, GAUGE, LOOPS, "", "rill_sink_connections_up",                                  \
-      "Sink connections up now, over all loops (each loop has one to each sink).")
+      "Sink connections up now, over all loops (each loop has one to each sink).")            \
+    X(state_bytes, GAUGE, REGISTRY, "state", "rill_state_bytes",                               \
+      "Memory the managed state of the registered computations holds now (bytes).")
 /* clang-format on */
 
 /* Prometheus TYPE of a kind. */

@@ -10,12 +10,14 @@
 
 #define RILL__LOOP_STAT_LOOPS_(name) uint64_t name;
 #define RILL__LOOP_STAT_CLUSTER_(name)
+#define RILL__LOOP_STAT_REGISTRY_(name)
 #define RILL__LOOP_STAT_(name, kind, source, line, metric, help) RILL__LOOP_STAT_##source##_(name)
 typedef struct rill__loop_stats {
     RILL__COUNTERS(RILL__LOOP_STAT_)
 } rill__loop_stats_t;
 #undef RILL__LOOP_STAT_
 #undef RILL__LOOP_STAT_CLUSTER_
+#undef RILL__LOOP_STAT_REGISTRY_
 #undef RILL__LOOP_STAT_LOOPS_
 
 #endif

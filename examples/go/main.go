@@ -1,10 +1,12 @@
 // wordcount: a small program that embeds rill and counts words in Go.
 //
-// It listens for text lines (line framing: `nc` or `socat` can feed it), sends every line
-// to a Go computation that counts words with per-key state kept per loop (no locks: all
-// lines of one key reach one loop), and when it stops — on SIGINT/SIGTERM, or after
-// -duration — prints the counts. With -sink HOST:PORT it also emits one v1 frame per
-// word and count ("word count") to that sink when it flushes.
+// It listens for text lines (line framing: `nc` or `socat` can feed it). A stateless Go
+// computation splits each line into words and sends every word, keyed by its hash, to a
+// second computation whose per-word counts rill keeps (managed state: each batch comes
+// with its words' values, so Go needs no map and no lock, and no cgo call per word).
+// When it stops — on SIGINT/SIGTERM, or after -duration — it prints the counts. With
+// -sink HOST:PORT it also emits one v1 frame per word and count ("word count") to that
+// sink.
 //
 //	./examples/go/run                       (builds what is needed, then runs this)
 //	printf 'to be or not to be\n' | nc -q1 127.0.0.1 7700
@@ -12,8 +14,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"flag"
 	"fmt"
+	"hash/fnv"
 	"log"
 	"os"
 	"os/signal"
@@ -25,35 +29,67 @@ import (
 	"rill.dev/rill"
 )
 
-const countID = 1
+const (
+	splitID = 1 // lines, from the listener
+	countID = 2 // words, keyed by their hash
+)
 
-// wordCount keeps one map per loop: loop i's map is touched only by loop i's thread.
+// A word's value in rill's managed state: its count (8 bytes), then the word itself (its
+// length, then up to maxWord bytes) so that the counts can be printed.
+const (
+	maxWord   = 55
+	valueSize = 8 + 1 + maxWord
+)
+
+// split sends each word of each line to the counter. It keeps nothing per key, so it is
+// registered stateless and runs on the loop that read the line.
+var split = rill.BatchFunc(func(loop int, msgs []rill.Message, em *rill.Emitter) error {
+	for i := range msgs {
+		for _, w := range bytes.Fields(msgs[i].Data()) {
+			w = bytes.ToLower(w)
+			h := fnv.New64a()
+			h.Write(w)
+			if err := em.ToComp(countID, h.Sum64(), w); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+})
+
+// wordCount counts the words of its batches in their values.
 type wordCount struct {
-	perLoop []map[string]uint64
-	sink    bool
+	sink  bool
+	final []map[string]uint64 // per loop: the counts of its last flush
 }
 
-func (c *wordCount) Batch(loop int, msgs []rill.Message, em *rill.Emitter) error {
-	m := c.perLoop[loop]
+func (c *wordCount) BatchState(loop int, msgs []rill.Message, st rill.State, em *rill.Emitter) error {
 	for i := range msgs {
-		// Data() is a view of rill's receive buffer, valid during this call only:
-		// string(w) copies each word before it becomes a map key.
-		for _, w := range bytes.Fields(msgs[i].Data()) {
-			m[string(bytes.ToLower(w))]++
+		v := st.Value(i)
+		n := binary.LittleEndian.Uint64(v)
+		if n == 0 { // a word this loop has not seen: keep its text
+			v[8] = byte(copy(v[9:], msgs[i].Data()))
 		}
+		binary.LittleEndian.PutUint64(v, n+1)
 	}
 	return nil
 }
 
-// Flush runs on each loop when the worker stops (and every -flush interval): it emits
-// this loop's counts to the sink.
+// Flush runs on each loop when the worker stops (rill.Config.FlushInterval could make it
+// periodic): it goes through the loop's counts, keeps them for printing and emits them
+// to the sink.
 func (c *wordCount) Flush(loop int, em *rill.Emitter) {
-	if !c.sink {
-		return
-	}
-	for w, n := range c.perLoop[loop] {
-		em.ToSink(0, countID, uint64(loop), []byte(w+" "+strconv.FormatUint(n, 10)))
-	}
+	counts := map[string]uint64{}
+	em.ScanState(func(key uint64, v []byte) bool {
+		word := string(v[9 : 9+int(v[8])])
+		n := binary.LittleEndian.Uint64(v)
+		counts[word] = n
+		if c.sink {
+			em.ToSink(0, countID, key, []byte(word+" "+strconv.FormatUint(n, 10)))
+		}
+		return true
+	})
+	c.final[loop] = counts
 }
 
 func main() {
@@ -65,7 +101,7 @@ func main() {
 	flag.Parse()
 
 	cfg := rill.Config{Threads: *threads,
-		Listeners: []rill.Listener{{Addr: *listen, Framing: rill.FramingLine, CompID: countID}}}
+		Listeners: []rill.Listener{{Addr: *listen, Framing: rill.FramingLine, CompID: splitID}}}
 	if *sink != "" {
 		cfg.Sinks = []string{*sink}
 	}
@@ -74,11 +110,11 @@ func main() {
 		log.Fatal(err)
 	}
 	defer w.Close()
-	wc := &wordCount{perLoop: make([]map[string]uint64, w.Threads()), sink: *sink != ""}
-	for i := range wc.perLoop {
-		wc.perLoop[i] = map[string]uint64{}
+	wc := &wordCount{sink: *sink != "", final: make([]map[string]uint64, w.Threads())}
+	if err := w.RegisterStateless(splitID, "split", split); err != nil {
+		log.Fatal(err)
 	}
-	if err := w.Register(countID, "wordcount", wc); err != nil {
+	if err := w.RegisterState(countID, "wordcount", valueSize, wc); err != nil {
 		log.Fatal(err)
 	}
 	if err := w.Start(); err != nil {
@@ -101,9 +137,10 @@ func main() {
 		log.Fatal(err)
 	}
 
-	// The loops have exited: their maps may be read from here.
+	// The loops have exited: what their last flush kept may be read from here. A word
+	// lives on one loop; words longer than maxWord bytes are shown cut.
 	total := map[string]uint64{}
-	for _, m := range wc.perLoop {
+	for _, m := range wc.final {
 		for k, n := range m {
 			total[k] += n
 		}

@@ -15,103 +15,61 @@ static int passthrough_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, 
     return 0;
 }
 
-/* count: one open-addressing table per loop thread. A key always lands on the same loop,
- * so a table is only touched by its own thread and needs no lock. */
-typedef struct count_entry {
-    uint64_t key;
-    uint64_t count;   /* 0 = empty slot */
+/* count: a managed computation (docs/state.md). rill keeps each key's value and hands the
+ * batch a pointer to it per message, so count keeps no table of its own. */
+typedef struct count_value {
+    uint64_t count;   /* frames of the key (0: the key has none) */
     uint64_t emitted; /* count at the last emission */
-} count_entry_t;
+} count_value_t;
 
-typedef struct count_table {
-    count_entry_t *slots;
-    size_t cap, used;
-    char pad[64 - sizeof(void *) - 2 * sizeof(size_t)];
-} count_table_t;
-
-typedef struct count_state {
+typedef struct count_cfg {
     int sink;
     uint64_t every;
-    unsigned nloops;
-    count_table_t tables[];
-} count_state_t;
+} count_cfg_t;
 
-static inline size_t slot_of(uint64_t key, size_t cap)
-{
-    key ^= key >> 31;
-    key *= 0x7fb5d329728ea185ull;
-    key ^= key >> 27;
-    return (size_t)key & (cap - 1);
-}
-
-static int table_grow(count_table_t *t)
-{
-    size_t cap = t->cap ? t->cap * 2 : 1024;
-    count_entry_t *s = calloc(cap, sizeof *s);
-    if (!s)
-        return -1;
-    for (size_t i = 0; i < t->cap; i++) {
-        if (!t->slots[i].count)
-            continue;
-        size_t j = slot_of(t->slots[i].key, cap);
-        while (s[j].count)
-            j = (j + 1) & (cap - 1);
-        s[j] = t->slots[i];
-    }
-    free(t->slots);
-    t->slots = s;
-    t->cap = cap;
-    return 0;
-}
-
-static void emit_count(rill_emitter_t *em, int sink, count_entry_t *e)
+static void emit_count(rill_emitter_t *em, int sink, uint64_t key, count_value_t *v)
 {
     char text[24];
-    int len = snprintf(text, sizeof text, "%llu", (unsigned long long)e->count);
-    rill_emit_sink(em, sink, BUILTIN_COUNT_ID, e->key, text, (size_t)len);
-    e->emitted = e->count;
+    int len = snprintf(text, sizeof text, "%llu", (unsigned long long)v->count);
+    rill_emit_sink(em, sink, BUILTIN_COUNT_ID, key, text, (size_t)len);
+    v->emitted = v->count;
 }
 
-static int count_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n,
-                       rill_emitter_t *em)
+static int count_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, void *const *values,
+                       size_t n, rill_emitter_t *em)
 {
-    count_state_t *st = (count_state_t *)ctx;
-    count_table_t *t = &st->tables[loop];
+    (void)loop;
+    const count_cfg_t *cfg = (const count_cfg_t *)ctx;
     for (size_t i = 0; i < n; i++) {
-        if (2 * (t->used + 1) > t->cap && table_grow(t) < 0)
-            return -1;
-        size_t j = slot_of(m[i].key, t->cap);
-        while (t->slots[j].count && t->slots[j].key != m[i].key)
-            j = (j + 1) & (t->cap - 1);
-        count_entry_t *e = &t->slots[j];
-        if (!e->count) {
-            e->key = m[i].key;
-            t->used++;
-        }
-        e->count++;
-        if (st->every && st->sink >= 0 && e->count % st->every == 0)
-            emit_count(em, st->sink, e);
+        count_value_t *v = values[i];
+        v->count++;
+        if (cfg->every && cfg->sink >= 0 && v->count % cfg->every == 0)
+            emit_count(em, cfg->sink, m[i].key, v);
     }
     return 0;
 }
 
+/* Emits every count that changed since it was last emitted. */
 static void count_flush(uintptr_t ctx, unsigned loop, rill_emitter_t *em)
 {
-    count_state_t *st = (count_state_t *)ctx;
-    count_table_t *t = &st->tables[loop];
-    if (st->sink < 0)
+    (void)loop;
+    const count_cfg_t *cfg = (const count_cfg_t *)ctx;
+    if (cfg->sink < 0)
         return;
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->slots[i].count && t->slots[i].count != t->slots[i].emitted)
-            emit_count(em, st->sink, &t->slots[i]);
+    uint64_t cursor = 0, keys[256];
+    void *values[256];
+    int got;
+    while ((got = rill_state_scan(em, &cursor, keys, values, 256)) > 0)
+        for (int i = 0; i < got; i++) {
+            count_value_t *v = values[i];
+            if (v->count != v->emitted)
+                emit_count(em, cfg->sink, keys[i], v);
+        }
 }
 
 static void count_release(uintptr_t ctx)
 {
-    count_state_t *st = (count_state_t *)ctx;
-    for (unsigned i = 0; i < st->nloops; i++)
-        free(st->tables[i].slots);
-    free(st);
+    free((count_cfg_t *)ctx);
 }
 
 int builtins_register(rill_worker_t *w, int sink, uint64_t count_every)
@@ -122,16 +80,15 @@ int builtins_register(rill_worker_t *w, int sink, uint64_t count_every)
                                       (uintptr_t)(sink + 1), RILL_COMP_STATELESS);
     if (rc < 0)
         return rc;
-    unsigned nloops = rill_worker_threads(w);
-    count_state_t *st = calloc(1, sizeof *st + nloops * sizeof st->tables[0]);
-    if (!st)
+    count_cfg_t *cfg = malloc(sizeof *cfg);
+    if (!cfg)
         return RILL_ENOMEM;
-    st->sink = sink;
-    st->every = count_every;
-    st->nloops = nloops;
-    static const rill_comp_ops_t count = {count_batch, count_flush, count_release};
-    rc = rill_comp_register(w, BUILTIN_COUNT_ID, "count", &count, (uintptr_t)st);
+    cfg->sink = sink;
+    cfg->every = count_every;
+    static const rill_state_ops_t count = {count_batch, count_flush, count_release};
+    rc = rill_comp_register_state(w, BUILTIN_COUNT_ID, "count", &count, (uintptr_t)cfg,
+                                  sizeof(count_value_t));
     if (rc < 0)
-        count_release((uintptr_t)st);
+        count_release((uintptr_t)cfg);
     return rc;
 }

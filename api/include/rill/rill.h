@@ -403,6 +403,28 @@ typedef struct rill_comp_ops {
     rill_release_cb release; /* optional */
 } rill_comp_ops_t;
 
+/*
+ * The batch callback of a computation whose per-key state rill keeps (managed state,
+ * docs/state.md). values[i] points to the value of msgs[i].key: value_size bytes (as
+ * registered), 8-byte aligned, all zero for a key the loop has no value for, read and
+ * written in place. Messages of one key in a batch share one value, so a callback that
+ * goes through msgs in order sees each message's effect in the next one. A value that is
+ * all zero counts as absent: writing zeros deletes the key. The pointers are valid only
+ * during the call. Otherwise the rules of rill_batch_cb.
+ */
+typedef int (*rill_state_batch_cb)(uintptr_t ctx, unsigned loop, const rill_msg_t *msgs,
+                                   void *const *values, size_t n, rill_emitter_t *em);
+
+typedef struct rill_state_ops {
+    rill_state_batch_cb batch; /* required */
+    rill_flush_cb flush;       /* optional: it may go through the loop's values with
+                                * rill_state_scan */
+    rill_release_cb release;   /* optional */
+} rill_state_ops_t;
+
+/* Largest value_size of a managed computation. */
+#define RILL_STATE_VALUE_MAX 4096u
+
 /* ---------------------------------------------------------------- worker */
 
 /*
@@ -520,6 +542,30 @@ enum {
 /* rill_comp_register with RILL_COMP_* flags (RILL_EINVAL for an unknown bit). */
 RILL_EXTERN int rill_comp_register_flags(rill_worker_t *w, uint32_t id, const char *name,
                                          const rill_comp_ops_t *ops, uintptr_t ctx, unsigned flags);
+
+/*
+ * Registers a computation with managed state: rill keeps a value of value_size bytes
+ * (1..RILL_STATE_VALUE_MAX) per key, in memory of its own, and hands each batch the
+ * values of its keys (rill_state_batch_cb). A key's value lives with its key group
+ * (rill_view_key_group) on the loop that runs the group. The values are freed when the
+ * registration ends, after release. Returns as rill_comp_register (RILL_EINVAL also for a
+ * value_size out of range). docs/state.md says what is and is not kept across a
+ * membership change.
+ */
+RILL_EXTERN int rill_comp_register_state(rill_worker_t *w, uint32_t id, const char *name,
+                                         const rill_state_ops_t *ops, uintptr_t ctx,
+                                         uint32_t value_size);
+
+/*
+ * Goes through the calling loop's values of the managed computation being called back
+ * (from its batch or flush callback, with that callback's emitter): stores up to max
+ * keys and pointers to their values, from *cursor on (0 to begin), advances *cursor and
+ * returns how many it stored, 0 once there are no more. Keys whose value is all zero are
+ * skipped. The pointers are valid, and writable, until the callback returns. Returns
+ * RILL_EINVAL when em is not a managed computation's or an argument is NULL.
+ */
+RILL_EXTERN int rill_state_scan(rill_emitter_t *em, uint64_t *cursor, uint64_t *keys, void **values,
+                                size_t max);
 
 /*
  * Removes the computation registered under id, waits until no loop can still call it,
@@ -648,6 +694,7 @@ typedef struct rill_stats {
     uint64_t acked_conns;        /* gauge: source connections that began with HELLO */
     uint64_t err_auth;           /* peer connections refused: no proof of the credentials */
     uint64_t sinks_up;           /* gauge: sink connections up, over all loops */
+    uint64_t state_bytes;        /* gauge: memory managed state holds (docs/state.md) */
 } rill_stats_t;
 
 /*

@@ -1,0 +1,134 @@
+/* A managed computation's state: see state.h. */
+#include "state/state.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/key_group.h"
+#include "util/stat.h"
+
+rill__state_t *rill__state_new(unsigned nloops, uint32_t vsize)
+{
+    rill__state_t *s = aligned_alloc(64, (sizeof *s + nloops * sizeof s->loops[0] + 63) / 64 * 64);
+    if (!s)
+        return NULL;
+    memset(s, 0, sizeof *s + nloops * sizeof s->loops[0]);
+    s->vsize = vsize;
+    s->stride = rill__state_stride(vsize);
+    s->nloops = nloops;
+    return s;
+}
+
+static void tables_free(rill__state_table_t *t, unsigned groups)
+{
+    if (!t)
+        return;
+    for (unsigned g = 0; g < groups; g++)
+        rill__state_table_free(&t[g]);
+    free(t);
+}
+
+void rill__state_free(rill__state_t *s)
+{
+    if (!s)
+        return;
+    for (unsigned i = 0; i < s->nloops; i++)
+        tables_free(s->loops[i].tables, s->loops[i].groups);
+    free(s);
+}
+
+static uint64_t tables_bytes(const rill__state_t *s, const rill__state_table_t *t, unsigned groups)
+{
+    uint64_t b = (uint64_t)groups * sizeof *t;
+    for (unsigned g = 0; g < groups; g++)
+        b += rill__state_table_bytes(&t[g], s->stride);
+    return b;
+}
+
+/* Files the loop's keys under `groups` groups: the loop started before its worker knew the
+ * cluster's number. */
+static int regroup(rill__state_t *s, rill__state_loop_t *l, unsigned groups)
+{
+    rill__state_table_t *n = calloc(groups, sizeof *n);
+    if (!n)
+        return RILL_ENOMEM;
+    for (unsigned g = 0; g < l->groups; g++) {
+        const rill__state_table_t *t = &l->tables[g];
+        uint32_t pos = 0;
+        uint64_t key;
+        void *value;
+        while (rill__state_table_next(t, s->stride, s->vsize, &pos, &key, &value)) {
+            rill__state_table_t *to = &n[rill__key_group(key, groups)];
+            if (rill__state_table_reserve(to, s->stride, s->vsize, 1, 1) < 0) {
+                tables_free(n, groups);
+                return RILL_ENOMEM;
+            }
+            memcpy(rill__state_table_get(to, s->stride, key), value, s->vsize);
+        }
+    }
+    tables_free(l->tables, l->groups);
+    l->tables = n;
+    l->groups = groups;
+    RILL_STAT_SET(l->bytes, tables_bytes(s, n, groups));
+    return 0;
+}
+
+int rill__state_prepare(rill__state_t *s, unsigned loop, unsigned groups, const rill_msg_t *v,
+                        size_t n, void **values)
+{
+    rill__state_loop_t *l = &s->loops[loop];
+    if (l->groups != groups && regroup(s, l, groups) < 0)
+        return RILL_ENOMEM;
+    unsigned gi[RILL_STATE_BATCH_MAX];
+    for (size_t i = 0; i < n; i++) {
+        unsigned g = gi[i] = rill__key_group(v[i].key, groups);
+        rill__state_table_t *t = &l->tables[g];
+        if (!rill__state_table_fits(t, 1)) {
+            /* A rebuild moves the values already handed to this batch: keep its new
+             * (still zero) keys and look them up again. A table the batch has not used
+             * yet drops its zero values instead. */
+            int used = 0;
+            for (size_t j = 0; j < i && !used; j++)
+                used = gi[j] == g;
+            uint64_t before = rill__state_table_bytes(t, s->stride);
+            if (rill__state_table_reserve(t, s->stride, s->vsize, 1, used) < 0)
+                return RILL_ENOMEM;
+            RILL_STAT_ADD(l->bytes, rill__state_table_bytes(t, s->stride) - before);
+            for (size_t j = 0; j < i && used; j++)
+                if (gi[j] == g)
+                    values[j] = rill__state_table_find(t, s->stride, v[j].key);
+        }
+        values[i] = rill__state_table_get(t, s->stride, v[i].key);
+    }
+    return 0;
+}
+
+int rill__state_scan(rill__state_t *s, unsigned loop, uint64_t *cursor, uint64_t *keys,
+                     void **values, size_t max)
+{
+    rill__state_loop_t *l = &s->loops[loop];
+    uint64_t g = *cursor >> 32;
+    uint32_t pos = (uint32_t)*cursor;
+    size_t got = 0;
+    while (got < max && g < l->groups) {
+        if (rill__state_table_next(&l->tables[g], s->stride, s->vsize, &pos, &keys[got],
+                                   &values[got])) {
+            got++;
+        } else {
+            g++;
+            pos = 0;
+        }
+    }
+    if (g >= l->groups)
+        g = l->groups, pos = 0;
+    *cursor = g << 32 | pos;
+    return (int)got;
+}
+
+uint64_t rill__state_bytes(const rill__state_t *s)
+{
+    uint64_t b = 0;
+    for (unsigned i = 0; i < s->nloops; i++)
+        b += RILL_STAT_GET(s->loops[i].bytes);
+    return b;
+}

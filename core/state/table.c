@@ -1,0 +1,154 @@
+/* One key group's managed state: see table.h. */
+#include "state/table.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "rill/rill.h"
+
+#define MIN_CAP 8u
+
+/* Keys of one group share the top bits of the group's mix (rill__key_group): the table
+ * mixes them again with other constants before it uses any bit. */
+static inline uint64_t table_hash(uint64_t key)
+{
+    key ^= key >> 30;
+    key *= 0xbf58476d1ce4e5b9ull;
+    key ^= key >> 27;
+    key *= 0x94d049bb133111ebull;
+    key ^= key >> 31;
+    return key;
+}
+
+static inline uint8_t tag_of(uint64_t h)
+{
+    return (uint8_t)(0x80u | (h >> 57));
+}
+
+int rill__state_value_is_zero(const void *v, uint32_t vsize)
+{
+    const uint8_t *p = v;
+    /* Values start 8-byte aligned: whole words first, then the tail. */
+    uint32_t words = vsize / 8;
+    for (uint32_t i = 0; i < words; i++) {
+        uint64_t w;
+        memcpy(&w, p + 8 * i, 8);
+        if (w)
+            return 0;
+    }
+    for (uint32_t i = words * 8; i < vsize; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
+static uint8_t *slot_at(const rill__state_table_t *t, uint32_t stride, uint32_t i)
+{
+    return t->slots + (size_t)i * stride;
+}
+
+/* Puts key (known absent) in a table with room; returns its slot. */
+static uint8_t *place(rill__state_table_t *t, uint32_t stride, uint64_t key, uint64_t h)
+{
+    uint32_t mask = t->cap - 1, i = (uint32_t)h & mask;
+    while (t->ctrl[i])
+        i = (i + 1) & mask;
+    t->ctrl[i] = tag_of(h);
+    t->used++;
+    uint8_t *s = slot_at(t, stride, i);
+    memcpy(s, &key, 8);
+    return s;
+}
+
+/* Whether slot i is dropped by a rebuild. */
+static int dropped(const rill__state_table_t *t, uint32_t stride, uint32_t vsize, uint32_t i,
+                   int keep_zero)
+{
+    return !t->ctrl[i] ||
+           (!keep_zero && rill__state_value_is_zero(slot_at(t, stride, i) + 8, vsize));
+}
+
+int rill__state_table_reserve(rill__state_table_t *t, uint32_t stride, uint32_t vsize,
+                              uint32_t extra, int keep_zero)
+{
+    if (rill__state_table_fits(t, extra))
+        return 0;
+    uint64_t live = 0;
+    for (uint32_t i = 0; i < t->cap; i++)
+        live += !dropped(t, stride, vsize, i, keep_zero);
+    uint64_t cap = MIN_CAP;
+    while ((live + extra) > cap / 4 * 3)
+        cap *= 2;
+    if (cap > (1ull << 31))
+        return RILL_ENOMEM;
+    rill__state_table_t n = {
+        .ctrl = calloc(cap, 1),
+        .slots = calloc(cap, stride),
+        .cap = (uint32_t)cap,
+    };
+    if (!n.ctrl || !n.slots) {
+        free(n.ctrl);
+        free(n.slots);
+        return RILL_ENOMEM;
+    }
+    for (uint32_t i = 0; i < t->cap; i++) {
+        if (dropped(t, stride, vsize, i, keep_zero))
+            continue;
+        const uint8_t *s = slot_at(t, stride, i);
+        uint64_t key;
+        memcpy(&key, s, 8);
+        memcpy(place(&n, stride, key, table_hash(key)), s, stride);
+    }
+    free(t->ctrl);
+    free(t->slots);
+    *t = n;
+    return 0;
+}
+
+void *rill__state_table_find(const rill__state_table_t *t, uint32_t stride, uint64_t key)
+{
+    if (!t->cap)
+        return NULL;
+    uint64_t h = table_hash(key);
+    uint8_t tag = tag_of(h);
+    uint32_t mask = t->cap - 1;
+    for (uint32_t i = (uint32_t)h & mask; t->ctrl[i]; i = (i + 1) & mask) {
+        if (t->ctrl[i] != tag)
+            continue;
+        uint8_t *s = slot_at(t, stride, i);
+        uint64_t k;
+        memcpy(&k, s, 8);
+        if (k == key)
+            return s + 8;
+    }
+    return NULL;
+}
+
+void *rill__state_table_get(rill__state_table_t *t, uint32_t stride, uint64_t key)
+{
+    void *v = rill__state_table_find(t, stride, key);
+    return v ? v : place(t, stride, key, table_hash(key)) + 8;
+}
+
+int rill__state_table_next(const rill__state_table_t *t, uint32_t stride, uint32_t vsize,
+                           uint32_t *pos, uint64_t *key, void **value)
+{
+    for (uint32_t i = *pos; i < t->cap; i++) {
+        uint8_t *s = slot_at(t, stride, i);
+        if (!t->ctrl[i] || rill__state_value_is_zero(s + 8, vsize))
+            continue;
+        memcpy(key, s, 8);
+        *value = s + 8;
+        *pos = i + 1;
+        return 1;
+    }
+    *pos = t->cap;
+    return 0;
+}
+
+void rill__state_table_free(rill__state_table_t *t)
+{
+    free(t->ctrl);
+    free(t->slots);
+    *t = (rill__state_table_t){0};
+}
