@@ -80,6 +80,11 @@ type Stats struct {
 	HeldBuffers      uint64 // received buffers held back by backpressure
 	SinksUp          uint64 // sink connections up, over all loops (one per loop and sink)
 	StateBytes       uint64 // gauge: memory managed state holds (bytes)
+	GroupsOwned      uint64 // gauge: key groups this member owns (with managed state registered)
+	GroupsMoved      uint64 // key groups whose managed state this member sent to a new owner
+	HandoffWaitNs    uint64 // time groups new to this member held their frames back, summed
+	StateLostGroups  uint64 // key groups that ran on without their managed state
+	StateRejected    uint64 // chunks of managed state refused
 
 	// Cluster counters (zero for a worker that is not clustered).
 	Forwarded   uint64 // frames sent to the member that owns their key
@@ -224,6 +229,11 @@ func statsFromC(st *C.rill_stats_t) Stats {
 		ErrAuth:          uint64(st.err_auth),
 		SinksUp:          uint64(st.sinks_up),
 		StateBytes:       uint64(st.state_bytes),
+		GroupsOwned:      uint64(st.groups_owned),
+		GroupsMoved:      uint64(st.groups_moved),
+		HandoffWaitNs:    uint64(st.handoff_wait_ns),
+		StateLostGroups:  uint64(st.state_lost_groups),
+		StateRejected:    uint64(st.state_rejected),
 		SinkQueuedBytes:  uint64(st.sink_queued_bytes),
 		StageQueuedBytes: uint64(st.stage_queued_bytes),
 		HeldBuffers:      uint64(st.held_buffers),

@@ -53,6 +53,20 @@ void rill__view_finish(rill_view_t *v, const char *self_id)
     }
 }
 
+int rill__view_runner_up(const rill_view_t *v, unsigned g)
+{
+    int owner = rill__view_table(v)[g], best = -1;
+    uint64_t bw = 0;
+    for (unsigned i = 0; i < v->n; i++) {
+        uint64_t w = rill__hrw_weight(g, v->m[i].h);
+        if ((int)i != owner && (best < 0 || w > bw)) {
+            best = (int)i;
+            bw = w;
+        }
+    }
+    return best;
+}
+
 int rill__view_same_members(const rill_view_t *a, const rill_view_t *b)
 {
     if (!a || !b || a->n != b->n)

@@ -52,6 +52,10 @@ static inline const uint8_t *rill__view_table(const rill_view_t *v)
  * owner of every key group. */
 void rill__view_finish(rill_view_t *v, const char *self_id);
 
+/* The member that would own group g if its owner were not in v (the group's second
+ * rendezvous choice), or -1 when v has one member. */
+int rill__view_runner_up(const rill_view_t *v, unsigned g);
+
 /* Non-zero when a and b have the same members with the same addresses. */
 int rill__view_same_members(const rill_view_t *a, const rill_view_t *b);
 

@@ -40,6 +40,13 @@ void rill__dispatch_free(rill__dispatch_t *d)
     rill__decoder_free(&d->local_dec);
     rill__buf_free(&d->local);
     rill__buf_free(&d->local_run);
+    for (unsigned g = 0; d->park && g < d->park_groups; g++)
+        if (d->park[g]) {
+            rill__buf_free(&d->park[g]->buf);
+            free(d->park[g]);
+        }
+    free(d->park);
+    free(d->arrived);
 }
 
 /* rill_emit_sink counts in a plain field; stats see it once per callback. */
@@ -108,16 +115,230 @@ int rill__dispatch_forward(rill__dispatch_t *d, int member, const rill_msg_t *m)
     return rill__link_append(d->links, k, m->comp_id, m->key, m->data, m->len);
 }
 
-/* Origin markers among n views of a handoff ring or the local queue (route LOCAL): the
- * last one sets the origin of what follows. A control comp id from anywhere else is an
- * unknown computation. */
-static void markers(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int route)
+/* ------------------------------------------------------------ managed state's handoff */
+
+int rill__dispatch_park_init(rill__dispatch_t *d)
 {
-    if (route != RILL_ROUTE_LOCAL) {
-        unknown(d, v, n);
+    if (d->park && d->park_groups == d->groups)
+        return 0;
+    if (d->parked_groups)
+        return RILL_ENOMEM; /* the groups changed under parks: cannot happen (views keep them) */
+    rill__park_t **park = calloc(d->groups, sizeof *park);
+    uint8_t *arrived = calloc(d->groups, 1);
+    if (!park || !arrived) {
+        free(park);
+        free(arrived);
+        return RILL_ENOMEM;
+    }
+    free(d->park);
+    free(d->arrived);
+    d->park = park;
+    d->arrived = arrived;
+    d->park_groups = d->groups;
+    return 0;
+}
+
+int rill__dispatch_park(rill__dispatch_t *d, unsigned g, uint64_t now)
+{
+    if (d->park[g])
+        return 0;
+    rill__park_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return RILL_ENOMEM;
+    p->origin = RILL_ORIGINS;
+    p->since_ns = now;
+    d->park[g] = p;
+    d->parked_groups++;
+    return 0;
+}
+
+/* Stops waiting for group g's state (it arrived, or lost says it never will): its frames
+ * are replayed at the loop's next step. */
+static void park_ready(rill__dispatch_t *d, rill__park_t *p, int lost)
+{
+    if (p->ready)
+        return;
+    p->ready = 1;
+    p->lost = (uint8_t)lost;
+    d->ready_groups++;
+}
+
+void rill__dispatch_park_ready(rill__dispatch_t *d, unsigned g, int lost)
+{
+    park_ready(d, d->park[g], lost);
+}
+
+static void park_put(rill__dispatch_t *d, rill__park_t *p, const rill_msg_t *m)
+{
+    long fs = rill__origin_put(&p->buf, &p->origin, d->origin, m->comp_id, m->key, m->data, m->len);
+    if (fs < 0) {
+        RILL_STAT_ADD(d->stats->handoff_dropped, 1);
+        park_ready(d, p, 1);
         return;
     }
-    d->origin = v[n - 1].key < RILL_ORIGINS ? (unsigned)v[n - 1].key : RILL_ORIGIN_LAST;
+    p->frames++;
+    d->park_bytes += (size_t)fs;
+    if (d->park_bytes > RILL_PARK_MAX_BYTES) {
+        rill__log_once(&d->logged->park_full,
+                       "loop %u holds back over %u MiB of frames waiting for key groups' state: "
+                       "those groups run on without it (counted in state_lost_groups)",
+                       d->idx, RILL_PARK_MAX_BYTES >> 20);
+        park_ready(d, p, 1);
+    }
+}
+
+static void call(rill__dispatch_t *d, const rill__comp_t *c, const rill_msg_t *v, size_t n);
+
+/* A managed computation's batch in a cluster: each frame runs only on the member that
+ * owns its key group (any other member forwards it there, up to the last hop depth) and
+ * only once the group's state is here (until then it is held back). */
+static void call_managed(rill__dispatch_t *d, const rill__comp_t *c, const rill_msg_t *v, size_t n)
+{
+    const rill_view_t *view = d->view;
+    if (!view || !view->n) {
+        /* A member without its first view does not know which groups are its own: it
+         * holds their frames back until it does (rill__moves_adopt), unless such a wait
+         * already ran out (no ZooKeeper: it serves alone, as an unclustered worker). */
+        if (!d->clustered || d->preview_expired || rill__dispatch_park_init(d) < 0) {
+            call(d, c, v, n);
+            return;
+        }
+        for (size_t i = 0; i < n; i++) {
+            unsigned g = rill__key_group(v[i].key, d->groups);
+            if (d->park[g] || rill__dispatch_park(d, g, rill__now_ns()) == 0)
+                park_put(d, d->park[g], &v[i]);
+            else
+                call(d, c, &v[i], 1);
+        }
+        return;
+    }
+    if (view->groups != d->groups || (d->park && d->park_groups != d->groups)) {
+        call(d, c, v, n);
+        return;
+    }
+    const uint8_t *owner = rill__view_table(view);
+    size_t m = 0;
+    uint64_t forwarded = 0, misrouted = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned g = rill__key_group(v[i].key, d->groups);
+        if ((int)owner[g] != view->self) {
+            /* A member that left its view runs nothing of a group; the others forward up
+             * to the last hop depth. */
+            if (d->origin < RILL_ORIGIN_LAST || view->self < 0) {
+                forwarded += rill__dispatch_forward(d, owner[g], &v[i]) == 0;
+                continue;
+            }
+            /* The last hop, and the members' views still differ: hold it back until this
+             * member's view changes (rill__moves_adopt), at most RILL_HANDOFF_WAIT_MS. */
+            misrouted++;
+            if (d->park && (d->park[g] || rill__dispatch_park(d, g, rill__now_ns()) == 0)) {
+                park_put(d, d->park[g], &v[i]);
+                continue;
+            }
+        }
+        rill__park_t *p = d->park ? d->park[g] : NULL;
+        if (p) {
+            park_put(d, p, &v[i]);
+            continue;
+        }
+        d->apply[m++] = v[i];
+    }
+    if (forwarded)
+        RILL_STAT_ADD(d->stats->forwarded, forwarded);
+    if (misrouted)
+        RILL_STAT_ADD(d->stats->misrouted, misrouted);
+    if (m)
+        call(d, c, d->apply, m);
+}
+
+/* A chunk of a key group's managed state from the member that owned it. */
+static void chunk_arrived(rill__dispatch_t *d, const rill_msg_t *m)
+{
+    rill__chunk_t ch;
+    const rill_view_t *view = d->view;
+    if (rill__chunk_parse(m->data, m->len, &ch) < 0 || ch.groups != d->groups ||
+        rill__dispatch_park_init(d) < 0) {
+        RILL_STAT_ADD(d->stats->state_rejected, 1);
+        rill__log_once(&d->logged->state_chunk,
+                       "a chunk of managed state that does not parse or is for another number "
+                       "of key groups: dropped (further ones only counted in state_rejected)");
+        return;
+    }
+    rill__park_t *p = d->park[ch.group];
+    int owner = view && view->n && view->self >= 0 && view->groups == d->groups &&
+                (int)rill__view_table(view)[ch.group] == view->self;
+    if (owner && !p) {
+        /* This loop owns the group and is not waiting for it: its values run on. An
+         * empty END from a member that started with this one says nothing new. */
+        if (ch.flags & RILL_CHUNK_END)
+            return;
+        RILL_STAT_ADD(d->stats->state_rejected, 1);
+        rill__log_once(&d->logged->state_chunk,
+                       "state of key group %u arrived after the group stopped waiting for it: "
+                       "dropped (further ones only counted in state_rejected)",
+                       ch.group);
+        return;
+    }
+    if (ch.flags & RILL_CHUNK_END) {
+        if (p && owner)
+            park_ready(d, p, 0);
+        else
+            d->arrived[ch.group] = 1; /* before this loop's view makes it the owner (a
+                                       * park without a view holds on until the view) */
+        return;
+    }
+    const rill__comp_t *c = rill__dispatch_lookup(d, ch.comp_id);
+    int rc = c && c->state ? rill__state_install(c->state, d->idx, d->groups, &ch) : RILL_ENOENT;
+    if (rc < 0) {
+        RILL_STAT_ADD(d->stats->state_rejected, 1);
+        rill__log_once(&d->logged->state_chunk,
+                       "state of key group %u for computation %u cannot be kept here (%s): "
+                       "dropped (further ones only counted in state_rejected)",
+                       ch.group, ch.comp_id, rill_strerror(rc));
+    }
+}
+
+/* A chunk a retiring link handed back (its member left before it took it): to the group's
+ * owner now, here when that is this loop (the loop that sent it runs the group). */
+static void rechunk(rill__dispatch_t *d, const rill_msg_t *m)
+{
+    const rill_view_t *view = d->view;
+    uint32_t g = m->len >= RILL_CHUNK_HDR ? rill__chunk_group(m->data) : UINT32_MAX;
+    if (view && view->n && g < view->groups && (int)rill__view_table(view)[g] != view->self) {
+        rill__link_t *k = rill__links_peer(d->links, rill__view_table(view)[g], 1);
+        if (k && rill__link_append(d->links, k, m->comp_id, m->key, m->data, m->len) == 0)
+            return;
+    }
+    chunk_arrived(d, m);
+}
+
+/* Control frames among n views: origin markers in a handoff ring or the local queue
+ * (route LOCAL; the last one sets the origin of what follows), chunks of managed state
+ * from a member or handed over by the loop that read them. A control comp id from a
+ * source is an unknown computation. Returns the chunks among them (frames, unlike
+ * markers). */
+static size_t markers(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int route)
+{
+    if (route == RILL_ROUTE_SOURCE && !d->rerouting) {
+        unknown(d, v, n);
+        return 0;
+    }
+    size_t chunks = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].key == RILL_STATE_FRAME_KEY && route == RILL_ROUTE_SOURCE) {
+            rechunk(d, &v[i]);
+        } else if (v[i].key == RILL_STATE_FRAME_KEY) {
+            chunk_arrived(d, &v[i]);
+            chunks++;
+            if (route == RILL_ROUTE_LOCAL)
+                d->ran_local[d->origin]++;
+        } else if (route == RILL_ROUTE_LOCAL) {
+            d->origin = v[i].key < RILL_ORIGINS ? (unsigned)v[i].key : RILL_ORIGIN_LAST;
+        } else {
+            unknown(d, &v[i], 1);
+        }
+    }
+    return chunks;
 }
 
 void rill__dispatch(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int route, unsigned origin)
@@ -139,16 +360,32 @@ void rill__dispatch(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int rout
             if (view) {
                 int owner = rill__view_owner(view, v[i].key);
                 if (owner != view->self && v[i].comp_id != RILL_CONTROL_COMP_ID) {
-                    if (route == RILL_ROUTE_SOURCE) {
+                    const rill__comp_t *c = rill__dispatch_lookup(d, v[i].comp_id);
+                    if (c && c->state) {
+                        /* Managed: the group's loop forwards it, behind the group's state
+                         * and in order with the group's other frames (call_managed). */
+                    } else if (route == RILL_ROUTE_SOURCE) {
                         forwarded += rill__dispatch_forward(d, owner, &v[i]) == 0;
                         continue;
+                    } else {
+                        /* Forwarded by a member whose view differs: process it here,
+                         * never send it back (no ping-pong while views converge). */
+                        misrouted++;
                     }
-                    /* Forwarded by a member whose view differs: process it here, never
-                     * send it back (no ping-pong while views converge). */
-                    misrouted++;
                 }
             }
             unsigned dst = rill__dispatch_key_loop(d, v[i].key);
+            if (v[i].comp_id == RILL_CONTROL_COMP_ID && v[i].key == RILL_STATE_FRAME_KEY &&
+                route == RILL_ROUTE_PEER && v[i].len >= RILL_CHUNK_HDR && d->nloops > 1) {
+                /* A chunk of a group's state: to the loop that runs the group. */
+                uint32_t g = rill__chunk_group(v[i].data);
+                dst = g < d->groups ? rill__group_loop(g, d->nloops) : me;
+                if (dst != me) {
+                    handed += rill__handoff_stage(d->handoff, dst, d->origin, v[i].comp_id,
+                                                  v[i].key, v[i].data, v[i].len) == 0;
+                    continue;
+                }
+            }
             if (dst != me) { /* a stateless computation runs where its frame was read */
                 const rill__comp_t *c = rill__dispatch_lookup(d, v[i].comp_id);
                 if (c && (c->flags & RILL_COMP_STATELESS))
@@ -181,9 +418,9 @@ void rill__dispatch(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int rout
         while (j < n && v[j].comp_id == id)
             j++;
         if (id == RILL_CONTROL_COMP_ID) {
-            markers(d, v + i, j - i, route);
+            size_t chunks = markers(d, v + i, j - i, route);
             if (route == RILL_ROUTE_LOCAL)
-                nmarks += j - i; /* not frames: not dispatched, not counted */
+                nmarks += j - i - chunks; /* not frames: not dispatched, not counted */
             i = j;
             continue;
         }
@@ -191,7 +428,10 @@ void rill__dispatch(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int rout
             d->ran_local[d->origin] += j - i;
         const rill__comp_t *c = rill__dispatch_lookup(d, id);
         if (c) {
-            call(d, c, v + i, j - i);
+            if (c->state)
+                call_managed(d, c, v + i, j - i);
+            else
+                call(d, c, v + i, j - i);
             batches++;
         } else {
             unknown(d, v + i, j - i);
@@ -266,10 +506,45 @@ void rill__dispatch_reroute(rill__dispatch_t *d, rill__buf_t *b, unsigned origin
         rill__decoder_t dec;
         rill__decoder_init(&dec, RILL_FRAMING_RILL, UINT32_MAX, 0, 0, 0);
         uint64_t frames = 0;
+        d->rerouting = 1;
         dispatch_encoded(d, &dec, b->data, b->len, RILL_ROUTE_SOURCE, origin, &frames);
+        d->rerouting = 0;
         RILL_STAT_ADD(d->stats->rerouted, frames);
         rill__decoder_free(&dec);
     }
     b->len = 0;
     b->frames = 0;
+}
+
+void rill__dispatch_replay(rill__dispatch_t *d, rill__park_t *p)
+{
+    rill__decoder_t dec;
+    rill__decoder_init(&dec, RILL_FRAMING_RILL, UINT32_MAX, 0, 0, 0);
+    size_t pos = 0;
+    while (pos < p->buf.len) {
+        int n = rill__decode(&dec, p->buf.data, p->buf.len, &pos, d->scratch, RILL_BATCH_MAX);
+        if (n < 0)
+            abort(); /* rill's own encoding */
+        for (int i = 0, j; i < n; i = j) {
+            uint32_t id = d->scratch[i].comp_id;
+            for (j = i + 1; j < n && d->scratch[j].comp_id == id; j++)
+                ;
+            if (id == RILL_CONTROL_COMP_ID) { /* origin markers only */
+                uint64_t o = d->scratch[j - 1].key;
+                d->origin = o < RILL_ORIGINS ? (unsigned)o : RILL_ORIGIN_LAST;
+                continue;
+            }
+            const rill__comp_t *c = rill__dispatch_lookup(d, id);
+            if (c && c->state)
+                call_managed(d, c, d->scratch + i, (size_t)(j - i));
+            else if (c)
+                call(d, c, d->scratch + i, (size_t)(j - i));
+            else
+                unknown(d, d->scratch + i, (size_t)(j - i));
+        }
+    }
+    rill__decoder_free(&dec);
+    d->park_bytes -= p->buf.len;
+    rill__buf_free(&p->buf);
+    free(p);
 }

@@ -16,6 +16,7 @@
 #include "handoff/stage.h"
 #include "link/link.h"
 #include "registry/registry.h"
+#include "state/handoff.h"
 #include "stats/loop_stats.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -49,7 +50,20 @@ typedef struct rill__dispatch {
     const rill__comp_t *cache_comp;
     rill_msg_t mine[RILL_BATCH_MAX];
     rill_msg_t scratch[RILL_BATCH_MAX];
-    void *values[RILL_BATCH_MAX]; /* a managed computation's values for its batch */
+    void *values[RILL_BATCH_MAX];     /* a managed computation's values for its batch */
+    rill_msg_t apply[RILL_BATCH_MAX]; /* the part of a managed batch that runs here */
+
+    /* Managed state's handoff (state/handoff.h, loop/group_moves.c), per key group:
+     * park[g] holds g's frames back until its state arrives (NULL: g runs), arrived[g]
+     * says its state came before this loop owned it. Allocated at the first need. */
+    rill__park_t **park;
+    uint8_t *arrived;
+    unsigned park_groups;   /* entries of park and arrived (d->groups when allocated) */
+    unsigned parked_groups; /* parks */
+    unsigned ready_groups;  /* parks whose state arrived (or that gave up): to replay */
+    size_t park_bytes;
+    int preview_expired; /* a wait for the first view ran out: no more such waits */
+    int rerouting;       /* rill__dispatch_reroute runs: control frames are chunks handed back */
 
     /* emit_comp to a key this loop owns: processed after the current batch. Origin
      * markers as in the handoff rings (handoff/stage.h) keep each frame's origin. */
@@ -150,6 +164,21 @@ static inline size_t rill__dispatch_local_bytes(const rill__dispatch_t *d)
 {
     return d->local.len;
 }
+
+/* Makes sure the handoff's per-group arrays exist for d->groups. Returns 0 or
+ * RILL_ENOMEM. */
+int rill__dispatch_park_init(rill__dispatch_t *d);
+
+/* Starts holding back group g's managed frames (now: the time). Returns 0 or RILL_ENOMEM. */
+int rill__dispatch_park(rill__dispatch_t *d, unsigned g, uint64_t now);
+
+/* Stops waiting for group g's state (lost: it will not come); its frames are replayed at
+ * the loop's next step. g must have a park. */
+void rill__dispatch_park_ready(rill__dispatch_t *d, unsigned g, int lost);
+
+/* Runs (or forwards, or parks again) the frames p held back, p no longer being group's
+ * park, and frees p. Outside any other dispatch call. */
+void rill__dispatch_replay(rill__dispatch_t *d, rill__park_t *p);
 
 /* Routes the frames of b (rill's own v1 encoding) again under the current view, as
  * frames of the given origin, counted as rerouted, and empties b. */

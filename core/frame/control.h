@@ -32,6 +32,12 @@ enum {
     RILL_CTL_CHALLENGE = 5,
 };
 
+/* Peer links only (between rill members): a chunk of a key group's managed state travels
+ * as a data frame of the stream with the control comp id and this key (state/handoff.h
+ * has its payload). Not part of the source and sink contract: a source's stream may not
+ * carry it. */
+#define RILL_STATE_FRAME_KEY 0x5354415445ull /* "STATE" */
+
 /* HELLO flag: an HMAC-SHA256 (u8[32]) follows the fixed fields, over the peer listener's
  * CHALLENGE nonce, the stream id and first_seq (rill__ctl_hello_mac). */
 #define RILL_HELLO_F_AUTH 0x0001u

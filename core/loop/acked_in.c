@@ -273,6 +273,13 @@ static int control_error(rill__loop_t *l)
     return RILL_ECONTROL;
 }
 
+/* Whether v[i] may not be among a stream's data frames: every control frame but, on a
+ * peer connection, the chunks of a key group's managed state (state/handoff.h). */
+static int misplaced_control(const rill__conn_t *c, const rill_msg_t *m)
+{
+    return rill__is_control(m) && !(c->peer && m->key == RILL_STATE_FRAME_KEY);
+}
+
 int rill__ackin_filter(rill__loop_t *l, unsigned slot, rill_msg_t *v, size_t n, uint64_t *data)
 {
     rill__conn_t *c = &l->conns[slot];
@@ -331,8 +338,9 @@ int rill__ackin_filter(rill__loop_t *l, unsigned slot, rill_msg_t *v, size_t n, 
                    (unsigned)rill__is_control(&v[i + 2]) | (unsigned)rill__is_control(&v[i + 3]);
         for (; i < n; i++)
             ctl |= (unsigned)rill__is_control(&v[i]);
-        if (ctl)
-            return control_error(l);
+        for (i = 0; ctl && i < n; i++)
+            if (misplaced_control(c, &v[i]))
+                return control_error(l);
         *data += n;
         s->next_seq += n;
         s->q.processed = s->next_seq - 1;
@@ -341,7 +349,7 @@ int rill__ackin_filter(rill__loop_t *l, unsigned slot, rill_msg_t *v, size_t n, 
         return (int)n;
     }
     for (; i < n; i++) {
-        if (rill__is_control(&v[i]))
+        if (misplaced_control(c, &v[i]))
             return control_error(l); /* only HELLO comes from a sender, and only first */
         (*data)++;
         uint64_t seq = s->next_seq++;

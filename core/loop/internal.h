@@ -38,6 +38,20 @@ int rill__conn_adopt(rill__loop_t *l, unsigned li, int fd);
 void rill__conn_maybe_finish(rill__loop_t *l, unsigned slot);
 
 /* acked_in.c: acked sources and peer connections (HELLO / WELCOME / ACK / GOAWAY). */
+/* Managed state's handoff (group_moves.c). After the loop adopted view v: sends the state
+ * of the groups it no longer owns to their new owners and holds back the frames of the
+ * groups new to it until their state arrives. */
+void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v);
+/* Replays the groups whose state arrived and gives up on those that waited too long; at
+ * a point of the iteration outside every dispatch. */
+void rill__moves_step(rill__loop_t *l, uint64_t now);
+/* Whether the loop holds frames back for some group (it then polls for the deadline). */
+static inline int rill__moves_waiting(const rill__loop_t *l)
+{
+    return l->dispatch.parked_groups != 0;
+}
+void rill__moves_free(rill__loop_t *l);
+
 int rill__ackin_init(rill__loop_t *l);
 void rill__ackin_free(rill__loop_t *l);
 /* Takes the control frames out of n views decoded from connection slot and drops the

@@ -22,6 +22,8 @@ __thread rill__loop_t *rill__current_loop;
 
 #define DRAIN_POLL_NS (2ull * 1000000ull)
 #define STAGE_RETRY_NS (200ull * 1000ull)
+/* While a key group waits for its state: how often the loop looks at the deadline. */
+#define MOVES_POLL_NS (20ull * 1000000ull)
 /* Batching under load (rill_config_set_busy_wait_us): an iteration that handled this many
  * completions makes the next wait for as many again, up to the most. */
 #define BUSY_MIN_CQES 4u
@@ -98,6 +100,7 @@ void rill__loop_free(rill__loop_t *l)
     rill__links_free(&l->links);
     rill__handoff_free(&l->handoff);
     rill__dispatch_free(&l->dispatch);
+    rill__moves_free(l);
     rill__ackin_free(l);
     for (rill__handover_t *h = l->handovers, *next; h; h = next) {
         next = h->next;
@@ -148,6 +151,7 @@ static void view_sync(rill__loop_t *l)
         return;
     l->view_gen = gen;
     rill__links_adopt_view(&l->links, v);
+    rill__moves_adopt(l, v); /* before reroute: a group's state goes ahead of its frames */
     reroute(l);
     if (l->idx == 0 && l->w->cfg.view_cb)
         l->w->cfg.view_cb(l->w->cfg.view_ctx, v);
@@ -229,6 +233,8 @@ static uint64_t next_wait(rill__loop_t *l, uint64_t now)
         wait = STAGE_RETRY_NS;
     if (rill__ackin_waiting(l) && RILL_ACK_POLL_NS < wait)
         wait = RILL_ACK_POLL_NS;
+    if (rill__moves_waiting(l) && MOVES_POLL_NS < wait)
+        wait = MOVES_POLL_NS;
     if ((l->phase != PH_RUN || atomic_load_explicit(&l->w->stopping, memory_order_relaxed)) &&
         DRAIN_POLL_NS < wait)
         wait = DRAIN_POLL_NS;
@@ -288,6 +294,8 @@ static void iterate(rill__loop_t *l, uint64_t now)
     rill__ackin_adopt(l);
 
     drain_incoming(l);
+    if (rill__moves_waiting(l))
+        rill__moves_step(l, now);
     run_local_and_push(l);
     if (!l->efd_armed)
         arm_efd(l);

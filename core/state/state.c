@@ -73,6 +73,12 @@ static int regroup(rill__state_t *s, rill__state_loop_t *l, unsigned groups)
     return 0;
 }
 
+int rill__state_groups(rill__state_t *s, unsigned loop, unsigned groups)
+{
+    rill__state_loop_t *l = &s->loops[loop];
+    return l->groups == groups ? 0 : regroup(s, l, groups);
+}
+
 int rill__state_prepare(rill__state_t *s, unsigned loop, unsigned groups, const rill_msg_t *v,
                         size_t n, void **values)
 {

@@ -40,6 +40,10 @@ void rill__state_free(rill__state_t *s);
 int rill__state_prepare(rill__state_t *s, unsigned loop, unsigned groups, const rill_msg_t *v,
                         size_t n, void **values);
 
+/* Files the loop's keys under `groups` groups (allocating its tables on the first call).
+ * Returns 0 or RILL_ENOMEM. */
+int rill__state_groups(rill__state_t *s, unsigned loop, unsigned groups);
+
 /* rill_state_scan for loop `loop`. */
 int rill__state_scan(rill__state_t *s, unsigned loop, uint64_t *cursor, uint64_t *keys,
                      void **values, size_t max);

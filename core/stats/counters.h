@@ -130,7 +130,17 @@
     X(sinks_up, GAUGE, LOOPS, "", "rill_sink_connections_up",                                  \
       "Sink connections up now, over all loops (each loop has one to each sink).")            \
     X(state_bytes, GAUGE, REGISTRY, "state", "rill_state_bytes",                               \
-      "Memory the managed state of the registered computations holds now (bytes).")
+      "Memory the managed state of the registered computations holds now (bytes).")          \
+    X(groups_owned, GAUGE, LOOPS, "groups", "rill_groups_owned",                               \
+      "Key groups this member owns in its current view (counted when managed state is registered).") \
+    X(groups_moved, COUNTER, LOOPS, "moved", "rill_groups_moved_total",                        \
+      "Key groups whose managed state this member sent to their new owner.")                   \
+    X(handoff_wait_ns, COUNTER, LOOPS, "", "rill_handoff_wait_seconds_total",                  \
+      "Seconds key groups new to this member held their frames back for their state, summed.") \
+    X(state_lost_groups, COUNTER, LOOPS, "lost_groups", "rill_state_lost_groups_total",        \
+      "Key groups that ran on without their managed state: it did not arrive in time or could not be sent.") \
+    X(state_rejected, COUNTER, LOOPS, "", "rill_state_rejected_total",                         \
+      "Chunks of managed state refused: malformed, for a computation without managed state here, or late.")
 /* clang-format on */
 
 /* Prometheus TYPE of a kind. */

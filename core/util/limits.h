@@ -19,4 +19,12 @@
  * member it is forwarded to, whatever their max_frame settings. */
 #define RILL_MAX_FRAME_LIMIT (1u << 30)
 
+/* Managed state's handoff (docs/state.md): how long a new owner holds a key group's
+ * frames back waiting for its state before it runs them without it (and counts the
+ * group in state_lost_groups), the bytes of frames a loop holds back at most before it
+ * gives up waiting in the same way, and the largest chunk a group's state is sent in. */
+#define RILL_HANDOFF_WAIT_MS 5000u
+#define RILL_PARK_MAX_BYTES (256u << 20)
+#define RILL_CHUNK_MAX (64u << 10)
+
 #endif

@@ -27,7 +27,7 @@ void rill__log_once(atomic_int *flag, const char *fmt, ...) __attribute__((forma
  * whichever loop meets it first. */
 typedef struct rill__log_flags {
     atomic_int frame_short, frame_long, midframe, conn_err, sink_err, comp_err, unknown, refused,
-        idle, peer_err, carry, control, streams, auth;
+        idle, peer_err, carry, control, streams, auth, park_full, state_chunk, state_lost;
 } rill__log_flags_t;
 
 #endif

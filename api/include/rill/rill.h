@@ -695,6 +695,11 @@ typedef struct rill_stats {
     uint64_t err_auth;           /* peer connections refused: no proof of the credentials */
     uint64_t sinks_up;           /* gauge: sink connections up, over all loops */
     uint64_t state_bytes;        /* gauge: memory managed state holds (docs/state.md) */
+    uint64_t groups_owned;       /* gauge: key groups this member owns */
+    uint64_t groups_moved;       /* key groups whose state this member sent to a new owner */
+    uint64_t handoff_wait_ns;    /* time new groups held frames back for their state */
+    uint64_t state_lost_groups;  /* key groups that ran on without their state */
+    uint64_t state_rejected;     /* chunks of managed state refused */
 } rill_stats_t;
 
 /*

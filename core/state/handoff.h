@@ -1,0 +1,68 @@
+/* Moving a key group's managed state between members (docs/state.md#handoff): the
+ * chunks a group's state travels in, and the frames a new owner parks until it arrives.
+ * Pure data: the loop decides when (loop/group_moves.c), the peer link carries them.
+ *
+ * A chunk is a frame on a peer link with comp id RILL_CONTROL_COMP_ID and key
+ * RILL_STATE_FRAME_KEY. Its payload, in the sender's byte order (members of a cluster
+ * share an architecture; rill keeps values as the computation wrote them):
+ *   u8 version (1), u8 flags (RILL_CHUNK_END), u16 0, u32 comp_id, u32 group,
+ *   u32 groups, u32 value_size, u32 n, then n entries: u64 key, value_size bytes.
+ * A group's state is the chunks of every managed computation for it, then one END chunk
+ * (comp_id 0, n 0): the receiver applies the group's frames only after the END. */
+#ifndef RILL_CORE_STATE_HANDOFF_H
+#define RILL_CORE_STATE_HANDOFF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frame/control.h" /* RILL_STATE_FRAME_KEY */
+#include "state/state.h"
+#include "util/buf.h"
+
+#define RILL_CHUNK_HDR 24u
+#define RILL_CHUNK_END 0x01u
+
+typedef struct rill__chunk {
+    uint8_t flags;
+    uint32_t comp_id, group, groups, value_size, n;
+    const uint8_t *entries; /* n * (8 + value_size) bytes */
+} rill__chunk_t;
+
+/* Parses a chunk's payload. Returns 0 or RILL_EINVAL (unknown version, a length that
+ * does not match n entries, an END with entries). */
+int rill__chunk_parse(const uint8_t *p, size_t len, rill__chunk_t *out);
+
+/* The group a chunk's payload is for (it must be at least RILL_CHUNK_HDR long), so that
+ * the loop that read it can hand it to the group's loop without parsing the rest. */
+uint32_t rill__chunk_group(const uint8_t *p);
+
+/* Called with each chunk payload to send; returns 0 or a negative error. */
+typedef int (*rill__chunk_out)(void *ctx, const uint8_t *payload, uint32_t len);
+
+/* Sends the values loop `loop` holds for group `group` (of `groups`) as chunks of at most
+ * max bytes (>= RILL_CHUNK_HDR + one entry), then forgets them. Returns the keys sent, or
+ * the first error of out (the values are forgotten all the same: they left or are lost).
+ * Nothing is sent for a group the loop has no values for. */
+long rill__state_ship(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigned group,
+                      unsigned groups, uint32_t max, rill__chunk_out out, void *ctx);
+
+/* Writes group's END chunk into p (RILL_CHUNK_HDR bytes). */
+void rill__chunk_end(uint8_t *p, unsigned group, unsigned groups);
+
+/* Stores a chunk's values in loop's tables (a key already there takes the chunk's value).
+ * Returns 0, RILL_EINVAL (value size or number of groups differ from s and groups, or a
+ * key of another group) or RILL_ENOMEM. */
+int rill__state_install(rill__state_t *s, unsigned loop, unsigned groups, const rill__chunk_t *c);
+
+/* Frames of one group a new owner holds back until the group's state has arrived: v1
+ * frames behind origin markers, as in the handoff stages. */
+typedef struct rill__park {
+    rill__buf_t buf;
+    uint8_t origin;    /* of buf's last frame (RILL_ORIGINS: none yet) */
+    uint8_t ready;     /* the END arrived, or the loop gave up waiting: replay buf */
+    uint8_t lost;      /* gave up waiting: the group runs on without its state */
+    uint64_t since_ns; /* when the loop began waiting */
+    uint64_t frames;
+} rill__park_t;
+
+#endif
