@@ -4,7 +4,9 @@
  * scale_2_3_2: workers a and b (two loops each) count 10 000 keys in managed state while a
  * source streams frames into a; c joins, then leaves again, under that load. At the end
  * each key's count, asked of whichever member owns it now, equals the frames sent for
- * it: nothing was counted twice or left behind, and no group ran without its state. */
+ * it: nothing was counted twice or left behind, and no group ran without its state. The
+ * values also count frames that arrived out of their key's order; the case prints them
+ * per kind of move (it asserts only that keys which never moved kept their order). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -33,20 +35,32 @@ static tu_sink_t *g_sink;
 
 /* ------------------------------------------------------------ the computation */
 
-/* A frame with an empty payload counts; one with "?" asks for the key's count, which goes
- * to the sink as 8 bytes. */
+/* A key's value: its count, the sequence number its next frame should carry, and how many
+ * frames came out of that order. */
+typedef struct tally {
+    uint64_t count;
+    uint32_t next_seq;
+    uint32_t out_of_order;
+} tally_t;
+
+/* A frame with a 4-byte payload (the key's sequence number) counts; one with "?" asks for
+ * the key's value, which goes to the sink as 12 bytes (count, out of order). */
 static int count_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, void *const *values,
                        size_t n, rill_emitter_t *em)
 {
     (void)ctx, (void)loop;
     for (size_t i = 0; i < n; i++) {
-        uint64_t *count = values[i];
+        tally_t *t = values[i];
         if (m[i].len == 1 && m[i].data[0] == '?') {
-            uint8_t p[8];
-            tu_put_be64(p, *count);
-            rill_emit_sink(em, 0, COMP, m[i].key, p, 8);
-        } else {
-            ++*count;
+            uint8_t p[12];
+            tu_put_be64(p, t->count);
+            tu_put_be32(p + 8, t->out_of_order);
+            rill_emit_sink(em, 0, COMP, m[i].key, p, sizeof p);
+        } else if (m[i].len == 4) {
+            uint32_t seq = tu_get_be32(m[i].data);
+            t->out_of_order += seq != t->next_seq;
+            t->next_seq = seq + 1;
+            t->count++;
         }
     }
     return 0;
@@ -80,7 +94,7 @@ static int member_start(member_t *m, const char *id)
         rc = rill_worker_new(&m->w, cfg);
     rill_config_destroy(cfg);
     if (rc == 0)
-        rc = rill_comp_register_state(m->w, COMP, "count", &count_ops, 0, 8);
+        rc = rill_comp_register_state(m->w, COMP, "count", &count_ops, 0, sizeof(tally_t));
     if (rc == 0)
         rc = rill_worker_start(m->w);
     if (rc < 0) {
@@ -160,8 +174,9 @@ static void *source_main(void *arg)
         b.len = 0;
         for (unsigned i = 0; i < 500; i++) {
             uint32_t k = (uint32_t)(tu_rand(&rng) % NKEYS);
-            tu_buf_frame(&b, COMP, KEY_BASE + k, NULL, 0);
-            g_src.per_key[k]++;
+            uint8_t p[4];
+            tu_put_be32(p, g_src.per_key[k]++);
+            tu_buf_frame(&b, COMP, KEY_BASE + k, p, 4);
         }
         if (tu_write_all(fd, b.data, b.len) < 0) {
             g_src.failed = 1;
@@ -200,8 +215,22 @@ static uint64_t applied(member_t *const *ms, unsigned n)
     return sum;
 }
 
+/* owner[k]: the first letter of the id of key k's owner in w's view. */
+static int owners(rill_worker_t *w, char *owner)
+{
+    rill_view_t *v = rill_worker_view(w);
+    if (!v)
+        return -1;
+    for (uint32_t k = 0; k < NKEYS; k++)
+        owner[k] = rill_view_member(
+            v, (unsigned)rill_view_group_owner(v, rill_view_key_group(v, KEY_BASE + k)))[0];
+    rill_view_destroy(v);
+    return 0;
+}
+
 static int scale_2_3_2(void)
 {
+    static char owner2[NKEYS], owner3[NKEYS];
     snprintf(g_root, sizeof g_root, "/rill/state-moves-%d", (int)getpid());
     ASSERT_EQ(tu_sink_new(&g_sink, NULL, NULL), 0);
     static member_t a, b, c;
@@ -209,6 +238,7 @@ static int scale_2_3_2(void)
     ASSERT_EQ(member_start(&a, "a"), 0);
     ASSERT_EQ(member_start(&b, "b"), 0);
     ASSERT_EQ(views_agree(two, 2), 0);
+    ASSERT_EQ(owners(a.w, owner2), 0);
 
     g_src.port = a.port;
     ASSERT_EQ(pthread_create(&g_src.thread, NULL, source_main, NULL), 0);
@@ -216,6 +246,7 @@ static int scale_2_3_2(void)
 
     ASSERT_EQ(member_start(&c, "c"), 0); /* join under load */
     ASSERT_EQ(views_agree(three, 3), 0);
+    ASSERT_EQ(owners(a.w, owner3), 0);
     ASSERT_EQ(wait_sent(50000), 0);
 
     ASSERT_EQ(rill_worker_stop(c.w), 0); /* leave under load */
@@ -251,17 +282,23 @@ static int scale_2_3_2(void)
 
     static uint8_t seen[NKEYS];
     unsigned wrong = 0, twice = 0, shown = 0;
+    /* Frames out of order, by kind of key: never moved; moved a -> c -> a (the source's
+     * member is the old owner, then the new one); moved b -> c -> b (a third member). */
+    uint64_t disorder[3] = {0}, keys_of[3] = {0};
     size_t nf;
     tu_sink_lock(g_sink);
     const tu_frame_t *f = tu_sink_frames(g_sink, &nf);
     for (size_t i = 0; i < nf; i++) {
         uint64_t k = f[i].key - KEY_BASE;
-        if (f[i].len != 8 || k >= NKEYS) {
+        if (f[i].len != 12 || k >= NKEYS) {
             wrong++;
             continue;
         }
         twice += seen[k]++ > 0;
         uint64_t have = tu_get_be64(f[i].payload);
+        int kind = owner2[k] == owner3[k] ? 0 : owner2[k] == 'a' ? 1 : 2;
+        disorder[kind] += tu_get_be32(f[i].payload + 8);
+        keys_of[kind]++;
         if (have != g_src.per_key[k]) {
             wrong++;
             if (shown++ < 5)
@@ -273,6 +310,12 @@ static int scale_2_3_2(void)
     rill_stats_t sa = stats_of(&a), sb = stats_of(&b), sc = stats_of(&c);
     print_stats(&a), print_stats(&b), print_stats(&c);
     fprintf(stderr, "  %" PRIu64 " frames over %u keys; %u counts wrong\n", sent, NKEYS, wrong);
+    fprintf(stderr,
+            "  frames out of their key's order: %" PRIu64 " over %" PRIu64 " keys that never "
+            "moved, %" PRIu64 " over %" PRIu64 " keys a -> c -> a, %" PRIu64 " over %" PRIu64
+            " keys b -> c -> b\n",
+            disorder[0], keys_of[0], disorder[1], keys_of[1], disorder[2], keys_of[2]);
+    ASSERT_U64_EQ(disorder[0], 0);
     ASSERT_EQ(wrong, 0u);
     ASSERT_EQ(twice, 0u);
     ASSERT_U64_EQ(nf, NKEYS);
