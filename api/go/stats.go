@@ -85,6 +85,7 @@ type Stats struct {
 	HandoffWaitNs    uint64 // time groups new to this member held their frames back, summed
 	StateLostGroups  uint64 // key groups that ran on without their managed state
 	StateRejected    uint64 // chunks of managed state refused
+	GroupsPromoted   uint64 // key groups whose standby copy here took over from their owner
 
 	// Cluster counters (zero for a worker that is not clustered).
 	Forwarded   uint64 // frames sent to the member that owns their key
@@ -234,6 +235,7 @@ func statsFromC(st *C.rill_stats_t) Stats {
 		HandoffWaitNs:    uint64(st.handoff_wait_ns),
 		StateLostGroups:  uint64(st.state_lost_groups),
 		StateRejected:    uint64(st.state_rejected),
+		GroupsPromoted:   uint64(st.groups_promoted),
 		SinkQueuedBytes:  uint64(st.sink_queued_bytes),
 		StageQueuedBytes: uint64(st.stage_queued_bytes),
 		HeldBuffers:      uint64(st.held_buffers),

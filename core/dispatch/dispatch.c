@@ -46,7 +46,7 @@ void rill__dispatch_free(rill__dispatch_t *d)
             free(d->park[g]);
         }
     free(d->park);
-    free(d->arrived);
+    free(d->arrived); /* standby_ok and promoted with it */
 }
 
 /* rill_emit_sink counts in a plain field; stats see it once per callback. */
@@ -124,16 +124,18 @@ int rill__dispatch_park_init(rill__dispatch_t *d)
     if (d->parked_groups)
         return RILL_ENOMEM; /* the groups changed under parks: cannot happen (views keep them) */
     rill__park_t **park = calloc(d->groups, sizeof *park);
-    uint8_t *arrived = calloc(d->groups, 1);
-    if (!park || !arrived) {
+    uint8_t *flags = calloc(d->groups, 3);
+    if (!park || !flags) {
         free(park);
-        free(arrived);
+        free(flags);
         return RILL_ENOMEM;
     }
     free(d->park);
-    free(d->arrived);
+    free(d->arrived); /* the three flag arrays are one allocation */
     d->park = park;
-    d->arrived = arrived;
+    d->arrived = flags;
+    d->standby_ok = flags + d->groups;
+    d->promoted = flags + 2 * (size_t)d->groups;
     d->park_groups = d->groups;
     return 0;
 }
@@ -251,6 +253,39 @@ static void call_managed(rill__dispatch_t *d, const rill__comp_t *c, const rill_
         call(d, c, d->apply, m);
 }
 
+static void chunk_refused(rill__dispatch_t *d, const rill__chunk_t *ch, int rc)
+{
+    RILL_STAT_ADD(d->stats->state_rejected, 1);
+    rill__log_once(&d->logged->state_chunk,
+                   "state of key group %u for computation %u cannot be kept here (%s): "
+                   "dropped (further ones only counted in state_rejected)",
+                   ch->group, ch->comp_id, rill_strerror(rc));
+}
+
+/* A chunk of the standby copy this member keeps of another member's group. */
+static void standby_chunk(rill__dispatch_t *d, const rill__chunk_t *ch)
+{
+    if (d->view && d->view->n && d->view->self < 0 && d->was_member)
+        return; /* leaving: it keeps nobody's copy (its view tells the others soon) */
+    if (ch->flags & RILL_CHUNK_BEGIN) {
+        size_t n;
+        const rill__comp_t *const *all = rill__registry_list(d->reg, &n);
+        for (size_t i = 0; i < n; i++)
+            if (all[i]->standby)
+                rill__state_drop_group(all[i]->standby, d->idx, ch->group);
+        d->standby_ok[ch->group] = 0;
+        return;
+    }
+    if (ch->flags & RILL_CHUNK_END) {
+        d->standby_ok[ch->group] = 1;
+        return;
+    }
+    const rill__comp_t *c = rill__dispatch_lookup(d, ch->comp_id);
+    int rc = c && c->standby ? rill__state_install(c->standby, d->idx, d->groups, ch) : RILL_ENOENT;
+    if (rc < 0)
+        chunk_refused(d, ch, rc);
+}
+
 /* A chunk of a key group's managed state from the member that owned it. */
 static void chunk_arrived(rill__dispatch_t *d, const rill_msg_t *m)
 {
@@ -264,13 +299,19 @@ static void chunk_arrived(rill__dispatch_t *d, const rill_msg_t *m)
                        "of key groups: dropped (further ones only counted in state_rejected)");
         return;
     }
+    if (ch.flags & RILL_CHUNK_STANDBY) {
+        standby_chunk(d, &ch);
+        return;
+    }
     rill__park_t *p = d->park[ch.group];
     int owner = view && view->n && view->self >= 0 && view->groups == d->groups &&
                 (int)rill__view_table(view)[ch.group] == view->self;
     if (owner && !p) {
         /* This loop owns the group and is not waiting for it: its values run on. An
-         * empty END from a member that started with this one says nothing new. */
-        if (ch.flags & RILL_CHUNK_END)
+         * empty END from a member that started with this one says nothing new, nor does
+         * the state a leaving owner sent after its standby copy here took over (the
+         * copy had all of it: the same link carried both, the copy's changes first). */
+        if ((ch.flags & RILL_CHUNK_END) || d->promoted[ch.group])
             return;
         RILL_STAT_ADD(d->stats->state_rejected, 1);
         rill__log_once(&d->logged->state_chunk,
@@ -289,13 +330,8 @@ static void chunk_arrived(rill__dispatch_t *d, const rill_msg_t *m)
     }
     const rill__comp_t *c = rill__dispatch_lookup(d, ch.comp_id);
     int rc = c && c->state ? rill__state_install(c->state, d->idx, d->groups, &ch) : RILL_ENOENT;
-    if (rc < 0) {
-        RILL_STAT_ADD(d->stats->state_rejected, 1);
-        rill__log_once(&d->logged->state_chunk,
-                       "state of key group %u for computation %u cannot be kept here (%s): "
-                       "dropped (further ones only counted in state_rejected)",
-                       ch.group, ch.comp_id, rill_strerror(rc));
-    }
+    if (rc < 0)
+        chunk_refused(d, &ch, rc);
 }
 
 /* A chunk a retiring link handed back (its member left before it took it): to the group's

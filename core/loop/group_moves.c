@@ -60,7 +60,7 @@ static void ship(rill__loop_t *l, const rill__comp_t *const *all, size_t n, unsi
             failed = 1;
     }
     uint8_t end[RILL_CHUNK_HDR];
-    rill__chunk_end(end, g, d->groups);
+    rill__chunk_mark(end, RILL_CHUNK_END, g, d->groups);
     if (!failed && ship_out(&sc, end, sizeof end) < 0)
         failed = 1;
     if (failed) {
@@ -84,6 +84,71 @@ static int is_self(const rill_view_t *v, unsigned g)
     return v && v->n && v->self >= 0 && (int)rill__view_table(v)[g] == v->self;
 }
 
+/* Sends group g's standby copy to view member `to`: BEGIN, every managed computation's
+ * values, END. */
+static void snapshot(rill__loop_t *l, const rill__comp_t *const *all, size_t n, unsigned g, int to)
+{
+    rill__dispatch_t *d = &l->dispatch;
+    rill__link_t *k = to >= 0 ? rill__links_peer(&l->links, to, 1) : NULL;
+    if (!k)
+        return; /* no standby: the group's state lives on its owner alone */
+    ship_ctx_t sc = {&l->links, k};
+    uint32_t max = d->max_payload < RILL_CHUNK_MAX ? d->max_payload : RILL_CHUNK_MAX;
+    uint8_t mark[RILL_CHUNK_HDR];
+    rill__chunk_mark(mark, RILL_CHUNK_STANDBY | RILL_CHUNK_BEGIN, g, d->groups);
+    int rc = ship_out(&sc, mark, sizeof mark);
+    for (size_t i = 0; i < n && rc >= 0; i++)
+        if (all[i]->state)
+            rc = (int)rill__state_copy(all[i]->state, l->idx, all[i]->id, g, d->groups, max,
+                                       RILL_CHUNK_STANDBY, ship_out, &sc);
+    rill__chunk_mark(mark, RILL_CHUNK_STANDBY | RILL_CHUNK_END, g, d->groups);
+    if (rc >= 0)
+        ship_out(&sc, mark, sizeof mark);
+}
+
+/* The standby of group g in v: its second rendezvous choice, -1 when v has one member. */
+static int standby_of(const rill_view_t *v, unsigned g)
+{
+    return v->n >= 2 ? rill__view_runner_up(v, g) : -1;
+}
+
+/* Whether member `id` is in v. */
+static int has_member(const rill_view_t *v, const char *id)
+{
+    for (unsigned i = 0; i < v->n; i++)
+        if (strcmp(v->m[i].id, id) == 0)
+            return 1;
+    return 0;
+}
+
+/* The id of the member at index i of v, or "" for -1. */
+static const char *member_id(const rill_view_t *v, int i)
+{
+    return i >= 0 ? v->m[i].id : "";
+}
+
+/* Forgets this loop's standby copy of group g. */
+static void drop_copy(rill__loop_t *l, const rill__comp_t *const *all, size_t n, unsigned g)
+{
+    for (size_t i = 0; i < n; i++)
+        if (all[i]->standby)
+            rill__state_drop_group(all[i]->standby, l->idx, g);
+    l->dispatch.standby_ok[g] = 0;
+}
+
+/* A group new to this loop whose owner is gone (left or died): its standby copy here
+ * becomes its state, for every managed computation. */
+static void promote(rill__loop_t *l, const rill__comp_t *const *all, size_t n, unsigned g)
+{
+    rill__dispatch_t *d = &l->dispatch;
+    for (size_t i = 0; i < n; i++)
+        if (all[i]->state)
+            rill__state_take_group(all[i]->state, all[i]->standby, l->idx, g, d->groups);
+    d->standby_ok[g] = 0;
+    d->promoted[g] = 1;
+    RILL_STAT_ADD(l->stats.groups_promoted, 1);
+}
+
 void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v)
 {
     rill__dispatch_t *d = &l->dispatch;
@@ -95,26 +160,45 @@ void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v)
     const rill_view_t *prev = l->moves_prev;
     if (prev && prev->groups != v->groups)
         prev = NULL; /* the agreed number replaced the configured one: nothing to compare */
+    if (v->n && v->self >= 0)
+        d->was_member = 1;
     if (managed && v->n && v->groups == d->groups && rill__dispatch_park_init(d) == 0) {
+        /* Keep a log of the keys batches change when there is a standby to tell. */
+        for (size_t i = 0; i < n; i++)
+            if (all[i]->state)
+                rill__state_track(all[i]->state, l->idx, v->n >= 2 && v->self >= 0);
+        /* Which members of the previous view are still here. */
+        uint8_t stays[RILL_MAX_MEMBERS] = {0};
+        for (unsigned i = 0; prev && i < prev->n; i++)
+            stays[i] = (uint8_t)has_member(v, prev->m[i].id);
         const uint8_t *owner = rill__view_table(v);
         uint64_t owned = 0, now = l->now;
         for (unsigned g = 0; g < v->groups; g++) {
             if (l->nloops > 1 && rill__group_loop(g, l->nloops) != l->idx)
                 continue;
             int mine = is_self(v, g);
+            int sb = mine ? standby_of(v, g) : -1;
             owned += (uint64_t)mine;
+            d->promoted[g] = 0;
+            if (!mine && standby_of(v, g) != v->self)
+                drop_copy(l, all, n, g); /* not its standby (any more) */
             if (!prev) {
-                int second = v->n >= 2 ? rill__view_runner_up(v, g) : -1;
-                if (mine && v->n >= 2 && !d->arrived[g])
+                int second = standby_of(v, g);
+                if (mine && v->n >= 2 && !d->arrived[g]) {
                     rill__dispatch_park(d, g, now); /* (it may hold frames already) */
-                else if (d->park[g])
-                    rill__dispatch_park_ready(d, g, 0); /* not its own, or nobody to wait for */
+                } else {
+                    if (d->park[g]) /* not its own, its state came, or nobody to wait for */
+                        rill__dispatch_park_ready(d, g, 0);
+                    if (mine)
+                        snapshot(l, all, n, g, sb);
+                }
                 if (!mine && v->self >= 0 && second == v->self)
                     ship(l, all, n, g, owner[g], 1); /* "nothing here for it" */
                 d->arrived[g] = 0;
                 continue;
             }
             int was = is_self(prev, g);
+            int prev_owner = prev->n ? rill__view_table(prev)[g] : -1;
             if (was && !mine) {
                 d->arrived[g] = 0;
                 ship(l, all, n, g, owner[g], 0);
@@ -123,12 +207,27 @@ void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v)
                 if (d->park[g])
                     rill__dispatch_park_ready(d, g, 0);
             } else if (!was && mine) {
-                if (!d->arrived[g])
-                    rill__dispatch_park(d, g, now);
-                else if (d->park[g])
-                    rill__dispatch_park_ready(d, g, 0);
+                int gone = prev_owner >= 0 && !stays[prev_owner];
+                if (d->arrived[g]) {
+                    if (d->park[g])
+                        rill__dispatch_park_ready(d, g, 0);
+                    snapshot(l, all, n, g, sb);
+                } else if (gone && d->standby_ok[g]) {
+                    promote(l, all, n, g);
+                    if (d->park[g])
+                        rill__dispatch_park_ready(d, g, 0);
+                    snapshot(l, all, n, g, sb);
+                } else {
+                    rill__dispatch_park(d, g, now); /* its snapshot follows its state */
+                }
+                drop_copy(l, all, n, g);
                 d->arrived[g] = 0;
-            } else if (!mine && d->park[g]) {
+            } else if (was && mine) {
+                /* Kept: a new standby gets a whole copy. */
+                int psb = standby_of(prev, g);
+                if (sb >= 0 && strcmp(member_id(v, sb), member_id(prev, psb)) != 0 && !d->park[g])
+                    snapshot(l, all, n, g, sb);
+            } else if (d->park[g]) {
                 /* Frames held back at the last hop while views differed: on to the owner
                  * this view names. */
                 rill__dispatch_park_ready(d, g, 0);
@@ -141,6 +240,61 @@ void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v)
     if (copy) {
         memcpy(copy, v, bytes);
         l->moves_prev = copy;
+    }
+}
+
+static int by_group_key(const void *a, const void *b)
+{
+    const uint64_t *x = a, *y = b;
+    if (x[0] != y[0])
+        return x[0] < y[0] ? -1 : 1;
+    return x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+void rill__moves_sync(rill__loop_t *l)
+{
+    rill__dispatch_t *d = &l->dispatch;
+    const rill_view_t *v = d->view;
+    if (!v || v->n < 2 || v->self < 0 || v->groups != d->groups)
+        return;
+    size_t n;
+    const rill__comp_t *const *all = rill__registry_list(l->w->reg, &n);
+    uint32_t max = d->max_payload < RILL_CHUNK_MAX ? d->max_payload : RILL_CHUNK_MAX;
+    for (size_t i = 0; i < n; i++) {
+        rill__state_t *s = all[i]->state;
+        size_t nd;
+        const uint64_t *keys = s ? rill__state_dirty(s, l->idx, &nd) : NULL;
+        if (!keys || !nd)
+            continue;
+        /* (group, key) pairs, sorted: one run per group, each key once. */
+        uint64_t *pairs = malloc(nd * 2 * sizeof *pairs);
+        uint64_t *run = malloc(nd * sizeof *run);
+        if (!pairs || !run) {
+            free(pairs);
+            free(run);
+            continue; /* kept for the next sync */
+        }
+        for (size_t j = 0; j < nd; j++) {
+            pairs[2 * j] = rill__key_group(keys[j], d->groups);
+            pairs[2 * j + 1] = keys[j];
+        }
+        qsort(pairs, nd, 2 * sizeof *pairs, by_group_key);
+        for (size_t j = 0; j < nd;) {
+            unsigned g = (unsigned)pairs[2 * j];
+            size_t m = 0;
+            for (; j < nd && pairs[2 * j] == g; j++)
+                if (!m || run[m - 1] != pairs[2 * j + 1])
+                    run[m++] = pairs[2 * j + 1];
+            int sb = is_self(v, g) && !d->park[g] ? standby_of(v, g) : -1;
+            rill__link_t *k = sb >= 0 ? rill__links_peer(&l->links, sb, 1) : NULL;
+            if (!k)
+                continue;
+            ship_ctx_t sc = {&l->links, k};
+            rill__state_send_keys(s, l->idx, all[i]->id, g, d->groups, run, m, max, ship_out, &sc);
+        }
+        free(pairs);
+        free(run);
+        rill__state_dirty_clear(s, l->idx);
     }
 }
 
@@ -173,6 +327,14 @@ void rill__moves_step(rill__loop_t *l, uint64_t now)
         d->park[g] = NULL;
         d->parked_groups--;
         d->ready_groups--;
+        const rill_view_t *v = d->view;
+        if (v && v->n >= 2 && is_self(v, g) && v->groups == d->groups) {
+            /* Its state is here: its standby gets a whole copy, ahead of the changes the
+             * replay makes. */
+            size_t n;
+            const rill__comp_t *const *all = rill__registry_list(l->w->reg, &n);
+            snapshot(l, all, n, g, standby_of(v, g));
+        }
         rill__dispatch_replay(d, p);
     }
 }

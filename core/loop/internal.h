@@ -50,6 +50,9 @@ static inline int rill__moves_waiting(const rill__loop_t *l)
 {
     return l->dispatch.parked_groups != 0;
 }
+/* Tells the standby copies of the groups this loop owns what its batches changed since
+ * the last call: before the links are serviced, so that they go out with the frames. */
+void rill__moves_sync(rill__loop_t *l);
 void rill__moves_free(rill__loop_t *l);
 
 int rill__ackin_init(rill__loop_t *l);

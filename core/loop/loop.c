@@ -310,11 +310,13 @@ static void iterate(rill__loop_t *l, uint64_t now)
         l->next_flush = now + (uint64_t)w->cfg.flush_ms * 1000000u;
         run_local_and_push(l);
     }
+    rill__moves_sync(l);
     rill__links_service(&l->links, now, l->phase != PH_DONE);
     rill__bp_update(l);
     if (!l->paused && (l->held_count || l->rearm_pending)) {
         rill__bp_release(l);
         run_local_and_push(l);
+        rill__moves_sync(l);
         rill__links_service(&l->links, now, l->phase != PH_DONE);
     }
     rill__drain_step(l, now);

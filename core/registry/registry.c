@@ -297,6 +297,7 @@ static int add_entry(rill__registry_t *r, uint32_t id, const char *name, const r
     char *block = aligned_alloc(CACHELINE, size);
     if (block == NULL) {
         rill__state_free(e->state);
+        rill__state_free(e->standby);
         return RILL_ENOMEM;
     }
     rill__comp_t *c = (rill__comp_t *)block;
@@ -338,8 +339,10 @@ out:
     pthread_mutex_unlock(&r->lock);
     if (s)
         free(deferred_hdr(s));
-    if (c)
+    if (c) {
         rill__state_free(c->state);
+        rill__state_free(c->standby);
+    }
     free(c);
     return rc;
 }
@@ -359,13 +362,18 @@ int rill__registry_add_state(rill__registry_t *r, uint32_t id, const char *name,
         vsize > RILL_STATE_VALUE_MAX)
         return RILL_EINVAL;
     rill__state_t *st = rill__state_new(r->nreaders, vsize);
-    if (!st)
+    rill__state_t *sb = rill__state_new(r->nreaders, vsize);
+    if (!st || !sb) {
+        rill__state_free(st);
+        rill__state_free(sb);
         return RILL_ENOMEM;
+    }
     rill__comp_t e = {
         .ops = {NULL, ops->flush, ops->release},
         .ctx = ctx,
         .state_batch = ops->batch,
         .state = st,
+        .standby = sb,
     };
     return add_entry(r, id, name, &e);
 }
@@ -428,6 +436,7 @@ int rill__registry_remove(rill__registry_t *r, uint32_t id)
     if (c->ops.release)
         c->ops.release(c->ctx);
     rill__state_free(c->state);
+    rill__state_free(c->standby);
     free(c);
     return 0;
 }
@@ -438,7 +447,8 @@ uint64_t rill__registry_state_bytes(rill__registry_t *r)
     pthread_mutex_lock(&r->lock);
     for (size_t i = 0; i < r->snap->n; i++)
         if (r->snap->items[i]->state)
-            b += rill__state_bytes(r->snap->items[i]->state);
+            b += rill__state_bytes(r->snap->items[i]->state) +
+                 rill__state_bytes(r->snap->items[i]->standby);
     pthread_mutex_unlock(&r->lock);
     return b;
 }

@@ -41,6 +41,7 @@ typedef struct rill__comp {
      * ops.batch is then NULL. */
     rill_state_batch_cb state_batch;
     rill__state_t *state;
+    rill__state_t *standby; /* the copies this member keeps of other members' groups */
 } rill__comp_t;
 
 typedef struct rill__registry rill__registry_t;

@@ -53,7 +53,7 @@ int rill__chunk_parse(const uint8_t *p, size_t len, rill__chunk_t *out)
     };
     if (out->group >= out->groups)
         return RILL_EINVAL;
-    if (out->flags & RILL_CHUNK_END)
+    if (out->flags & (RILL_CHUNK_END | RILL_CHUNK_BEGIN))
         return out->n == 0 && len == RILL_CHUNK_HDR ? 0 : RILL_EINVAL;
     if (out->value_size == 0 || out->value_size > RILL_STATE_VALUE_MAX ||
         (uint64_t)out->n * (8 + out->value_size) != len - RILL_CHUNK_HDR)
@@ -61,16 +61,18 @@ int rill__chunk_parse(const uint8_t *p, size_t len, rill__chunk_t *out)
     return 0;
 }
 
-void rill__chunk_end(uint8_t *p, unsigned group, unsigned groups)
+void rill__chunk_mark(uint8_t *p, unsigned flags, unsigned group, unsigned groups)
 {
-    put_header(p, RILL_CHUNK_END, 0, group, groups, 0, 0);
+    put_header(p, (uint8_t)flags, 0, group, groups, 0, 0);
 }
 
-long rill__state_ship(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigned group,
-                      unsigned groups, uint32_t max, rill__chunk_out out, void *ctx)
+/* Chunks of group's values: of every key in the table (keys NULL) or of keys[0..nkeys). */
+static long send_values(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigned group,
+                        unsigned groups, const uint64_t *keys, size_t nkeys, uint32_t max,
+                        unsigned flags, rill__chunk_out out, void *ctx)
 {
     rill__state_loop_t *l = &s->loops[loop];
-    if (l->groups != groups || group >= groups || !l->tables[group].cap)
+    if (l->groups != groups || group >= groups || (!keys && !l->tables[group].cap))
         return 0;
     rill__state_table_t *t = &l->tables[group];
     uint32_t entry = 8 + s->vsize;
@@ -83,16 +85,28 @@ long rill__state_ship(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigne
     void *value;
     if (rill__buf_reserve(&b, RILL_CHUNK_HDR + (size_t)per * entry, SIZE_MAX) < 0)
         err = RILL_ENOMEM;
+    size_t ki = 0;
     for (int more = !err; more;) {
-        more = rill__state_table_next(t, s->stride, s->vsize, &pos, &key, &value);
+        if (keys) {
+            more = ki < nkeys;
+            if (more) {
+                key = keys[ki++];
+                value = rill__state_table_find(t, s->stride, key);
+            }
+        } else {
+            more = rill__state_table_next(t, s->stride, s->vsize, &pos, &key, &value);
+        }
         if (more) {
             uint8_t *e = b.data + RILL_CHUNK_HDR + (size_t)n * entry;
             memcpy(e, &key, 8);
-            memcpy(e + 8, value, s->vsize);
+            if (value)
+                memcpy(e + 8, value, s->vsize);
+            else
+                memset(e + 8, 0, s->vsize);
             n++;
         }
         if (n && (!more || n == per)) {
-            put_header(b.data, 0, comp_id, group, groups, s->vsize, n);
+            put_header(b.data, (uint8_t)flags, comp_id, group, groups, s->vsize, n);
             int rc = out(ctx, b.data, RILL_CHUNK_HDR + n * entry);
             if (rc < 0 && !err)
                 err = rc;
@@ -101,10 +115,28 @@ long rill__state_ship(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigne
         }
     }
     rill__buf_free(&b);
-    uint64_t before = rill__state_table_bytes(t, s->stride);
-    rill__state_table_free(t);
-    RILL_STAT_SUB(l->bytes, before);
     return err ? err : sent;
+}
+
+long rill__state_ship(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigned group,
+                      unsigned groups, uint32_t max, rill__chunk_out out, void *ctx)
+{
+    long rc = send_values(s, loop, comp_id, group, groups, NULL, 0, max, 0, out, ctx);
+    rill__state_drop_group(s, loop, group);
+    return rc;
+}
+
+long rill__state_copy(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigned group,
+                      unsigned groups, uint32_t max, unsigned flags, rill__chunk_out out, void *ctx)
+{
+    return send_values(s, loop, comp_id, group, groups, NULL, 0, max, flags, out, ctx);
+}
+
+long rill__state_send_keys(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigned group,
+                           unsigned groups, const uint64_t *keys, size_t n, uint32_t max,
+                           rill__chunk_out out, void *ctx)
+{
+    return send_values(s, loop, comp_id, group, groups, keys, n, max, RILL_CHUNK_STANDBY, out, ctx);
 }
 
 int rill__state_install(rill__state_t *s, unsigned loop, unsigned groups, const rill__chunk_t *c)

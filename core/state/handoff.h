@@ -8,7 +8,12 @@
  *   u8 version (1), u8 flags (RILL_CHUNK_END), u16 0, u32 comp_id, u32 group,
  *   u32 groups, u32 value_size, u32 n, then n entries: u64 key, value_size bytes.
  * A group's state is the chunks of every managed computation for it, then one END chunk
- * (comp_id 0, n 0): the receiver applies the group's frames only after the END. */
+ * (comp_id 0, n 0): the receiver applies the group's frames only after the END.
+ *
+ * Chunks with RILL_CHUNK_STANDBY keep the group's standby copy on its second rendezvous
+ * choice instead: a snapshot (BEGIN, chunks, END, all with STANDBY: the receiver drops the
+ * copy it had at BEGIN and holds a whole one at END), then, as the owner's batches change
+ * values, chunks of the values their keys have now (all zero: the key is gone). */
 #ifndef RILL_CORE_STATE_HANDOFF_H
 #define RILL_CORE_STATE_HANDOFF_H
 
@@ -21,6 +26,8 @@
 
 #define RILL_CHUNK_HDR 24u
 #define RILL_CHUNK_END 0x01u
+#define RILL_CHUNK_STANDBY 0x02u
+#define RILL_CHUNK_BEGIN 0x04u
 
 typedef struct rill__chunk {
     uint8_t flags;
@@ -29,7 +36,7 @@ typedef struct rill__chunk {
 } rill__chunk_t;
 
 /* Parses a chunk's payload. Returns 0 or RILL_EINVAL (unknown version, a length that
- * does not match n entries, an END with entries). */
+ * does not match n entries, an END or BEGIN with entries). */
 int rill__chunk_parse(const uint8_t *p, size_t len, rill__chunk_t *out);
 
 /* The group a chunk's payload is for (it must be at least RILL_CHUNK_HDR long), so that
@@ -46,8 +53,21 @@ typedef int (*rill__chunk_out)(void *ctx, const uint8_t *payload, uint32_t len);
 long rill__state_ship(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigned group,
                       unsigned groups, uint32_t max, rill__chunk_out out, void *ctx);
 
-/* Writes group's END chunk into p (RILL_CHUNK_HDR bytes). */
-void rill__chunk_end(uint8_t *p, unsigned group, unsigned groups);
+/* Sends the values loop `loop` holds for group `group` as chunks with `flags` (a standby
+ * snapshot), keeping them. Returns as rill__state_ship. */
+long rill__state_copy(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigned group,
+                      unsigned groups, uint32_t max, unsigned flags, rill__chunk_out out,
+                      void *ctx);
+
+/* Sends the values keys[0..n) of group `group` have now on loop (all zero for a key
+ * without one) as standby chunks. Returns as rill__state_ship. */
+long rill__state_send_keys(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigned group,
+                           unsigned groups, const uint64_t *keys, size_t n, uint32_t max,
+                           rill__chunk_out out, void *ctx);
+
+/* Writes a chunk without entries (END, BEGIN; with RILL_CHUNK_STANDBY or not) into p
+ * (RILL_CHUNK_HDR bytes). */
+void rill__chunk_mark(uint8_t *p, unsigned flags, unsigned group, unsigned groups);
 
 /* Stores a chunk's values in loop's tables (a key already there takes the chunk's value).
  * Returns 0, RILL_EINVAL (value size or number of groups differ from s and groups, or a

@@ -32,9 +32,36 @@ void rill__state_free(rill__state_t *s)
 {
     if (!s)
         return;
-    for (unsigned i = 0; i < s->nloops; i++)
+    for (unsigned i = 0; i < s->nloops; i++) {
         tables_free(s->loops[i].tables, s->loops[i].groups);
+        free(s->loops[i].dirty);
+    }
     free(s);
+}
+
+void rill__state_track(rill__state_t *s, unsigned loop, int on)
+{
+    s->loops[loop].track = on;
+    if (!on)
+        s->loops[loop].ndirty = 0;
+}
+
+/* Logs n keys of a batch; RILL_ENOMEM when the log cannot grow. */
+static int log_keys(rill__state_loop_t *l, const rill_msg_t *v, size_t n)
+{
+    if (l->ndirty + n > l->capdirty) {
+        size_t cap = l->capdirty ? l->capdirty : 1024;
+        while (cap < l->ndirty + n)
+            cap *= 2;
+        uint64_t *d = realloc(l->dirty, cap * sizeof *d);
+        if (!d)
+            return RILL_ENOMEM;
+        l->dirty = d;
+        l->capdirty = cap;
+    }
+    for (size_t i = 0; i < n; i++)
+        l->dirty[l->ndirty++] = v[i].key;
+    return 0;
 }
 
 static uint64_t tables_bytes(const rill__state_t *s, const rill__state_table_t *t, unsigned groups)
@@ -85,6 +112,8 @@ int rill__state_prepare(rill__state_t *s, unsigned loop, unsigned groups, const 
     rill__state_loop_t *l = &s->loops[loop];
     if (l->groups != groups && regroup(s, l, groups) < 0)
         return RILL_ENOMEM;
+    if (l->track && log_keys(l, v, n) < 0)
+        return RILL_ENOMEM;
     unsigned gi[RILL_STATE_BATCH_MAX];
     for (size_t i = 0; i < n; i++) {
         unsigned g = gi[i] = rill__key_group(v[i].key, groups);
@@ -129,6 +158,40 @@ int rill__state_scan(rill__state_t *s, unsigned loop, uint64_t *cursor, uint64_t
         g = l->groups, pos = 0;
     *cursor = g << 32 | pos;
     return (int)got;
+}
+
+void *rill__state_find(rill__state_t *s, unsigned loop, unsigned groups, uint64_t key)
+{
+    rill__state_loop_t *l = &s->loops[loop];
+    if (l->groups != groups)
+        return NULL;
+    return rill__state_table_find(&l->tables[rill__key_group(key, groups)], s->stride, key);
+}
+
+int rill__state_take_group(rill__state_t *to, rill__state_t *from, unsigned loop, unsigned g,
+                           unsigned groups)
+{
+    if (to->vsize != from->vsize || rill__state_groups(to, loop, groups) < 0 ||
+        rill__state_groups(from, loop, groups) < 0)
+        return RILL_ENOMEM;
+    rill__state_loop_t *t = &to->loops[loop], *f = &from->loops[loop];
+    uint64_t old = rill__state_table_bytes(&t->tables[g], to->stride);
+    uint64_t moved = rill__state_table_bytes(&f->tables[g], from->stride);
+    rill__state_table_free(&t->tables[g]);
+    t->tables[g] = f->tables[g];
+    f->tables[g] = (rill__state_table_t){0};
+    RILL_STAT_ADD(t->bytes, moved - old);
+    RILL_STAT_SUB(f->bytes, moved);
+    return 0;
+}
+
+void rill__state_drop_group(rill__state_t *s, unsigned loop, unsigned g)
+{
+    rill__state_loop_t *l = &s->loops[loop];
+    if (g >= l->groups || !l->tables[g].cap)
+        return;
+    RILL_STAT_SUB(l->bytes, rill__state_table_bytes(&l->tables[g], s->stride));
+    rill__state_table_free(&l->tables[g]);
 }
 
 uint64_t rill__state_bytes(const rill__state_t *s)

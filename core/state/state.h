@@ -15,12 +15,15 @@
 #define RILL_STATE_BATCH_MAX 256 /* messages one rill__state_prepare call resolves */
 
 typedef struct rill__state_loop {
-    rill__state_table_t *tables; /* one per key group; NULL until the loop's first batch */
-    unsigned groups;             /* entries of tables */
-    uint64_t bytes;              /* memory the loop's tables hold (relaxed atomics) */
-    char pad[64 - sizeof(void *) - sizeof(unsigned) - 4 - sizeof(uint64_t)];
+    _Alignas(64) rill__state_table_t *tables; /* one per key group; NULL until first needed */
+    unsigned groups;                          /* entries of tables */
+    int track;                                /* log the keys each batch is given */
+    uint64_t bytes;                           /* memory the loop's tables hold (relaxed atomics) */
+    /* The keys handed to batches since rill__state_dirty_clear, when track is set: what a
+     * standby copy must be told of (loop/group_moves.c). */
+    uint64_t *dirty;
+    size_t ndirty, capdirty;
 } rill__state_loop_t;
-_Static_assert(sizeof(rill__state_loop_t) == 64, "a loop's state header is one cache line");
 
 typedef struct rill__state {
     uint32_t vsize;  /* value bytes, as registered */
@@ -47,6 +50,30 @@ int rill__state_groups(rill__state_t *s, unsigned loop, unsigned groups);
 /* rill_state_scan for loop `loop`. */
 int rill__state_scan(rill__state_t *s, unsigned loop, uint64_t *cursor, uint64_t *keys,
                      void **values, size_t max);
+
+/* The keys logged since the last clear (the loop's track flag on); may repeat. */
+static inline const uint64_t *rill__state_dirty(const rill__state_t *s, unsigned loop, size_t *n)
+{
+    *n = s->loops[loop].ndirty;
+    return s->loops[loop].dirty;
+}
+static inline void rill__state_dirty_clear(rill__state_t *s, unsigned loop)
+{
+    s->loops[loop].ndirty = 0;
+}
+/* Starts or stops logging the keys of loop's batches. */
+void rill__state_track(rill__state_t *s, unsigned loop, int on);
+
+/* The value of key on loop (NULL when it has none). */
+void *rill__state_find(rill__state_t *s, unsigned loop, unsigned groups, uint64_t key);
+
+/* Moves loop's values of group g from `from` into `to` (to's own values of g are
+ * dropped): a standby copy becomes the state. Both must have the same value size. */
+int rill__state_take_group(rill__state_t *to, rill__state_t *from, unsigned loop, unsigned g,
+                           unsigned groups);
+
+/* Forgets loop's values of group g. */
+void rill__state_drop_group(rill__state_t *s, unsigned loop, unsigned g);
 
 /* Memory every loop's tables hold (bytes). Any thread. */
 uint64_t rill__state_bytes(const rill__state_t *s);

@@ -140,7 +140,9 @@
     X(state_lost_groups, COUNTER, LOOPS, "lost_groups", "rill_state_lost_groups_total",        \
       "Key groups that ran on without their managed state: it did not arrive in time or could not be sent.") \
     X(state_rejected, COUNTER, LOOPS, "", "rill_state_rejected_total",                         \
-      "Chunks of managed state refused: malformed, for a computation without managed state here, or late.")
+      "Chunks of managed state refused: malformed, for a computation without managed state here, or late.") \
+    X(groups_promoted, COUNTER, LOOPS, "promoted", "rill_groups_promoted_total",               \
+      "Key groups whose standby copy here became their state when their owner left or died.")
 /* clang-format on */
 
 /* Prometheus TYPE of a kind. */

@@ -6,16 +6,26 @@
  * each key's count, asked of whichever member owns it now, equals the frames sent for
  * it: nothing was counted twice or left behind, and no group ran without its state. The
  * values also count frames that arrived out of their key's order; the case prints them
- * per kind of move (it asserts only that keys which never moved kept their order). */
+ * per kind of move (it asserts only that keys which never moved kept their order).
+ *
+ * crash_standby: three members in child processes; frames counted, then c is killed with
+ * kill -9. c's groups go to their second rendezvous choice, which held their standby copy:
+ * every count is exact afterwards, frames sent after the crash included, and groups were
+ * promoted, none lost. (Frames in flight at the moment of the kill are not covered yet:
+ * the case kills c once the cluster is quiet.) */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -30,6 +40,8 @@
 #define LOOPS 2
 
 static zk_server_t g_zk;
+static const char *g_zk_hosts;  /* the server's connect string */
+static const char *g_sink_addr; /* the sink's HOST:PORT */
 static char g_root[96];
 static tu_sink_t *g_sink;
 
@@ -76,20 +88,22 @@ typedef struct member {
     uint16_t port;
 } member_t;
 
-static int member_start(member_t *m, const char *id)
+/* Starts member `id`; session_ms 0: rill's default session timeout. */
+static int member_start_opts(member_t *m, const char *id, unsigned session_ms)
 {
     m->id = id;
     rill_config_t *cfg = rill_config_new();
     int rc = cfg ? 0 : RILL_ENOMEM;
     if (rc == 0)
         rc = rill_config_set_threads(cfg, LOOPS);
+    if (rc == 0 && session_ms)
+        rc = rill_config_set_session_timeout_ms(cfg, session_ms);
     if (rc == 0)
         rc = rill_config_add_listener(cfg, "127.0.0.1:0", RILL_FRAMING_RILL, 0, 0, 0);
     if (rc == 0)
-        rc = rill_config_add_sink(cfg, tu_sink_addr(g_sink));
+        rc = rill_config_add_sink(cfg, g_sink_addr);
     if (rc == 0)
-        rc = rill_config_set_cluster(cfg, zk_server_connect_string(&g_zk), g_root, id,
-                                     "127.0.0.1:0");
+        rc = rill_config_set_cluster(cfg, g_zk_hosts, g_root, id, "127.0.0.1:0");
     if (rc == 0)
         rc = rill_worker_new(&m->w, cfg);
     rill_config_destroy(cfg);
@@ -103,6 +117,11 @@ static int member_start(member_t *m, const char *id)
     }
     m->port = (uint16_t)rill_worker_listener_port(m->w, 0);
     return 0;
+}
+
+static int member_start(member_t *m, const char *id)
+{
+    return member_start_opts(m, id, 0);
 }
 
 static rill_stats_t stats_of(const member_t *m)
@@ -120,10 +139,11 @@ static void print_stats(const member_t *m)
             "    %s: in=%" PRIu64 " forwarded=%" PRIu64 " peer_in=%" PRIu64 " misrouted=%" PRIu64
             " rerouted=%" PRIu64 " groups_owned=%" PRIu64 " groups_moved=%" PRIu64
             " state_lost_groups=%" PRIu64 " state_rejected=%" PRIu64 " handoff_wait_ms=%" PRIu64
-            " state_bytes=%" PRIu64 " peer_dropped=%" PRIu64 " handoff_dropped=%" PRIu64 "\n",
+            " state_bytes=%" PRIu64 " peer_dropped=%" PRIu64 " handoff_dropped=%" PRIu64
+            " promoted=%" PRIu64 "\n",
             m->id, s.msgs_in, s.forwarded, s.peer_in, s.misrouted, s.rerouted, s.groups_owned,
             s.groups_moved, s.state_lost_groups, s.state_rejected, s.handoff_wait_ns / 1000000,
-            s.state_bytes, s.peer_dropped, s.handoff_dropped);
+            s.state_bytes, s.peer_dropped, s.handoff_dropped, s.groups_promoted);
 }
 
 /* Waits until every member in ms[0..n) sees a view of exactly those n members. */
@@ -215,6 +235,49 @@ static uint64_t applied(member_t *const *ms, unsigned n)
     return sum;
 }
 
+/* Asks each key's owner for its count, through the member listening on port: NKEYS
+ * answers reach the sink. Returns 0 once they have. */
+static int ask_counts(uint16_t port)
+{
+    tu_buf_t q = {0};
+    for (uint32_t k = 0; k < NKEYS; k++)
+        tu_buf_frame(&q, COMP, KEY_BASE + k, "?", 1);
+    int fd = tu_connect(port, WAIT_MS);
+    int rc = fd >= 0 ? tu_write_all(fd, q.data, q.len) : -1;
+    if (fd >= 0)
+        close(fd);
+    tu_buf_free(&q);
+    if (rc == 0)
+        rc = tu_sink_wait_count(g_sink, NKEYS, WAIT_MS);
+    tu_sleep_ms(200); /* an answer too many would arrive now */
+    return rc;
+}
+
+/* Counts the sink's answers that differ from what was sent (printing a few). */
+static unsigned wrong_counts(void)
+{
+    static uint8_t seen[NKEYS];
+    memset(seen, 0, sizeof seen);
+    unsigned wrong = 0, shown = 0;
+    size_t nf;
+    tu_sink_lock(g_sink);
+    const tu_frame_t *f = tu_sink_frames(g_sink, &nf);
+    for (size_t i = 0; i < nf; i++) {
+        uint64_t k = f[i].key - KEY_BASE;
+        if (f[i].len != 12 || k >= NKEYS || seen[k]++) {
+            wrong++;
+            continue;
+        }
+        uint64_t have = tu_get_be64(f[i].payload);
+        if (have != g_src.per_key[k] && shown++ < 5)
+            fprintf(stderr, "  key %" PRIu64 ": count %" PRIu64 ", sent %u\n", k, have,
+                    g_src.per_key[k]);
+        wrong += have != g_src.per_key[k];
+    }
+    tu_sink_unlock(g_sink);
+    return wrong + (unsigned)(nf < NKEYS ? NKEYS - nf : 0);
+}
+
 /* owner[k]: the first letter of the id of key k's owner in w's view. */
 static int owners(rill_worker_t *w, char *owner)
 {
@@ -233,6 +296,7 @@ static int scale_2_3_2(void)
     static char owner2[NKEYS], owner3[NKEYS];
     snprintf(g_root, sizeof g_root, "/rill/state-moves-%d", (int)getpid());
     ASSERT_EQ(tu_sink_new(&g_sink, NULL, NULL), 0);
+    g_sink_addr = tu_sink_addr(g_sink);
     static member_t a, b, c;
     member_t *two[] = {&a, &b}, *three[] = {&a, &b, &c};
     ASSERT_EQ(member_start(&a, "a"), 0);
@@ -268,17 +332,7 @@ static int scale_2_3_2(void)
     }
     ASSERT_U64_EQ(got, sent);
 
-    /* Ask each key's owner for its count. */
-    tu_buf_t q = {0};
-    for (uint32_t k = 0; k < NKEYS; k++)
-        tu_buf_frame(&q, COMP, KEY_BASE + k, "?", 1);
-    int fd = tu_connect(b.port, WAIT_MS);
-    ASSERT_TRUE(fd >= 0);
-    ASSERT_EQ(tu_write_all(fd, q.data, q.len), 0);
-    close(fd);
-    tu_buf_free(&q);
-    ASSERT_EQ(tu_sink_wait_count(g_sink, NKEYS, WAIT_MS), 0);
-    tu_sleep_ms(200); /* an answer too many would arrive now */
+    ASSERT_EQ(ask_counts(b.port), 0);
 
     static uint8_t seen[NKEYS];
     unsigned wrong = 0, twice = 0, shown = 0;
@@ -324,8 +378,9 @@ static int scale_2_3_2(void)
     ASSERT_U64_EQ(sa.state_lost_groups + sb.state_lost_groups + sc.state_lost_groups, 0);
     ASSERT_U64_EQ(sa.state_rejected + sb.state_rejected + sc.state_rejected, 0);
     ASSERT_U64_EQ(sa.groups_owned + sb.groups_owned, 4096);
-    /* c handed every value over: what it holds is the empty per-group table headers. */
-    ASSERT_U64_LE(sc.state_bytes, LOOPS * 4096u * 24u);
+    /* c handed every value over and dropped its standby copies: what it holds is the
+     * empty per-group table headers (of its state and of its copies). */
+    ASSERT_U64_LE(sc.state_bytes, 2 * LOOPS * 4096u * 24u);
 
     rill_worker_destroy(c.w);
     rill_worker_destroy(b.w);
@@ -334,8 +389,233 @@ static int scale_2_3_2(void)
     return 0;
 }
 
+/* ------------------------------------------------------------ crash_standby */
+
+/* What a member in a child process reports when asked (one byte on req). */
+typedef struct status {
+    uint32_t view_size;
+    uint16_t port;
+    uint64_t applied, peer_in;
+    rill_stats_t st;
+} status_t;
+
+typedef struct proc {
+    pid_t pid;
+    int req, rep; /* pipes to and from the child */
+    const char *id;
+} proc_t;
+
+/* The child (this program run again with --member: a fresh process, which sanitizers
+ * need to start threads): starts member id, then answers status requests until killed. */
+static int child_main(const char *id, int req, int rep)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1)
+        _exit(1); /* the parent is gone already */
+    member_t m;
+    if (member_start_opts(&m, id, 3000) < 0)
+        _exit(1);
+    char c;
+    while (read(req, &c, 1) == 1) {
+        status_t s;
+        memset(&s, 0, sizeof s);
+        rill_view_t *v = rill_worker_view(m.w);
+        s.view_size = v && rill_view_self(v) >= 0 ? rill_view_size(v) : 0;
+        rill_view_destroy(v);
+        rill_comp_stats_t cs;
+        if (rill_comp_stats(m.w, COMP, &cs, sizeof cs) == 0)
+            s.applied = cs.msgs;
+        rill_worker_stats(m.w, &s.st, sizeof s.st);
+        s.peer_in = s.st.peer_in;
+        s.port = m.port;
+        if (write(rep, &s, sizeof s) != (ssize_t)sizeof s)
+            _exit(1);
+    }
+    _exit(0); /* without a drain: the parent kills it anyway */
+}
+
+static int proc_start(proc_t *p, const char *id)
+{
+    int req[2], rep[2];
+    if (pipe(req) < 0 || pipe(rep) < 0)
+        return -1;
+    p->id = id;
+    p->pid = fork();
+    if (p->pid < 0)
+        return -1;
+    if (p->pid == 0) {
+        close(req[1]);
+        close(rep[0]);
+        char rfd[16], wfd[16];
+        snprintf(rfd, sizeof rfd, "%d", req[0]);
+        snprintf(wfd, sizeof wfd, "%d", rep[1]);
+        execl("/proc/self/exe", "state_moves_test", "--member", id, g_root, g_zk_hosts, g_sink_addr,
+              rfd, wfd, (char *)NULL);
+        _exit(127);
+    }
+    close(req[0]);
+    close(rep[1]);
+    p->req = req[1];
+    p->rep = rep[0];
+    return 0;
+}
+
+static int proc_status(proc_t *p, status_t *s)
+{
+    struct pollfd pfd = {.fd = p->rep, .events = POLLIN};
+    if (write(p->req, "?", 1) != 1 || poll(&pfd, 1, WAIT_MS) != 1)
+        return -1;
+    return read(p->rep, s, sizeof *s) == (ssize_t)sizeof *s ? 0 : -1;
+}
+
+static void proc_kill(proc_t *p)
+{
+    if (p->pid > 0) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, NULL, 0);
+        close(p->req);
+        close(p->rep);
+    }
+    p->pid = 0;
+}
+
+/* Waits until each of ps[0..n) is in a view of n members. */
+static int procs_agree(proc_t *ps, unsigned n)
+{
+    int64_t t0 = tu_now_ms(), end = t0 + WAIT_MS;
+    for (;;) {
+        unsigned ok = 0;
+        status_t s;
+        for (unsigned i = 0; i < n; i++)
+            ok += proc_status(&ps[i], &s) == 0 && s.view_size == n;
+        if (ok == n) {
+            fprintf(stderr, "  %u members agree after %lld ms\n", n, (long long)(tu_now_ms() - t0));
+            return 0;
+        }
+        if (tu_now_ms() > end)
+            return -1;
+        tu_sleep_ms(50);
+    }
+}
+
+/* Frames applied over ps[0..n); *peer_in their peer frames (what is still moving). */
+static uint64_t procs_applied(proc_t *ps, unsigned n, uint64_t *peer_in)
+{
+    uint64_t sum = 0, pin = 0;
+    status_t s;
+    for (unsigned i = 0; i < n; i++)
+        if (proc_status(&ps[i], &s) == 0) {
+            sum += s.applied;
+            pin += s.peer_in;
+        }
+    if (peer_in)
+        *peer_in = pin;
+    return sum;
+}
+
+/* Sends `frames` counted frames to port (the source's per-key sequence goes on). */
+static int send_counted(uint16_t port, unsigned frames)
+{
+    uint64_t rng = 11;
+    tu_buf_t b = {0};
+    for (unsigned i = 0; i < frames; i++) {
+        uint32_t k = (uint32_t)(tu_rand(&rng) % NKEYS);
+        uint8_t p[4];
+        tu_put_be32(p, g_src.per_key[k]++);
+        tu_buf_frame(&b, COMP, KEY_BASE + k, p, 4);
+    }
+    int fd = tu_connect(port, WAIT_MS);
+    int rc = fd >= 0 ? tu_write_all(fd, b.data, b.len) : -1;
+    if (fd >= 0)
+        close(fd);
+    tu_buf_free(&b);
+    return rc;
+}
+
+/* Waits until ps[0..n) applied `want` frames and nothing moved between them for 300 ms
+ * (the standby copies have what the owners did). */
+static int procs_quiet(proc_t *ps, unsigned n, uint64_t want)
+{
+    int64_t end = tu_now_ms() + WAIT_MS;
+    uint64_t last = UINT64_MAX, pin;
+    int64_t since = tu_now_ms();
+    for (;;) {
+        uint64_t got = procs_applied(ps, n, &pin);
+        if (got > want)
+            return -1;
+        if (got != want || pin != last)
+            since = tu_now_ms();
+        else if (tu_now_ms() - since >= 300)
+            return 0;
+        last = pin;
+        if (tu_now_ms() > end) {
+            fprintf(stderr, "  applied %" PRIu64 " of %" PRIu64 "\n", got, want);
+            return -1;
+        }
+        tu_sleep_ms(20);
+    }
+}
+
+static int crash_standby(void)
+{
+    snprintf(g_root, sizeof g_root, "/rill/state-crash-%d", (int)getpid());
+    memset(g_src.per_key, 0, sizeof g_src.per_key);
+    ASSERT_EQ(tu_sink_new(&g_sink, NULL, NULL), 0);
+    g_sink_addr = tu_sink_addr(g_sink);
+    static proc_t ps[3];
+    static const char *ids[] = {"a", "b", "c"};
+    for (unsigned i = 0; i < 3; i++)
+        ASSERT_EQ(proc_start(&ps[i], ids[i]), 0);
+    ASSERT_EQ(procs_agree(ps, 3), 0);
+    status_t sa;
+    ASSERT_EQ(proc_status(&ps[0], &sa), 0);
+
+    ASSERT_EQ(send_counted(sa.port, 60000), 0);
+    ASSERT_EQ(procs_quiet(ps, 3, 60000), 0);
+    proc_kill(&ps[2]); /* c, with kill -9 */
+    int64_t t_kill = tu_now_ms();
+    ASSERT_EQ(procs_agree(ps, 2), 0);
+    fprintf(stderr, "  a and b without c %lld ms after the kill\n",
+            (long long)(tu_now_ms() - t_kill));
+
+    uint64_t before = procs_applied(ps, 2, NULL);
+    ASSERT_EQ(send_counted(sa.port, 30000), 0);
+    ASSERT_EQ(procs_quiet(ps, 2, before + 30000), 0);
+
+    ASSERT_EQ(ask_counts(sa.port), 0);
+    unsigned wrong = wrong_counts();
+    status_t s[2];
+    uint64_t promoted = 0, lost = 0;
+    for (unsigned i = 0; i < 2; i++) {
+        ASSERT_EQ(proc_status(&ps[i], &s[i]), 0);
+        promoted += s[i].st.groups_promoted;
+        lost += s[i].st.state_lost_groups;
+        fprintf(stderr,
+                "    %s: groups_owned=%" PRIu64 " promoted=%" PRIu64 " lost=%" PRIu64
+                " rejected=%" PRIu64 " state_bytes=%" PRIu64 "\n",
+                ids[i], s[i].st.groups_owned, s[i].st.groups_promoted, s[i].st.state_lost_groups,
+                s[i].st.state_rejected, s[i].st.state_bytes);
+    }
+    fprintf(stderr, "  %u counts wrong after the crash\n", wrong);
+    ASSERT_EQ(wrong, 0u);
+    ASSERT_U64_GE(promoted, 1);
+    ASSERT_U64_EQ(lost, 0);
+    ASSERT_U64_EQ(s[0].st.groups_owned + s[1].st.groups_owned, 4096);
+    for (unsigned i = 0; i < 2; i++)
+        proc_kill(&ps[i]);
+    tu_sink_destroy(g_sink);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 8 && strcmp(argv[1], "--member") == 0) {
+        /* --member ID ROOT ZK_HOSTS SINK REQ_FD REP_FD: a member of crash_standby */
+        snprintf(g_root, sizeof g_root, "%s", argv[3]);
+        g_zk_hosts = argv[4];
+        g_sink_addr = argv[5];
+        return child_main(argv[2], atoi(argv[6]), atoi(argv[7]));
+    }
     t_require_io_uring("state_moves_test");
     char why[256];
     if (!zk_available(why, sizeof why)) {
@@ -348,6 +628,7 @@ int main(int argc, char **argv)
         printf("state_moves_test: cannot start a ZooKeeper server: %s\n", strerror(-rc));
         return 1;
     }
+    g_zk_hosts = zk_server_connect_string(&g_zk);
     char p[300];
     snprintf(p, sizeof p, "%s/client.log", g_zk.dir);
     FILE *zklog = fopen(p, "a");
@@ -355,6 +636,7 @@ int main(int argc, char **argv)
         zoo_set_log_stream(zklog);
     static const t_case_t cases[] = {
         {"scale_2_3_2", scale_2_3_2},
+        {"crash_standby", crash_standby},
         {NULL, NULL},
     };
     rc = t_run("state_moves", cases, argc, argv);

@@ -700,6 +700,7 @@ typedef struct rill_stats {
     uint64_t handoff_wait_ns;    /* time new groups held frames back for their state */
     uint64_t state_lost_groups;  /* key groups that ran on without their state */
     uint64_t state_rejected;     /* chunks of managed state refused */
+    uint64_t groups_promoted;    /* key groups whose standby copy here took over */
 } rill_stats_t;
 
 /*
