@@ -334,12 +334,15 @@ static void chunk_arrived(rill__dispatch_t *d, const rill_msg_t *m)
         chunk_refused(d, &ch, rc);
 }
 
-/* A chunk a retiring link handed back (its member left before it took it): to the group's
- * owner now, here when that is this loop (the loop that sent it runs the group). */
+/* A chunk a retiring link handed back (its member left before it took it): a group's state
+ * to the group's owner now, here when that is this loop (the loop that sent it runs the
+ * group); a standby copy's chunk is dropped. */
 static void rechunk(rill__dispatch_t *d, const rill_msg_t *m)
 {
     const rill_view_t *view = d->view;
     uint32_t g = m->len >= RILL_CHUNK_HDR ? rill__chunk_group(m->data) : UINT32_MAX;
+    if (m->len >= RILL_CHUNK_HDR && (m->data[1] & RILL_CHUNK_STANDBY))
+        return; /* for a standby that left: the group's next standby gets a whole copy */
     if (view && view->n && g < view->groups && (int)rill__view_table(view)[g] != view->self) {
         rill__link_t *k = rill__links_peer(d->links, rill__view_table(view)[g], 1);
         if (k && rill__link_append(d->links, k, m->comp_id, m->key, m->data, m->len) == 0)

@@ -20,7 +20,7 @@ void rill__link_move_to_reroute(rill__links_t *ls, rill__link_t *k);
 /* Where what peer link k hands back waits to be routed again: the buffer of its depth. */
 static inline rill__buf_t *rill__link_reroute_buf(rill__links_t *ls, const rill__link_t *k)
 {
-    return &ls->reroute[(unsigned)(k - ls->peers) % RILL_PEER_DEPTHS];
+    return &ls->reroute[(unsigned)(k - ls->peers) % RILL_PEER_LINKS];
 }
 
 /* A lazy link (a peer link of depth 2 or deeper) connects once a frame is queued on it. */

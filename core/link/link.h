@@ -26,9 +26,11 @@
 
 enum { RILL_LINK_DOWN, RILL_LINK_CONNECTING, RILL_LINK_UP };
 
-/* Peer slots: one link per member and depth (util/limits.h, RILL_PEER_DEPTHS), a member's
- * group of slots g holding its depth-d link at g * RILL_PEER_DEPTHS + d - 1. */
-#define RILL_PEER_SLOTS (RILL_MAX_MEMBERS * RILL_PEER_DEPTHS)
+/* Peer slots: one link per member and depth (util/limits.h: RILL_PEER_DEPTHS, then the
+ * standby link, RILL_STANDBY_DEPTH), a member's group of slots g holding its depth-d link
+ * at g * RILL_PEER_LINKS + d - 1. */
+#define RILL_PEER_LINKS RILL_STANDBY_DEPTH
+#define RILL_PEER_SLOTS (RILL_MAX_MEMBERS * RILL_PEER_LINKS)
 
 /* Outputs a loop's barriers track: its sinks, then its peer slots. */
 #define RILL_LINK_OUTPUTS (RILL_MAX_SINKS + RILL_PEER_SLOTS)
@@ -36,7 +38,7 @@ enum { RILL_LINK_DOWN, RILL_LINK_CONNECTING, RILL_LINK_UP };
 /* The depth of the link in peer slot p. */
 static inline unsigned rill__link_slot_depth(unsigned p)
 {
-    return p % RILL_PEER_DEPTHS + 1;
+    return p % RILL_PEER_LINKS + 1;
 }
 
 typedef struct rill__link {
@@ -79,7 +81,7 @@ typedef struct rill__links {
     /* Frames to route again under the current view: queued for a member that left, or
      * left unsent by the failed send of such a member's link; reroute[d - 1] those of its
      * depth-d link. The loop takes them. */
-    rill__buf_t reroute[RILL_PEER_DEPTHS];
+    rill__buf_t reroute[RILL_PEER_LINKS];
     /* Peer links are acknowledged streams; their ids derive from this and the member. */
     uint64_t stream_seed;
     /* When set (the cluster has credentials), a peer link answers the peer listener's
@@ -149,12 +151,12 @@ size_t rill__link_append_msgs(rill__links_t *ls, rill__link_t *k, const rill_msg
 /* Drops what k has queued without counting it (benchmark drivers that never send). */
 void rill__link_discard(rill__link_t *k);
 
-/* The depth-`depth` link (1 .. RILL_PEER_DEPTHS) to member `member` of the adopted view,
+/* The depth-`depth` link (1 .. RILL_PEER_LINKS) to member `member` of the adopted view,
  * or NULL (itself, or no free slot). */
 static inline rill__link_t *rill__links_peer(rill__links_t *ls, int member, unsigned depth)
 {
     int g = ls->peer_of[member];
-    return g >= 0 ? &ls->peers[(unsigned)g * RILL_PEER_DEPTHS + depth - 1] : NULL;
+    return g >= 0 ? &ls->peers[(unsigned)g * RILL_PEER_LINKS + depth - 1] : NULL;
 }
 
 /* Adopts view v: opens links to members it has not seen (depth 1 at once, the deeper

@@ -1,6 +1,7 @@
 /* Peer links follow the cluster view: a group of links per other member, one per hop
- * depth (util/limits.h), opened when a member appears (the deeper ones once a frame is
- * queued on them), retired when it leaves (what was queued for it is routed again). */
+ * depth and one for standby copies (util/limits.h), opened when a member appears (all but
+ * depth 1 once a frame is queued on them), retired when it leaves (what was queued for it
+ * is routed again). */
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -47,12 +48,12 @@ static uint64_t peer_stream_id(uint64_t seed, const char *id, unsigned depth)
     return rill__stream_id(seed, h + depth - 1);
 }
 
-/* Opens group g's links to member m: depth 1 connects on this iteration, the deeper
- * ones once a frame is queued on them. */
+/* Opens group g's links to member m: depth 1 connects on this iteration, the others once
+ * a frame is queued on them. */
 static void open_group(rill__links_t *ls, unsigned g, const rill__member_t *m)
 {
-    for (unsigned d = 1; d <= RILL_PEER_DEPTHS; d++) {
-        rill__link_t *k = &ls->peers[g * RILL_PEER_DEPTHS + d - 1];
+    for (unsigned d = 1; d <= RILL_PEER_LINKS; d++) {
+        rill__link_t *k = &ls->peers[g * RILL_PEER_LINKS + d - 1];
         rill__link_release(k); /* a clean slot, with a new generation */
         k->addr = m->sa;
         snprintf(k->id, sizeof k->id, "%s", m->id);
@@ -70,8 +71,8 @@ static void open_group(rill__links_t *ls, unsigned g, const rill__member_t *m)
 /* A group can be opened once none of its links is in use or still retiring. */
 static int group_free(const rill__links_t *ls, unsigned g)
 {
-    for (unsigned d = 0; d < RILL_PEER_DEPTHS; d++) {
-        const rill__link_t *k = &ls->peers[g * RILL_PEER_DEPTHS + d];
+    for (unsigned d = 0; d < RILL_PEER_LINKS; d++) {
+        const rill__link_t *k = &ls->peers[g * RILL_PEER_LINKS + d];
         if (k->in_use || k->retiring)
             return 0;
     }
@@ -92,7 +93,7 @@ void rill__links_adopt_view(rill__links_t *ls, const rill_view_t *v)
             continue;
         int found = -1, free_group = -1;
         for (unsigned g = 0; g < RILL_MAX_MEMBERS; g++) {
-            rill__link_t *k = &ls->peers[g * RILL_PEER_DEPTHS];
+            rill__link_t *k = &ls->peers[g * RILL_PEER_LINKS];
             if (k->in_use && !k->retiring && same_member(k, &v->m[i]))
                 found = (int)g;
             else if (free_group < 0 && group_free(ls, g))
@@ -108,6 +109,6 @@ void rill__links_adopt_view(rill__links_t *ls, const rill_view_t *v)
         }
     }
     for (unsigned p = 0; p < RILL_PEER_SLOTS; p++)
-        if (ls->peers[p].in_use && !ls->peers[p].retiring && !keep[p / RILL_PEER_DEPTHS])
+        if (ls->peers[p].in_use && !ls->peers[p].retiring && !keep[p / RILL_PEER_LINKS])
             retire(ls, &ls->peers[p]);
 }

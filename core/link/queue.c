@@ -72,7 +72,7 @@ void rill__links_free(rill__links_t *ls)
         rill__acked_free(ls->peers[p].ack);
         ls->peers[p].ack = NULL;
     }
-    for (unsigned d = 0; d < RILL_PEER_DEPTHS; d++)
+    for (unsigned d = 0; d < RILL_PEER_LINKS; d++)
         rill__buf_free(&ls->reroute[d]);
 }
 

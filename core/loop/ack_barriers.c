@@ -110,15 +110,18 @@ int rill__ackin_waiting(const rill__loop_t *l)
     return l->nloops > 1 && any_pending(l);
 }
 
-/* A class of origin o counts only the peer links of depth o + 1 (none for the last
- * origin): the links that frames of origin o are sent on. */
+/* A class of origin o counts only the peer links of depth o + 1, the links that frames
+ * of origin o are sent on, and the standby links, which carry what they changed in
+ * managed state (none for the last origin). */
 static void mask_peer_slots(const rill__loop_t *l, uint64_t *fig, unsigned origin)
 {
     unsigned ns = rill__links_outputs(&l->links), nsinks = l->links.nsinks;
     for (unsigned j = 0; j < l->nloops; j++)
-        for (unsigned p = 0; p < ns - nsinks; p++)
-            if (origin == RILL_ORIGIN_LAST || rill__link_slot_depth(p) != origin + 1)
+        for (unsigned p = 0; p < ns - nsinks; p++) {
+            unsigned depth = rill__link_slot_depth(p);
+            if (origin == RILL_ORIGIN_LAST || (depth != origin + 1 && depth != RILL_STANDBY_DEPTH))
                 fig[j * ns + nsinks + p] = 0;
+        }
 }
 
 /* What this loop has handed on so far: to other loops, to its emit_comp queue, to

@@ -224,7 +224,10 @@ static int on_hello(rill__loop_t *l, unsigned slot, const rill__ctl_t *h)
         return RILL_ENOMEM;
     s->conn = (int)slot;
     s->last_used = l->now;
-    s->cls = c->peer ? h->depth : RILL_ACK_FROM_SOURCE; /* depth checked by the caller */
+    /* depth checked by the caller; the standby stream's frames wait on no member */
+    s->cls = !c->peer                      ? RILL_ACK_FROM_SOURCE
+             : h->depth < RILL_ORIGIN_LAST ? h->depth
+                                           : RILL_ORIGIN_LAST;
     s->next_seq = h->seq > known + 1 ? h->seq : known + 1;
     /* The sender takes everything before next_seq as acknowledged. */
     s->acked_sent = s->next_seq - 1;
@@ -305,7 +308,7 @@ int rill__ackin_filter(rill__loop_t *l, unsigned slot, rill_msg_t *v, size_t n, 
             if (rill__ct_compare(want, h.mac, sizeof want))
                 return auth_error(l);
         }
-        if (c->peer && h.depth > RILL_PEER_DEPTHS)
+        if (c->peer && h.depth > RILL_STANDBY_DEPTH)
             return control_error(l); /* a depth this build does not have */
         unsigned home = stream_home(l, h.stream_id);
         if (home != l->idx) {

@@ -41,12 +41,14 @@ static int drop_out(void *ctx, const uint8_t *payload, uint32_t len)
 }
 
 /* Sends group g's state (of every managed computation: all[0..n)) to view member `to`,
- * then its END; an empty END alone when `empty`. */
-static void ship(rill__loop_t *l, const rill__comp_t *const *all, size_t n, unsigned g, int to,
-                 int empty)
+ * then its END; an empty END alone when `empty`. On the standby link when `to` held the
+ * group's standby copy: behind the copy's last changes, so that the copy has all of it
+ * when `to` takes the group over from it (promote). */
+static void ship_on(rill__loop_t *l, const rill__comp_t *const *all, size_t n, unsigned g, int to,
+                    int empty, unsigned depth)
 {
     rill__dispatch_t *d = &l->dispatch;
-    rill__link_t *k = rill__links_peer(&l->links, to, 1);
+    rill__link_t *k = rill__links_peer(&l->links, to, depth);
     ship_ctx_t sc = {&l->links, k};
     uint32_t max = d->max_payload < RILL_CHUNK_MAX ? d->max_payload : RILL_CHUNK_MAX;
     int failed = !k;
@@ -79,6 +81,12 @@ static void ship(rill__loop_t *l, const rill__comp_t *const *all, size_t n, unsi
     }
 }
 
+static void ship(rill__loop_t *l, const rill__comp_t *const *all, size_t n, unsigned g, int to,
+                 int empty)
+{
+    ship_on(l, all, n, g, to, empty, 1);
+}
+
 static int is_self(const rill_view_t *v, unsigned g)
 {
     return v && v->n && v->self >= 0 && (int)rill__view_table(v)[g] == v->self;
@@ -89,7 +97,7 @@ static int is_self(const rill_view_t *v, unsigned g)
 static void snapshot(rill__loop_t *l, const rill__comp_t *const *all, size_t n, unsigned g, int to)
 {
     rill__dispatch_t *d = &l->dispatch;
-    rill__link_t *k = to >= 0 ? rill__links_peer(&l->links, to, 1) : NULL;
+    rill__link_t *k = to >= 0 ? rill__links_peer(&l->links, to, RILL_STANDBY_DEPTH) : NULL;
     if (!k)
         return; /* no standby: the group's state lives on its owner alone */
     ship_ctx_t sc = {&l->links, k};
@@ -201,7 +209,10 @@ void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v)
             int prev_owner = prev->n ? rill__view_table(prev)[g] : -1;
             if (was && !mine) {
                 d->arrived[g] = 0;
-                ship(l, all, n, g, owner[g], 0);
+                int psb = standby_of(prev, g);
+                int to_standby =
+                    psb >= 0 && strcmp(member_id(prev, psb), member_id(v, owner[g])) == 0;
+                ship_on(l, all, n, g, owner[g], 0, to_standby ? RILL_STANDBY_DEPTH : 1);
                 /* Moved on again before its state came: what it held back follows it, at
                  * the next step (forwarded, behind what was just sent). */
                 if (d->park[g])
@@ -286,7 +297,7 @@ void rill__moves_sync(rill__loop_t *l)
                 if (!m || run[m - 1] != pairs[2 * j + 1])
                     run[m++] = pairs[2 * j + 1];
             int sb = is_self(v, g) && !d->park[g] ? standby_of(v, g) : -1;
-            rill__link_t *k = sb >= 0 ? rill__links_peer(&l->links, sb, 1) : NULL;
+            rill__link_t *k = sb >= 0 ? rill__links_peer(&l->links, sb, RILL_STANDBY_DEPTH) : NULL;
             if (!k)
                 continue;
             ship_ctx_t sc = {&l->links, k};

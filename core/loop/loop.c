@@ -127,13 +127,15 @@ static void arm_efd(rill__loop_t *l)
 
 /* Routes again what the links gave back (frames for members that left), each depth's
  * as frames of the origin that sends on it, so that they travel on links of the same
- * depth and the barriers that waited for them wait for them again. */
+ * depth and the barriers that waited for them wait for them again (the standby link's:
+ * chunks, which rill__dispatch_reroute sends to whom they are for now). */
 static void reroute(rill__loop_t *l)
 {
     int any = 0;
-    for (unsigned d = 0; d < RILL_PEER_DEPTHS; d++)
+    for (unsigned d = 0; d < RILL_PEER_LINKS; d++)
         if (l->links.reroute[d].len) {
-            rill__dispatch_reroute(&l->dispatch, &l->links.reroute[d], d);
+            rill__dispatch_reroute(&l->dispatch, &l->links.reroute[d],
+                                   d < RILL_ORIGIN_LAST ? d : RILL_ORIGIN_LAST);
             any = 1;
         }
     if (any)

@@ -14,6 +14,12 @@
  * last depth sends to a member travels on a last-depth link and is not waited for. */
 #define RILL_PEER_DEPTHS 3
 
+/* The link to a member that carries the standby copies of managed state (docs/state.md)
+ * and nothing else of a chain: a frame's barriers wait on it at every depth but the last,
+ * and the frames of its stream wait on no member (they emit nothing), so no wait comes
+ * back around through it either. Its HELLO names this depth. */
+#define RILL_STANDBY_DEPTH (RILL_PEER_DEPTHS + 1)
+
 /* The largest max_frame a configuration accepts (rill_config_set_max_frame). The peer
  * listener decodes with it, so a frame one member accepted is never refused by the
  * member it is forwarded to, whatever their max_frame settings. */
