@@ -24,6 +24,9 @@ var zk struct {
 }
 
 func TestMain(m *testing.M) {
+	if id := os.Getenv("RILL_GO_MEMBER"); id != "" {
+		os.Exit(runMember(id)) // a member process of TestManagedStateSurvivesKill
+	}
 	code := m.Run()
 	if zk.dir != "" {
 		stop := exec.Command("../../scripts/zk-server", "stop", zk.dir)
