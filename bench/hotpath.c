@@ -1,7 +1,8 @@
 /* hotpath: a deterministic in-process driver of rill's per-message path, for callgrind.
  *
  * Creates a worker (never started: no threads, no io_uring, no sockets but an unconnected
- * sink slot), registers passthrough (id 1, emitting to sink 0) and count (id 2), and feeds
+ * sink slot), registers passthrough (id 1, emitting to sink 0), count keeping its own
+ * table (id 2) and count in managed state (id 3, docs/state.md), and feeds
  * a prepared 16 KiB piece of 64-byte v1 frames (the size of one provided buffer) through
  * rill__decode + rill__dispatch of loop 0 inside a registry read section, the way
  * on_data() does, discarding what the sink queued between pieces. Only user-space
@@ -20,7 +21,7 @@
  * Instructions per message = (Ir(N2) - Ir(N1)) / (N2 - N1) over two runs under
  * `valgrind --tool=callgrind`: set-up costs cancel out.
  *
- *   hotpath --frames N [--comp 1|2] [--size 64] [--impl rill|peer] [--acked 1] */
+ *   hotpath --frames N [--comp 1|2|3] [--size 64] [--impl rill|peer] [--acked 1] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,16 @@ static int count_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t
     return 0;
 }
 
+/* count with its counts in managed state: what rill-worker's count does. */
+static int managed_count_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m,
+                               void *const *values, size_t n, rill_emitter_t *em)
+{
+    (void)ctx, (void)loop, (void)m, (void)em;
+    for (size_t i = 0; i < n; i++)
+        ++*(uint64_t *)values[i];
+    return 0;
+}
+
 /* Connection slot 0 of loop l as an acked source after its HELLO (stream 1, first_seq 1):
  * what on_hello leaves behind, minus the WELCOME (there is no ring to send it on). */
 static int acked_stream(rill__loop_t *l)
@@ -113,12 +124,13 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--acked"))
             acked = atoi(argv[i + 1]) != 0;
         else {
-            fprintf(stderr, "usage: hotpath --frames N [--comp 1|2] [--size 64] [--impl rill|peer] "
-                            "[--acked 1]\n");
+            fprintf(stderr, "usage: hotpath --frames N [--comp 1|2|3] [--size 64] "
+                            "[--impl rill|peer] [--acked 1]\n");
             return 2;
         }
     }
-    if (size < 32 || size > (long)PIECE || frames <= 0 || (comp != 1 && comp != 2)) {
+    if (size < 32 || size > (long)PIECE || frames <= 0 || comp < 1 || comp > 3 ||
+        (peer && comp == 3)) {
         fprintf(stderr, "hotpath: bad arguments\n");
         return 2;
     }
@@ -163,6 +175,8 @@ int main(int argc, char **argv)
     static const rill_comp_ops_t ct = {count_batch, NULL, NULL};
     rill_comp_register(w, 1, "passthrough", &pt, 0);
     rill_comp_register(w, 2, "count", &ct, 0);
+    static const rill_state_ops_t mct = {managed_count_batch, NULL, NULL};
+    rill_comp_register_state(w, 3, "count-managed", &mct, 0, sizeof(uint64_t));
 
     rill__loop_t *l = w->loops[0];
     if (acked && acked_stream(l) < 0)

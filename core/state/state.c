@@ -106,6 +106,26 @@ int rill__state_groups(rill__state_t *s, unsigned loop, unsigned groups)
     return l->groups == groups ? 0 : regroup(s, l, groups);
 }
 
+/* A key new to table t (group g) must go in but t is full: rebuilds it. The rebuild moves
+ * the values already handed to this batch (v[0..i), values): a table the batch used keeps
+ * its new (still zero) keys and they are looked up again; one it has not used yet drops
+ * its zero values instead. Returns 0 or RILL_ENOMEM. */
+static int make_room(rill__state_t *s, rill__state_loop_t *l, rill__state_table_t *t, unsigned g,
+                     unsigned groups, const rill_msg_t *v, size_t i, void **values)
+{
+    int used = 0;
+    for (size_t j = 0; j < i && !used; j++)
+        used = rill__key_group(v[j].key, groups) == g;
+    uint64_t before = rill__state_table_bytes(t, s->stride);
+    if (rill__state_table_reserve(t, s->stride, s->vsize, 1, used) < 0)
+        return RILL_ENOMEM;
+    RILL_STAT_ADD(l->bytes, rill__state_table_bytes(t, s->stride) - before);
+    for (size_t j = 0; j < i && used; j++)
+        if (rill__key_group(v[j].key, groups) == g)
+            values[j] = rill__state_table_find(t, s->stride, v[j].key);
+    return 0;
+}
+
 int rill__state_prepare(rill__state_t *s, unsigned loop, unsigned groups, const rill_msg_t *v,
                         size_t n, void **values)
 {
@@ -114,26 +134,19 @@ int rill__state_prepare(rill__state_t *s, unsigned loop, unsigned groups, const 
         return RILL_ENOMEM;
     if (l->track && log_keys(l, v, n) < 0)
         return RILL_ENOMEM;
-    unsigned gi[RILL_STATE_BATCH_MAX];
+    rill__state_table_t *tables = l->tables;
+    const uint32_t stride = s->stride;
     for (size_t i = 0; i < n; i++) {
-        unsigned g = gi[i] = rill__key_group(v[i].key, groups);
-        rill__state_table_t *t = &l->tables[g];
-        if (!rill__state_table_fits(t, 1)) {
-            /* A rebuild moves the values already handed to this batch: keep its new
-             * (still zero) keys and look them up again. A table the batch has not used
-             * yet drops its zero values instead. */
-            int used = 0;
-            for (size_t j = 0; j < i && !used; j++)
-                used = gi[j] == g;
-            uint64_t before = rill__state_table_bytes(t, s->stride);
-            if (rill__state_table_reserve(t, s->stride, s->vsize, 1, used) < 0)
+        uint64_t key = v[i].key, h = rill__key_mix(key);
+        unsigned g = rill__mix_group(h, groups);
+        rill__state_table_t *t = &tables[g];
+        void *value = rill__state_table_find_h(t, stride, key, h);
+        if (!value) { /* a key new to its group: the only case that needs room */
+            if (!rill__state_table_fits(t, 1) && make_room(s, l, t, g, groups, v, i, values) < 0)
                 return RILL_ENOMEM;
-            RILL_STAT_ADD(l->bytes, rill__state_table_bytes(t, s->stride) - before);
-            for (size_t j = 0; j < i && used; j++)
-                if (gi[j] == g)
-                    values[j] = rill__state_table_find(t, s->stride, v[j].key);
+            value = rill__state_table_insert_h(t, stride, key, h);
         }
-        values[i] = rill__state_table_get(t, s->stride, v[i].key);
+        values[i] = value;
     }
     return 0;
 }

@@ -8,23 +8,6 @@
 
 #define MIN_CAP 8u
 
-/* Keys of one group share the top bits of the group's mix (rill__key_group): the table
- * mixes them again with other constants before it uses any bit. */
-static inline uint64_t table_hash(uint64_t key)
-{
-    key ^= key >> 30;
-    key *= 0xbf58476d1ce4e5b9ull;
-    key ^= key >> 27;
-    key *= 0x94d049bb133111ebull;
-    key ^= key >> 31;
-    return key;
-}
-
-static inline uint8_t tag_of(uint64_t h)
-{
-    return (uint8_t)(0x80u | (h >> 57));
-}
-
 int rill__state_value_is_zero(const void *v, uint32_t vsize)
 {
     const uint8_t *p = v;
@@ -53,7 +36,7 @@ static uint8_t *place(rill__state_table_t *t, uint32_t stride, uint64_t key, uin
     uint32_t mask = t->cap - 1, i = (uint32_t)h & mask;
     while (t->ctrl[i])
         i = (i + 1) & mask;
-    t->ctrl[i] = tag_of(h);
+    t->ctrl[i] = rill__state_tag(h);
     t->used++;
     uint8_t *s = slot_at(t, stride, i);
     memcpy(s, &key, 8);
@@ -97,7 +80,7 @@ int rill__state_table_reserve(rill__state_table_t *t, uint32_t stride, uint32_t 
         const uint8_t *s = slot_at(t, stride, i);
         uint64_t key;
         memcpy(&key, s, 8);
-        memcpy(place(&n, stride, key, table_hash(key)), s, stride);
+        memcpy(place(&n, stride, key, rill__key_mix(key)), s, stride);
     }
     free(t->ctrl);
     free(t->slots);
@@ -105,29 +88,9 @@ int rill__state_table_reserve(rill__state_table_t *t, uint32_t stride, uint32_t 
     return 0;
 }
 
-void *rill__state_table_find(const rill__state_table_t *t, uint32_t stride, uint64_t key)
+void *rill__state_table_insert_h(rill__state_table_t *t, uint32_t stride, uint64_t key, uint64_t h)
 {
-    if (!t->cap)
-        return NULL;
-    uint64_t h = table_hash(key);
-    uint8_t tag = tag_of(h);
-    uint32_t mask = t->cap - 1;
-    for (uint32_t i = (uint32_t)h & mask; t->ctrl[i]; i = (i + 1) & mask) {
-        if (t->ctrl[i] != tag)
-            continue;
-        uint8_t *s = slot_at(t, stride, i);
-        uint64_t k;
-        memcpy(&k, s, 8);
-        if (k == key)
-            return s + 8;
-    }
-    return NULL;
-}
-
-void *rill__state_table_get(rill__state_table_t *t, uint32_t stride, uint64_t key)
-{
-    void *v = rill__state_table_find(t, stride, key);
-    return v ? v : place(t, stride, key, table_hash(key)) + 8;
+    return place(t, stride, key, h) + 8;
 }
 
 int rill__state_table_next(const rill__state_table_t *t, uint32_t stride, uint32_t vsize,

@@ -14,6 +14,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+#include "util/key_group.h"
 
 typedef struct rill__state_table {
     uint8_t *ctrl;  /* cap bytes: 0 = free, else 0x80 | the hash's top 7 bits */
@@ -46,11 +49,57 @@ static inline int rill__state_table_fits(const rill__state_table_t *t, uint32_t 
 int rill__state_table_reserve(rill__state_table_t *t, uint32_t stride, uint32_t vsize,
                               uint32_t extra, int keep_zero);
 
+/* A slot's control byte for a key of mixed value h (rill__key_mix). The probe starts at
+ * h's low bits; the tag takes 7 bits from the middle, since the keys of one group share
+ * h's high bits. */
+static inline uint8_t rill__state_tag(uint64_t h)
+{
+    return (uint8_t)(0x80u | ((h >> 32) & 0x7fu));
+}
+
+/* The value of key (mixed: h), or NULL when the table has no slot for it. Inline: it runs
+ * once per message of a managed computation. */
+static inline void *rill__state_table_find_h(const rill__state_table_t *t, uint32_t stride,
+                                             uint64_t key, uint64_t h)
+{
+    if (!t->cap)
+        return NULL;
+    uint32_t mask = t->cap - 1;
+    uint8_t tag = rill__state_tag(h);
+    for (uint32_t i = (uint32_t)h & mask; t->ctrl[i]; i = (i + 1) & mask) {
+        if (t->ctrl[i] != tag)
+            continue;
+        uint8_t *s = t->slots + (size_t)i * stride;
+        uint64_t k;
+        memcpy(&k, s, 8);
+        if (k == key)
+            return s + 8;
+    }
+    return NULL;
+}
+
+/* Inserts key (mixed: h; known absent, room reserved); returns its value, all zero. */
+void *rill__state_table_insert_h(rill__state_table_t *t, uint32_t stride, uint64_t key, uint64_t h);
+
 /* The value of key, inserted (all zero) when absent. Room must have been reserved. */
-void *rill__state_table_get(rill__state_table_t *t, uint32_t stride, uint64_t key);
+static inline void *rill__state_table_get_h(rill__state_table_t *t, uint32_t stride, uint64_t key,
+                                            uint64_t h)
+{
+    void *v = rill__state_table_find_h(t, stride, key, h);
+    return v ? v : rill__state_table_insert_h(t, stride, key, h);
+}
+
+static inline void *rill__state_table_get(rill__state_table_t *t, uint32_t stride, uint64_t key)
+{
+    return rill__state_table_get_h(t, stride, key, rill__key_mix(key));
+}
 
 /* The value of key, or NULL when the table has no slot for it. */
-void *rill__state_table_find(const rill__state_table_t *t, uint32_t stride, uint64_t key);
+static inline void *rill__state_table_find(const rill__state_table_t *t, uint32_t stride,
+                                           uint64_t key)
+{
+    return rill__state_table_find_h(t, stride, key, rill__key_mix(key));
+}
 
 /* The next key from slot *pos on whose value is not all zero: stores it and its value,
  * moves *pos past it and returns 1; returns 0 at the end. */
