@@ -1,14 +1,19 @@
-/* Managed state follows its key groups between members (docs/state.md#handoff).
+/* Managed state follows its key groups between members (docs/state.md: Handoff, Standby
+ * copies).
  *
  * Each loop looks at the groups it runs whenever it adopts a view:
  *   - a group it owned and no longer owns: it sends the group's values of every managed
- *     computation to the new owner on the depth-1 peer link, then the group's END, and
- *     forgets them. From then on dispatch forwards the group's frames (call_managed),
- *     on the same link behind the state when they pass through this loop.
- *   - a group new to it: it holds the group's managed frames back (dispatch parks them)
- *     until the END arrives, then runs them in the order they came (moves_step). A group
- *     whose state does not arrive within RILL_HANDOFF_WAIT_MS runs on without it and is
- *     counted in state_lost_groups (its owner crashed: nothing holds a copy yet).
+ *     computation to the new owner, then the group's END, and forgets them (on the
+ *     standby link when the new owner held the group's standby copy, else on the depth-1
+ *     link). From then on dispatch forwards the group's frames (call_managed).
+ *   - a group new to it: when the old owner is gone and this loop holds the group's whole
+ *     standby copy, the copy becomes the state (promote); otherwise it holds the group's
+ *     managed frames back (dispatch parks them) until the END arrives, then runs them in
+ *     the order they came (moves_step). A group whose state does not arrive within
+ *     RILL_HANDOFF_WAIT_MS runs on without it and is counted in state_lost_groups.
+ *   - a group it keeps, or one whose state just arrived: its standby (second rendezvous
+ *     choice) gets a whole copy when it is new (snapshot), and every iteration the values
+ *     its batches changed (rill__moves_sync), on the standby link.
  * A worker's first view has no "before": it waits for the groups it owns from their
  * second rendezvous choice (their owner while it was not a member), and tells the owner
  * of each group it would own but for that owner that it holds nothing for it (an empty
@@ -40,10 +45,10 @@ static int drop_out(void *ctx, const uint8_t *payload, uint32_t len)
     return 0;
 }
 
-/* Sends group g's state (of every managed computation: all[0..n)) to view member `to`,
- * then its END; an empty END alone when `empty`. On the standby link when `to` held the
- * group's standby copy: behind the copy's last changes, so that the copy has all of it
- * when `to` takes the group over from it (promote). */
+/* Sends group g's state (of every managed computation: all[0..n)) to view member `to` on
+ * its link of `depth`, then its END; an empty END alone when `empty`. The caller picks the
+ * standby link when `to` held the group's standby copy: the state then travels behind the
+ * copy's last changes, so the copy has all of it if `to` promotes it first. */
 static void ship_on(rill__loop_t *l, const rill__comp_t *const *all, size_t n, unsigned g, int to,
                     int empty, unsigned depth)
 {
