@@ -566,19 +566,28 @@ static int procs_quiet(proc_t *ps, unsigned n, uint64_t want)
     }
 }
 
+static const char *const g_ids[] = {"a", "b", "c"};
+
+/* A sink, and members a, b and c as processes under root /rill/NAME-PID, agreed; *sa is
+ * a's status (its source port). Returns 0 or -1. */
+static int procs_start3(proc_t *ps, const char *name, status_t *sa)
+{
+    snprintf(g_root, sizeof g_root, "/rill/%s-%d", name, (int)getpid());
+    if (tu_sink_new(&g_sink, NULL, NULL) < 0)
+        return -1;
+    g_sink_addr = tu_sink_addr(g_sink);
+    for (unsigned i = 0; i < 3; i++)
+        if (proc_start(&ps[i], g_ids[i]) < 0)
+            return -1;
+    return procs_agree(ps, 3) == 0 && proc_status(&ps[0], sa) == 0 ? 0 : -1;
+}
+
 static int crash_standby(void)
 {
-    snprintf(g_root, sizeof g_root, "/rill/state-crash-%d", (int)getpid());
     memset(g_src.per_key, 0, sizeof g_src.per_key);
-    ASSERT_EQ(tu_sink_new(&g_sink, NULL, NULL), 0);
-    g_sink_addr = tu_sink_addr(g_sink);
     static proc_t ps[3];
-    static const char *ids[] = {"a", "b", "c"};
-    for (unsigned i = 0; i < 3; i++)
-        ASSERT_EQ(proc_start(&ps[i], ids[i]), 0);
-    ASSERT_EQ(procs_agree(ps, 3), 0);
     status_t sa;
-    ASSERT_EQ(proc_status(&ps[0], &sa), 0);
+    ASSERT_EQ(procs_start3(ps, "state-crash", &sa), 0);
 
     ASSERT_EQ(send_counted(sa.port, 60000), 0);
     ASSERT_EQ(procs_quiet(ps, 3, 60000), 0);
@@ -603,7 +612,7 @@ static int crash_standby(void)
         fprintf(stderr,
                 "    %s: groups_owned=%" PRIu64 " promoted=%" PRIu64 " lost=%" PRIu64
                 " rejected=%" PRIu64 " state_bytes=%" PRIu64 "\n",
-                ids[i], s[i].st.groups_owned, s[i].st.groups_promoted, s[i].st.state_lost_groups,
+                g_ids[i], s[i].st.groups_owned, s[i].st.groups_promoted, s[i].st.state_lost_groups,
                 s[i].st.state_rejected, s[i].st.state_bytes);
     }
     fprintf(stderr, "  %u counts wrong after the crash\n", wrong);
@@ -620,16 +629,9 @@ static int crash_standby(void)
 static int crash_acked(void)
 {
     enum { SOURCES = 16, PER_SOURCE = 200000 };
-    snprintf(g_root, sizeof g_root, "/rill/state-acked-%d", (int)getpid());
-    ASSERT_EQ(tu_sink_new(&g_sink, NULL, NULL), 0);
-    g_sink_addr = tu_sink_addr(g_sink);
     static proc_t ps[3];
-    static const char *ids[] = {"a", "b", "c"};
-    for (unsigned i = 0; i < 3; i++)
-        ASSERT_EQ(proc_start(&ps[i], ids[i]), 0);
-    ASSERT_EQ(procs_agree(ps, 3), 0);
     status_t sa;
-    ASSERT_EQ(proc_status(&ps[0], &sa), 0);
+    ASSERT_EQ(procs_start3(ps, "state-acked", &sa), 0);
 
     static asrc_t src;
     ASSERT_EQ(asrc_start(&src, &sa.port, 1, SOURCES, PER_SOURCE, COMP, NULL), 0);
