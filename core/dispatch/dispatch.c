@@ -46,7 +46,7 @@ void rill__dispatch_free(rill__dispatch_t *d)
             free(d->park[g]);
         }
     free(d->park);
-    free(d->arrived); /* standby_ok and promoted with it */
+    free(d->arrived); /* standby_ok, promoted and arrived_epoch with it */
 }
 
 /* rill_emit_sink counts in a plain field; stats see it once per callback. */
@@ -124,18 +124,19 @@ int rill__dispatch_park_init(rill__dispatch_t *d)
     if (d->parked_groups)
         return RILL_ENOMEM; /* the groups changed under parks: cannot happen (views keep them) */
     rill__park_t **park = calloc(d->groups, sizeof *park);
-    uint8_t *flags = calloc(d->groups, 3);
+    uint8_t *flags = calloc(d->groups, 5);
     if (!park || !flags) {
         free(park);
         free(flags);
         return RILL_ENOMEM;
     }
     free(d->park);
-    free(d->arrived); /* the three flag arrays are one allocation */
+    free(d->arrived); /* the flag arrays are one allocation */
     d->park = park;
     d->arrived = flags;
     d->standby_ok = flags + d->groups;
     d->promoted = flags + 2 * (size_t)d->groups;
+    d->arrived_epoch = (uint16_t *)(void *)(flags + 3 * (size_t)d->groups);
     d->park_groups = d->groups;
     return 0;
 }
@@ -303,9 +304,23 @@ static void chunk_arrived(rill__dispatch_t *d, const rill_msg_t *m)
         standby_chunk(d, &ch);
         return;
     }
+    if (view && view->n && view->self < 0 && d->was_member && view->groups == d->groups) {
+        /* Leaving: a group's state that reaches it now is for the group's owner. */
+        rill__link_t *k = rill__links_peer(d->links, rill__view_table(view)[ch.group], 1);
+        if (!k || rill__link_append(d->links, k, m->comp_id, m->key, m->data, m->len) < 0)
+            chunk_refused(d, &ch, RILL_ENOMEM);
+        return;
+    }
     rill__park_t *p = d->park[ch.group];
     int owner = view && view->n && view->self >= 0 && view->groups == d->groups &&
                 (int)rill__view_table(view)[ch.group] == view->self;
+    if (!owner && view && view->n && (int16_t)((uint16_t)view->epoch - ch.epoch) >= 0) {
+        /* Sent under a view this loop has too (or an older one), in which the group is
+         * not this member's: state for an owner that is another member now. */
+        if (!(ch.flags & RILL_CHUNK_END))
+            chunk_refused(d, &ch, RILL_ESTATE);
+        return;
+    }
     if (owner && !p) {
         /* This loop owns the group and is not waiting for it: its values run on. An
          * empty END from a member that started with this one says nothing new, nor does
@@ -323,9 +338,13 @@ static void chunk_arrived(rill__dispatch_t *d, const rill_msg_t *m)
     if (ch.flags & RILL_CHUNK_END) {
         if (p && owner)
             park_ready(d, p, 0);
-        else
+        else if (!(ch.flags & RILL_CHUNK_EMPTY) || !view || !view->n) {
             d->arrived[ch.group] = 1; /* before this loop's view makes it the owner (a
                                        * park without a view holds on until the view) */
+            d->arrived_epoch[ch.group] = ch.epoch;
+        }
+        /* else "nothing here" for a group that is another member's in this loop's view
+         * (the sender's first view saw an older cluster): nothing to remember */
         return;
     }
     const rill__comp_t *c = rill__dispatch_lookup(d, ch.comp_id);

@@ -58,11 +58,12 @@ typedef struct rill__dispatch {
      * says its state came before this loop owned it. Allocated at the first need. */
     rill__park_t **park;
     uint8_t *arrived;
-    uint8_t *standby_ok;    /* per group: this loop holds a whole standby copy of it */
-    uint8_t *promoted;      /* per group: its standby copy became its state at this view */
-    unsigned park_groups;   /* entries of park and arrived (d->groups when allocated) */
-    unsigned parked_groups; /* parks */
-    unsigned ready_groups;  /* parks whose state arrived (or that gave up): to replay */
+    uint8_t *standby_ok;     /* per group: this loop holds a whole standby copy of it */
+    uint8_t *promoted;       /* per group: its standby copy became its state at this view */
+    uint16_t *arrived_epoch; /* per group: the view epoch (low bits) its arrived state was for */
+    unsigned park_groups;    /* entries of park and arrived (d->groups when allocated) */
+    unsigned parked_groups;  /* parks */
+    unsigned ready_groups;   /* parks whose state arrived (or that gave up): to replay */
     size_t park_bytes;
     int preview_expired; /* a wait for the first view ran out: no more such waits */
     int was_member;      /* a view of this loop had this member in it */

@@ -39,6 +39,12 @@ static int ship_out(void *ctx, const uint8_t *payload, uint32_t len)
                              len);
 }
 
+/* The low bits of the loop's current view epoch, which chunks carry (state/handoff.h). */
+static unsigned view_epoch(const rill__dispatch_t *d)
+{
+    return d->view ? (unsigned)(d->view->epoch & 0xffffu) : 0;
+}
+
 static int drop_out(void *ctx, const uint8_t *payload, uint32_t len)
 {
     (void)ctx, (void)payload, (void)len;
@@ -61,13 +67,14 @@ static void ship_on(rill__loop_t *l, const rill__comp_t *const *all, size_t n, u
         if (!all[i]->state)
             continue;
         long rc = k ? rill__state_ship(all[i]->state, l->idx, all[i]->id, g, d->groups, max,
-                                       ship_out, &sc)
+                                       view_epoch(d), ship_out, &sc)
                     : 0;
         if (rc < 0)
             failed = 1;
     }
     uint8_t end[RILL_CHUNK_HDR];
-    rill__chunk_mark(end, RILL_CHUNK_END, g, d->groups);
+    rill__chunk_mark(end, RILL_CHUNK_END | (empty ? RILL_CHUNK_EMPTY : 0), g, d->groups,
+                     view_epoch(d));
     if (!failed && ship_out(&sc, end, sizeof end) < 0)
         failed = 1;
     if (failed) {
@@ -79,7 +86,7 @@ static void ship_on(rill__loop_t *l, const rill__comp_t *const *all, size_t n, u
         /* Forget the values all the same: the new owner runs the group from now on. */
         for (size_t i = 0; i < n && !k; i++)
             if (all[i]->state)
-                rill__state_ship(all[i]->state, l->idx, all[i]->id, g, d->groups, max, drop_out,
+                rill__state_ship(all[i]->state, l->idx, all[i]->id, g, d->groups, max, 0, drop_out,
                                  NULL);
     } else if (!empty) {
         RILL_STAT_ADD(l->stats.groups_moved, 1);
@@ -108,13 +115,13 @@ static void snapshot(rill__loop_t *l, const rill__comp_t *const *all, size_t n, 
     ship_ctx_t sc = {&l->links, k};
     uint32_t max = d->max_payload < RILL_CHUNK_MAX ? d->max_payload : RILL_CHUNK_MAX;
     uint8_t mark[RILL_CHUNK_HDR];
-    rill__chunk_mark(mark, RILL_CHUNK_STANDBY | RILL_CHUNK_BEGIN, g, d->groups);
+    rill__chunk_mark(mark, RILL_CHUNK_STANDBY | RILL_CHUNK_BEGIN, g, d->groups, view_epoch(d));
     int rc = ship_out(&sc, mark, sizeof mark);
     for (size_t i = 0; i < n && rc >= 0; i++)
         if (all[i]->state)
             rc = (int)rill__state_copy(all[i]->state, l->idx, all[i]->id, g, d->groups, max,
-                                       RILL_CHUNK_STANDBY, ship_out, &sc);
-    rill__chunk_mark(mark, RILL_CHUNK_STANDBY | RILL_CHUNK_END, g, d->groups);
+                                       RILL_CHUNK_STANDBY, view_epoch(d), ship_out, &sc);
+    rill__chunk_mark(mark, RILL_CHUNK_STANDBY | RILL_CHUNK_END, g, d->groups, view_epoch(d));
     if (rc >= 0)
         ship_out(&sc, mark, sizeof mark);
 }
@@ -138,6 +145,17 @@ static int has_member(const rill_view_t *v, const char *id)
 static const char *member_id(const rill_view_t *v, int i)
 {
     return i >= 0 ? v->m[i].id : "";
+}
+
+/* Whether this loop holds values of group g (of any managed computation). */
+static int holds_values(rill__loop_t *l, const rill__comp_t *const *all, size_t n, unsigned g)
+{
+    for (size_t i = 0; i < n; i++) {
+        const rill__state_loop_t *sl = all[i]->state ? &all[i]->state->loops[l->idx] : NULL;
+        if (sl && g < sl->groups && sl->tables[g].used)
+            return 1;
+    }
+    return 0;
 }
 
 /* Forgets this loop's standby copy of group g. */
@@ -195,6 +213,8 @@ void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v)
             d->promoted[g] = 0;
             if (!mine && standby_of(v, g) != v->self)
                 drop_copy(l, all, n, g); /* not its standby (any more) */
+            if (!mine && d->arrived[g] && (int16_t)((uint16_t)v->epoch - d->arrived_epoch[g]) >= 0)
+                d->arrived[g] = 0; /* state sent for a view this one has replaced */
             if (!prev) {
                 int second = standby_of(v, g);
                 if (mine && v->n >= 2 && !d->arrived[g]) {
@@ -228,25 +248,32 @@ void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v)
                     if (d->park[g])
                         rill__dispatch_park_ready(d, g, 0);
                     snapshot(l, all, n, g, sb);
+                    drop_copy(l, all, n, g);
                 } else if (gone && d->standby_ok[g]) {
-                    promote(l, all, n, g);
-                    if (d->park[g])
-                        rill__dispatch_park_ready(d, g, 0);
-                    snapshot(l, all, n, g, sb);
+                    /* A leaving owner's state may still come (it has all of it); if not
+                     * within RILL_STANDBY_WAIT_MS, the owner crashed and the copy takes
+                     * over (moves_step). */
+                    if (rill__dispatch_park(d, g, now) == 0)
+                        d->park[g]->standby = 1;
                 } else {
                     rill__dispatch_park(d, g, now); /* its snapshot follows its state */
+                    drop_copy(l, all, n, g);
                 }
-                drop_copy(l, all, n, g);
                 d->arrived[g] = 0;
             } else if (was && mine) {
                 /* Kept: a new standby gets a whole copy. */
                 int psb = standby_of(prev, g);
                 if (sb >= 0 && strcmp(member_id(v, sb), member_id(prev, psb)) != 0 && !d->park[g])
                     snapshot(l, all, n, g, sb);
-            } else if (d->park[g]) {
+            } else {
                 /* Frames held back at the last hop while views differed: on to the owner
                  * this view names. */
-                rill__dispatch_park_ready(d, g, 0);
+                if (d->park[g])
+                    rill__dispatch_park_ready(d, g, 0);
+                /* Leaving with values of a group it never owned (its state came before a
+                 * view that would have made it the owner): they go to the owner. */
+                if (v->self < 0 && holds_values(l, all, n, g))
+                    ship(l, all, n, g, owner[g], 0);
             }
         }
         RILL_STAT_SET(l->stats.groups_owned, owned);
@@ -306,7 +333,8 @@ void rill__moves_sync(rill__loop_t *l)
             if (!k)
                 continue;
             ship_ctx_t sc = {&l->links, k};
-            rill__state_send_keys(s, l->idx, all[i]->id, g, d->groups, run, m, max, ship_out, &sc);
+            rill__state_send_keys(s, l->idx, all[i]->id, g, d->groups, run, m, max, view_epoch(d),
+                                  ship_out, &sc);
         }
         free(pairs);
         free(run);
@@ -318,13 +346,20 @@ void rill__moves_step(rill__loop_t *l, uint64_t now)
 {
     rill__dispatch_t *d = &l->dispatch;
     const uint64_t wait_ns = (uint64_t)RILL_HANDOFF_WAIT_MS * 1000000u;
+    const uint64_t standby_ns = (uint64_t)RILL_STANDBY_WAIT_MS * 1000000u;
     int stopping = l->phase != PH_RUN;
+    size_t n;
+    const rill__comp_t *const *all = rill__registry_list(l->w->reg, &n);
     for (unsigned g = 0; g < d->park_groups && d->parked_groups; g++) {
         rill__park_t *p = d->park[g];
         if (!p)
             continue;
         uint64_t waited = now > p->since_ns ? now - p->since_ns : 0;
-        if (!p->ready && (stopping || waited > wait_ns)) {
+        if (!p->ready && p->standby && (stopping || waited > standby_ns)) {
+            promote(l, all, n, g); /* no state came: the owner crashed */
+            p->ready = 1;
+            d->ready_groups++;
+        } else if (!p->ready && (stopping || waited > wait_ns)) {
             p->ready = p->lost = 1;
             d->ready_groups++;
             if (!d->view || !d->view->n)
@@ -332,6 +367,8 @@ void rill__moves_step(rill__loop_t *l, uint64_t now)
         }
         if (!p->ready)
             continue;
+        if (p->standby && !d->promoted[g])
+            drop_copy(l, all, n, g); /* the leaving owner's state came: the copy goes */
         if (p->lost) {
             RILL_STAT_ADD(l->stats.state_lost_groups, 1);
             rill__log_once(&l->w->logged.state_lost,
@@ -347,8 +384,6 @@ void rill__moves_step(rill__loop_t *l, uint64_t now)
         if (v && v->n >= 2 && is_self(v, g) && v->groups == d->groups) {
             /* Its state is here: its standby gets a whole copy, ahead of the changes the
              * replay makes. */
-            size_t n;
-            const rill__comp_t *const *all = rill__registry_list(l->w->reg, &n);
             snapshot(l, all, n, g, standby_of(v, g));
         }
         rill__dispatch_replay(d, p);

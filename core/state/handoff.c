@@ -20,12 +20,13 @@ static uint32_t get_u32(const uint8_t *p)
     return v;
 }
 
-static void put_header(uint8_t *p, uint8_t flags, uint32_t comp_id, uint32_t group, uint32_t groups,
-                       uint32_t vsize, uint32_t n)
+static void put_header(uint8_t *p, uint8_t flags, unsigned epoch, uint32_t comp_id, uint32_t group,
+                       uint32_t groups, uint32_t vsize, uint32_t n)
 {
     p[0] = CHUNK_VERSION;
     p[1] = flags;
-    p[2] = p[3] = 0;
+    uint16_t e = (uint16_t)epoch;
+    memcpy(p + 2, &e, 2);
     put_u32(p + 4, comp_id);
     put_u32(p + 8, group);
     put_u32(p + 12, groups);
@@ -44,6 +45,7 @@ int rill__chunk_parse(const uint8_t *p, size_t len, rill__chunk_t *out)
         return RILL_EINVAL;
     *out = (rill__chunk_t){
         .flags = p[1],
+        .epoch = (uint16_t)(p[2] | p[3] << 8),
         .comp_id = get_u32(p + 4),
         .group = get_u32(p + 8),
         .groups = get_u32(p + 12),
@@ -61,15 +63,15 @@ int rill__chunk_parse(const uint8_t *p, size_t len, rill__chunk_t *out)
     return 0;
 }
 
-void rill__chunk_mark(uint8_t *p, unsigned flags, unsigned group, unsigned groups)
+void rill__chunk_mark(uint8_t *p, unsigned flags, unsigned group, unsigned groups, unsigned epoch)
 {
-    put_header(p, (uint8_t)flags, 0, group, groups, 0, 0);
+    put_header(p, (uint8_t)flags, epoch, 0, group, groups, 0, 0);
 }
 
 /* Chunks of group's values: of every key in the table (keys NULL) or of keys[0..nkeys). */
 static long send_values(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigned group,
                         unsigned groups, const uint64_t *keys, size_t nkeys, uint32_t max,
-                        unsigned flags, rill__chunk_out out, void *ctx)
+                        unsigned flags, unsigned epoch, rill__chunk_out out, void *ctx)
 {
     rill__state_loop_t *l = &s->loops[loop];
     if (l->groups != groups || group >= groups || (!keys && !l->tables[group].cap))
@@ -106,7 +108,7 @@ static long send_values(rill__state_t *s, unsigned loop, uint32_t comp_id, unsig
             n++;
         }
         if (n && (!more || n == per)) {
-            put_header(b.data, (uint8_t)flags, comp_id, group, groups, s->vsize, n);
+            put_header(b.data, (uint8_t)flags, epoch, comp_id, group, groups, s->vsize, n);
             int rc = out(ctx, b.data, RILL_CHUNK_HDR + n * entry);
             if (rc < 0 && !err)
                 err = rc;
@@ -119,24 +121,26 @@ static long send_values(rill__state_t *s, unsigned loop, uint32_t comp_id, unsig
 }
 
 long rill__state_ship(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigned group,
-                      unsigned groups, uint32_t max, rill__chunk_out out, void *ctx)
+                      unsigned groups, uint32_t max, unsigned epoch, rill__chunk_out out, void *ctx)
 {
-    long rc = send_values(s, loop, comp_id, group, groups, NULL, 0, max, 0, out, ctx);
+    long rc = send_values(s, loop, comp_id, group, groups, NULL, 0, max, 0, epoch, out, ctx);
     rill__state_drop_group(s, loop, group);
     return rc;
 }
 
 long rill__state_copy(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigned group,
-                      unsigned groups, uint32_t max, unsigned flags, rill__chunk_out out, void *ctx)
+                      unsigned groups, uint32_t max, unsigned flags, unsigned epoch,
+                      rill__chunk_out out, void *ctx)
 {
-    return send_values(s, loop, comp_id, group, groups, NULL, 0, max, flags, out, ctx);
+    return send_values(s, loop, comp_id, group, groups, NULL, 0, max, flags, epoch, out, ctx);
 }
 
 long rill__state_send_keys(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigned group,
                            unsigned groups, const uint64_t *keys, size_t n, uint32_t max,
-                           rill__chunk_out out, void *ctx)
+                           unsigned epoch, rill__chunk_out out, void *ctx)
 {
-    return send_values(s, loop, comp_id, group, groups, keys, n, max, RILL_CHUNK_STANDBY, out, ctx);
+    return send_values(s, loop, comp_id, group, groups, keys, n, max, RILL_CHUNK_STANDBY, epoch,
+                       out, ctx);
 }
 
 int rill__state_install(rill__state_t *s, unsigned loop, unsigned groups, const rill__chunk_t *c)

@@ -5,7 +5,8 @@
  * A chunk is a frame on a peer link with comp id RILL_CONTROL_COMP_ID and key
  * RILL_STATE_FRAME_KEY. Its payload, in the sender's byte order (members of a cluster
  * share an architecture; rill keeps values as the computation wrote them):
- *   u8 version (1), u8 flags (RILL_CHUNK_END), u16 0, u32 comp_id, u32 group,
+ *   u8 version (1), u8 flags, u16 epoch (the low 16 bits of the sender's view epoch),
+ *   u32 comp_id, u32 group,
  *   u32 groups, u32 value_size, u32 n, then n entries: u64 key, value_size bytes.
  * A group's state is the chunks of every managed computation for it, then one END chunk
  * (comp_id 0, n 0): the receiver applies the group's frames only after the END.
@@ -28,9 +29,12 @@
 #define RILL_CHUNK_END 0x01u
 #define RILL_CHUNK_STANDBY 0x02u
 #define RILL_CHUNK_BEGIN 0x04u
+/* With END: "nothing here for this group" from a member in its first view, not a state. */
+#define RILL_CHUNK_EMPTY 0x08u
 
 typedef struct rill__chunk {
     uint8_t flags;
+    uint16_t epoch; /* the low bits of the sender's view epoch */
     uint32_t comp_id, group, groups, value_size, n;
     const uint8_t *entries; /* n * (8 + value_size) bytes */
 } rill__chunk_t;
@@ -51,23 +55,24 @@ typedef int (*rill__chunk_out)(void *ctx, const uint8_t *payload, uint32_t len);
  * the first error of out (the values are forgotten all the same: they left or are lost).
  * Nothing is sent for a group the loop has no values for. */
 long rill__state_ship(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigned group,
-                      unsigned groups, uint32_t max, rill__chunk_out out, void *ctx);
+                      unsigned groups, uint32_t max, unsigned epoch, rill__chunk_out out,
+                      void *ctx);
 
 /* Sends the values loop `loop` holds for group `group` as chunks with `flags` (a standby
  * snapshot), keeping them. Returns as rill__state_ship. */
 long rill__state_copy(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigned group,
-                      unsigned groups, uint32_t max, unsigned flags, rill__chunk_out out,
-                      void *ctx);
+                      unsigned groups, uint32_t max, unsigned flags, unsigned epoch,
+                      rill__chunk_out out, void *ctx);
 
 /* Sends the values keys[0..n) of group `group` have now on loop (all zero for a key
  * without one) as standby chunks. Returns as rill__state_ship. */
 long rill__state_send_keys(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigned group,
                            unsigned groups, const uint64_t *keys, size_t n, uint32_t max,
-                           rill__chunk_out out, void *ctx);
+                           unsigned epoch, rill__chunk_out out, void *ctx);
 
 /* Writes a chunk without entries (END, BEGIN; with RILL_CHUNK_STANDBY or not) into p
  * (RILL_CHUNK_HDR bytes). */
-void rill__chunk_mark(uint8_t *p, unsigned flags, unsigned group, unsigned groups);
+void rill__chunk_mark(uint8_t *p, unsigned flags, unsigned group, unsigned groups, unsigned epoch);
 
 /* Stores a chunk's values in loop's tables (a key already there takes the chunk's value).
  * Returns 0, RILL_EINVAL (value size or number of groups differ from s and groups, or a
@@ -81,6 +86,9 @@ typedef struct rill__park {
     uint8_t origin;    /* of buf's last frame (RILL_ORIGINS: none yet) */
     uint8_t ready;     /* the END arrived, or the loop gave up waiting: replay buf */
     uint8_t lost;      /* gave up waiting: the group runs on without its state */
+    uint8_t standby;   /* the old owner is gone and this loop holds the group's standby
+                        * copy: a leaving owner's state may still come, else the copy
+                        * takes over at the (short) deadline */
     uint64_t since_ns; /* when the loop began waiting */
     uint64_t frames;
 } rill__park_t;

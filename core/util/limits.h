@@ -30,6 +30,10 @@
  * group in state_lost_groups), the bytes of frames a loop holds back at most before it
  * gives up waiting in the same way, and the largest chunk a group's state is sent in. */
 #define RILL_HANDOFF_WAIT_MS 5000u
+/* A group whose owner is gone and whose standby copy this member holds waits this long
+ * for the state a leaving owner sends (it has all of it) before the copy takes over (the
+ * owner crashed). */
+#define RILL_STANDBY_WAIT_MS 1000u
 #define RILL_PARK_MAX_BYTES (256u << 20)
 #define RILL_CHUNK_MAX (64u << 10)
 
