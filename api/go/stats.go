@@ -86,6 +86,7 @@ type Stats struct {
 	StateLostGroups  uint64 // key groups that ran on without their managed state
 	StateRejected    uint64 // chunks of managed state refused
 	GroupsPromoted   uint64 // key groups whose standby copy here took over from their owner
+	Fenced           uint64 // times managed key groups were held back: the ZooKeeper session may have been lost
 
 	// Cluster counters (zero for a worker that is not clustered).
 	Forwarded   uint64 // frames sent to the member that owns their key
@@ -236,6 +237,7 @@ func statsFromC(st *C.rill_stats_t) Stats {
 		StateLostGroups:  uint64(st.state_lost_groups),
 		StateRejected:    uint64(st.state_rejected),
 		GroupsPromoted:   uint64(st.groups_promoted),
+		Fenced:           uint64(st.fenced),
 		SinkQueuedBytes:  uint64(st.sink_queued_bytes),
 		StageQueuedBytes: uint64(st.stage_queued_bytes),
 		HeldBuffers:      uint64(st.held_buffers),

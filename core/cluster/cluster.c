@@ -10,6 +10,7 @@
 #include <string.h>
 #include <zookeeper/zookeeper.h>
 
+#include "cluster/fence.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "worker_internal.h"
@@ -44,7 +45,8 @@ struct rill__cluster {
     struct ACL acl[2];
     struct ACL_vector acl_vec;
     int ever_connected;
-    unsigned groups; /* the cluster's key groups, once agreed (0: not yet) */
+    uint32_t session; /* sessions opened so far: a view carries the number of its own */
+    unsigned groups;  /* the cluster's key groups, once agreed (0: not yet) */
 
     /* Published view: under mu, plus an atomic copy of the pointer for loops. */
     rill_view_t *view;
@@ -53,6 +55,7 @@ struct rill__cluster {
     atomic_ullong left_at;
     atomic_ullong view_changes;
     atomic_ullong zk_errors;
+    rill__fence_t fence;
     atomic_int logged_bad_member, logged_unreachable, logged_id_taken, logged_groups;
 
     /* Called (on the cluster thread) after a new view is published and after leaving. */
@@ -357,7 +360,9 @@ static void reread(rill__cluster_t *c)
         char path[700], data[DATA_MAX];
         int len = sizeof data - 1;
         snprintf(path, sizeof path, "%s/%s", c->members_path, kids.data[i]);
-        rc = zoo_get(c->zh, path, 0, data, &len, NULL);
+        struct Stat mst;
+        memset(&mst, 0, sizeof mst);
+        rc = zoo_get(c->zh, path, 0, data, &len, &mst);
         if (rc == ZNONODE)
             continue; /* left between the two reads; the next event brings the list */
         if (rc != ZOK) {
@@ -372,20 +377,28 @@ static void reread(rill__cluster_t *c)
                            kids.data[i]);
             continue;
         }
+        v->m[k].since = (uint64_t)mst.czxid;
         k++;
     }
     deallocate_String_vector(&kids);
     v->n = k;
     v->epoch = (uint64_t)(uint32_t)st.cversion;
+    v->session = c->session;
     rill__view_finish(v, c->w->cfg.worker_id);
     pthread_mutex_lock(&c->mu);
-    int same = c->view && c->view->epoch == v->epoch && rill__view_same_members(c->view, v);
+    int same = c->view && c->view->epoch == v->epoch && c->view->session == v->session &&
+               rill__view_same_members(c->view, v);
     pthread_mutex_unlock(&c->mu);
     if (same) {
         free(v);
         return;
     }
+    int self_in = v->self >= 0;
     publish(c, v);
+    /* After the view (fence.h): a loop that sees the fence lifted sees this view too. */
+    if (rill__fence_view(&c->fence, self_in))
+        rill__log("cluster: back with a new session; managed key groups run again once "
+                  "their state is here");
 }
 
 /* Leaving: stop owning keys before the others take them over. Publishes the current view
@@ -411,6 +424,7 @@ static void publish_departure(rill__cluster_t *c)
             v->m[k++] = cur->m[i];
     v->n = k;
     v->epoch = cur->epoch + 1;
+    v->session = cur->session;
     rill__view_finish(v, NULL); /* self -1; the groups it owned go to their next choices */
     publish(c, v);
 }
@@ -436,6 +450,8 @@ static void open_session(rill__cluster_t *c, uint64_t now)
     pthread_mutex_lock(&c->mu);
     c->zh = zh;
     pthread_mutex_unlock(&c->mu);
+    if (zh)
+        c->session++;
     if (!c->zh) {
         rill__log_once(&c->logged_unreachable,
                        "cluster: cannot start a ZooKeeper session with %s (%s); retrying "
@@ -455,6 +471,18 @@ static void open_session(rill__cluster_t *c, uint64_t now)
         c->disconnected_at = now;
 }
 
+/* Whether this worker is in its current view (cluster thread). */
+static int is_member(const rill__cluster_t *c)
+{
+    return c->view && c->view->n && c->view->self >= 0;
+}
+
+static void log_fenced(void)
+{
+    rill__log("cluster: the ZooKeeper session may be gone: managed key groups are held back "
+              "(fenced) until it is known that this member still owns them");
+}
+
 static void on_state(rill__cluster_t *c, int state, uint64_t now)
 {
     if (state == ZOO_CONNECTED_STATE) {
@@ -466,9 +494,13 @@ static void on_state(rill__cluster_t *c, int state, uint64_t now)
         c->given_up = 0;
         c->retry_ms = RETRY_MIN_MS;
         c->ev_children = 1; /* re-read: events may have been missed while away */
+        if (rill__fence_connected(&c->fence))
+            rill__log("cluster: the session is back; managed key groups run again");
     } else if (state == ZOO_EXPIRED_SESSION_STATE || state == ZOO_AUTH_FAILED_STATE) {
         atomic_fetch_add(&c->zk_errors, 1);
         rill__log("cluster: %s; opening a new session", zk_state_name(state));
+        if (rill__fence_expired(&c->fence, is_member(c)))
+            log_fenced();
         close_session(c);
         c->disconnected_at = now;
         c->retry_at = now; /* reconnect at once: the worker keeps its last view meanwhile */
@@ -510,6 +542,9 @@ static void *cluster_main(void *arg)
             register_node(c);
         if (c->connected && (children || !c->view))
             reread(c);
+        if (!c->connected && rill__fence_disconnected(&c->fence, is_member(c), c->disconnected_at,
+                                                      w->cfg.session_ms, now))
+            log_fenced();
         if (!c->connected && !c->given_up && c->disconnected_at &&
             now - c->disconnected_at > (uint64_t)w->cfg.session_ms * 1000000u) {
             c->given_up = 1;
@@ -652,4 +687,14 @@ uint64_t rill__cluster_view_changes(const rill__cluster_t *c)
 uint64_t rill__cluster_zk_errors(const rill__cluster_t *c)
 {
     return c ? atomic_load(&((rill__cluster_t *)c)->zk_errors) : 0;
+}
+
+uint64_t rill__cluster_fenced(const rill__cluster_t *c)
+{
+    return c ? atomic_load(&((rill__cluster_t *)c)->fence.count) : 0;
+}
+
+int rill__cluster_fence_on(const rill__cluster_t *c)
+{
+    return c ? rill__fence_on(&((rill__cluster_t *)c)->fence) : 0;
 }

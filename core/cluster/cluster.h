@@ -53,5 +53,10 @@ int rill__cluster_client_id(rill_worker_t *w, int64_t *session_id, char passwd[1
 /* Counters for rill_worker_stats. */
 uint64_t rill__cluster_view_changes(const rill__cluster_t *c);
 uint64_t rill__cluster_zk_errors(const rill__cluster_t *c);
+/* Times this worker was fenced (cluster/fence.h). */
+uint64_t rill__cluster_fenced(const rill__cluster_t *c);
+/* Whether the worker is fenced now: its loops hold managed key groups back. Read it before
+ * the view (rill__cluster_view) of the same iteration. */
+int rill__cluster_fence_on(const rill__cluster_t *c);
 
 #endif

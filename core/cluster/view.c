@@ -72,8 +72,8 @@ int rill__view_same_members(const rill_view_t *a, const rill_view_t *b)
     if (!a || !b || a->n != b->n)
         return 0;
     for (unsigned i = 0; i < a->n; i++)
-        if (strcmp(a->m[i].id, b->m[i].id) || strcmp(a->m[i].addr, b->m[i].addr) ||
-            strcmp(a->m[i].source, b->m[i].source))
+        if (strcmp(a->m[i].id, b->m[i].id) || a->m[i].since != b->m[i].since ||
+            strcmp(a->m[i].addr, b->m[i].addr) || strcmp(a->m[i].source, b->m[i].source))
             return 0;
     return 1;
 }

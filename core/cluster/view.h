@@ -24,15 +24,19 @@ typedef struct rill__member {
     char addr[96];   /* peer address as published, "HOST:PORT" */
     char source[96]; /* source listener address as published, or empty (none published) */
     rill__addr_t sa;
-    uint64_t h; /* hash of id: the member's rendezvous seed */
+    uint64_t h;     /* hash of id: the member's rendezvous seed */
+    uint64_t since; /* the zxid that created its node: a member that joins again (a new
+                     * session) under the same id is another incarnation */
 } rill__member_t;
 
 struct rill_view {
     uint64_t epoch; /* cversion of <root>/members */
     unsigned n;
-    int self;        /* index of this worker, -1 if absent */
-    unsigned cap;    /* members allocated; the group table follows m[cap] */
-    unsigned groups; /* key groups of the cluster (>= 1) */
+    int self;         /* index of this worker, -1 if absent */
+    unsigned cap;     /* members allocated; the group table follows m[cap] */
+    unsigned groups;  /* key groups of the cluster (>= 1) */
+    uint32_t session; /* which of this worker's ZooKeeper sessions saw it (a new one after an
+                       * expiry: the member joined again, loop/group_moves.c) */
     rill__member_t m[];
 };
 
@@ -56,7 +60,8 @@ void rill__view_finish(rill_view_t *v, const char *self_id);
  * rendezvous choice), or -1 when v has one member. */
 int rill__view_runner_up(const rill_view_t *v, unsigned g);
 
-/* Non-zero when a and b have the same members with the same addresses. */
+/* Non-zero when a and b have the same members (the same incarnations) with the same
+ * addresses. */
 int rill__view_same_members(const rill_view_t *a, const rill_view_t *b);
 
 /* Parses member data {"id":"..","addr":"HOST:PORT","source":"HOST:PORT",..} into m (id

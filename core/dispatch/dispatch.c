@@ -39,13 +39,14 @@ void rill__dispatch_free(rill__dispatch_t *d)
     rill__decoder_free(&d->local_dec);
     rill__buf_free(&d->local);
     rill__buf_free(&d->local_run);
+    rill__buf_free(&d->ahead);
     for (unsigned g = 0; d->park && g < d->park_groups; g++)
         if (d->park[g]) {
             rill__buf_free(&d->park[g]->buf);
             free(d->park[g]);
         }
     free(d->park);
-    free(d->arrived); /* standby_ok, promoted and arrived_epoch with it */
+    free(d->arrived_epoch); /* arrived, standby_ok, promoted and stale with it */
 }
 
 /* rill_emit_sink counts in a plain field; stats see it once per callback. */

@@ -60,7 +60,10 @@ typedef struct rill__dispatch {
     uint8_t *arrived;
     uint8_t *standby_ok;     /* per group: this loop holds a whole standby copy of it */
     uint8_t *promoted;       /* per group: its standby copy became its state at this view */
-    uint16_t *arrived_epoch; /* per group: the view epoch (low bits) its arrived state was for */
+    uint16_t *arrived_epoch; /* per group: the view epoch (low bits) its arrived state was for
+                              * (the allocation the per-group arrays share) */
+    uint8_t *stale;          /* per group: values kept from before the member joined again
+                              * (after a session expiry): state that arrives replaces them */
     unsigned park_groups;    /* entries of park and arrived (d->groups when allocated) */
     unsigned parked_groups;  /* parks */
     unsigned ready_groups;   /* parks whose state arrived (or that gave up): to replay */
@@ -68,6 +71,10 @@ typedef struct rill__dispatch {
     int preview_expired; /* a wait for the first view ran out: no more such waits */
     int was_member;      /* a view of this loop had this member in it */
     int rerouting;       /* rill__dispatch_reroute runs: control frames are chunks handed back */
+    int fenced;          /* the member is fenced (cluster/fence.h): owned groups are held back */
+    uint64_t fenced_since;
+    rill__buf_t ahead; /* chunks sent under a view this loop has not adopted yet (u32 length,
+                        * payload): taken again after the next view (rill__dispatch_ahead) */
 
     /* emit_comp to a key this loop owns: processed after the current batch. Origin
      * markers as in the handoff rings (handoff/stage.h) keep each frame's origin. */
@@ -179,6 +186,9 @@ int rill__dispatch_park(rill__dispatch_t *d, unsigned g, uint64_t now);
 /* Stops waiting for group g's state (lost: it will not come); its frames are replayed at
  * the loop's next step. g must have a park. */
 void rill__dispatch_park_ready(rill__dispatch_t *d, unsigned g, int lost);
+
+/* Takes the chunks put aside for a newer view again, after the loop adopted one. */
+void rill__dispatch_ahead(rill__dispatch_t *d);
 
 /* Runs (or forwards, or parks again) the frames p held back, p no longer being group's
  * park, and frees p. Outside any other dispatch call. */

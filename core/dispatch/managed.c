@@ -21,19 +21,21 @@ int rill__dispatch_park_init(rill__dispatch_t *d)
     if (d->parked_groups)
         return RILL_ENOMEM; /* the groups changed under parks: cannot happen (views keep them) */
     rill__park_t **park = calloc(d->groups, sizeof *park);
-    uint8_t *flags = calloc(d->groups, 5);
-    if (!park || !flags) {
+    uint16_t *epochs = calloc(d->groups, sizeof *epochs + 4); /* and four flag bytes each */
+    if (!park || !epochs) {
         free(park);
-        free(flags);
+        free(epochs);
         return RILL_ENOMEM;
     }
     free(d->park);
-    free(d->arrived); /* the flag arrays are one allocation */
+    free(d->arrived_epoch); /* the per-group arrays are one allocation */
+    uint8_t *flags = (uint8_t *)(epochs + d->groups);
     d->park = park;
+    d->arrived_epoch = epochs;
     d->arrived = flags;
     d->standby_ok = flags + d->groups;
     d->promoted = flags + 2 * (size_t)d->groups;
-    d->arrived_epoch = (uint16_t *)(void *)(flags + 3 * (size_t)d->groups);
+    d->stale = flags + 3 * (size_t)d->groups;
     d->park_groups = d->groups;
     return 0;
 }
@@ -136,6 +138,11 @@ void rill__dispatch_call_managed(rill__dispatch_t *d, const rill__comp_t *c, con
             }
         }
         rill__park_t *p = d->park ? d->park[g] : NULL;
+        if (!p && d->fenced && rill__dispatch_park_init(d) == 0 &&
+            rill__dispatch_park(d, g, rill__now_ns()) == 0) {
+            p = d->park[g]; /* fenced: the group may be another member's by now */
+            p->fence = 1;
+        }
         if (p) {
             park_put(d, p, &v[i]);
             continue;
@@ -183,6 +190,48 @@ static void standby_chunk(rill__dispatch_t *d, const rill__chunk_t *ch)
         chunk_refused(d, ch, rc);
 }
 
+/* Puts chunk m aside until the loop adopts a newer view (counted with the frames held
+ * back). Returns 0, or RILL_ENOMEM / RILL_EFULL (then it is taken as it is). */
+static int put_ahead(rill__dispatch_t *d, const rill_msg_t *m)
+{
+    if (d->park_bytes + m->len + 4 > RILL_PARK_MAX_BYTES ||
+        rill__buf_reserve(&d->ahead, m->len + 4, RILL_PARK_MAX_BYTES) < 0)
+        return RILL_EFULL;
+    uint8_t *w = d->ahead.data + d->ahead.len;
+    memcpy(w, &m->len, 4);
+    memcpy(w + 4, m->data, m->len);
+    d->ahead.len += m->len + 4;
+    d->park_bytes += m->len + 4;
+    return 0;
+}
+
+void rill__dispatch_ahead(rill__dispatch_t *d)
+{
+    if (!d->ahead.len)
+        return;
+    rill__buf_t b = d->ahead; /* what is still ahead goes back into a new one */
+    memset(&d->ahead, 0, sizeof d->ahead);
+    d->park_bytes -= b.len;
+    for (size_t pos = 0; pos + 4 <= b.len;) {
+        rill_msg_t m = {.comp_id = RILL_CONTROL_COMP_ID, .key = RILL_STATE_FRAME_KEY};
+        memcpy(&m.len, b.data + pos, 4);
+        m.data = b.data + pos + 4;
+        pos += 4 + (size_t)m.len;
+        rill__dispatch_chunk(d, &m);
+    }
+    rill__buf_free(&b);
+}
+
+/* Forgets group g's values of every managed computation on this loop. */
+static void drop_values(rill__dispatch_t *d, unsigned g)
+{
+    size_t n;
+    const rill__comp_t *const *all = rill__registry_list(d->reg, &n);
+    for (size_t i = 0; i < n; i++)
+        if (all[i]->state)
+            rill__state_drop_group(all[i]->state, d->idx, g);
+}
+
 /* A chunk of a key group's managed state from the member that owned it. */
 void rill__dispatch_chunk(rill__dispatch_t *d, const rill_msg_t *m)
 {
@@ -217,7 +266,10 @@ void rill__dispatch_chunk(rill__dispatch_t *d, const rill_msg_t *m)
             chunk_refused(d, &ch, RILL_ESTATE);
         return;
     }
-    if (owner && !p) {
+    if (owner && (!p || p->fence) && (int16_t)(ch.epoch - (uint16_t)view->epoch) > 0 &&
+        put_ahead(d, m) == 0)
+        return; /* the sender's view is newer: in it this member may have been gone */
+    if (owner && (!p || p->fence)) {
         /* This loop owns the group and is not waiting for it: its values run on. An
          * empty END from a member that started with this one says nothing new, nor does
          * the state a leaving owner sent after its standby copy here took over (the
@@ -230,6 +282,19 @@ void rill__dispatch_chunk(rill__dispatch_t *d, const rill_msg_t *m)
                        "dropped (further ones only counted in state_rejected)",
                        ch.group);
         return;
+    }
+    if (owner && d->stale[ch.group]) {
+        /* The first of the group's state since this member joined again: it replaces the
+         * values kept from before, unless nobody ran the group meanwhile: the sender has
+         * none ("nothing here") or only its standby copy, older than what this member
+         * ran (a copy's chunks are skipped up to its END). */
+        if (ch.flags & (RILL_CHUNK_EMPTY | RILL_CHUNK_COPY)) {
+            if (!(ch.flags & RILL_CHUNK_END))
+                return;
+        } else {
+            drop_values(d, ch.group);
+        }
+        d->stale[ch.group] = 0;
     }
     if (ch.flags & RILL_CHUNK_END) {
         if (p && owner)

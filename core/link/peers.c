@@ -38,13 +38,19 @@ static void retire(rill__links_t *ls, rill__link_t *k)
     }
 }
 
-/* One stream per (worker, loop, member, depth): stable across the link's reconnects. The
- * loop's part is in seed (ls->stream_seed). */
-static uint64_t peer_stream_id(uint64_t seed, const char *id, unsigned depth)
+/* One stream per (worker, loop, member incarnation, depth): stable across the link's
+ * reconnects. The loop's part is in seed (ls->stream_seed). A member that joins again
+ * under its id (a new session) gets new streams: the links to its earlier incarnation may
+ * still be draining into the same process, and two connections of one stream would
+ * supersede each other there (the older one's frames would be handed back and run twice,
+ * the newer one's taken for frames that already ran). */
+static uint64_t peer_stream_id(uint64_t seed, const rill__member_t *m, unsigned depth)
 {
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over the member id */
-    for (const char *p = id; *p; p++)
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over the member id, then its incarnation */
+    for (const char *p = m->id; *p; p++)
         h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+    for (unsigned i = 0; i < 8; i++)
+        h = (h ^ (uint8_t)(m->since >> (8 * i))) * 0x100000001b3ull;
     return rill__stream_id(seed, h + depth - 1);
 }
 
@@ -63,7 +69,7 @@ static void open_group(rill__links_t *ls, unsigned g, const rill__member_t *m)
         k->retry_at = 0;
         /* Peer links are always acked: what a member took is acknowledged once its
          * effects are safe there; without memory for that, the link is best-effort. */
-        if (rill__link_make_acked(ls, k, peer_stream_id(ls->stream_seed, k->id, d)) < 0)
+        if (rill__link_make_acked(ls, k, peer_stream_id(ls->stream_seed, m, d)) < 0)
             rill__log("peer %s: no memory for an acked link; it is best-effort", k->id);
     }
 }

@@ -17,8 +17,15 @@
  * A worker's first view has no "before": it waits for the groups it owns from their
  * second rendezvous choice (their owner while it was not a member), and tells the owner
  * of each group it would own but for that owner that it holds nothing for it (an empty
- * END), so that members that start together do not wait on each other. Unmanaged
- * computations are never held back, and nothing happens while none is registered. */
+ * END), so that members that start together do not wait on each other. The first view
+ * of a new ZooKeeper session (after an expiry: the others may have run this member's
+ * groups meanwhile) is a first view too: the loop forgets its standby copies and the
+ * values of groups that are not its own, and keeps its own groups' values only until
+ * their state arrives (or their second choice says it has none).
+ * While the member is fenced (cluster/fence.h) nothing runs: the groups it owns are held
+ * back too, and no wait runs out. Unmanaged computations are never held back, and nothing
+ * happens while none is registered. */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,30 +58,44 @@ static int drop_out(void *ctx, const uint8_t *payload, uint32_t len)
     return 0;
 }
 
+/* Forgets this loop's standby copy of group g. */
+static void drop_copy(rill__loop_t *l, const rill__comp_t *const *all, size_t n, unsigned g)
+{
+    for (size_t i = 0; i < n; i++)
+        if (all[i]->standby)
+            rill__state_drop_group(all[i]->standby, l->idx, g);
+    l->dispatch.standby_ok[g] = 0;
+}
+
 /* Sends group g's state (of every managed computation: all[0..n)) to view member `to` on
- * its link of `depth`, then its END; an empty END alone when `empty`. The caller picks the
- * standby link when `to` held the group's standby copy: the state then travels behind the
- * copy's last changes, so the copy has all of it if `to` promotes it first. */
+ * its link of `depth`, then its END. how: 0, the state; RILL_CHUNK_EMPTY, an empty END
+ * alone; RILL_CHUNK_COPY, this loop's standby copy of the group (it never ran it), which it
+ * then forgets. The caller picks the standby link when `to` held the group's standby copy:
+ * the state then travels behind the copy's last changes, so the copy has all of it if `to`
+ * promotes it first. */
 static void ship_on(rill__loop_t *l, const rill__comp_t *const *all, size_t n, unsigned g, int to,
-                    int empty, unsigned depth)
+                    unsigned how, unsigned depth)
 {
     rill__dispatch_t *d = &l->dispatch;
     rill__link_t *k = rill__links_peer(&l->links, to, depth);
     ship_ctx_t sc = {&l->links, k};
     uint32_t max = d->max_payload < RILL_CHUNK_MAX ? d->max_payload : RILL_CHUNK_MAX;
-    int failed = !k;
+    int failed = !k, empty = how == RILL_CHUNK_EMPTY;
     for (size_t i = 0; i < n && !empty; i++) {
-        if (!all[i]->state)
+        if (!all[i]->state || !k)
             continue;
-        long rc = k ? rill__state_ship(all[i]->state, l->idx, all[i]->id, g, d->groups, max,
-                                       view_epoch(d), ship_out, &sc)
-                    : 0;
+        long rc = how == RILL_CHUNK_COPY
+                      ? rill__state_copy(all[i]->standby, l->idx, all[i]->id, g, d->groups, max,
+                                         RILL_CHUNK_COPY, view_epoch(d), ship_out, &sc)
+                      : rill__state_ship(all[i]->state, l->idx, all[i]->id, g, d->groups, max,
+                                         view_epoch(d), ship_out, &sc);
         if (rc < 0)
             failed = 1;
     }
+    if (how == RILL_CHUNK_COPY)
+        drop_copy(l, all, n, g);
     uint8_t end[RILL_CHUNK_HDR];
-    rill__chunk_mark(end, RILL_CHUNK_END | (empty ? RILL_CHUNK_EMPTY : 0), g, d->groups,
-                     view_epoch(d));
+    rill__chunk_mark(end, RILL_CHUNK_END | how, g, d->groups, view_epoch(d));
     if (!failed && ship_out(&sc, end, sizeof end) < 0)
         failed = 1;
     if (failed) {
@@ -94,9 +115,9 @@ static void ship_on(rill__loop_t *l, const rill__comp_t *const *all, size_t n, u
 }
 
 static void ship(rill__loop_t *l, const rill__comp_t *const *all, size_t n, unsigned g, int to,
-                 int empty)
+                 unsigned how)
 {
-    ship_on(l, all, n, g, to, empty, 1);
+    ship_on(l, all, n, g, to, how, 1);
 }
 
 static int is_self(const rill_view_t *v, unsigned g)
@@ -132,19 +153,28 @@ static int standby_of(const rill_view_t *v, unsigned g)
     return v->n >= 2 ? rill__view_runner_up(v, g) : -1;
 }
 
-/* Whether member `id` is in v. */
-static int has_member(const rill_view_t *v, const char *id)
+/* Whether member i of a is member j of b, the same incarnation (-1: none in both). */
+static int same_member(const rill_view_t *a, int i, const rill_view_t *b, int j)
 {
-    for (unsigned i = 0; i < v->n; i++)
-        if (strcmp(v->m[i].id, id) == 0)
+    if (i < 0 || j < 0)
+        return i < 0 && j < 0;
+    return strcmp(a->m[i].id, b->m[j].id) == 0 && a->m[i].since == b->m[j].since;
+}
+
+/* Whether member i of a (that incarnation) is in v. */
+static int has_member(const rill_view_t *v, const rill_view_t *a, int i)
+{
+    for (unsigned j = 0; j < v->n; j++)
+        if (same_member(v, (int)j, a, i))
             return 1;
     return 0;
 }
 
-/* The id of the member at index i of v, or "" for -1. */
-static const char *member_id(const rill_view_t *v, int i)
+/* Whether member i of a and member j of b have one id, but b's joined again since. */
+static int joined_again(const rill_view_t *a, int i, const rill_view_t *b, int j)
 {
-    return i >= 0 ? v->m[i].id : "";
+    return i >= 0 && j >= 0 && strcmp(a->m[i].id, b->m[j].id) == 0 &&
+           a->m[i].since != b->m[j].since;
 }
 
 /* Whether this loop holds values of group g (of any managed computation). */
@@ -156,15 +186,6 @@ static int holds_values(rill__loop_t *l, const rill__comp_t *const *all, size_t 
             return 1;
     }
     return 0;
-}
-
-/* Forgets this loop's standby copy of group g. */
-static void drop_copy(rill__loop_t *l, const rill__comp_t *const *all, size_t n, unsigned g)
-{
-    for (size_t i = 0; i < n; i++)
-        if (all[i]->standby)
-            rill__state_drop_group(all[i]->standby, l->idx, g);
-    l->dispatch.standby_ok[g] = 0;
 }
 
 /* A group new to this loop whose owner is gone (left or died): its standby copy here
@@ -180,6 +201,71 @@ static void promote(rill__loop_t *l, const rill__comp_t *const *all, size_t n, u
     RILL_STAT_ADD(l->stats.groups_promoted, 1);
 }
 
+/* Joining again with a new session: what this loop kept of group g may be older than what
+ * the group's owners since then made of it. */
+static void forget_session(rill__loop_t *l, const rill__comp_t *const *all, size_t n, unsigned g,
+                           int mine)
+{
+    rill__dispatch_t *d = &l->dispatch;
+    drop_copy(l, all, n, g);
+    d->arrived[g] = 0;
+    if (d->park[g])
+        d->park[g]->fence = 0; /* now it waits for the group's state */
+    d->stale[g] = (uint8_t)(mine && holds_values(l, all, n, g));
+    for (size_t i = 0; i < n && !mine; i++)
+        if (all[i]->state)
+            rill__state_drop_group(all[i]->state, l->idx, g);
+}
+
+void rill__moves_fence(rill__loop_t *l, int fenced, uint64_t now)
+{
+    rill__dispatch_t *d = &l->dispatch;
+    if (fenced == d->fenced)
+        return;
+    d->fenced = fenced;
+    if (fenced) {
+        d->fenced_since = now;
+        return;
+    }
+    /* Lifted: the time fenced does not count against a wait for state, and what was held
+     * back only for the fence runs at the next step. */
+    uint64_t held = now > d->fenced_since ? now - d->fenced_since : 0;
+    for (unsigned g = 0; g < d->park_groups && d->parked_groups; g++) {
+        rill__park_t *p = d->park[g];
+        if (!p)
+            continue;
+        p->since_ns += held;
+        if (p->fence)
+            rill__dispatch_park_ready(d, g, 0);
+    }
+}
+
+/* A fenced member stops: it cannot know who owns the groups it held back, so their frames
+ * are dropped, counted in peer_dropped. */
+static void drop_fenced(rill__loop_t *l)
+{
+    rill__dispatch_t *d = &l->dispatch;
+    uint64_t frames = 0;
+    for (unsigned g = 0; g < d->park_groups && d->parked_groups; g++) {
+        rill__park_t *p = d->park[g];
+        if (!p)
+            continue;
+        frames += p->frames;
+        d->park[g] = NULL;
+        d->parked_groups--;
+        d->ready_groups -= p->ready;
+        d->park_bytes -= p->buf.len;
+        rill__buf_free(&p->buf);
+        free(p);
+    }
+    if (frames) {
+        RILL_STAT_ADD(l->stats.peer_dropped, frames);
+        rill__log("loop %u: stopped while fenced: %" PRIu64 " frames of managed key groups held "
+                  "back are dropped (counted in peer_dropped)",
+                  l->idx, frames);
+    }
+}
+
 void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v)
 {
     rill__dispatch_t *d = &l->dispatch;
@@ -189,8 +275,11 @@ void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v)
     for (size_t i = 0; i < n && !managed; i++)
         managed = all[i]->state != NULL;
     const rill_view_t *prev = l->moves_prev;
-    if (prev && prev->groups != v->groups)
-        prev = NULL; /* the agreed number replaced the configured one: nothing to compare */
+    /* Back with a new session after an expiry: a member that joins again. */
+    int rejoined = prev && prev->session != v->session && d->was_member && v->self >= 0;
+    if (prev && (prev->groups != v->groups || rejoined))
+        prev = NULL; /* a first view again; or the agreed number replaced the configured
+                      * one: nothing to compare */
     if (v->n && v->self >= 0)
         d->was_member = 1;
     if (managed && v->n && v->groups == d->groups && rill__dispatch_park_init(d) == 0) {
@@ -201,7 +290,7 @@ void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v)
         /* Which members of the previous view are still here. */
         uint8_t stays[RILL_MAX_MEMBERS] = {0};
         for (unsigned i = 0; prev && i < prev->n; i++)
-            stays[i] = (uint8_t)has_member(v, prev->m[i].id);
+            stays[i] = (uint8_t)has_member(v, prev, (int)i);
         const uint8_t *owner = rill__view_table(v);
         uint64_t owned = 0, now = l->now;
         for (unsigned g = 0; g < v->groups; g++) {
@@ -211,6 +300,8 @@ void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v)
             int sb = mine ? standby_of(v, g) : -1;
             owned += (uint64_t)mine;
             d->promoted[g] = 0;
+            if (rejoined)
+                forget_session(l, all, n, g, mine);
             if (!mine && standby_of(v, g) != v->self)
                 drop_copy(l, all, n, g); /* not its standby (any more) */
             if (!mine && d->arrived[g] && (int16_t)((uint16_t)v->epoch - d->arrived_epoch[g]) >= 0)
@@ -235,9 +326,13 @@ void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v)
             if (was && !mine) {
                 d->arrived[g] = 0;
                 int psb = standby_of(prev, g);
-                int to_standby =
-                    psb >= 0 && strcmp(member_id(prev, psb), member_id(v, owner[g])) == 0;
-                ship_on(l, all, n, g, owner[g], 0, to_standby ? RILL_STANDBY_DEPTH : 1);
+                int to_standby = psb >= 0 && strcmp(prev->m[psb].id, v->m[owner[g]].id) == 0;
+                /* Still waiting to know whether its old owner crashed: it never ran the
+                 * group, and sends the copy it holds (the old owner, back again, keeps
+                 * what it ran instead). */
+                rill__park_t *p = d->park[g];
+                unsigned how = p && p->standby && !p->ready ? RILL_CHUNK_COPY : 0;
+                ship_on(l, all, n, g, owner[g], how, to_standby ? RILL_STANDBY_DEPTH : 1);
                 /* Moved on again before its state came: what it held back follows it, at
                  * the next step (forwarded, behind what was just sent). */
                 if (d->park[g])
@@ -261,10 +356,20 @@ void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v)
                 }
                 d->arrived[g] = 0;
             } else if (was && mine) {
-                /* Kept: a new standby gets a whole copy. */
+                /* Kept: a new standby (or one that joined again, without its copies) gets
+                 * a whole copy. */
                 int psb = standby_of(prev, g);
-                if (sb >= 0 && strcmp(member_id(v, sb), member_id(prev, psb)) != 0 && !d->park[g])
+                if (sb >= 0 && !same_member(v, sb, prev, psb) && !d->park[g])
                     snapshot(l, all, n, g, sb);
+            } else if (joined_again(prev, prev_owner, v, owner[g])) {
+                /* Its owner joined again (a new session) before this loop saw it gone: it
+                 * waits for the group from its second choice, which never ran it. The
+                 * copy, if this loop is that choice and holds one, else "nothing here". */
+                if (d->park[g])
+                    rill__dispatch_park_ready(d, g, 0);
+                if (v->self >= 0 && standby_of(v, g) == v->self)
+                    ship(l, all, n, g, owner[g],
+                         d->standby_ok[g] ? RILL_CHUNK_COPY : RILL_CHUNK_EMPTY);
             } else {
                 /* Frames held back at the last hop while views differed: on to the owner
                  * this view names. */
@@ -348,6 +453,11 @@ void rill__moves_step(rill__loop_t *l, uint64_t now)
     const uint64_t wait_ns = (uint64_t)RILL_HANDOFF_WAIT_MS * 1000000u;
     const uint64_t standby_ns = (uint64_t)RILL_STANDBY_WAIT_MS * 1000000u;
     int stopping = l->phase != PH_RUN;
+    if (d->fenced) {
+        if (stopping)
+            drop_fenced(l);
+        return;
+    }
     size_t n;
     const rill__comp_t *const *all = rill__registry_list(l->w->reg, &n);
     for (unsigned g = 0; g < d->park_groups && d->parked_groups; g++) {
@@ -376,7 +486,9 @@ void rill__moves_step(rill__loop_t *l, uint64_t now)
                            "without it (counted in state_lost_groups)",
                            g, RILL_HANDOFF_WAIT_MS);
         }
-        RILL_STAT_ADD(l->stats.handoff_wait_ns, waited);
+        if (!p->fence)
+            RILL_STAT_ADD(l->stats.handoff_wait_ns, waited);
+        d->stale[g] = 0; /* what it kept is the state now, if none came */
         d->park[g] = NULL;
         d->parked_groups--;
         d->ready_groups--;

@@ -53,6 +53,11 @@ static inline int rill__moves_waiting(const rill__loop_t *l)
 /* Tells the standby copies of the groups this loop owns what its batches changed since
  * the last call: before the links are serviced, so that they go out with the frames. */
 void rill__moves_sync(rill__loop_t *l);
+
+/* The member's fence (cluster/fence.h) as read at the start of this iteration, before its
+ * view: while on, managed groups are held back and no wait for state runs out; when it
+ * lifts, what it held back runs. */
+void rill__moves_fence(rill__loop_t *l, int fenced, uint64_t now);
 void rill__moves_free(rill__loop_t *l);
 
 int rill__ackin_init(rill__loop_t *l);

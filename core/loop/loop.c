@@ -154,6 +154,7 @@ static void view_sync(rill__loop_t *l)
     l->view_gen = gen;
     rill__links_adopt_view(&l->links, v);
     rill__moves_adopt(l, v); /* before reroute: a group's state goes ahead of its frames */
+    rill__dispatch_ahead(&l->dispatch);
     reroute(l);
     if (l->idx == 0 && l->w->cfg.view_cb)
         l->w->cfg.view_cb(l->w->cfg.view_ctx, v);
@@ -281,9 +282,11 @@ static void iterate(rill__loop_t *l, uint64_t now)
     rill_worker_t *w = l->w;
     unsigned head, seen = 0;
     struct io_uring_cqe *cqe;
-    if (w->cluster)
+    if (w->cluster) {
+        int fenced = rill__cluster_fence_on(w->cluster); /* before the view (cluster.h) */
         view_sync(l);
-    else
+        rill__moves_fence(l, fenced, now);
+    } else
         rill__dispatch_begin(&l->dispatch, NULL);
     io_uring_for_each_cqe(&l->ring.uring, head, cqe)
     {

@@ -31,6 +31,10 @@
 #define RILL_CHUNK_BEGIN 0x04u
 /* With END: "nothing here for this group" from a member in its first view, not a state. */
 #define RILL_CHUNK_EMPTY 0x08u
+/* A group's state sent from the sender's standby copy: it never ran the group, so a
+ * receiver that kept values it ran itself (it joined again after a session expiry) keeps
+ * those instead. */
+#define RILL_CHUNK_COPY 0x10u
 
 typedef struct rill__chunk {
     uint8_t flags;
@@ -89,6 +93,8 @@ typedef struct rill__park {
     uint8_t standby;   /* the old owner is gone and this loop holds the group's standby
                         * copy: a leaving owner's state may still come, else the copy
                         * takes over at the (short) deadline */
+    uint8_t fence;     /* held back only because the member was fenced: no state to wait
+                        * for, replayed when the fence lifts */
     uint64_t since_ns; /* when the loop began waiting */
     uint64_t frames;
 } rill__park_t;

@@ -98,7 +98,7 @@
     X(held_buffers, GAUGE, LOOPS, "", "rill_held_buffers",                                     \
       "Received buffers held back by backpressure.")                                           \
     X(peer_dropped, COUNTER, LOOPS, "peer_dropped", "rill_peer_dropped_total",                 \
-      "Frames for another cluster member dropped: no link to it, no memory to queue it, or still queued at a drain deadline.") \
+      "Frames for another cluster member dropped: no link to it, no memory to queue it, still queued at a drain deadline, or held back by a fenced member when it stopped.") \
     X(handoff_dropped, COUNTER, LOOPS, "handoff_dropped", "rill_handoff_dropped_total",        \
       "Frames for another loop of this worker, or for the emitting loop's own emit_comp queue, dropped for lack of memory.") \
     X(err_carry, COUNTER, LOOPS, "carry", "rill_protocol_errors_total{reason=\"carry_budget\"}", \
@@ -142,7 +142,9 @@
     X(state_rejected, COUNTER, LOOPS, "", "rill_state_rejected_total",                         \
       "Chunks of managed state refused: malformed, for a computation without managed state here, or late.") \
     X(groups_promoted, COUNTER, LOOPS, "promoted", "rill_groups_promoted_total",               \
-      "Key groups whose standby copy here became their state when their owner left or died.")
+      "Key groups whose standby copy here became their state when their owner left or died.") \
+    X(fenced, COUNTER, CLUSTER, "fenced", "rill_fenced_total",                                 \
+      "Times this member held its managed key groups back because its ZooKeeper session may have been lost.")
 /* clang-format on */
 
 /* Prometheus TYPE of a kind. */

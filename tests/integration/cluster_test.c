@@ -36,16 +36,6 @@
 #define VIEW_MS 60000
 #define SINK_MS 30000 /* failure bound for frames to reach the sink */
 
-/* libzookeeper_mt 3.8.0 formats a server's endpoint for its log messages with sprintf
- * into one static buffer (format_endpoint_info), from each handle's I/O thread: with
- * several workers (handles) in one process, their reconnect messages race there. That
- * buffer is the library's, not rill's; only that frame is suppressed. */
-__attribute__((visibility("default"))) const char *__tsan_default_suppressions(void);
-__attribute__((visibility("default"))) const char *__tsan_default_suppressions(void)
-{
-    return "race:__sprintf_chk\n";
-}
-
 /* libzookeeper_mt 3.8.0's zookeeper_close() leaks the fake responses it makes for
  * requests still in flight (ZOOKEEPER-2894); the session-expiry case closes handles in
  * that state. The allocations are the library's own: only frames inside it are

@@ -18,10 +18,17 @@
  * frames as were sent: no acknowledged frame lost its effect on managed state, because
  * owners acknowledge only what their standby copies acknowledged. (Frames c had run but
  * not acknowledged run again on the new owner: the counts may be higher, and the case
- * prints by how much.) */
+ * prints by how much.)
+ *
+ * fence_zk_down: ZooKeeper stops for longer than the session timeout under load: a and b
+ * fence, run nothing of the managed computation while fenced, and every count is exact
+ * once the server is back. fence_expiry: c's session is made to expire under load: c
+ * fences, a and b take its groups over, c joins again with a new session and gets them
+ * back; every count is exact (docs/state.md#fencing-a-member-without-its-session-runs-no-group). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -34,6 +41,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h" /* rill__cluster_client_id, for fence_expiry */
 #include "fault/acked_peers.h"
 #include "harness.h"
 #include "integration/tcp_util.h"
@@ -399,6 +407,166 @@ static int scale_2_3_2(void)
     return 0;
 }
 
+/* ------------------------------------------------------------ fencing */
+
+static uint64_t fenced_of(const member_t *m)
+{
+    return stats_of(m).fenced;
+}
+
+/* Starts the source into port (frames per key counted from zero again). */
+static int source_start(uint16_t port)
+{
+    memset(&g_src, 0, sizeof g_src);
+    g_src.port = port;
+    return pthread_create(&g_src.thread, NULL, source_main, NULL);
+}
+
+/* Stops the source; then every frame sent must be applied once, and each key's count,
+ * asked of its owner through the member on port, equal to what was sent for it. */
+static int source_stop_and_check(member_t *const *ms, unsigned n, uint16_t port)
+{
+    atomic_store(&g_src.stop, 1);
+    pthread_join(g_src.thread, NULL);
+    ASSERT_EQ(g_src.failed, 0);
+    uint64_t sent = atomic_load(&g_src.sent);
+    int64_t end = tu_now_ms() + WAIT_MS;
+    while (applied(ms, n) < sent && tu_now_ms() < end)
+        tu_sleep_ms(20);
+    uint64_t got = applied(ms, n);
+    for (unsigned i = 0; i < n; i++)
+        print_stats(ms[i]);
+    fprintf(stderr, "  applied %" PRIu64 " of %" PRIu64 " frames sent\n", got, sent);
+    ASSERT_U64_EQ(got, sent);
+    ASSERT_EQ(ask_counts(port), 0);
+    unsigned wrong = wrong_counts();
+    fprintf(stderr, "  %u of %u counts wrong\n", wrong, NKEYS);
+    ASSERT_EQ(wrong, 0u);
+    return 0;
+}
+
+/* Waits until fenced_of(m) > before; returns the ms waited, or -1. */
+static int64_t wait_fenced(const member_t *m, uint64_t before)
+{
+    int64_t t0 = tu_now_ms();
+    while (fenced_of(m) <= before) {
+        if (tu_now_ms() - t0 > WAIT_MS)
+            return -1;
+        tu_sleep_ms(5);
+    }
+    return tu_now_ms() - t0;
+}
+
+/* ZooKeeper stops for longer than the session timeout, under load: both members fence
+ * (their ZooKeeper client noticed the server gone) and run no managed frame while fenced;
+ * the server comes back with its data, the sessions with it, and the frames held back
+ * run: every count is exact. */
+static int fence_zk_down(void)
+{
+    const unsigned session_ms = 3000;
+    snprintf(g_root, sizeof g_root, "/rill/fence-down-%d", (int)getpid());
+    ASSERT_EQ(tu_sink_new(&g_sink, NULL, NULL), 0);
+    g_sink_addr = tu_sink_addr(g_sink);
+    static member_t a, b;
+    member_t *two[] = {&a, &b};
+    ASSERT_EQ(member_start_opts(&a, "a", session_ms), 0);
+    ASSERT_EQ(member_start_opts(&b, "b", session_ms), 0);
+    ASSERT_EQ(views_agree(two, 2), 0);
+    ASSERT_EQ(source_start(a.port), 0);
+    ASSERT_EQ(wait_sent(30000), 0);
+
+    uint64_t fa = fenced_of(&a), fb = fenced_of(&b);
+    ASSERT_EQ(zk_server_stop(&g_zk), 0);
+    int64_t down = tu_now_ms();
+    int64_t ta = wait_fenced(&a, fa), tb = wait_fenced(&b, fb);
+    ASSERT_GE(ta, 0);
+    ASSERT_GE(tb, 0);
+    fprintf(stderr, "  ZooKeeper stopped: a fenced after %lld ms, b after %lld ms (timeout %u)\n",
+            (long long)ta, (long long)(tb > ta ? tb : ta), session_ms);
+    tu_sleep_ms(200); /* batches that began before the loops saw the fence */
+    uint64_t held0 = applied(two, 2), sent0 = atomic_load(&g_src.sent);
+    while (tu_now_ms() - down < (int64_t)session_ms * 3 / 2)
+        tu_sleep_ms(50);
+    uint64_t held1 = applied(two, 2), sent1 = atomic_load(&g_src.sent);
+    fprintf(stderr, "  while fenced: %" PRIu64 " frames sent, %" PRIu64 " applied\n", sent1 - sent0,
+            held1 - held0);
+    ASSERT_U64_GE(sent1 - sent0, 10000); /* the source kept going */
+    ASSERT_U64_EQ(held1, held0);         /* and nothing of it ran */
+
+    ASSERT_EQ(zk_server_restart(&g_zk), 0);
+    ASSERT_EQ(views_agree(two, 2), 0);
+    ASSERT_EQ(wait_sent(30000), 0);
+    ASSERT_EQ(source_stop_and_check(two, 2, b.port), 0);
+    rill_stats_t sa = stats_of(&a), sb = stats_of(&b);
+    ASSERT_U64_EQ(sa.state_lost_groups + sb.state_lost_groups, 0);
+    ASSERT_U64_EQ(sa.state_rejected + sb.state_rejected, 0);
+    ASSERT_U64_EQ(sa.peer_dropped + sb.peer_dropped, 0);
+    rill_worker_destroy(b.w);
+    rill_worker_destroy(a.w);
+    tu_sink_destroy(g_sink);
+    return 0;
+}
+
+/* c's session is made to expire (a second handle takes it over and closes it) under
+ * load. c fences at once, a and b take its groups over from their standby copies, c comes
+ * back with a new session, joins again and gets its groups back with their state: every
+ * count is exact, so no group was run by two members (the frames one of them ran would
+ * be missing from the state the group ended with). */
+static int fence_expiry(void)
+{
+    const unsigned session_ms = 3000;
+    snprintf(g_root, sizeof g_root, "/rill/fence-expiry-%d", (int)getpid());
+    ASSERT_EQ(tu_sink_new(&g_sink, NULL, NULL), 0);
+    g_sink_addr = tu_sink_addr(g_sink);
+    static member_t a, b, c;
+    member_t *three[] = {&a, &b, &c};
+    ASSERT_EQ(member_start_opts(&a, "a", session_ms), 0);
+    ASSERT_EQ(member_start_opts(&b, "b", session_ms), 0);
+    ASSERT_EQ(member_start_opts(&c, "c", session_ms), 0);
+    ASSERT_EQ(views_agree(three, 3), 0);
+    ASSERT_EQ(source_start(a.port), 0);
+    ASSERT_EQ(wait_sent(30000), 0);
+
+    int64_t sid = 0, sid2 = 0;
+    char pw[16];
+    ASSERT_EQ(rill__cluster_client_id(c.w, &sid, pw), 0);
+    uint64_t fc = fenced_of(&c);
+    int64_t t0 = tu_now_ms();
+    /* The takeover races with c's own reconnect, which may win: then try again. */
+    int expired = 0;
+    for (int attempt = 0; attempt < 5 && !expired; attempt++) {
+        int rc = zk_expire_session(g_zk_hosts, sid, pw, 10000);
+        ASSERT_TRUE(rc == 0 || rc == -EIO);
+        int64_t t1 = tu_now_ms();
+        while (!expired && tu_now_ms() - t1 < 5000) {
+            expired = rill__cluster_client_id(c.w, &sid2, pw) == 0 && sid2 != sid;
+            tu_sleep_ms(5);
+        }
+    }
+    ASSERT_TRUE(expired);
+    ASSERT_U64_GE(fenced_of(&c), fc + 1);
+    ASSERT_EQ(views_agree(three, 3), 0);
+    fprintf(stderr,
+            "  c's session 0x%" PRIx64 " expired; its new one 0x%" PRIx64 " is in every view "
+            "%lld ms after the takeover\n",
+            (uint64_t)sid, (uint64_t)sid2, (long long)(tu_now_ms() - t0));
+    ASSERT_EQ(wait_sent(30000), 0);
+    ASSERT_EQ(source_stop_and_check(three, 3, b.port), 0);
+    rill_stats_t sa = stats_of(&a), sb = stats_of(&b), sc = stats_of(&c);
+    /* Whether a and b promoted c's groups depends on how soon c was back (a new owner
+     * waits 1 s for a leaving owner's state): printed, not asserted. */
+    fprintf(stderr, "  a and b: %" PRIu64 " groups promoted, %" PRIu64 " given back to c\n",
+            sa.groups_promoted + sb.groups_promoted, sa.groups_moved + sb.groups_moved);
+    ASSERT_U64_EQ(sa.state_lost_groups + sb.state_lost_groups + sc.state_lost_groups, 0);
+    ASSERT_U64_EQ(sa.state_rejected + sb.state_rejected + sc.state_rejected, 0);
+    ASSERT_U64_EQ(sa.peer_dropped + sb.peer_dropped + sc.peer_dropped, 0);
+    rill_worker_destroy(c.w);
+    rill_worker_destroy(b.w);
+    rill_worker_destroy(a.w);
+    tu_sink_destroy(g_sink);
+    return 0;
+}
+
 /* ------------------------------------------------------------ crash_standby */
 
 /* What a member in a child process reports when asked (one byte on req). */
@@ -713,10 +881,9 @@ int main(int argc, char **argv)
     if (zklog)
         zoo_set_log_stream(zklog);
     static const t_case_t cases[] = {
-        {"scale_2_3_2", scale_2_3_2},
-        {"crash_standby", crash_standby},
-        {"crash_acked", crash_acked},
-        {NULL, NULL},
+        {"scale_2_3_2", scale_2_3_2},   {"crash_standby", crash_standby},
+        {"crash_acked", crash_acked},   {"fence_zk_down", fence_zk_down},
+        {"fence_expiry", fence_expiry}, {NULL, NULL},
     };
     rc = t_run("state_moves", cases, argc, argv);
     zk_server_destroy(&g_zk);

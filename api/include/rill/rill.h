@@ -701,6 +701,7 @@ typedef struct rill_stats {
     uint64_t state_lost_groups;  /* key groups that ran on without their state */
     uint64_t state_rejected;     /* chunks of managed state refused */
     uint64_t groups_promoted;    /* key groups whose standby copy here took over */
+    uint64_t fenced;             /* times managed groups were held back: session maybe lost */
 } rill_stats_t;
 
 /*
