@@ -80,7 +80,8 @@ static void usage(FILE *f)
         "                           (--acked: senders first wait that long for the last ACKs)\n"
         "  --json                   print the final summary as one JSON object on stdout (the\n"
         "                           human summary then goes to stderr)\n"
-        "  --quiet                  no per-second progress lines on stderr\n"
+        "  --quiet                  no progress lines on stderr\n"
+        "  --progress SEC           seconds between progress lines (default 1; down to 0.05)\n"
         "  --seed N                 seed of the key generator (default 1; same seed, same keys)\n"
         "\n"
         "Acknowledged delivery (docs/protocol.md, \"Control frames\"):\n"
@@ -123,10 +124,11 @@ static void usage(FILE *f)
         "of 16 bytes or more, whatever its comp id, so sender and sink must share a clock (same\n"
         "host).\n"
         "\n"
-        "Progress each second on stderr: elapsed, sent/s, received/s, totals. SIGINT stops\n"
-        "sending and prints the summary (a second SIGINT skips the drain). Exit status: 0 on\n"
-        "success; 1 when a connection could not be made or failed while sending, or (--acked)\n"
-        "frames were left unacknowledged; 2 on bad usage; 3 when --verify found frames missing.\n",
+        "Progress each second (--progress) on stderr: elapsed, sent/s, received/s, totals.\n"
+        "SIGINT stops sending and prints the summary (a second SIGINT skips the drain).\n"
+        "Exit status: 0 on success; 1 when a connection could not be made or failed while\n"
+        "sending, or (--acked) frames were left unacknowledged; 2 on bad usage; 3 when\n"
+        "--verify found frames missing.\n",
         f);
 }
 
@@ -177,6 +179,7 @@ static void parse_opts(int argc, char **argv, opts_t *o)
                   .comp = 1,
                   .duration = 10,
                   .drain = 3,
+                  .progress = 1,
                   .seed = 1,
                   .credit = 4u << 20,
                   .retry_for = 10};
@@ -228,7 +231,11 @@ static void parse_opts(int argc, char **argv, opts_t *o)
             o->json = true;
         else if (!strcmp(a, "--quiet"))
             o->quiet = true;
-        else if (!strcmp(a, "--seed"))
+        else if (!strcmp(a, "--progress")) {
+            o->progress = parse_double(a, NEXT(), 0);
+            if (o->progress < 0.05)
+                die_usage("%s must be 0.05 s or more", a);
+        } else if (!strcmp(a, "--seed"))
             o->seed = parse_u64(a, NEXT(), 0, UINT64_MAX);
         else if (!strcmp(a, "--acked"))
             o->acked = true;
@@ -835,7 +842,7 @@ int main(int argc, char **argv)
                     shutdown(conns[i].fd, SHUT_WR);
                 shut = true;
             }
-            if (now >= last_print + 1000000000ull) {
+            if (now >= last_print + (uint64_t)(g_o.progress * 1e9)) {
                 uint64_t s = total_sent(ts, g_o.threads, NULL), r = total_recv(NULL, NULL);
                 double dt = (double)(now - last_print) / 1e9;
                 if (!g_o.quiet) {
@@ -846,7 +853,7 @@ int main(int argc, char **argv)
                         snprintf(acked, sizeof acked, "  acked %" PRIu64,
                                  total_acked(ts, g_o.threads));
                     fprintf(stderr,
-                            "[%6.1fs] sent/s %-8s recv/s %-8s  sent %" PRIu64 "  recv %" PRIu64
+                            "[%7.2fs] sent/s %-8s recv/s %-8s  sent %" PRIu64 "  recv %" PRIu64
                             "%s%s\n",
                             (double)(now - g_start_ns) / 1e9, a, g_o.sink_listen ? b : "-", s, r,
                             g_o.sink_listen ? "" : " (no sink)", acked);
@@ -908,10 +915,10 @@ int main(int argc, char **argv)
             /* Sink only: read what is still arriving, until nothing came for a moment. */
             if (!g_o.connections && now >= t0 + SINK_QUIET_NS && now >= last + SINK_QUIET_NS)
                 break;
-            if (!g_o.quiet && now >= last_print + 1000000000ull) {
+            if (!g_o.quiet && now >= last_print + (uint64_t)(g_o.progress * 1e9)) {
                 char b[32];
                 fmt_rate(b, sizeof b, (double)(r - last_recv) / ((double)(now - last_print) / 1e9));
-                fprintf(stderr, "[%6.1fs] draining: recv/s %-8s recv %" PRIu64 " of %" PRIu64 "\n",
+                fprintf(stderr, "[%7.2fs] draining: recv/s %-8s recv %" PRIu64 " of %" PRIu64 "\n",
                         (double)(now - g_start_ns) / 1e9, b, r, sent);
                 last_print = now;
                 last_recv = r;

@@ -38,6 +38,7 @@ typedef struct opts {
     double drain;
     bool json;
     bool quiet;
+    double progress; /* seconds between progress lines */
     uint64_t seed;
     /* acknowledged delivery and checks */
     bool acked;

@@ -87,6 +87,8 @@ type Stats struct {
 	StateRejected    uint64 // chunks of managed state refused
 	GroupsPromoted   uint64 // key groups whose standby copy here took over from their owner
 	Fenced           uint64 // times managed key groups were held back: the ZooKeeper session may have been lost
+	GroupsWaiting    uint64 // gauge: key groups new to this member holding their frames back for their state
+	StandbyBytes     uint64 // bytes of managed state sent to the standby copies of this member's groups
 
 	// Cluster counters (zero for a worker that is not clustered).
 	Forwarded   uint64 // frames sent to the member that owns their key
@@ -238,6 +240,8 @@ func statsFromC(st *C.rill_stats_t) Stats {
 		StateRejected:    uint64(st.state_rejected),
 		GroupsPromoted:   uint64(st.groups_promoted),
 		Fenced:           uint64(st.fenced),
+		GroupsWaiting:    uint64(st.groups_waiting),
+		StandbyBytes:     uint64(st.standby_bytes),
 		SinkQueuedBytes:  uint64(st.sink_queued_bytes),
 		StageQueuedBytes: uint64(st.stage_queued_bytes),
 		HeldBuffers:      uint64(st.held_buffers),

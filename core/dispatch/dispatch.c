@@ -40,6 +40,7 @@ void rill__dispatch_free(rill__dispatch_t *d)
     rill__buf_free(&d->local);
     rill__buf_free(&d->local_run);
     rill__buf_free(&d->ahead);
+    rill__buf_free(&d->split);
     for (unsigned g = 0; d->park && g < d->park_groups; g++)
         if (d->park[g]) {
             rill__buf_free(&d->park[g]->buf);
@@ -180,6 +181,11 @@ void rill__dispatch(rill__dispatch_t *d, const rill_msg_t *v, size_t n, int rout
             unsigned dst = rill__dispatch_key_loop(d, v[i].key);
             if (v[i].comp_id == RILL_CONTROL_COMP_ID && v[i].key == RILL_STATE_FRAME_KEY &&
                 route == RILL_ROUTE_PEER && v[i].len >= RILL_CHUNK_HDR && d->nloops > 1) {
+                if (rill__chunk_flags(v[i].data) & RILL_CHUNK_MULTI) {
+                    /* Standby changes of many groups: each loop gets those of its own. */
+                    handed += rill__dispatch_split_changes(d, &v[i]);
+                    continue;
+                }
                 /* A chunk of a group's state: to the loop that runs the group. */
                 uint32_t g = rill__chunk_group(v[i].data);
                 dst = g < d->groups ? rill__group_loop(g, d->nloops) : me;

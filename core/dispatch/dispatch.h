@@ -75,6 +75,7 @@ typedef struct rill__dispatch {
     uint64_t fenced_since;
     rill__buf_t ahead; /* chunks sent under a view this loop has not adopted yet (u32 length,
                         * payload): taken again after the next view (rill__dispatch_ahead) */
+    rill__buf_t split; /* one loop's part of standby changes (rill__dispatch_split_changes) */
 
     /* emit_comp to a key this loop owns: processed after the current batch. Origin
      * markers as in the handoff rings (handoff/stage.h) keep each frame's origin. */
@@ -176,6 +177,16 @@ static inline size_t rill__dispatch_local_bytes(const rill__dispatch_t *d)
     return d->local.len;
 }
 
+/* Whether d holds frames back (for their group's state, or fenced) or is fenced: then no
+ * frame of this loop may be acknowledged yet (core/loop/ack_barriers.c). A held frame
+ * counts as run in its stream's figures, so an acknowledgement taken now would cover it
+ * before it ran, and a crash would lose it. park_bytes counts the parks and the chunks put
+ * ahead: more than the latter is a frame held. */
+static inline int rill__dispatch_holds_frames(const rill__dispatch_t *d)
+{
+    return d->fenced || d->park_bytes > d->ahead.len;
+}
+
 /* Makes sure the handoff's per-group arrays exist for d->groups. Returns 0 or
  * RILL_ENOMEM. */
 int rill__dispatch_park_init(rill__dispatch_t *d);
@@ -186,6 +197,11 @@ int rill__dispatch_park(rill__dispatch_t *d, unsigned g, uint64_t now);
 /* Stops waiting for group g's state (lost: it will not come); its frames are replayed at
  * the loop's next step. g must have a park. */
 void rill__dispatch_park_ready(rill__dispatch_t *d, unsigned g, int lost);
+
+/* A chunk of standby changes of many groups (RILL_CHUNK_MULTI) that came from a member:
+ * the entries of each loop's groups go to that loop as a chunk of their own (this loop's
+ * are taken at once). Returns the chunks handed to other loops. */
+size_t rill__dispatch_split_changes(rill__dispatch_t *d, const rill_msg_t *m);
 
 /* Takes the chunks put aside for a newer view again, after the loop adopted one. */
 void rill__dispatch_ahead(rill__dispatch_t *d);

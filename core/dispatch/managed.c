@@ -190,6 +190,50 @@ static void standby_chunk(rill__dispatch_t *d, const rill__chunk_t *ch)
         chunk_refused(d, ch, rc);
 }
 
+size_t rill__dispatch_split_changes(rill__dispatch_t *d, const rill_msg_t *m)
+{
+    rill__chunk_t ch;
+    if (rill__chunk_parse(m->data, m->len, &ch) < 0 || ch.groups != d->groups) {
+        rill__dispatch_chunk(d, m); /* refused there, counted once */
+        return 0;
+    }
+    size_t entry = 8 + (size_t)ch.value_size, handed = 0;
+    if (rill__buf_reserve(&d->split, m->len, SIZE_MAX) < 0) {
+        chunk_refused(d, &ch, RILL_ENOMEM);
+        return 0;
+    }
+    for (unsigned loop = 0; loop < d->nloops; loop++) {
+        uint8_t *out = d->split.data + RILL_CHUNK_HDR;
+        uint32_t n = 0, first = 0;
+        for (uint32_t i = 0; i < ch.n; i++) {
+            const uint8_t *e = ch.entries + (size_t)i * entry;
+            uint64_t key;
+            memcpy(&key, e, 8);
+            uint32_t g = rill__key_group(key, d->groups);
+            if (rill__group_loop(g, d->nloops) != loop)
+                continue;
+            if (!n)
+                first = g;
+            memcpy(out + (size_t)n++ * entry, e, entry);
+        }
+        if (!n)
+            continue;
+        /* The chunk's header with this part's first group and count. */
+        memcpy(d->split.data, m->data, RILL_CHUNK_HDR);
+        memcpy(d->split.data + 8, &first, 4);
+        memcpy(d->split.data + 20, &n, 4);
+        rill_msg_t part = *m;
+        part.data = d->split.data;
+        part.len = (uint32_t)(RILL_CHUNK_HDR + (size_t)n * entry);
+        if (loop == d->idx)
+            rill__dispatch_chunk(d, &part);
+        else
+            handed += rill__handoff_stage(d->handoff, loop, d->origin, part.comp_id, part.key,
+                                          part.data, part.len) == 0;
+    }
+    return handed;
+}
+
 /* Puts chunk m aside until the loop adopts a newer view (counted with the frames held
  * back). Returns 0, or RILL_ENOMEM / RILL_EFULL (then it is taken as it is). */
 static int put_ahead(rill__dispatch_t *d, const rill_msg_t *m)

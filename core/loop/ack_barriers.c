@@ -195,8 +195,10 @@ static void step_class(rill__loop_t *l, unsigned cls, int quiet)
     unsigned o = class_origin(cls);
     unsigned ns = rill__links_outputs(&l->links), width = b->width, hb = handoff_base(l);
     /* A barrier for what ran since the last one, once the local queue is empty (frames
-     * still in it would emit after the snapshot). */
-    if (rill__dispatch_local_bytes(&l->dispatch) == 0 && class_unnoted(l, cls)) {
+     * still in it would emit after the snapshot) and no frame is held back (it has not
+     * run: what it emits comes later). */
+    if (rill__dispatch_local_bytes(&l->dispatch) == 0 &&
+        !rill__dispatch_holds_frames(&l->dispatch) && class_unnoted(l, cls)) {
         memset(l->fig_a, 0, width * sizeof *l->fig_a);
         if (ns)
             rill__links_figures(&l->links, l->fig_a + l->idx * ns, l->fig_s + l->idx * ns);

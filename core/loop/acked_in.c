@@ -232,6 +232,7 @@ static int on_hello(rill__loop_t *l, unsigned slot, const rill__ctl_t *h)
     /* The sender takes everything before next_seq as acknowledged. */
     s->acked_sent = s->next_seq - 1;
     c->stream = s;
+    c->standby_in = c->peer && h->depth == RILL_STANDBY_DEPTH;
     c->mode = RILL_CONN_ACKED;
     c->tx->welcome_due = 1;
     c->tx->welcome_seq = known;

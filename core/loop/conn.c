@@ -401,7 +401,7 @@ void rill__conn_recv_result(rill__loop_t *l, unsigned slot, int res)
     } else if (c->leaving && !c->discard && (res == -ECANCELED || res > 0 || res == -ENOBUFS)) {
         /* Draining an acked source: reads stopped, it closes once acknowledged. */
     } else if (res > 0 || res == -ENOBUFS) {
-        if (l->paused && !c->discard) {
+        if (l->paused && !c->discard && !rill__conn_unpaused(c)) {
             c->rearm = 1; /* backpressure: leave the data in the kernel for now */
             l->rearm_pending++;
         } else {
@@ -420,7 +420,8 @@ void rill__conn_on_recv(rill__loop_t *l, const struct io_uring_cqe *cqe)
     int res = cqe->res;
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-        if (res > 0 && valid && !c->closing && (l->paused || l->held_count)) {
+        if (res > 0 && valid && !c->closing && (l->paused || l->held_count) &&
+            !(rill__conn_unpaused(c) && c->held == 0)) {
             rill__bp_hold(l, slot, bid, (unsigned)res); /* processed on resume, in order */
         } else {
             if (res > 0 && valid && !c->closing) {

@@ -37,13 +37,17 @@
 typedef struct ship_ctx {
     rill__links_t *links;
     rill__link_t *k;
+    rill__loop_stats_t *standby; /* counts what goes to a standby copy (standby_bytes), or NULL */
 } ship_ctx_t;
 
 static int ship_out(void *ctx, const uint8_t *payload, uint32_t len)
 {
     ship_ctx_t *s = ctx;
-    return rill__link_append(s->links, s->k, RILL_CONTROL_COMP_ID, RILL_STATE_FRAME_KEY, payload,
-                             len);
+    int rc =
+        rill__link_append(s->links, s->k, RILL_CONTROL_COMP_ID, RILL_STATE_FRAME_KEY, payload, len);
+    if (rc == 0 && s->standby)
+        RILL_STAT_ADD(s->standby->standby_bytes, rill__frame_size(len));
+    return rc;
 }
 
 /* The low bits of the loop's current view epoch, which chunks carry (state/handoff.h). */
@@ -78,7 +82,7 @@ static void ship_on(rill__loop_t *l, const rill__comp_t *const *all, size_t n, u
 {
     rill__dispatch_t *d = &l->dispatch;
     rill__link_t *k = rill__links_peer(&l->links, to, depth);
-    ship_ctx_t sc = {&l->links, k};
+    ship_ctx_t sc = {&l->links, k, NULL};
     uint32_t max = d->max_payload < RILL_CHUNK_MAX ? d->max_payload : RILL_CHUNK_MAX;
     int failed = !k, empty = how == RILL_CHUNK_EMPTY;
     for (size_t i = 0; i < n && !empty; i++) {
@@ -133,7 +137,7 @@ static void snapshot(rill__loop_t *l, const rill__comp_t *const *all, size_t n, 
     rill__link_t *k = to >= 0 ? rill__links_peer(&l->links, to, RILL_STANDBY_DEPTH) : NULL;
     if (!k)
         return; /* no standby: the group's state lives on its owner alone */
-    ship_ctx_t sc = {&l->links, k};
+    ship_ctx_t sc = {&l->links, k, &l->stats};
     uint32_t max = d->max_payload < RILL_CHUNK_MAX ? d->max_payload : RILL_CHUNK_MAX;
     uint8_t mark[RILL_CHUNK_HDR];
     rill__chunk_mark(mark, RILL_CHUNK_STANDBY | RILL_CHUNK_BEGIN, g, d->groups, view_epoch(d));
@@ -317,7 +321,7 @@ void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v)
                         snapshot(l, all, n, g, sb);
                 }
                 if (!mine && v->self >= 0 && second == v->self)
-                    ship(l, all, n, g, owner[g], 1); /* "nothing here for it" */
+                    ship(l, all, n, g, owner[g], RILL_CHUNK_EMPTY); /* "nothing here for it" */
                 d->arrived[g] = 0;
                 continue;
             }
@@ -427,18 +431,37 @@ void rill__moves_sync(rill__loop_t *l)
             pairs[2 * j + 1] = keys[j];
         }
         qsort(pairs, nd, 2 * sizeof *pairs, by_group_key);
-        for (size_t j = 0; j < nd;) {
-            unsigned g = (unsigned)pairs[2 * j];
-            size_t m = 0;
-            for (; j < nd && pairs[2 * j] == g; j++)
-                if (!m || run[m - 1] != pairs[2 * j + 1])
-                    run[m++] = pairs[2 * j + 1];
-            int sb = is_self(v, g) && !d->park[g] ? standby_of(v, g) : -1;
-            rill__link_t *k = sb >= 0 ? rill__links_peer(&l->links, sb, RILL_STANDBY_DEPTH) : NULL;
+        /* Each key once, with its group's standby (-1: none, or the group is held back);
+         * then one run of changes per standby member, whatever their groups. */
+        size_t m = 0;
+        uint8_t seen[RILL_MAX_MEMBERS] = {0};
+        int sb = -1;
+        for (size_t j = 0, g = SIZE_MAX; j < nd; j++) {
+            uint64_t key = pairs[2 * j + 1];
+            if (m && pairs[2 * (m - 1) + 1] == key)
+                continue; /* the same key again (pairs are sorted) */
+            if (pairs[2 * j] != g) {
+                g = (size_t)pairs[2 * j];
+                sb = is_self(v, (unsigned)g) && !d->park[g] ? standby_of(v, (unsigned)g) : -1;
+            }
+            /* In place (m <= j): the pair becomes (standby, key). */
+            pairs[2 * m] = (uint64_t)(int64_t)sb;
+            pairs[2 * m + 1] = key;
+            m++;
+            if (sb >= 0)
+                seen[sb] = 1;
+        }
+        for (unsigned to = 0; to < v->n; to++) {
+            rill__link_t *k =
+                seen[to] ? rill__links_peer(&l->links, (int)to, RILL_STANDBY_DEPTH) : NULL;
             if (!k)
                 continue;
-            ship_ctx_t sc = {&l->links, k};
-            rill__state_send_keys(s, l->idx, all[i]->id, g, d->groups, run, m, max, view_epoch(d),
+            size_t nk = 0;
+            for (size_t j = 0; j < m; j++)
+                if (pairs[2 * j] == to)
+                    run[nk++] = pairs[2 * j + 1];
+            ship_ctx_t sc = {&l->links, k, &l->stats};
+            rill__state_send_keys(s, l->idx, all[i]->id, d->groups, run, nk, max, view_epoch(d),
                                   ship_out, &sc);
         }
         free(pairs);

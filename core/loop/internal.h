@@ -10,6 +10,15 @@ enum { PH_RUN, PH_CLOSING, PH_WAIT_CLOSED, PH_WAIT_FLUSHED, PH_SINKS, PH_DONE };
 /* conn.c: source connections. */
 void rill__conn_arm_accept(rill__loop_t *l, unsigned li);
 void rill__conn_arm_recv(rill__loop_t *l, unsigned slot);
+
+/* Whether c is read while the loop is paused for backpressure: a standby stream from
+ * another member. Its frames add nothing to this loop's queues, and its sender waits for
+ * their acknowledgements before it acknowledges the frames this loop forwarded to it: held
+ * back, they would keep the queue that paused the loop full for good. */
+static inline int rill__conn_unpaused(const rill__conn_t *c)
+{
+    return c->standby_in;
+}
 /* Arms the accepts left unarmed while this loop was ahead, if it no longer is. */
 void rill__conn_resume_accepts(rill__loop_t *l);
 void rill__conn_on_accept(rill__loop_t *l, const struct io_uring_cqe *cqe);

@@ -219,6 +219,7 @@ static void publish_gauges(rill__loop_t *l)
     RILL_STAT_SET(l->stats.retained_bytes, rill__links_retained(&l->links));
     RILL_STAT_SET(l->stats.stage_queued_bytes, rill__handoff_staged(&l->handoff, NULL));
     RILL_STAT_SET(l->stats.held_buffers, l->held_count);
+    RILL_STAT_SET(l->stats.groups_waiting, l->dispatch.parked_groups);
     rill__conn_settle_carries(l);
 }
 

@@ -84,6 +84,8 @@ typedef struct rill__conn {
     uint8_t listener;
     uint8_t rearm;        /* recv ended while paused: re-arm on resume */
     uint8_t peer;         /* accepted on the peer listener: frames forwarded by members */
+    uint8_t standby_in;   /* peer, HELLO depth RILL_STANDBY_DEPTH: another member's standby
+                           * copies, read also while paused (see rill__conn_unpaused) */
     uint8_t end_held;     /* EOF/error seen while its data was held: apply it after */
     int end_res;          /* that completion's result */
     unsigned held;        /* buffers of this connection held while paused */

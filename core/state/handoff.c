@@ -56,7 +56,11 @@ int rill__chunk_parse(const uint8_t *p, size_t len, rill__chunk_t *out)
     if (out->group >= out->groups)
         return RILL_EINVAL;
     if (out->flags & (RILL_CHUNK_END | RILL_CHUNK_BEGIN))
-        return out->n == 0 && len == RILL_CHUNK_HDR ? 0 : RILL_EINVAL;
+        return out->n == 0 && len == RILL_CHUNK_HDR && !(out->flags & RILL_CHUNK_MULTI)
+                   ? 0
+                   : RILL_EINVAL;
+    if ((out->flags & RILL_CHUNK_MULTI) && !(out->flags & RILL_CHUNK_STANDBY))
+        return RILL_EINVAL;
     if (out->value_size == 0 || out->value_size > RILL_STATE_VALUE_MAX ||
         (uint64_t)out->n * (8 + out->value_size) != len - RILL_CHUNK_HDR)
         return RILL_EINVAL;
@@ -68,7 +72,8 @@ void rill__chunk_mark(uint8_t *p, unsigned flags, unsigned group, unsigned group
     put_header(p, (uint8_t)flags, epoch, 0, group, groups, 0, 0);
 }
 
-/* Chunks of group's values: of every key in the table (keys NULL) or of keys[0..nkeys). */
+/* Chunks of group's values: of every key in the table (keys NULL), or of keys[0..nkeys),
+ * each found in its own group's table (the chunks' group is then their first key's). */
 static long send_values(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigned group,
                         unsigned groups, const uint64_t *keys, size_t nkeys, uint32_t max,
                         unsigned flags, unsigned epoch, rill__chunk_out out, void *ctx)
@@ -77,6 +82,7 @@ static long send_values(rill__state_t *s, unsigned loop, uint32_t comp_id, unsig
     if (l->groups != groups || group >= groups || (!keys && !l->tables[group].cap))
         return 0;
     rill__state_table_t *t = &l->tables[group];
+    uint32_t first = group; /* the group of the chunk's first entry */
     uint32_t entry = 8 + s->vsize;
     uint32_t per = max > RILL_CHUNK_HDR + entry ? (max - RILL_CHUNK_HDR) / entry : 1;
     rill__buf_t b = {0};
@@ -93,7 +99,10 @@ static long send_values(rill__state_t *s, unsigned loop, uint32_t comp_id, unsig
             more = ki < nkeys;
             if (more) {
                 key = keys[ki++];
-                value = rill__state_table_find(t, s->stride, key);
+                unsigned g = rill__key_group(key, groups);
+                value = rill__state_table_find(&l->tables[g], s->stride, key);
+                if (!n)
+                    first = g;
             }
         } else {
             more = rill__state_table_next(t, s->stride, s->vsize, &pos, &key, &value);
@@ -108,7 +117,8 @@ static long send_values(rill__state_t *s, unsigned loop, uint32_t comp_id, unsig
             n++;
         }
         if (n && (!more || n == per)) {
-            put_header(b.data, (uint8_t)flags, epoch, comp_id, group, groups, s->vsize, n);
+            put_header(b.data, (uint8_t)flags, epoch, comp_id, keys ? first : group, groups,
+                       s->vsize, n);
             int rc = out(ctx, b.data, RILL_CHUNK_HDR + n * entry);
             if (rc < 0 && !err)
                 err = rc;
@@ -135,12 +145,34 @@ long rill__state_copy(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigne
     return send_values(s, loop, comp_id, group, groups, NULL, 0, max, flags, epoch, out, ctx);
 }
 
-long rill__state_send_keys(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigned group,
-                           unsigned groups, const uint64_t *keys, size_t n, uint32_t max,
-                           unsigned epoch, rill__chunk_out out, void *ctx)
+long rill__state_send_keys(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigned groups,
+                           const uint64_t *keys, size_t n, uint32_t max, unsigned epoch,
+                           rill__chunk_out out, void *ctx)
 {
-    return send_values(s, loop, comp_id, group, groups, keys, n, max, RILL_CHUNK_STANDBY, epoch,
-                       out, ctx);
+    if (!n)
+        return 0;
+    return send_values(s, loop, comp_id, rill__key_group(keys[0], groups), groups, keys, n, max,
+                       RILL_CHUNK_STANDBY | RILL_CHUNK_MULTI, epoch, out, ctx);
+}
+
+/* A RILL_CHUNK_MULTI chunk's entries, each into its own group's table. */
+static int install_each(rill__state_t *s, rill__state_loop_t *l, unsigned groups,
+                        const rill__chunk_t *c)
+{
+    int rc = 0;
+    for (uint32_t i = 0; i < c->n && rc == 0; i++) {
+        const uint8_t *e = c->entries + (size_t)i * (8 + s->vsize);
+        uint64_t key;
+        memcpy(&key, e, 8);
+        rill__state_table_t *t = &l->tables[rill__key_group(key, groups)];
+        uint64_t before = rill__state_table_bytes(t, s->stride);
+        if (rill__state_table_reserve(t, s->stride, s->vsize, 1, 0) < 0)
+            rc = RILL_ENOMEM;
+        else
+            memcpy(rill__state_table_get(t, s->stride, key), e + 8, s->vsize);
+        RILL_STAT_ADD(l->bytes, rill__state_table_bytes(t, s->stride) - before);
+    }
+    return rc;
 }
 
 int rill__state_install(rill__state_t *s, unsigned loop, unsigned groups, const rill__chunk_t *c)
@@ -150,6 +182,8 @@ int rill__state_install(rill__state_t *s, unsigned loop, unsigned groups, const 
         return RILL_EINVAL;
     if (rill__state_groups(s, loop, groups) < 0)
         return RILL_ENOMEM;
+    if (c->flags & RILL_CHUNK_MULTI)
+        return install_each(s, l, groups, c);
     rill__state_table_t *t = &l->tables[c->group];
     uint64_t before = rill__state_table_bytes(t, s->stride);
     int rc = 0;

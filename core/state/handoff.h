@@ -14,7 +14,10 @@
  * Chunks with RILL_CHUNK_STANDBY keep the group's standby copy on its second rendezvous
  * choice instead: a snapshot (BEGIN, chunks, END, all with STANDBY: the receiver drops the
  * copy it had at BEGIN and holds a whole one at END), then, as the owner's batches change
- * values, chunks of the values their keys have now (all zero: the key is gone). */
+ * values, chunks of the values their keys have now (all zero: the key is gone). Those
+ * changes carry RILL_CHUNK_MULTI: their entries are of every group the owner has with that
+ * standby, each key filed under its own group (`group` is the first entry's), so that an
+ * iteration's changes take one chunk rather than one per group. */
 #ifndef RILL_CORE_STATE_HANDOFF_H
 #define RILL_CORE_STATE_HANDOFF_H
 
@@ -35,6 +38,8 @@
  * receiver that kept values it ran itself (it joined again after a session expiry) keeps
  * those instead. */
 #define RILL_CHUNK_COPY 0x10u
+/* With STANDBY: changes whose entries are of several groups (see above). */
+#define RILL_CHUNK_MULTI 0x20u
 
 typedef struct rill__chunk {
     uint8_t flags;
@@ -47,9 +52,14 @@ typedef struct rill__chunk {
  * does not match n entries, an END or BEGIN with entries). */
 int rill__chunk_parse(const uint8_t *p, size_t len, rill__chunk_t *out);
 
-/* The group a chunk's payload is for (it must be at least RILL_CHUNK_HDR long), so that
- * the loop that read it can hand it to the group's loop without parsing the rest. */
+/* The group a chunk's payload is for, and its flags (it must be at least RILL_CHUNK_HDR
+ * long), so that the loop that read it can hand it to the group's loop without parsing
+ * the rest. */
 uint32_t rill__chunk_group(const uint8_t *p);
+static inline unsigned rill__chunk_flags(const uint8_t *p)
+{
+    return p[1];
+}
 
 /* Called with each chunk payload to send; returns 0 or a negative error. */
 typedef int (*rill__chunk_out)(void *ctx, const uint8_t *payload, uint32_t len);
@@ -68,19 +78,21 @@ long rill__state_copy(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigne
                       unsigned groups, uint32_t max, unsigned flags, unsigned epoch,
                       rill__chunk_out out, void *ctx);
 
-/* Sends the values keys[0..n) of group `group` have now on loop (all zero for a key
- * without one) as standby chunks. Returns as rill__state_ship. */
-long rill__state_send_keys(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigned group,
-                           unsigned groups, const uint64_t *keys, size_t n, uint32_t max,
-                           unsigned epoch, rill__chunk_out out, void *ctx);
+/* Sends the values keys[0..n) have now on loop (all zero for a key without one), keys of
+ * any groups, as standby changes (RILL_CHUNK_STANDBY | RILL_CHUNK_MULTI). Returns as
+ * rill__state_ship. */
+long rill__state_send_keys(rill__state_t *s, unsigned loop, uint32_t comp_id, unsigned groups,
+                           const uint64_t *keys, size_t n, uint32_t max, unsigned epoch,
+                           rill__chunk_out out, void *ctx);
 
 /* Writes a chunk without entries (END, BEGIN; with RILL_CHUNK_STANDBY or not) into p
  * (RILL_CHUNK_HDR bytes). */
 void rill__chunk_mark(uint8_t *p, unsigned flags, unsigned group, unsigned groups, unsigned epoch);
 
-/* Stores a chunk's values in loop's tables (a key already there takes the chunk's value).
- * Returns 0, RILL_EINVAL (value size or number of groups differ from s and groups, or a
- * key of another group) or RILL_ENOMEM. */
+/* Stores a chunk's values in loop's tables (a key already there takes the chunk's value),
+ * each under its own group when the chunk has RILL_CHUNK_MULTI. Returns 0, RILL_EINVAL
+ * (value size or number of groups differ from s and groups, or, without MULTI, a key of
+ * another group) or RILL_ENOMEM. */
 int rill__state_install(rill__state_t *s, unsigned loop, unsigned groups, const rill__chunk_t *c);
 
 /* Frames of one group a new owner holds back until the group's state has arrived: v1

@@ -144,7 +144,11 @@
     X(groups_promoted, COUNTER, LOOPS, "promoted", "rill_groups_promoted_total",               \
       "Key groups whose standby copy here became their state when their owner left or died.") \
     X(fenced, COUNTER, CLUSTER, "fenced", "rill_fenced_total",                                 \
-      "Times this member held its managed key groups back because its ZooKeeper session may have been lost.")
+      "Times this member held its managed key groups back because its ZooKeeper session may have been lost.") \
+    X(groups_waiting, GAUGE, LOOPS, "waiting", "rill_groups_waiting",                          \
+      "Key groups new to this member holding their frames back for their state now.")          \
+    X(standby_bytes, COUNTER, LOOPS, "", "rill_standby_bytes_total",                           \
+      "Bytes of managed state this member sent to the standby copies of the groups it owns.")
 /* clang-format on */
 
 /* Prometheus TYPE of a kind. */

@@ -702,6 +702,8 @@ typedef struct rill_stats {
     uint64_t state_rejected;     /* chunks of managed state refused */
     uint64_t groups_promoted;    /* key groups whose standby copy here took over */
     uint64_t fenced;             /* times managed groups were held back: session maybe lost */
+    uint64_t groups_waiting;     /* gauge: key groups holding frames back for their state */
+    uint64_t standby_bytes;      /* bytes of managed state sent to standby copies */
 } rill_stats_t;
 
 /*
