@@ -64,7 +64,10 @@ static void usage(FILE *f)
         "                           K keys instead (key 0 most frequent)\n"
         "  --comp ID                computation id written in every frame (default 1)\n"
         "  --rate R                 total frames per second across all connections; 0 = as fast\n"
-        "                           as possible (default 0). Paced in small bursts.\n"
+        "                           as possible (default 0). Paced in small bursts; each\n"
+        "                           frame carries the time it was due, not the time it was\n"
+        "                           written, so latency includes the time a sender that fell\n"
+        "                           behind waited (coordinated omission corrected, as wrk2)\n"
         "  --batch B                frames per write() call (default 256 at full speed; with\n"
         "                           --rate, about 1 ms worth of frames per connection, <= 256)\n"
         "  --duration SEC           send for this long (default 10; fractions allowed)\n"
@@ -526,11 +529,19 @@ static inline uint64_t next_key(uint64_t *rng, uint64_t k)
 
 /* ------------------------------------------------------------------ senders */
 
+/* A paced sender's schedule: its frame number j is due at g_start_ns + j / rate_ns. */
+typedef struct sched {
+    double rate_ns; /* frames per ns */
+    uint64_t first; /* the number of the first frame being filled */
+} sched_t;
+
 /* Fills n frames into buf. Headers' length and comp fields, the filler and the run id were
  * written once at start (load_frame_template); only key, time stamp, sequence and connection
- * index change. */
+ * index change. The time stamp is when the frame was due by sched (open loop: a sender
+ * that fell behind, because the receiver stopped reading, does not hide that wait from the
+ * latency, as wrk2 corrects for coordinated omission), else now. */
 static inline void fill_frames(uint8_t *buf, uint32_t n, uint32_t index, uint64_t seq0,
-                               uint64_t *rng, bool ts_per_frame)
+                               uint64_t *rng, bool ts_per_frame, const sched_t *sched)
 {
     const uint32_t s = g_o.size;
     const uint64_t k = g_o.keys;
@@ -538,7 +549,9 @@ static inline void fill_frames(uint8_t *buf, uint32_t n, uint32_t index, uint64_
     for (uint32_t i = 0; i < n; i++) {
         uint8_t *f = buf + (size_t)i * s;
         rill__store_be64(f + 8, next_key(rng, k));
-        if (ts_per_frame && i)
+        if (sched)
+            ts = g_start_ns + (uint64_t)((double)(sched->first + i) / sched->rate_ns);
+        else if (ts_per_frame && i)
             ts = now_ns();
         store_le64(f + 16 + PL_TS, ts);
         store_le64(f + 16 + PL_SEQ, seq0 + i);
@@ -547,15 +560,10 @@ static inline void fill_frames(uint8_t *buf, uint32_t n, uint32_t index, uint64_
     }
 }
 
-static inline void fill(uint8_t *buf, uint32_t n, conn_t *c, uint64_t *rng, bool ts_per_frame)
-{
-    fill_frames(buf, n, c->index, c->seq, rng, ts_per_frame);
-}
-
 void load_fill(uint8_t *buf, uint32_t n, uint32_t index, uint64_t seq0, uint64_t *rng,
                bool ts_per_frame)
 {
-    fill_frames(buf, n, index, seq0, rng, ts_per_frame);
+    fill_frames(buf, n, index, seq0, rng, ts_per_frame, NULL);
 }
 
 void load_frame_template(uint8_t *buf, size_t n)
@@ -633,7 +641,8 @@ static void *sender_main(void *arg)
         if (g_o.count && n > g_o.count - c->seq)
             n = g_o.count - c->seq;
 
-        fill(t->buf, (uint32_t)n, c, &rng, paced);
+        sched_t sc = {rate_ns, sent};
+        fill_frames(t->buf, (uint32_t)n, c->index, c->seq, &rng, paced, paced ? &sc : NULL);
         int rc = write_all(c->fd, t->buf, (size_t)n * s);
         if (rc < 0) {
             if (!atomic_load_explicit(&g_stop_send, memory_order_relaxed)) {
@@ -973,6 +982,16 @@ int main(int argc, char **argv)
     double p99 = (double)rill__hist_quantile(&hist, 0.99) / 1e3;
     double p999 = (double)rill__hist_quantile(&hist, 0.999) / 1e3;
     double pmax = (double)hist.max / 1e3;
+    /* The spectrum: where the tail begins and how it grows. */
+    static const double spectrum_q[] = {0.50, 0.75, 0.90, 0.95, 0.99, 0.999, 0.9999};
+    static const char *const spectrum_name[] = {"p50", "p75",   "p90",   "p95",
+                                                "p99", "p99.9", "p99.99"};
+    enum { SPECTRUM = sizeof spectrum_q / sizeof spectrum_q[0] };
+    double spectrum[SPECTRUM];
+    for (unsigned i = 0; i < SPECTRUM; i++)
+        spectrum[i] = (double)rill__hist_quantile(&hist, spectrum_q[i]) / 1e3;
+    /* Paced frames carry the time they were due (fill_frames), the others their write's. */
+    const char *lat_from = g_o.rate > 0 && !g_o.acked ? "intended" : "write";
 
     FILE *h = g_o.json ? stderr : stdout;
     fprintf(h,
@@ -1014,7 +1033,13 @@ int main(int argc, char **argv)
                     "rill-load: latency us: p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (%" PRIu64
                     " samples)\n",
                     p50, p99, p999, pmax, hist.count);
-        else
+        if (hist.count) {
+            fprintf(h,
+                    "rill-load: latency spectrum us (from each frame's %s send time):", lat_from);
+            for (unsigned i = 0; i < SPECTRUM; i++)
+                fprintf(h, " %s %.1f", spectrum_name[i], spectrum[i]);
+            fprintf(h, " max %.1f\n", pmax);
+        } else
             fprintf(h, "rill-load: latency: no samples\n");
         if (g_o.connections)
             fprintf(h, "rill-load: lost %" PRId64 " (sent - received)%s\n", (int64_t)(sent - recv),
@@ -1042,16 +1067,20 @@ int main(int argc, char **argv)
                 printf("\"lost\": null, ");
             if (hist.count)
                 printf("\"lat_p50_us\": %.3f, \"lat_p99_us\": %.3f, \"lat_p999_us\": %.3f, "
-                       "\"lat_max_us\": %.3f, ",
-                       p50, p99, p999, pmax);
+                       "\"lat_max_us\": %.3f, \"lat_p75_us\": %.3f, \"lat_p90_us\": %.3f, "
+                       "\"lat_p95_us\": %.3f, \"lat_p9999_us\": %.3f, \"lat_from\": \"%s\", ",
+                       p50, p99, p999, pmax, spectrum[1], spectrum[2], spectrum[3], spectrum[6],
+                       lat_from);
             else
                 printf("\"lat_p50_us\": null, \"lat_p99_us\": null, \"lat_p999_us\": null, "
-                       "\"lat_max_us\": null, ");
+                       "\"lat_max_us\": null, \"lat_p75_us\": null, \"lat_p90_us\": null, "
+                       "\"lat_p95_us\": null, \"lat_p9999_us\": null, \"lat_from\": null, ");
         } else {
             printf("\"received\": null, \"received_bytes\": null, \"recv_rate\": null, \"lost\": "
                    "null, "
                    "\"lat_p50_us\": null, \"lat_p99_us\": null, \"lat_p999_us\": null, "
-                   "\"lat_max_us\": null, ");
+                   "\"lat_max_us\": null, \"lat_p75_us\": null, \"lat_p90_us\": null, "
+                   "\"lat_p95_us\": null, \"lat_p9999_us\": null, \"lat_from\": null, ");
         }
         printf(
             "\"connections\": %d, \"threads\": %d, \"size\": %u, \"comp\": %u, \"keys\": %" PRIu64

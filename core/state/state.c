@@ -126,6 +126,20 @@ static int make_room(rill__state_t *s, rill__state_loop_t *l, rill__state_table_
     return 0;
 }
 
+/* The value of v[i] (mixed key h), a key new to its group's table: inserted, after a
+ * rebuild when the table is full. NULL without memory. Out of line, so that the loop of
+ * rill__state_prepare keeps what it needs in registers. */
+__attribute__((noinline, cold)) static void *insert_new(rill__state_t *s, rill__state_loop_t *l,
+                                                        unsigned groups, const rill_msg_t *v,
+                                                        size_t i, void **values, uint64_t h)
+{
+    unsigned g = rill__mix_group(h, groups);
+    rill__state_table_t *t = &l->tables[g];
+    if (!rill__state_table_fits(t, 1) && make_room(s, l, t, g, groups, v, i, values) < 0)
+        return NULL;
+    return rill__state_table_insert_h(t, s->stride, v[i].key, h);
+}
+
 int rill__state_prepare(rill__state_t *s, unsigned loop, unsigned groups, const rill_msg_t *v,
                         size_t n, void **values)
 {
@@ -134,19 +148,16 @@ int rill__state_prepare(rill__state_t *s, unsigned loop, unsigned groups, const 
         return RILL_ENOMEM;
     if (l->track && log_keys(l, v, n) < 0)
         return RILL_ENOMEM;
-    rill__state_table_t *tables = l->tables;
+    const rill__state_table_t *tables = l->tables; /* a rebuild replaces a table's slots only */
     const uint32_t stride = s->stride;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t key = v[i].key, h = rill__key_mix(key);
-        unsigned g = rill__mix_group(h, groups);
-        rill__state_table_t *t = &tables[g];
-        void *value = rill__state_table_find_h(t, stride, key, h);
-        if (!value) { /* a key new to its group: the only case that needs room */
-            if (!rill__state_table_fits(t, 1) && make_room(s, l, t, g, groups, v, i, values) < 0)
-                return RILL_ENOMEM;
-            value = rill__state_table_insert_h(t, stride, key, h);
-        }
-        values[i] = value;
+    void **out = values;
+    for (const rill_msg_t *m = v, *end = v + n; m < end; m++, out++) {
+        uint64_t key = m->key, h = rill__key_mix(key);
+        void *value = rill__state_table_find_h(&tables[rill__mix_group(h, groups)], stride, key, h);
+        if (__builtin_expect(!value, 0) && /* a key new to its group */
+            !(value = insert_new(s, l, groups, v, (size_t)(m - v), values, h)))
+            return RILL_ENOMEM;
+        *out = value;
     }
     return 0;
 }
