@@ -256,20 +256,25 @@ static uint64_t applied(member_t *const *ms, unsigned n)
     return sum;
 }
 
-/* Asks each key's owner for its count, through the member listening on port: NKEYS
- * answers reach the sink. Returns 0 once they have. */
-static int ask_counts(uint16_t port)
+/* Asks keys base .. base + n - 1 for their counts, through the member listening on port
+ * (which forwards to each key's owner). Returns 0 once n answers reached the sink. */
+static int ask(uint16_t port, uint64_t base, unsigned n)
 {
     tu_buf_t q = {0};
-    for (uint32_t k = 0; k < NKEYS; k++)
-        tu_buf_frame(&q, COMP, KEY_BASE + k, "?", 1);
+    for (uint64_t k = 0; k < n; k++)
+        tu_buf_frame(&q, COMP, base + k, "?", 1);
     int fd = tu_connect(port, WAIT_MS);
     int rc = fd >= 0 ? tu_write_all(fd, q.data, q.len) : -1;
     if (fd >= 0)
         close(fd);
     tu_buf_free(&q);
-    if (rc == 0)
-        rc = tu_sink_wait_count(g_sink, NKEYS, WAIT_MS);
+    return rc == 0 ? tu_sink_wait_count(g_sink, n, WAIT_MS) : rc;
+}
+
+/* Asks each of the NKEYS keys for its count. */
+static int ask_counts(uint16_t port)
+{
+    int rc = ask(port, KEY_BASE, NKEYS);
     tu_sleep_ms(200); /* an answer too many would arrive now */
     return rc;
 }
@@ -523,16 +528,7 @@ static int fence_zk_down(void)
 /* Asks each of keys 0..n-1 for its count through the member on port; fills have[]. */
 static int ask_keys(uint16_t port, unsigned n, uint64_t *have)
 {
-    tu_buf_t q = {0};
-    for (uint64_t k = 0; k < n; k++)
-        tu_buf_frame(&q, COMP, k, "?", 1);
-    int fd = tu_connect(port, WAIT_MS);
-    int rc = fd >= 0 ? tu_write_all(fd, q.data, q.len) : -1;
-    if (fd >= 0)
-        close(fd);
-    tu_buf_free(&q);
-    if (rc == 0)
-        rc = tu_sink_wait_count(g_sink, n, WAIT_MS);
+    int rc = ask(port, 0, n);
     size_t nf;
     tu_sink_lock(g_sink);
     const tu_frame_t *f = tu_sink_frames(g_sink, &nf);
