@@ -1034,8 +1034,9 @@ int main(int argc, char **argv)
                     " samples)\n",
                     p50, p99, p999, pmax, hist.count);
         if (hist.count) {
-            fprintf(h,
-                    "rill-load: latency spectrum us (from each frame's %s send time):", lat_from);
+            fprintf(h, "rill-load: latency spectrum us (from %s):",
+                    strcmp(lat_from, "intended") == 0 ? "each frame's due time"
+                                                      : "each frame's write");
             for (unsigned i = 0; i < SPECTRUM; i++)
                 fprintf(h, " %s %.1f", spectrum_name[i], spectrum[i]);
             fprintf(h, " max %.1f\n", pmax);

@@ -78,7 +78,7 @@ if [ -n "$pmax" ] && awk -v p="$pmax" 'BEGIN { exit !(p >= 900000) }'; then
 else
     fail "max is ${pmax:-missing} us, below the 1 s stop"
 fi
-grep -q "^rill-load: latency spectrum us (from each frame's intended send time): p50 .* p75 .* p90 .* p95 .* p99 .* p99.9 .* p99.99 .* max " "$TMP/load.err" &&
+grep -q "^rill-load: latency spectrum us (from each frame's due time): p50 .* p75 .* p90 .* p95 .* p99 .* p99.9 .* p99.99 .* max " "$TMP/load.err" &&
     pass "the summary prints the percentile spectrum" ||
     fail "no spectrum line in the summary: $(grep spectrum "$TMP/load.err")"
 echo "load_latency: $passed passed, $failed failed"
