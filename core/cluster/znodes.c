@@ -183,6 +183,12 @@ void rill__znodes_reread(rill__cluster_t *c)
         return;
     }
     int self_in = v->self >= 0;
+    if (!self_in && c->node_created && c->view && c->view->self >= 0 &&
+        rill__fence_expired(&c->fence, 1))
+        /* Our node went while we are a member: only the server removes it, when the
+         * session expired, and this view may come before the expiry does. */
+        rill__log("cluster: this member's node is gone (its session expired); managed key "
+                  "groups are held back until it is back with a new session");
     rill__cluster_publish(c, v);
     /* After the view (fence.h): a loop that sees the fence lifted sees this view too. */
     if (rill__fence_view(&c->fence, self_in))
