@@ -67,11 +67,12 @@ typedef struct rill__dispatch {
     unsigned park_groups;    /* entries of park and arrived (d->groups when allocated) */
     unsigned parked_groups;  /* parks */
     unsigned ready_groups;   /* parks whose state arrived (or that gave up): to replay */
-    size_t park_bytes;
-    int preview_expired; /* a wait for the first view ran out: no more such waits */
-    int was_member;      /* a view of this loop had this member in it */
-    int rerouting;       /* rill__dispatch_reroute runs: control frames are chunks handed back */
-    int fenced;          /* the member is fenced (cluster/fence.h): owned groups are held back */
+    size_t park_bytes;       /* the parks' bytes and the chunks put ahead */
+    uint64_t held_frames;    /* frames in the parks */
+    int preview_expired;     /* a wait for the first view ran out: no more such waits */
+    int was_member;          /* a view of this loop had this member in it */
+    int rerouting; /* rill__dispatch_reroute runs: control frames are chunks handed back */
+    int fenced;    /* the member is fenced (cluster/fence.h): owned groups are held back */
     uint64_t fenced_since;
     rill__buf_t ahead; /* chunks sent under a view this loop has not adopted yet (u32 length,
                         * payload): taken again after the next view (rill__dispatch_ahead) */
@@ -180,11 +181,10 @@ static inline size_t rill__dispatch_local_bytes(const rill__dispatch_t *d)
 /* Whether d holds frames back (for their group's state, or fenced) or is fenced: then no
  * frame of this loop may be acknowledged yet (core/loop/ack_barriers.c). A held frame
  * counts as run in its stream's figures, so an acknowledgement taken now would cover it
- * before it ran, and a crash would lose it. park_bytes counts the parks and the chunks put
- * ahead: more than the latter is a frame held. */
+ * before it ran, and a crash would lose it. */
 static inline int rill__dispatch_holds_frames(const rill__dispatch_t *d)
 {
-    return d->fenced || d->park_bytes > d->ahead.len;
+    return d->fenced || d->held_frames > 0;
 }
 
 /* Makes sure the handoff's per-group arrays exist for d->groups. Returns 0 or

@@ -79,6 +79,7 @@ static void park_put(rill__dispatch_t *d, rill__park_t *p, const rill_msg_t *m)
         return;
     }
     p->frames++;
+    d->held_frames++;
     d->park_bytes += (size_t)fs;
     if (d->park_bytes > RILL_PARK_MAX_BYTES) {
         rill__log_once(&d->logged->park_full,
@@ -412,6 +413,7 @@ void rill__dispatch_replay(rill__dispatch_t *d, rill__park_t *p)
         }
     }
     rill__decoder_free(&dec);
+    d->held_frames -= p->frames;
     d->park_bytes -= p->buf.len;
     rill__buf_free(&p->buf);
     free(p);

@@ -258,6 +258,7 @@ static void drop_fenced(rill__loop_t *l)
         d->park[g] = NULL;
         d->parked_groups--;
         d->ready_groups -= p->ready;
+        d->held_frames -= p->frames;
         d->park_bytes -= p->buf.len;
         rill__buf_free(&p->buf);
         free(p);
@@ -418,14 +419,13 @@ void rill__moves_sync(rill__loop_t *l)
         const uint64_t *keys = s ? rill__state_dirty(s, l->idx, &nd) : NULL;
         if (!keys || !nd)
             continue;
-        /* (group, key) pairs, sorted: one run per group, each key once. */
-        uint64_t *pairs = malloc(nd * 2 * sizeof *pairs);
-        uint64_t *run = malloc(nd * sizeof *run);
-        if (!pairs || !run) {
-            free(pairs);
-            free(run);
+        /* (group, key) pairs, sorted: one run per group, each key once; then the keys of
+         * one standby member (run). The loop keeps the memory for its next iterations. */
+        rill__buf_t *b = &l->moves_sync;
+        b->len = 0;
+        if (rill__buf_reserve(b, nd * 3 * sizeof(uint64_t), SIZE_MAX) < 0)
             continue; /* kept for the next sync */
-        }
+        uint64_t *pairs = (uint64_t *)(void *)b->data, *run = pairs + 2 * nd;
         for (size_t j = 0; j < nd; j++) {
             pairs[2 * j] = rill__key_group(keys[j], d->groups);
             pairs[2 * j + 1] = keys[j];
@@ -464,8 +464,6 @@ void rill__moves_sync(rill__loop_t *l)
             rill__state_send_keys(s, l->idx, all[i]->id, d->groups, run, nk, max, view_epoch(d),
                                   ship_out, &sc);
         }
-        free(pairs);
-        free(run);
         rill__state_dirty_clear(s, l->idx);
     }
 }
@@ -529,4 +527,5 @@ void rill__moves_free(rill__loop_t *l)
 {
     free(l->moves_prev);
     l->moves_prev = NULL;
+    rill__buf_free(&l->moves_sync);
 }

@@ -135,6 +135,7 @@ struct rill__loop {
     rill__dispatch_t dispatch;        /* computations */
     uint64_t view_gen;                /* generation of the view the links follow */
     rill_view_t *moves_prev;          /* the view adopted before (group_moves.c), or NULL */
+    rill__buf_t moves_sync;           /* rill__moves_sync's sorted keys, kept between calls */
     rill_msg_t views[RILL_BATCH_MAX]; /* decoded from a source buffer */
 
     /* Backpressure: while an outbound queue is above its high watermark, received buffers

@@ -85,13 +85,14 @@ static long send_values(rill__state_t *s, unsigned loop, uint32_t comp_id, unsig
     uint32_t first = group; /* the group of the chunk's first entry */
     uint32_t entry = 8 + s->vsize;
     uint32_t per = max > RILL_CHUNK_HDR + entry ? (max - RILL_CHUNK_HDR) / entry : 1;
-    rill__buf_t b = {0};
+    rill__buf_t *b = &l->chunk; /* the loop's own: kept for its next chunks */
     long sent = 0;
     int err = 0;
     uint32_t pos = 0, n = 0;
     uint64_t key;
     void *value;
-    if (rill__buf_reserve(&b, RILL_CHUNK_HDR + (size_t)per * entry, SIZE_MAX) < 0)
+    b->len = 0;
+    if (rill__buf_reserve(b, RILL_CHUNK_HDR + (size_t)per * entry, SIZE_MAX) < 0)
         err = RILL_ENOMEM;
     size_t ki = 0;
     for (int more = !err; more;) {
@@ -108,7 +109,7 @@ static long send_values(rill__state_t *s, unsigned loop, uint32_t comp_id, unsig
             more = rill__state_table_next(t, s->stride, s->vsize, &pos, &key, &value);
         }
         if (more) {
-            uint8_t *e = b.data + RILL_CHUNK_HDR + (size_t)n * entry;
+            uint8_t *e = b->data + RILL_CHUNK_HDR + (size_t)n * entry;
             memcpy(e, &key, 8);
             if (value)
                 memcpy(e + 8, value, s->vsize);
@@ -117,16 +118,15 @@ static long send_values(rill__state_t *s, unsigned loop, uint32_t comp_id, unsig
             n++;
         }
         if (n && (!more || n == per)) {
-            put_header(b.data, (uint8_t)flags, epoch, comp_id, keys ? first : group, groups,
+            put_header(b->data, (uint8_t)flags, epoch, comp_id, keys ? first : group, groups,
                        s->vsize, n);
-            int rc = out(ctx, b.data, RILL_CHUNK_HDR + n * entry);
+            int rc = out(ctx, b->data, RILL_CHUNK_HDR + n * entry);
             if (rc < 0 && !err)
                 err = rc;
             sent += n;
             n = 0;
         }
     }
-    rill__buf_free(&b);
     return err ? err : sent;
 }
 

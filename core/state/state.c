@@ -35,6 +35,7 @@ void rill__state_free(rill__state_t *s)
     for (unsigned i = 0; i < s->nloops; i++) {
         tables_free(s->loops[i].tables, s->loops[i].groups);
         free(s->loops[i].dirty);
+        rill__buf_free(&s->loops[i].chunk);
     }
     free(s);
 }

@@ -11,6 +11,7 @@
 
 #include "rill/rill.h"
 #include "state/table.h"
+#include "util/buf.h"
 
 #define RILL_STATE_BATCH_MAX 256 /* messages one rill__state_prepare call resolves */
 
@@ -23,6 +24,7 @@ typedef struct rill__state_loop {
      * standby copy must be told of (loop/group_moves.c). */
     uint64_t *dirty;
     size_t ndirty, capdirty;
+    rill__buf_t chunk; /* the chunk being written (state/handoff.c), kept between calls */
 } rill__state_loop_t;
 
 typedef struct rill__state {
