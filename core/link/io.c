@@ -254,9 +254,11 @@ static void on_connect(rill__links_t *ls, const struct io_uring_cqe *cqe, uint64
         return;
     }
     if (cqe->res < 0) {
+        k->refused = cqe->res == -ECONNREFUSED;
         rill__link_down(ls, k, cqe->res, now);
         return;
     }
+    k->refused = 0;
     k->state = RILL_LINK_UP;
     if (link_is_sink(ls, k))
         RILL_STAT_ADD(ls->stats->sinks_up, 1);

@@ -52,6 +52,8 @@ typedef struct rill__link {
     uint8_t hup_armed;       /* a poll for the other side's hang-up is outstanding */
     uint8_t sending;         /* a send is outstanding (fly) */
     uint8_t lazy;            /* peer links deeper than 1: no connect before a frame is queued */
+    uint8_t refused;         /* the last connect was refused (nobody listens at addr), and
+                              * none succeeded since */
     uint32_t conn_seq;       /* which connection of the link that poll watches */
     char id[RILL_ID_MAX];    /* peer links: member id; empty for sinks */
     uint64_t retry_at;       /* RILL_LINK_DOWN: next connect attempt (ns) */
@@ -158,6 +160,11 @@ static inline rill__link_t *rill__links_peer(rill__links_t *ls, int member, unsi
     int g = ls->peer_of[member];
     return g >= 0 ? &ls->peers[(unsigned)g * RILL_PEER_LINKS + depth - 1] : NULL;
 }
+
+/* For each member of the view ls follows now: whether its depth-1 link's connects are
+ * refused (refused[i] != 0), which says that the member's process is gone, crashed: a
+ * member that leaves keeps its listener until what it sent is out (loop/drain.c). */
+void rill__links_refused(const rill__links_t *ls, unsigned n, uint8_t *refused);
 
 /* Adopts view v: opens links to members it has not seen (depth 1 at once, the deeper
  * ones when a frame is first queued on them), retires the links of members that left

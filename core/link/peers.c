@@ -90,6 +90,15 @@ static int same_member(const rill__link_t *k, const rill__member_t *m)
     return strcmp(k->id, m->id) == 0 && memcmp(&k->addr, &m->sa, sizeof k->addr) == 0;
 }
 
+void rill__links_refused(const rill__links_t *ls, unsigned n, uint8_t *refused)
+{
+    for (unsigned i = 0; i < n && i < RILL_MAX_MEMBERS; i++) {
+        int g = ls->peer_of[i];
+        const rill__link_t *k = g >= 0 ? &ls->peers[(unsigned)g * RILL_PEER_LINKS] : NULL;
+        refused[i] = k && k->in_use && !k->retiring && k->refused;
+    }
+}
+
 void rill__links_adopt_view(rill__links_t *ls, const rill_view_t *v)
 {
     int keep[RILL_MAX_MEMBERS] = {0};

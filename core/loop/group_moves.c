@@ -271,7 +271,7 @@ static void drop_fenced(rill__loop_t *l)
     }
 }
 
-void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v)
+void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v, const uint8_t *refused)
 {
     rill__dispatch_t *d = &l->dispatch;
     size_t n;
@@ -297,7 +297,7 @@ void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v)
         for (unsigned i = 0; prev && i < prev->n; i++)
             stays[i] = (uint8_t)has_member(v, prev, (int)i);
         const uint8_t *owner = rill__view_table(v);
-        uint64_t owned = 0, now = l->now;
+        uint64_t owned = 0, now = l->now, crashed_groups = 0;
         for (unsigned g = 0; g < v->groups; g++) {
             if (l->nloops > 1 && rill__group_loop(g, l->nloops) != l->idx)
                 continue;
@@ -352,9 +352,16 @@ void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v)
                 } else if (gone && d->standby_ok[g]) {
                     /* A leaving owner's state may still come (it has all of it); if not
                      * within RILL_STANDBY_WAIT_MS, the owner crashed and the copy takes
-                     * over (moves_step). */
-                    if (rill__dispatch_park(d, g, now) == 0)
+                     * over (moves_step). When its address refuses connections already,
+                     * it crashed: nothing more comes, and the copy takes over now. */
+                    if (rill__dispatch_park(d, g, now) == 0) {
                         d->park[g]->standby = 1;
+                        if (refused[prev_owner] && !d->fenced) {
+                            promote(l, all, n, g);
+                            rill__dispatch_park_ready(d, g, 0);
+                            crashed_groups++;
+                        }
+                    }
                 } else {
                     rill__dispatch_park(d, g, now); /* its snapshot follows its state */
                     drop_copy(l, all, n, g);
@@ -387,6 +394,10 @@ void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v)
             }
         }
         RILL_STAT_SET(l->stats.groups_owned, owned);
+        if (crashed_groups)
+            rill__log("loop %u: %" PRIu64 " key groups of members whose address refuses "
+                      "connections (crashed) run from their standby copies here at once",
+                      l->idx, crashed_groups);
     }
     size_t bytes = rill__view_bytes(v);
     rill_view_t *copy = realloc(l->moves_prev, bytes);

@@ -49,8 +49,9 @@ void rill__conn_maybe_finish(rill__loop_t *l, unsigned slot);
 /* acked_in.c: acked sources and peer connections (HELLO / WELCOME / ACK / GOAWAY). */
 /* Managed state's handoff (group_moves.c). After the loop adopted view v: sends the state
  * of the groups it no longer owns to their new owners and holds back the frames of the
- * groups new to it until their state arrives. */
-void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v);
+ * groups new to it until their state arrives. refused[i]: member i of the view before
+ * refuses connections (rill__links_refused): its process is gone. */
+void rill__moves_adopt(rill__loop_t *l, const rill_view_t *v, const uint8_t *refused);
 /* Replays the groups whose state arrived and gives up on those that waited too long; at
  * a point of the iteration outside every dispatch. */
 void rill__moves_step(rill__loop_t *l, uint64_t now);

@@ -152,8 +152,13 @@ static void view_sync(rill__loop_t *l)
     if (gen == l->view_gen || !v)
         return;
     l->view_gen = gen;
+    /* Which members of the view before are gone for sure (for their groups' standby
+     * copies, group_moves.c): asked of the links before they follow the new view. */
+    uint8_t refused[RILL_MAX_MEMBERS] = {0};
+    if (l->moves_prev)
+        rill__links_refused(&l->links, l->moves_prev->n, refused);
     rill__links_adopt_view(&l->links, v);
-    rill__moves_adopt(l, v); /* before reroute: a group's state goes ahead of its frames */
+    rill__moves_adopt(l, v, refused); /* before reroute: a group's state goes ahead of its frames */
     rill__dispatch_ahead(&l->dispatch);
     reroute(l);
     if (l->idx == 0 && l->w->cfg.view_cb)
