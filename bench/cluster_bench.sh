@@ -84,70 +84,33 @@ ZK=127.0.0.1:$zkport
 
 . scripts/lib/free-port.sh # free_port (the working directory is the repository root)
 
+. bench/lib/workers.sh # worker_start, worker_halt, members_of, converged, median
+
 # start ID ROOT [extra args]: a worker (ROOT "-" = not clustered); sets pid/log/port.
 start()
 {
-    local id=$1 root=$2 _
+    local id=$1 root=$2
     shift 2
-    log[$id]=$tmp/$id.$RANDOM.log
-    local args=(--listen 127.0.0.1:0 --quiet)
+    local args=()
     [ "$root" = - ] || args+=(--zk "$ZK" --cluster-root "$root" --worker-id "$id"
         --peer-listen 127.0.0.1:0 --session-timeout-ms "$session_ms")
-    "$WORKER" "${args[@]}" "$@" </dev/null >"${log[$id]}" 2>&1 &
-    pid[$id]=$!
-    for _ in $(seq 200); do
-        if grep -q '^rill-worker: ready' "${log[$id]}"; then
-            port[$id]=$(sed -n 's/^rill-worker: listening on [^ ]*:\([0-9][0-9]*\) framing=rill.*/\1/p' \
-                "${log[$id]}" | head -n1)
-            return 0
-        fi
-        kill -0 "${pid[$id]}" 2>/dev/null || break
-        sleep 0.05
-    done
-    say "$id did not start:"; cat "${log[$id]}" >&2
-    exit 1
-}
-
-stop()
-{
-    local id=$1 sig=${2:-TERM}
-    [ -n "${pid[$id]:-}" ] || return 0
-    kill "-$sig" "${pid[$id]}" 2>/dev/null || true
-    wait "${pid[$id]}" 2>/dev/null || true
-    pid[$id]=""
-}
-
-members_of()
-{
-    sed -n 's/^rill-worker: view epoch=\([0-9]*\) members=\([^ ]*\) self=.*/\1 \2/p' "${log[$1]}" |
-        tail -n1
+    worker_start "$id" "${args[@]}" "$@"
 }
 
 # converge MEMBERS ID...: polls until every ID's last view has MEMBERS with one epoch;
 # prints the ms waited since T0 (global). Fails after 60 s.
 converge()
 {
-    local want=$1 id e m epoch ok t
+    local want=$1 t
     shift
     while :; do
-        ok=1
-        epoch=""
-        for id in "$@"; do
-            read -r e m <<<"$(members_of "$id")"
-            if [ "$m" != "$want" ] || { [ -n "$epoch" ] && [ "$e" != "$epoch" ]; }; then
-                ok=0
-                break
-            fi
-            epoch=$e
-        done
         t=$(now_ms)
-        if [ "$ok" = 1 ]; then echo $((t - T0)); return 0; fi
+        if converged "$want" "$@"; then echo $((t - T0)); return 0; fi
         [ $((t - T0)) -lt 60000 ] || return 1
         sleep 0.01
     done
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else printf "%.0f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 maxof() { sort -n | tail -n1; }
 
 # ------------------------------------------------------------------ convergence
@@ -184,8 +147,8 @@ for r in $(seq "$runs"); do
     pid[w3]=""
     v=$(converge w1,w2 w1 w2) || { say "crash did not converge"; exit 1; }
     crash_ms+=("$v")
-    stop w1
-    stop w2
+    worker_halt w1
+    worker_halt w2
     say "  run $r: join ${join_ms[-1]} ms, leave ${leave_ms[-1]} ms, crash ${crash_ms[-1]} ms"
 done
 
@@ -218,7 +181,7 @@ run_single()
     start s1 - --sink "127.0.0.1:$sp"
     "$LOAD" --target "127.0.0.1:${port[s1]}" --sink-listen "127.0.0.1:$sp" --comp 1 --keys 10000 \
         --duration "$duration" --json >"$tmp/single.json" 2>"$tmp/single.err" || true
-    stop s1
+    worker_halt s1
     single+=("$(steady "$tmp/single.err")")
     say "  single: ${single[-1]} frames/s steady (rill-load: sent $(json_field "$tmp/single.json" sent), lost $(json_field "$tmp/single.json" lost))"
 }
@@ -233,9 +196,9 @@ run_cluster()
     converge w1,w2,w3 w1 w2 w3 >/dev/null || { say "cluster did not form"; exit 1; }
     "$LOAD" --target "127.0.0.1:${port[w1]}" --sink-listen "127.0.0.1:$sp" --comp 1 --keys 10000 \
         --duration "$duration" --json >"$tmp/cluster.json" 2>"$tmp/cluster.err" || true
-    stop w1
-    stop w2
-    stop w3
+    worker_halt w1
+    worker_halt w2
+    worker_halt w3
     cluster+=("$(steady "$tmp/cluster.err")")
     local in fwd
     in=$(grep '^rill-worker: final ' "${log[w1]}" | tr ' ' '\n' | sed -n 's/^in=//p')

@@ -21,7 +21,13 @@
  * Instructions per message = (Ir(N2) - Ir(N1)) / (N2 - N1) over two runs under
  * `valgrind --tool=callgrind`: set-up costs cancel out.
  *
- *   hotpath --frames N [--comp 1|2|3] [--size 64] [--impl rill|peer] [--acked 1] */
+ * Keys cycle over 1024 values, all in the piece, which is fed again and again. With
+ * --keys N (more than 1024) each piece's keys are written anew before it is fed, walking
+ * over N keys, so that the tables of both counts grow to N keys and their lookups leave
+ * the caches (the rewrite costs both counts the same).
+ *
+ *   hotpath --frames N [--comp 1|2|3] [--size 64] [--keys 1024] [--impl rill|peer]
+ *           [--acked 1] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +56,7 @@ typedef struct {
     uint64_t key, count;
 } slot_t;
 static slot_t *slots;
-static size_t cap = 1u << 16, used;
+static size_t cap = 1u << 16, used; /* cap: at least twice the keys (main) */
 
 static int count_batch(uintptr_t ctx, unsigned loop, const rill_msg_t *m, size_t n,
                        rill_emitter_t *em)
@@ -109,7 +115,7 @@ static int acked_stream(rill__loop_t *l)
 
 int main(int argc, char **argv)
 {
-    long frames = 100000, size = 64;
+    long frames = 100000, size = 64, nkeys = 1024;
     unsigned comp = 1;
     int peer = 0, acked = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -123,17 +129,21 @@ int main(int argc, char **argv)
             peer = !strcmp(argv[i + 1], "peer");
         else if (!strcmp(argv[i], "--acked"))
             acked = atoi(argv[i + 1]) != 0;
+        else if (!strcmp(argv[i], "--keys"))
+            nkeys = atol(argv[i + 1]);
         else {
-            fprintf(stderr, "usage: hotpath --frames N [--comp 1|2|3] [--size 64] "
+            fprintf(stderr, "usage: hotpath --frames N [--comp 1|2|3] [--size 64] [--keys 1024] "
                             "[--impl rill|peer] [--acked 1]\n");
             return 2;
         }
     }
     if (size < 32 || size > (long)PIECE || frames <= 0 || comp < 1 || comp > 3 ||
-        (peer && comp == 3)) {
+        (peer && comp == 3) || nkeys < 1024 || nkeys > (1l << 28) || (peer && nkeys != 1024)) {
         fprintf(stderr, "hotpath: bad arguments\n");
         return 2;
     }
+    while (cap < 2 * (size_t)nkeys)
+        cap *= 2;
     slots = calloc(cap, sizeof *slots);
 
     /* One piece of whole frames; keys cycle over 1024 values. */
@@ -183,8 +193,13 @@ int main(int argc, char **argv)
         return 1;
     rill__decoder_t dec;
     rill__decoder_init(&dec, RILL_FRAMING_RILL, 1u << 20, 0, 0, 0);
-    uint64_t in = 0, data = 0;
+    uint64_t in = 0, data = 0, next_key = 0;
     while (done < frames) {
+        for (size_t i = 0; nkeys > 1024 && i < per_piece; i++) {
+            rill__store_be64(piece + i * (size_t)size + 8, next_key);
+            next_key = next_key + 7919 < (uint64_t)nkeys ? next_key + 7919
+                                                         : (next_key + 7919) % (uint64_t)nkeys;
+        }
         /* on_data(), minus the socket: one piece, decoded and dispatched in batches. */
         rill__registry_enter(w->reg, 0);
         rill__dispatch_begin(&l->dispatch, NULL);

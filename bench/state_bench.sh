@@ -7,9 +7,10 @@
 #                        [--session-timeout-ms MS] [--key-groups N] [--build-dir DIR]
 #
 # Cost (N runs each, default 3, alternating): rill-hotpath drives --frames 64-byte frames
-# (default 100000000) over 1 024 keys through one loop's decode and dispatch in-process,
-# once into `count` keeping its own table and once into `count` in managed state; the
-# figure is frames per second of wall time, and managed / own table is the ratio.
+# (default 100000000) through one loop's decode and dispatch in-process, once into `count`
+# keeping its own table and once into `count` in managed state, over 1 024 keys and over
+# 1 000 000 keys (rill-hotpath --keys: the tables leave the caches); the figure is frames
+# per second of wall time, and managed / own table is the ratio.
 #
 # Moves, for each key count K (default 10000 and 1000000), N runs each: workers w1 and w2
 # (one loop each, `count` with --count-every 1, so every frame a member counts sends one
@@ -95,35 +96,41 @@ trap 'say "interrupted"; exit 130' INT
 trap 'say "terminated"; exit 143' TERM
 
 . scripts/lib/free-port.sh # free_port (the working directory is the repository root)
+. bench/lib/workers.sh     # worker_start, worker_halt, members_of, converged, median
 
-median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else printf "%.6g\n", (a[NR/2]+a[NR/2+1])/2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "-") printf "%.2f", a / b; else print "-" }'; }
 
 # ------------------------------------------------------------------ cost
 
-# hotpath_rate COMP: frames per second of wall time through rill-hotpath.
+# hotpath_rate COMP KEYS: frames per second of wall time through rill-hotpath, its keys
+# cycling over KEYS.
 hotpath_rate()
 {
     local t0 t1
     t0=$(date +%s%N)
-    "$HOTPATH" --frames "$frames" --comp "$1" >/dev/null
+    "$HOTPATH" --frames "$frames" --comp "$1" --keys "$2" >/dev/null
     t1=$(date +%s%N)
     awk -v n="$frames" -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f\n", n / (ns / 1e9) }'
 }
 
-own=()
-managed=()
+# cost KEYS: fills own[KEYS], managed[KEYS] and ratios[KEYS] with the runs' figures.
+declare -A own managed ratios
+cost()
+{
+    local k=$1 r o m
+    for r in $(seq "$runs"); do
+        if [ $((r % 2)) = 1 ]; then
+            o=$(hotpath_rate 2 "$k"); m=$(hotpath_rate 3 "$k")
+        else
+            m=$(hotpath_rate 3 "$k"); o=$(hotpath_rate 2 "$k")
+        fi
+        say "  $k keys, run $r: own table $o frames/s, managed $m frames/s"
+        own[$k]+="$o "; managed[$k]+="$m "; ratios[$k]+="$(ratio "$m" "$o") "
+    done
+}
 say "cost: $runs runs of $frames frames each, count with its own table and in managed state"
-for r in $(seq "$runs"); do
-    if [ $((r % 2)) = 1 ]; then
-        own+=("$(hotpath_rate 2)"); managed+=("$(hotpath_rate 3)")
-    else
-        managed+=("$(hotpath_rate 3)"); own+=("$(hotpath_rate 2)")
-    fi
-    say "  run $r: own table ${own[-1]} frames/s, managed ${managed[-1]} frames/s"
-done
-ratios=()
-for i in "${!own[@]}"; do ratios+=("$(ratio "${managed[$i]}" "${own[$i]}")"); done
+cost_keys="1024 1000000"
+for k in $cost_keys; do cost "$k"; done
 
 # ------------------------------------------------------------------ moves
 
@@ -134,34 +141,11 @@ ZK=127.0.0.1:$zkport
 # start ID ROOT SINKPORT: a clustered worker running count; sets pid/log/port/mport.
 start()
 {
-    local id=$1 root=$2 sp=$3 _
-    log[$id]=$tmp/$id.$RANDOM.log
+    local id=$1 root=$2 sp=$3
     mport[$id]=$(free_port)
-    "$WORKER" --listen 127.0.0.1:0 --quiet --zk "$ZK" --cluster-root "$root" --worker-id "$id" \
+    worker_start "$id" --zk "$ZK" --cluster-root "$root" --worker-id "$id" \
         --peer-listen 127.0.0.1:0 --session-timeout-ms "$session_ms" --key-groups "$groups" \
-        --sink "127.0.0.1:$sp" --count-every 1 --metrics "127.0.0.1:${mport[$id]}" \
-        </dev/null >"${log[$id]}" 2>&1 &
-    pid[$id]=$!
-    for _ in $(seq 200); do
-        if grep -q '^rill-worker: ready' "${log[$id]}"; then
-            port[$id]=$(sed -n 's/^rill-worker: listening on [^ ]*:\([0-9][0-9]*\) framing=rill.*/\1/p' \
-                "${log[$id]}" | head -n1)
-            return 0
-        fi
-        kill -0 "${pid[$id]}" 2>/dev/null || break
-        sleep 0.05
-    done
-    say "$id did not start:"; cat "${log[$id]}" >&2
-    exit 1
-}
-
-halt()
-{
-    local id=$1 sig=${2:-TERM}
-    [ -n "${pid[$id]:-}" ] || return 0
-    kill "-$sig" "${pid[$id]}" 2>/dev/null || true
-    wait "${pid[$id]}" 2>/dev/null || true
-    pid[$id]=""
+        --sink "127.0.0.1:$sp" --count-every 1 --metrics "127.0.0.1:${mport[$id]}"
 }
 
 # metric NAME ID...: the sample NAME summed over the members' /metrics.
@@ -175,25 +159,6 @@ metric()
         sum=$((sum + ${v:-0}))
     done
     echo "$sum"
-}
-
-members_of()
-{
-    sed -n 's/^rill-worker: view epoch=\([0-9]*\) members=\([^ ]*\) self=.*/\1 \2/p' "${log[$1]}" |
-        tail -n1
-}
-
-# converged MEMBERS ID...: whether every ID's last view has MEMBERS with one epoch.
-converged()
-{
-    local want=$1 id e m epoch=""
-    shift
-    for id in "$@"; do
-        read -r e m <<<"$(members_of "$id")"
-        [ "$m" = "$want" ] || return 1
-        [ -z "$epoch" ] || [ "$e" = "$epoch" ] || return 1
-        epoch=$e
-    done
 }
 
 # settle MEMBERS ID...: from T0, the ms until the members converged on MEMBERS ("view")
@@ -241,7 +206,8 @@ dip_backlog()
     ' "$1"
 }
 
-declare -A res
+declare -A res # res[K,FIELD]: the runs' figures, space-separated; FIELD names a variable below
+fields="per_key sb_frame jv js moved jdip jlag cv cs cdip clag lost"
 say "moves: $runs runs per key count ($keys_list), $rate frames/s, $groups key groups, session timeout $session_ms ms"
 for K in ${keys_list//,/ }; do
     for r in $(seq "$runs"); do
@@ -290,7 +256,7 @@ for K in ${keys_list//,/ }; do
         sleep $(( rest > 1 ? rest : 1 ))
         T0=$(now_ms)
         kill_at=$((T0 - SINK_T0))
-        halt w3 KILL
+        worker_halt w3 KILL
         read -r cv cs <<<"$(settle w1,w2 w1 w2)" || { say "the crash did not settle"; exit 1; }
         promoted=$(metric rill_groups_promoted_total w1 w2)
         lost=$(metric rill_state_lost_groups_total w1 w2)
@@ -299,40 +265,36 @@ for K in ${keys_list//,/ }; do
         sleep 1
         read -r jdip jlag <<<"$(dip_backlog "$slog" "$join_at")"
         read -r cdip clag <<<"$(dip_backlog "$slog" "$kill_at")"
-        halt w1
-        halt w2
-        halt sink
+        worker_halt w1
+        worker_halt w2
+        worker_halt sink
         say "  K=$K run $r: state $per_key B/key, standby $sb_frame B/frame; join: view $jv ms, settled $js ms, $moved groups moved, dip $jdip, backlog $jlag s; crash: view $cv ms, settled $cs ms, $promoted promoted, $lost lost, dip $cdip, backlog $clag s"
-        res[$K,per_key]+="$per_key "
-        res[$K,sb]+="$sb_frame "
-        res[$K,jv]+="$jv "; res[$K,js]+="$js "; res[$K,jdip]+="$jdip "; res[$K,jlag]+="$jlag "
-        res[$K,cv]+="$cv "; res[$K,cs]+="$cs "; res[$K,cdip]+="$cdip "; res[$K,clag]+="$clag "
-        res[$K,moved]+="$moved "; res[$K,lost]+="$lost "
+        for f in $fields; do res[$K,$f]+="${!f} "; done
     done
 done
 
 # ------------------------------------------------------------------ table
 
 med() { printf '%s\n' $1 | grep -v '^-$' | median; }
+rows=("per_key|state per key, both copies (B)" "sb_frame|standby traffic per frame (B)"
+    "jv|join: view agreed (ms)" "js|join: every group settled (ms)" "moved|join: groups moved"
+    "jdip|join: lowest 0.1-s rate / offered" "jlag|join: largest backlog (s of load)"
+    "cv|crash: view agreed (ms)" "cs|crash: every group settled (ms)"
+    "cdip|crash: lowest 0.1-s rate / offered" "clag|crash: largest backlog (s of load)"
+    "lost|crash: groups lost")
 echo
 echo "rill managed-state benchmark: $(nproc) CPUs, $groups key groups, session timeout $session_ms ms, $rate frames/s"
-printf '%-36s %14s %s\n' "cost (64 B, one loop, in-process)" "median fr/s" "runs (frames/s)"
-printf '%-36s %14s %s\n' "count, its own table" "$(printf '%s\n' "${own[@]}" | median)" "${own[*]}"
-printf '%-36s %14s %s\n' "count, managed state" "$(printf '%s\n' "${managed[@]}" | median)" "${managed[*]}"
-printf '%-36s %14s %s\n' "managed / own table (target 0.8)" "$(printf '%s\n' "${ratios[@]}" | median)" "${ratios[*]}"
+for k in $cost_keys; do
+    printf '%-36s %14s %s\n' "cost (64 B, one loop), $k keys" "median fr/s" "runs (frames/s)"
+    printf '%-36s %14s %s\n' "count, its own table" "$(med "${own[$k]}")" "${own[$k]}"
+    printf '%-36s %14s %s\n' "count, managed state" "$(med "${managed[$k]}")" "${managed[$k]}"
+    printf '%-36s %14s %s\n' "managed / own table (target 0.8)" "$(med "${ratios[$k]}")" "${ratios[$k]}"
+done
 for K in ${keys_list//,/ }; do
     echo
     printf '%-36s %10s %s\n' "$K keys" "median" "runs"
-    printf '%-36s %10s %s\n' "state per key, both copies (B)" "$(med "${res[$K,per_key]}")" "${res[$K,per_key]}"
-    printf '%-36s %10s %s\n' "standby traffic per frame (B)" "$(med "${res[$K,sb]}")" "${res[$K,sb]}"
-    printf '%-36s %10s %s\n' "join: view agreed (ms)" "$(med "${res[$K,jv]}")" "${res[$K,jv]}"
-    printf '%-36s %10s %s\n' "join: every group settled (ms)" "$(med "${res[$K,js]}")" "${res[$K,js]}"
-    printf '%-36s %10s %s\n' "join: groups moved" "$(med "${res[$K,moved]}")" "${res[$K,moved]}"
-    printf '%-36s %10s %s\n' "join: lowest 0.1-s rate / offered" "$(med "${res[$K,jdip]}")" "${res[$K,jdip]}"
-    printf '%-36s %10s %s\n' "join: largest backlog (s of load)" "$(med "${res[$K,jlag]}")" "${res[$K,jlag]}"
-    printf '%-36s %10s %s\n' "crash: view agreed (ms)" "$(med "${res[$K,cv]}")" "${res[$K,cv]}"
-    printf '%-36s %10s %s\n' "crash: every group settled (ms)" "$(med "${res[$K,cs]}")" "${res[$K,cs]}"
-    printf '%-36s %10s %s\n' "crash: lowest 0.1-s rate / offered" "$(med "${res[$K,cdip]}")" "${res[$K,cdip]}"
-    printf '%-36s %10s %s\n' "crash: largest backlog (s of load)" "$(med "${res[$K,clag]}")" "${res[$K,clag]}"
-    printf '%-36s %10s %s\n' "crash: groups lost" "$(med "${res[$K,lost]}")" "${res[$K,lost]}"
+    for row in "${rows[@]}"; do
+        f=${row%%|*}
+        printf '%-36s %10s %s\n' "${row#*|}" "$(med "${res[$K,$f]}")" "${res[$K,$f]}"
+    done
 done

@@ -77,9 +77,11 @@ static uint64_t tables_bytes(const rill__state_t *s, const rill__state_table_t *
  * cluster's number. */
 static int regroup(rill__state_t *s, rill__state_loop_t *l, unsigned groups)
 {
-    rill__state_table_t *n = calloc(groups, sizeof *n);
+    rill__state_table_t *n = malloc(groups * sizeof *n);
     if (!n)
         return RILL_ENOMEM;
+    for (unsigned g = 0; g < groups; g++)
+        rill__state_table_init(&n[g]);
     for (unsigned g = 0; g < l->groups; g++) {
         const rill__state_table_t *t = &l->tables[g];
         uint32_t pos = 0;
@@ -128,8 +130,8 @@ static int make_room(rill__state_t *s, rill__state_loop_t *l, rill__state_table_
 }
 
 /* The value of v[i] (mixed key h), a key new to its group's table: inserted, after a
- * rebuild when the table is full. NULL without memory. Out of line, so that the loop of
- * rill__state_prepare keeps what it needs in registers. */
+ * rebuild when the table is full. NULL without memory. Out of line and out of the loop
+ * that finds the values (find_run). */
 __attribute__((noinline, cold)) static void *insert_new(rill__state_t *s, rill__state_loop_t *l,
                                                         unsigned groups, const rill_msg_t *v,
                                                         size_t i, void **values, uint64_t h)
@@ -141,6 +143,22 @@ __attribute__((noinline, cold)) static void *insert_new(rill__state_t *s, rill__
     return rill__state_table_insert_h(t, s->stride, v[i].key, h);
 }
 
+/* Finds the values of v[0..n) while their keys are in their tables; returns how many it
+ * found (n, or the index of the first key new to its table). Makes no call, so that what
+ * the loop needs stays in registers. */
+static inline size_t find_run(const rill__state_table_t *tables, uint32_t stride, unsigned groups,
+                              const rill_msg_t *v, size_t n, void **values)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t key = v[i].key, h = rill__key_mix(key);
+        void *value = rill__state_table_find_h(&tables[rill__mix_group(h, groups)], stride, key, h);
+        if (__builtin_expect(!value, 0))
+            return i;
+        values[i] = value;
+    }
+    return n;
+}
+
 int rill__state_prepare(rill__state_t *s, unsigned loop, unsigned groups, const rill_msg_t *v,
                         size_t n, void **values)
 {
@@ -150,17 +168,15 @@ int rill__state_prepare(rill__state_t *s, unsigned loop, unsigned groups, const 
     if (l->track && log_keys(l, v, n) < 0)
         return RILL_ENOMEM;
     const rill__state_table_t *tables = l->tables; /* a rebuild replaces a table's slots only */
-    const uint32_t stride = s->stride;
-    void **out = values;
-    for (const rill_msg_t *m = v, *end = v + n; m < end; m++, out++) {
-        uint64_t key = m->key, h = rill__key_mix(key);
-        void *value = rill__state_table_find_h(&tables[rill__mix_group(h, groups)], stride, key, h);
-        if (__builtin_expect(!value, 0) && /* a key new to its group */
-            !(value = insert_new(s, l, groups, v, (size_t)(m - v), values, h)))
+    for (size_t i = 0;;) {
+        i += find_run(tables, s->stride, groups, v + i, n - i, values + i);
+        if (i == n)
+            return 0;
+        void *value = insert_new(s, l, groups, v, i, values, rill__key_mix(v[i].key));
+        if (!value)
             return RILL_ENOMEM;
-        *out = value;
+        values[i++] = value;
     }
-    return 0;
 }
 
 int rill__state_scan(rill__state_t *s, unsigned loop, uint64_t *cursor, uint64_t *keys,
@@ -204,7 +220,7 @@ int rill__state_take_group(rill__state_t *to, rill__state_t *from, unsigned loop
     uint64_t moved = rill__state_table_bytes(&f->tables[g], from->stride);
     rill__state_table_free(&t->tables[g]);
     t->tables[g] = f->tables[g];
-    f->tables[g] = (rill__state_table_t){0};
+    rill__state_table_init(&f->tables[g]);
     RILL_STAT_ADD(t->bytes, moved - old);
     RILL_STAT_SUB(f->bytes, moved);
     return 0;

@@ -8,6 +8,8 @@
 
 #define MIN_CAP 8u
 
+uint8_t rill__state_no_ctrl[1];
+
 int rill__state_value_is_zero(const void *v, uint32_t vsize)
 {
     const uint8_t *p = v;
@@ -68,6 +70,7 @@ int rill__state_table_reserve(rill__state_table_t *t, uint32_t stride, uint32_t 
         .ctrl = calloc(cap, 1),
         .slots = calloc(cap, stride),
         .cap = (uint32_t)cap,
+        .mask = (uint32_t)cap - 1,
     };
     if (!n.ctrl || !n.slots) {
         free(n.ctrl);
@@ -82,8 +85,7 @@ int rill__state_table_reserve(rill__state_table_t *t, uint32_t stride, uint32_t 
         memcpy(&key, s, 8);
         memcpy(place(&n, stride, key, rill__key_mix(key)), s, stride);
     }
-    free(t->ctrl);
-    free(t->slots);
+    rill__state_table_free(t);
     *t = n;
     return 0;
 }
@@ -111,7 +113,9 @@ int rill__state_table_next(const rill__state_table_t *t, uint32_t stride, uint32
 
 void rill__state_table_free(rill__state_table_t *t)
 {
-    free(t->ctrl);
-    free(t->slots);
-    *t = (rill__state_table_t){0};
+    if (t->cap) {
+        free(t->ctrl);
+        free(t->slots);
+    }
+    rill__state_table_init(t);
 }

@@ -1,12 +1,15 @@
 /* One key group's managed state: key -> value of a fixed size (docs/state.md).
  *
- * Open addressing with linear probing. A slot is the key (8 bytes) followed by the
- * value, padded to 8 bytes so that every value is 8-byte aligned; a control byte per
- * slot says whether it is taken and holds 7 bits of the key's hash, so that a probe
- * rarely reads a slot of another key. Keys are never removed one by one: a value that is
- * all zero bytes counts as absent (never scanned, never shipped) and its slot is reclaimed
- * when the table is rebuilt. Inserting never moves a value once rill__state_table_reserve
- * made room, so the pointers handed to one batch stay valid through it.
+ * Open addressing with linear probing from the mixed key's low bits. A slot is the key
+ * (8 bytes) followed by the value, padded to 8 bytes so that every value is 8-byte
+ * aligned; a control byte per slot says whether it is taken and holds 7 bits of the
+ * key's hash (its tag). A lookup reads the key's own slot first, without the tag (a hit
+ * there reads the slot anyway, and most lookups hit there); the slots after it only when
+ * their tag matches, so that a probe rarely reads another key's slot. Keys are never
+ * removed one by one: a value that is all zero bytes counts as absent (never scanned,
+ * never shipped) and its slot is reclaimed when the table is rebuilt. Inserting never
+ * moves a value once rill__state_table_reserve made room, so the pointers handed to one
+ * batch stay valid through it.
  *
  * A table belongs to the loop that runs its group: no locks. */
 #ifndef RILL_CORE_STATE_TABLE_H
@@ -19,11 +22,24 @@
 #include "util/key_group.h"
 
 typedef struct rill__state_table {
-    uint8_t *ctrl;  /* cap bytes: 0 = free, else 0x80 | the hash's top 7 bits */
+    uint8_t *ctrl;  /* cap bytes: 0 = free, else its key's tag (rill__state_tag); an empty
+                     * table's is rill__state_no_ctrl (one free slot: a lookup needs no
+                     * test for emptiness), or NULL before rill__state_table_init */
     uint8_t *slots; /* cap slots of `stride` bytes */
     uint32_t cap;   /* a power of two, or 0 before the first key */
     uint32_t used;  /* taken slots, values that became all zero included */
-} rill__state_table_t;
+    uint32_t mask;  /* cap - 1, or 0 when empty */
+    uint32_t unused;
+} rill__state_table_t; /* 32 bytes: a loop's tables are indexed with a shift */
+
+/* The control byte of every empty table: a free slot, never written. */
+extern uint8_t rill__state_no_ctrl[1];
+
+/* Makes t an empty table that lookups may be made in. */
+static inline void rill__state_table_init(rill__state_table_t *t)
+{
+    *t = (rill__state_table_t){.ctrl = rill__state_no_ctrl};
+}
 
 /* Bytes of a slot for values of vsize bytes. */
 static inline uint32_t rill__state_stride(uint32_t vsize)
@@ -57,20 +73,27 @@ static inline uint8_t rill__state_tag(uint64_t h)
     return (uint8_t)(0x80u | ((h >> 32) & 0x7fu));
 }
 
-/* The value of key (mixed: h), or NULL when the table has no slot for it. Inline: it runs
- * once per message of a managed computation. */
+/* The value of key (mixed: h), or NULL when the table has no slot for it. t must have been
+ * made by rill__state_table_init (an empty table has one free slot, so a lookup in it
+ * ends at once). Inline: it runs once per message of a managed computation. */
 static inline void *rill__state_table_find_h(const rill__state_table_t *t, uint32_t stride,
                                              uint64_t key, uint64_t h)
 {
-    if (!t->cap)
+    size_t mask = t->mask, i = (size_t)h & mask; /* size_t: no zero extension per probe */
+    if (!t->ctrl[i])
         return NULL;
-    uint32_t mask = t->cap - 1;
+    /* The key's own slot first, without its tag: a hit reads the slot anyway. */
+    uint8_t *s = t->slots + i * stride;
+    uint64_t k;
+    memcpy(&k, s, 8);
+    if (k == key)
+        return s + 8;
+    /* Further slots only when their tag matches. */
     uint8_t tag = rill__state_tag(h);
-    for (uint32_t i = (uint32_t)h & mask; t->ctrl[i]; i = (i + 1) & mask) {
+    for (i = (i + 1) & mask; t->ctrl[i]; i = (i + 1) & mask) {
         if (t->ctrl[i] != tag)
             continue;
-        uint8_t *s = t->slots + (size_t)i * stride;
-        uint64_t k;
+        s = t->slots + i * stride;
         memcpy(&k, s, 8);
         if (k == key)
             return s + 8;
